@@ -1,0 +1,1 @@
+"""Networks and weight-initialization schemes. Knows nothing of Ray, MLflow or HTTP."""
