@@ -21,3 +21,18 @@ class StudyNotFoundError(HprobustError, LookupError):
 
 class StudyStateError(HprobustError):
     """The study is in a state that does not allow the requested operation."""
+
+
+class SpecError(ConfigError):
+    """A study spec breaks one or more rules.
+
+    ``problems`` lists every broken rule as ``{"field", "rule", "value"}``; the message joins
+    them as ``"<field> <rule>, got <value>"`` (e.g. ``search.lr.low must be > 0, got -1``).
+    """
+
+    def __init__(self, problems: list[dict], *, source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = [f"{p['field']} {p['rule']}, got {p['value']!r}" for p in self.problems]
+        prefix = f"{source}: " if source else ""
+        super().__init__(prefix + "; ".join(lines))
