@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1.7
+# MLflow tracking server with the PostgreSQL driver (the official image lacks psycopg2).
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN pip install mlflow==3.17.2 psycopg2-binary==2.9.13 \
+    && useradd --create-home --uid 1000 --shell /usr/sbin/nologin mlflow \
+    && mkdir -p /mlartifacts && chown mlflow:mlflow /mlartifacts
+
+USER mlflow
+EXPOSE 5000
+VOLUME ["/mlartifacts"]
+# The compose file sets the command (mlflow server ... on PostgreSQL).
+CMD ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=4)"]

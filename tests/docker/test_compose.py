@@ -1,0 +1,154 @@
+"""Static checks of the GPU-host deployment: the Compose specification's JSON schema, and
+the security rules (nothing that runs code is open to the network, secrets from .env)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.docker import compose
+
+ROOT = compose.ROOT
+FULL_ENV = {
+    "RAY_AUTH_TOKEN": "ray-token",
+    "POSTGRES_PASSWORD": "pg-password",
+    "HPROBUST_API_TOKEN": "api-token",
+    "HEAD_IP": "10.0.0.1",
+    "RAY_HEAD_IP": "10.0.0.1",
+    "NODE_IP": "10.0.0.2",
+}
+
+
+@pytest.fixture(scope="module")
+def compose_schema() -> dict:
+    # The Compose specification's schema, as vendored by check-jsonschema (a dev dependency).
+    text = (
+        resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    ).read_text()
+    return json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def validator(compose_schema: dict) -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(compose_schema)
+    cls.check_schema(compose_schema)
+    return cls(compose_schema)
+
+
+@pytest.mark.parametrize("path", compose.COMPOSE_FILES, ids=lambda p: p.name)
+def test_compose_files_follow_the_compose_spec(path: Path, validator) -> None:
+    errors = sorted(validator.iter_errors(compose.load(path)), key=str)
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+
+
+def test_the_schema_check_can_fail(validator) -> None:
+    doc = compose.load()
+    broken = copy.deepcopy(doc)
+    broken["services"]["ray-head"]["healthcheck"]["intervall"] = "5s"
+    assert list(validator.iter_errors(broken))
+    broken = copy.deepcopy(doc)
+    broken["services"]["api"]["depends_on"]["mlflow"]["condition"] = "service_happy"
+    assert list(validator.iter_errors(broken))
+
+
+def test_services_and_start_order() -> None:
+    services = compose.load()["services"]
+    assert set(services) == {"postgres", "mlflow", "ray-head", "ray-worker", "api"}
+    for name, svc in services.items():
+        assert "healthcheck" in svc, f"{name} has no healthcheck"
+    healthy = {
+        name: {
+            dep
+            for dep, cond in (svc.get("depends_on") or {}).items()
+            if cond.get("condition") == "service_healthy"
+        }
+        for name, svc in services.items()
+    }
+    assert healthy["mlflow"] == {"postgres"}
+    assert healthy["ray-worker"] == {"ray-head"}
+    assert healthy["api"] == {"mlflow", "ray-head"}
+
+
+def _published(svc: dict) -> list[str]:
+    return [str(p) for p in svc.get("ports", [])]
+
+
+def test_nothing_that_runs_code_is_published() -> None:
+    services = compose.interpolate(compose.load()["services"], FULL_ENV)
+    # Ray (GCS, dashboard / Jobs API, client) and PostgreSQL are never published.
+    for name in ("ray-head", "ray-worker", "postgres"):
+        assert not _published(services[name]), f"{name} publishes {services[name]['ports']}"
+        assert "expose" not in services[name]
+    # The MLflow UI is published on loopback only (reach it through an SSH tunnel).
+    (mlflow_port,) = _published(services["mlflow"])
+    assert mlflow_port.startswith("127.0.0.1:"), mlflow_port
+    # The API is the one public port, and it cannot start without its token.
+    assert [p.split(":")[-1] for p in _published(services["api"])] == ["8000"]
+    with pytest.raises(compose.MissingVariable, match="HPROBUST_API_TOKEN"):
+        compose.service("api", {k: v for k, v in FULL_ENV.items() if k != "HPROBUST_API_TOKEN"})
+
+
+@pytest.mark.parametrize("name", ["ray-head", "ray-worker", "api"])
+def test_ray_token_authentication_is_on(name: str) -> None:
+    env = compose.environment(compose.service(name, FULL_ENV))
+    assert env["RAY_AUTH_MODE"] == "token"
+    assert env["RAY_AUTH_TOKEN"] == FULL_ENV["RAY_AUTH_TOKEN"]
+    with pytest.raises(compose.MissingVariable, match="RAY_AUTH_TOKEN"):
+        compose.service(name, {k: v for k, v in FULL_ENV.items() if k != "RAY_AUTH_TOKEN"})
+
+
+def test_gpu_workers_reserve_gpus_and_join_the_head() -> None:
+    worker = compose.service("ray-worker", FULL_ENV)
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "--address=ray-head:6379" in worker["command"]
+    head = compose.service("ray-head", FULL_ENV)
+    assert "--head" in head["command"] and "--num-gpus=0" in head["command"]
+    # Datasets and Ray Tune's results live on one volume shared by the head, workers and API.
+    for svc in (worker, head, compose.service("api", FULL_ENV)):
+        assert "hprobust-data:/data" in svc["volumes"]
+
+
+def test_remote_worker_file_joins_with_the_same_token() -> None:
+    path = ROOT / "docker" / "compose.worker.yml"
+    worker = compose.service("ray-worker", FULL_ENV, path)
+    assert f"--address={FULL_ENV['RAY_HEAD_IP']}:6379" in worker["command"]
+    assert compose.environment(worker)["RAY_AUTH_MODE"] == "token"
+    assert worker["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+
+
+DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_images_are_pinned_non_root_and_healthy(path: Path) -> None:
+    text = path.read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
+    assert users and users[-1] not in ("root", "0"), f"{path.name} runs as root"
+    assert re.search(r"^HEALTHCHECK\s", text, flags=re.M)
+    for image in re.findall(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.M):
+        assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", image), image
+    # Every package pip installs by name is pinned (the project itself pins in pyproject.toml).
+    joined = text.replace("\\\n", " ")
+    for line in re.findall(r"pip install ([^\n&]+)", joined):
+        args = [a for a in line.split() if not a.startswith("-") and not a.startswith("http")]
+        names = [a for a in args if a not in (".", "/tmp/requirements.txt")]
+        assert all("==" in a for a in names), f"{path.name}: unpinned pip install {line!r}"
+    # No secret is baked into an image.
+    assert not re.search(r"^(ENV|ARG)\s+\S*(TOKEN|PASSWORD|SECRET)", text, flags=re.M | re.I)
+
+
+def test_every_compose_variable_is_documented_in_env_example() -> None:
+    documented = set(
+        re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M)
+    )
+    used: set[str] = set()
+    for path in compose.COMPOSE_FILES:
+        used |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", path.read_text()))
+    assert used - documented == set()
