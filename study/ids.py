@@ -1,0 +1,35 @@
+"""Study ids: ``s`` + UTC timestamp + 6 random hex digits, e.g. ``s20261125-031500-a1b2c3``.
+
+Valid as a Ray job submission id, an MLflow experiment name and a directory name.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+
+from study.errors import ConfigError
+
+STUDY_ID_RE = re.compile(r"^s\d{8}-\d{6}-[0-9a-f]{6}$")
+
+
+def new_study_id(now: datetime | None = None) -> str:
+    """A fresh study id for the time ``now`` (default: the current UTC time)."""
+    now = now or datetime.now(UTC)
+    return f"s{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def check_study_id(study_id: str) -> str:
+    """Return ``study_id`` unchanged, or raise ConfigError if it is not a valid study id."""
+    if not isinstance(study_id, str) or not STUDY_ID_RE.match(study_id):
+        raise ConfigError(
+            f"study_id must match {STUDY_ID_RE.pattern} (e.g. s20261125-031500-a1b2c3), "
+            f"got {study_id!r}"
+        )
+    return study_id
+
+
+def utc_now_iso() -> str:
+    """The current UTC time in ISO 8601 with a trailing ``Z`` (second precision)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

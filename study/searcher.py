@@ -1,0 +1,208 @@
+"""Equal, interleaved arms: one Optuna search per arm behind a Searcher that takes turns.
+
+``ArmInterleaver`` holds one Ray Tune ``OptunaSearch`` per arm, every one with the same
+sampler seed, and hands out suggestions round-robin across the arms that still have points.
+Each suggestion carries its identity in the trial config (``__arm``, ``__point``), so a
+restored Tuner maps a trial to the same ``<arm>/<point>/<seed>`` key. ``study_searcher``
+wraps it for replicates (Ray Tune's ``Repeater``, seed = base seed + ``__trial_index__``)
+and for concurrency (``ConcurrencyLimiter``).
+
+Pairing: with ``qmc``, ``random`` and ``grid`` the samplers never look at trial values, only
+at which trials exist, so every completion is told to Optuna as COMPLETE with a finite value;
+then every arm's Optuna study has the same history and draws the same points. ``tpe`` is told
+the real outcome (diverged: chance accuracy; failed: FAIL; stopped early by ASHA: PRUNED, so
+a partial value never counts as final) and is therefore not paired.
+
+On experiment checkpoints Ray Tune keeps the wrappers' bookkeeping with ``get_state`` and
+the base searcher's with ``save(path)``: ``ArmInterleaver`` pickles its whole state (the
+per-arm Optuna studies included), so ``Tuner.restore`` continues the same sequences.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING, Any
+
+from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
+
+if TYPE_CHECKING:
+    from study.spec import StudySpec
+
+METRIC = "val_acc"
+MODE = "max"
+ARM_KEY = "__arm"
+POINT_KEY = "__point"
+INDEX_KEY = "__trial_index__"  # set by Ray Tune's Repeater
+
+
+def trial_key(config: dict[str, Any], base_seed: int = 0) -> str:
+    """The identity ``<arm>/<point>/<seed>`` of a trial from its Tune config."""
+    seed = base_seed + int(config.get(INDEX_KEY, 0))
+    return f"{config[ARM_KEY]}/{int(config[POINT_KEY])}/{seed}"
+
+
+class _PickledState:
+    """save/restore the whole object (Ray Tune calls these on experiment checkpoints)."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+def make_sampler(spec: StudySpec) -> Any:
+    """The Optuna sampler the spec names, seeded with ``spec.seed``."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if spec.sampler == "qmc":
+        return optuna.samplers.QMCSampler(
+            seed=spec.seed, scramble=True, warn_independent_sampling=False
+        )
+    if spec.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=spec.seed)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    if spec.sampler == "grid":
+        return optuna.samplers.GridSampler(_grid_values(spec), seed=spec.seed)
+    raise ValueError(f"sampler must be one of qmc, tpe, random, grid, got {spec.sampler!r}")
+
+
+def _grid_values(spec: StudySpec) -> dict[str, list[Any]]:
+    values: dict[str, list[Any]] = {"lr": spec.search.lr.grid(), "init": list(spec.search.init)}
+    if spec.search.init_scale is not None:
+        values["init_scale"] = spec.search.init_scale.grid()
+    return values
+
+
+def search_space(spec: StudySpec) -> dict[str, Any]:
+    """The Ray Tune search space of one arm (lr and init_scale log-uniform, init a choice)."""
+    from ray import tune
+
+    if spec.sampler == "grid":
+        return {name: tune.choice(values) for name, values in _grid_values(spec).items()}
+    space: dict[str, Any] = {
+        "lr": tune.loguniform(spec.search.lr.low, spec.search.lr.high),
+        "init": tune.choice(list(spec.search.init)),
+    }
+    scale = spec.search.init_scale
+    if scale is not None:
+        space["init_scale"] = (
+            tune.loguniform(scale.low, scale.high) if scale.high > scale.low else scale.low
+        )
+    return space
+
+
+class ArmInterleaver(_PickledState, Searcher):
+    """Round-robin suggestions across arms, ``points_per_arm`` each, one OptunaSearch per arm.
+
+    Args:
+        spec: the study spec (arms, search space, sampler, budget).
+        epochs: epochs of a full trial (a completion before it, not diverged, was stopped
+            early); default ``spec.epochs``.
+
+    Suggestions look like ``{"__arm": "sgd", "__point": 3, "lr": 0.1, "init":
+    "kaiming_normal", "init_scale": 1.0}``; ``Searcher.FINISHED`` once every arm used its
+    points (a grid may hold fewer than ``trials_per_arm``).
+    """
+
+    def __init__(self, spec: StudySpec, *, epochs: int | None = None) -> None:
+        from ray.tune.search.optuna import OptunaSearch
+
+        super().__init__(metric=METRIC, mode=MODE)
+        self.arms = spec.arm_names
+        self.points_per_arm = spec.points_per_arm
+        self.epochs = epochs or spec.epochs
+        self.paired = spec.paired
+        self.num_classes_floor = 0.0  # the value told to Optuna for a diverged trial (tpe)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        space = OptunaSearch.convert_search_space(search_space(spec))
+        self.searches = {
+            arm: OptunaSearch(space=space, metric=METRIC, mode=MODE, sampler=make_sampler(spec))
+            for arm in self.arms
+        }
+        self.suggested = dict.fromkeys(self.arms, 0)  # points handed out per arm
+        self.completed = dict.fromkeys(self.arms, 0)
+        self.turn = 0
+        self.live: dict[str, tuple[str, int]] = {}  # trial id -> (arm, point)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec):
+        return True  # the space comes from the study spec
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        for offset in range(len(self.arms)):
+            arm = self.arms[(self.turn + offset) % len(self.arms)]
+            if self.suggested[arm] >= self.points_per_arm:
+                continue
+            params = self.searches[arm].suggest(trial_id)
+            if params is None:
+                return None
+            if params == Searcher.FINISHED:  # a sampler ran out early (a used-up grid)
+                self.suggested[arm] = self.points_per_arm
+                continue
+            point = self.suggested[arm]
+            self.suggested[arm] += 1
+            self.turn = (self.turn + offset + 1) % len(self.arms)
+            self.live[trial_id] = (arm, point)
+            config = {ARM_KEY: arm, POINT_KEY: point, "init_scale": 1.0}
+            config.update(params)
+            return config
+        return Searcher.FINISHED
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if trial_id not in self.live:
+            return
+        arm, _ = self.live.pop(trial_id)
+        self.completed[arm] += 1
+        value = (result or {}).get(METRIC)
+        finite = isinstance(value, int | float) and value == value and abs(value) != float("inf")
+        if self.paired:
+            # Samplers that ignore values: keep every arm's history identical.
+            self.searches[arm].on_trial_complete(
+                trial_id, result={METRIC: float(value) if finite else 0.0}
+            )
+            return
+        diverged = bool((result or {}).get("diverged"))
+        epoch = (result or {}).get("epoch")
+        if error or not result:
+            self.searches[arm].on_trial_complete(trial_id, result=None, error=True)
+        elif diverged or not finite:
+            self.searches[arm].on_trial_complete(trial_id, result={METRIC: self.num_classes_floor})
+        elif isinstance(epoch, int) and epoch < self.epochs:  # stopped early by ASHA
+            self.searches[arm].on_trial_complete(trial_id, result=None, error=False)
+        else:
+            self.searches[arm].on_trial_complete(trial_id, result={METRIC: float(value)})
+
+
+class StudyRepeater(Repeater):
+    """Ray Tune's Repeater (replicates with ``__trial_index__``) that passes the last result's
+    ``diverged``/``epoch`` on with the mean metric and ignores trials it never saw."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs) -> None:
+        if trial_id not in self._trial_id_to_group:  # e.g. a trial from a lost checkpoint
+            return
+        group = self._trial_id_to_group[trial_id]
+        group.report(trial_id, (result or {}).get(self.searcher.metric, float("nan")))
+        if group.finished_reporting():
+            import numpy as np
+
+            scores = [s for s in group.scores() if s == s]
+            merged = dict(result or {})
+            merged[self.searcher.metric] = float(np.mean(scores)) if scores else float("nan")
+            self.searcher.on_trial_complete(group.primary_trial_id, result=merged, **kwargs)
+
+
+def study_searcher(spec: StudySpec) -> Searcher:
+    """The study's search algorithm: arms interleaved, replicated, concurrency-limited."""
+    inner = ArmInterleaver(spec)
+    repeated = StudyRepeater(inner, repeat=spec.seeds, set_index=True)
+    return ConcurrencyLimiter(repeated, max_concurrent=spec.resources.max_concurrent_trials)

@@ -1,0 +1,494 @@
+"""The study spec: the YAML file ``hprobust run`` reads and the body ``POST /studies`` accepts.
+
+A spec names the dataset, the model, the optimizer arms, the search space (``lr`` on a log
+scale, ``init`` schemes, optional ``init_scale``), the Optuna sampler, the budget
+(``trials_per_arm`` points per arm x ``seeds`` replicates), the training settings and the
+resources. Unknown keys are rejected and every error names the field, the rule and the value::
+
+    >>> parse_spec({"name": "x", "dataset": "digits", "model": {"name": "mlp"},
+    ...             "arms": [{"name": "sgd", "optimizer": "sgd"}],
+    ...             "search": {"lr": {"low": -1, "high": 1}, "init": ["xavier_normal"]}})
+    Traceback (most recent call last):
+    study.errors.SpecError: search.lr.low must be > 0, got -1
+
+Grids (``sampler: grid``): ``search.lr.points`` log-spaced learning rates (and
+``search.init_scale.points`` scales, if searched) x every ``init``; each arm runs
+``min(trials_per_arm, grid size)`` points and the study stops when the grid is used up.
+
+Pairing: ``qmc``, ``random`` and ``grid`` give every arm the same points and seeds (one
+Optuna sampler per arm, all with the same seed). ``tpe`` is adaptive, so its arms are not
+paired and arm-vs-baseline comparisons match fewer rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from study.errors import SpecError
+
+SAMPLERS = ("qmc", "tpe", "random", "grid")
+SCHEDULES = ("cosine", "multistep", "constant")
+PRECISIONS = ("fp32", "bf16")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Sanity bounds only: the service enforces its own (smaller) limits as settings.
+MAX_TRIALS_PER_ARM = 100_000
+MAX_SEEDS = 1_000
+MAX_EPOCHS = 100_000
+
+
+def _problem(field: str, rule: str, value: Any) -> PydanticCustomError:
+    """A validation error whose field is ``field`` relative to the model that raises it."""
+    return PydanticCustomError(
+        "hprobust", "{field} {rule}", {"field": field, "rule": rule, "value": value}
+    )
+
+
+def _registry(module: str, name: str) -> Any | None:
+    """``module.name`` or None while that module is not available (lazy: keeps imports light)."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+    return getattr(mod, name, None)
+
+
+def _one_of(names: Any) -> str:
+    return "must be one of " + ", ".join(sorted(names))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogRange(_Strict):
+    """A log-scale range ``[low, high]``; ``points`` log-spaced values for a grid."""
+
+    low: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    points: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogRange:
+        if self.high < self.low:
+            raise _problem("high", f"must be >= low ({self.low:g})", self.high)
+        return self
+
+    def grid(self) -> list[float]:
+        """``points`` values evenly spaced in log10 from low to high (both included)."""
+        n = self.points or 1
+        if n == 1:
+            return [self.low]
+        lo, hi = math.log10(self.low), math.log10(self.high)
+        return [float(10 ** (lo + (hi - lo) * i / (n - 1))) for i in range(n)]
+
+
+class SearchSpec(_Strict):
+    lr: LogRange
+    init: Annotated[list[str], Field(min_length=1, max_length=64)]
+    init_scale: LogRange | None = None
+
+    @field_validator("init")
+    @classmethod
+    def _known_inits(cls, value: list[str]) -> list[str]:
+        schemes = _registry("models", "INIT_SCHEMES")
+        for i, scheme in enumerate(value):
+            if schemes is not None and scheme not in schemes:
+                raise _problem(str(i), _one_of(schemes), scheme)
+            if scheme in value[:i]:
+                raise _problem(str(i), "must not repeat an earlier init", scheme)
+        return value
+
+
+class ArmSpec(BaseModel):
+    """One optimizer arm: ``{name, optimizer, ...hyperparameters}`` (``lr`` is searched)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    optimizer: str
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise _problem("", f"must match {_NAME_RE.pattern}", value)
+        return value
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        optimizers = _registry("study.optimizers", "OPTIMIZERS")
+        if optimizers is not None and value not in optimizers:
+            raise _problem("", _one_of(optimizers), value)
+        return value
+
+    @model_validator(mode="after")
+    def _known_hparams(self) -> ArmSpec:
+        hparams = self.hparams
+        for key in ("lr", "params", "model"):
+            if key in hparams:
+                raise _problem(key, "is not allowed in an arm (lr is searched)", hparams[key])
+        valid = _optimizer_hparams(self.optimizer)
+        if valid is not None:
+            for key, value in hparams.items():
+                if key not in valid:
+                    raise _problem(
+                        key,
+                        f"is not a hyperparameter of {self.optimizer}; valid: "
+                        + ", ".join(sorted(valid)),
+                        value,
+                    )
+        return self
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The optimizer hyperparameters (every key but ``name`` and ``optimizer``)."""
+        return dict(self.model_extra or {})
+
+
+def _optimizer_hparams(optimizer: str) -> set[str] | None:
+    fn = _registry("study.optimizers", "optimizer_hparams")
+    if fn is None:
+        return None
+    try:
+        return set(fn(optimizer))
+    except ValueError:
+        return None
+
+
+class AshaSpec(_Strict):
+    """Ray Tune's ASHA scheduler on ``val_acc`` (max); ``max_t`` defaults to ``epochs``."""
+
+    name: Literal["asha"] = "asha"
+    grace_period: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 3.0
+    brackets: Annotated[int, Field(ge=1, le=10)] = 1
+    max_t: Annotated[int, Field(ge=1)] | None = None
+
+
+class ResourcesSpec(_Strict):
+    cpus_per_trial: Annotated[float, Field(gt=0, le=1024)] = 1.0
+    gpus_per_trial: Annotated[float, Field(ge=0, le=64)] = 0.0
+    max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] = 2
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _gpu_fraction(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise _problem("", "must be a fraction <= 1 or a whole number", value)
+        return value
+
+
+class StudySpec(_Strict):
+    """A robustness study. See the module docstring; ``examples/*.yaml`` are complete specs."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    dataset: str | dict[str, Any]
+    model: dict[str, Any]
+    arms: Annotated[list[ArmSpec], Field(min_length=1, max_length=32)]
+    search: SearchSpec
+    sampler: Literal["qmc", "tpe", "random", "grid"] = "qmc"
+    trials_per_arm: Annotated[int, Field(ge=1, le=MAX_TRIALS_PER_ARM)] = 16
+    seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 10
+    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] = 128
+    schedule: str | dict[str, Any] = "cosine"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    early_stopping: Literal["none"] | AshaSpec = "none"
+    resources: ResourcesSpec = ResourcesSpec()
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _asha_shorthand(cls, value: Any) -> Any:
+        return {"name": "asha"} if value == "asha" else value
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        name = value if isinstance(value, str) else value.get("name")
+        if not isinstance(name, str):
+            raise _problem("name", "is required (a dataset name)", name)
+        datasets = _registry("study.data", "DATASETS")
+        if datasets is not None and name not in datasets:
+            raise _problem("name" if isinstance(value, dict) else "", _one_of(datasets), name)
+        if isinstance(value, dict):
+            info = _registry("study.data", "dataset_info")
+            if info is not None:
+                options = {k: v for k, v in value.items() if k != "name"}
+                try:
+                    info(name, **options)
+                except (ValueError, TypeError) as exc:
+                    raise _problem("", f"has bad options ({exc})", options) from None
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        name = value.get("name")
+        if not isinstance(name, str):
+            raise _problem("name", "is required (a model name)", name)
+        known = _registry("models", "MODELS")
+        if known is not None and name not in known:
+            raise _problem("name", _one_of(known), name)
+        options_of = _registry("models", "model_options")
+        if options_of is not None:
+            valid = set(options_of(name))
+            for key, option in value.items():
+                if key != "name" and key not in valid:
+                    rule = f"is not an option of model {name}; valid: " + ", ".join(sorted(valid))
+                    raise _problem(key, rule, option)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        name = value if isinstance(value, str) else value.get("name")
+        if name not in SCHEDULES:
+            field = "name" if isinstance(value, dict) else ""
+            raise _problem(field, _one_of(SCHEDULES), name)
+        return value
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arms(cls, value: list[ArmSpec]) -> list[ArmSpec]:
+        seen: set[str] = set()
+        for i, arm in enumerate(value):
+            if arm.name in seen:
+                raise _problem(f"{i}.name", "must be unique among arms", arm.name)
+            seen.add(arm.name)
+        return value
+
+    @model_validator(mode="after")
+    def _grid_needs_points(self) -> StudySpec:
+        if self.sampler == "grid":
+            if self.search.lr.points is None:
+                raise _problem("search.lr.points", "is required when sampler is grid", None)
+            if self.search.init_scale is not None and self.search.init_scale.points is None:
+                raise _problem("search.init_scale.points", "is required when sampler is grid", None)
+        if isinstance(self.early_stopping, AshaSpec):
+            max_t = self.early_stopping.max_t
+            if max_t is not None and max_t > self.epochs:
+                raise _problem("early_stopping.max_t", f"must be <= epochs ({self.epochs})", max_t)
+        return self
+
+    # ---- derived values -------------------------------------------------------------------
+
+    @property
+    def arm_names(self) -> list[str]:
+        return [arm.name for arm in self.arms]
+
+    def arm(self, name: str) -> ArmSpec:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(f"no arm named {name!r}; arms: {', '.join(self.arm_names)}")
+
+    @property
+    def grid_size(self) -> int | None:
+        """Points in the grid (``sampler: grid``), else None."""
+        if self.sampler != "grid":
+            return None
+        scales = self.search.init_scale.points if self.search.init_scale else 1
+        return (self.search.lr.points or 1) * len(self.search.init) * (scales or 1)
+
+    @property
+    def points_per_arm(self) -> int:
+        """Search points each arm runs (a grid may hold fewer than ``trials_per_arm``)."""
+        grid = self.grid_size
+        return self.trials_per_arm if grid is None else min(self.trials_per_arm, grid)
+
+    @property
+    def total_trials(self) -> int:
+        """arms x points per arm x seeds."""
+        return len(self.arms) * self.points_per_arm * self.seeds
+
+    @property
+    def paired(self) -> bool:
+        """Whether every arm gets the same points and seeds (non-adaptive samplers)."""
+        return self.sampler != "tpe"
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset if isinstance(self.dataset, str) else self.dataset["name"]
+
+    @property
+    def dataset_options(self) -> dict[str, Any]:
+        if isinstance(self.dataset, str):
+            return {}
+        return {k: v for k, v in self.dataset.items() if k != "name"}
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the dataset (from ``study.data.dataset_info``; loads nothing)."""
+        from study.data import dataset_info
+
+        return int(dataset_info(self.dataset_name, **self.dataset_options).num_classes)
+
+    def trial_config(
+        self,
+        arm: str,
+        *,
+        lr: float,
+        init: str,
+        init_scale: float = 1.0,
+        seed: int,
+        data_dir: str | None = None,
+        device: str = "auto",
+        num_threads: int | None = None,
+    ) -> dict[str, Any]:
+        """The ``study.train.train_trial`` config of one trial of this study."""
+        arm_spec = self.arm(arm)
+        config: dict[str, Any] = {
+            "dataset": self.dataset if isinstance(self.dataset, str) else dict(self.dataset),
+            "model": dict(self.model),
+            "optimizer": {"optimizer": arm_spec.optimizer, **arm_spec.hparams},
+            "lr": float(lr),
+            "init": init,
+            "init_scale": float(init_scale),
+            "seed": int(seed),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "schedule": self.schedule if isinstance(self.schedule, str) else dict(self.schedule),
+            "precision": self.precision,
+            "device": device,
+        }
+        if data_dir is not None:
+            config["data_dir"] = str(data_dir)
+        if num_threads is not None:
+            config["num_threads"] = int(num_threads)
+        return config
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---- parsing with clear errors ------------------------------------------------------------
+
+_RULES = {
+    "greater_than": lambda c: f"must be > {c['gt']}",
+    "greater_than_equal": lambda c: f"must be >= {c['ge']}",
+    "less_than": lambda c: f"must be < {c['lt']}",
+    "less_than_equal": lambda c: f"must be <= {c['le']}",
+    "too_short": lambda c: f"must have at least {c['min_length']} item(s)",
+    "too_long": lambda c: f"must have at most {c['max_length']} item(s)",
+    "string_too_short": lambda c: f"must have at least {c['min_length']} character(s)",
+    "string_too_long": lambda c: f"must have at most {c['max_length']} character(s)",
+    "literal_error": lambda c: f"must be one of {c['expected']}",
+    "extra_forbidden": lambda c: "is not a known key",
+    "missing": lambda c: "is required",
+    "finite_number": lambda c: "must be a finite number",
+}
+
+
+def _loc(loc: tuple[Any, ...]) -> list[str]:
+    # Drop pydantic's union-branch tags (e.g. "str", "dict[str,any]", "AshaSpec").
+    out = []
+    for part in loc:
+        text = str(part)
+        if isinstance(part, str) and (
+            text in {"str", "int", "float", "bool"}
+            or text.startswith(("dict[", "list[", "literal[", "function-"))
+            or text[:1].isupper()
+        ):
+            continue
+        out.append(text)
+    return out
+
+
+def spec_problems(exc: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors as ``{field, rule, value}`` (field: the dotted path in the spec).
+
+    Union branches are folded: a problem inside a nested key wins over its parent's "must be
+    a ..." alternatives, and alternatives for the same field are joined with "or".
+    """
+    by_field: dict[str, dict[str, Any]] = {}
+    for err in exc.errors(include_url=False):
+        parts = _loc(err["loc"])
+        ctx = err.get("ctx") or {}
+        value = err.get("input")
+        if err["type"] == "hprobust":
+            if ctx.get("field"):
+                parts.append(str(ctx["field"]))
+            rule, value = str(ctx["rule"]), ctx.get("value")
+        elif err["type"] in _RULES:
+            rule = _RULES[err["type"]]({k: _num(v) for k, v in ctx.items()})
+            if err["type"] == "missing":
+                value = None
+        else:
+            msg = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+            rule = "must be " + msg
+        field = ".".join(p for p in parts if p) or "spec"
+        if field in by_field:
+            if rule not in by_field[field]["rule"]:
+                by_field[field]["rule"] += f" or {rule}"
+        else:
+            by_field[field] = {"field": field, "rule": rule, "value": value}
+    fields = list(by_field)
+    return [by_field[f] for f in fields if not any(g.startswith(f + ".") for g in fields if g != f)]
+
+
+def _num(value: Any) -> Any:
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+def parse_spec(data: Any, *, source: str | None = None) -> StudySpec:
+    """Validate ``data`` (a mapping) as a StudySpec, raising SpecError listing every problem."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            [{"field": "spec", "rule": "must be a mapping of keys", "value": data}], source=source
+        )
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(spec_problems(exc), source=source) from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a YAML spec file (a YAML syntax error names the file and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(
+            [
+                {
+                    "field": "spec",
+                    "rule": f"must be a readable file ({exc.strerror})",
+                    "value": str(path),
+                }
+            ]
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(
+            [
+                {
+                    "field": "spec",
+                    "rule": f"must be valid YAML ({problem} at {where})",
+                    "value": str(path),
+                }
+            ]
+        ) from None
+    return parse_spec(data, source=str(path))

@@ -1,0 +1,180 @@
+"""The study spec: defaults, derived values, every example, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from study.errors import ConfigError, SpecError
+from study.spec import StudySpec, load_spec, parse_spec
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+
+GOOD = {
+    "name": "t",
+    "dataset": "digits",
+    "model": {"name": "mlp", "hidden": [16]},
+    "arms": [
+        {"name": "sgd", "optimizer": "sgd", "momentum": 0.9},
+        {"name": "insgd", "optimizer": "insgd", "momentum": 0.9},
+    ],
+    "search": {"lr": {"low": 1e-3, "high": 1.0}, "init": ["kaiming_normal", "xavier_normal"]},
+    "trials_per_arm": 4,
+    "seeds": 2,
+}
+
+
+def _with(path: str, value, base: dict | None = None) -> dict:
+    data = copy.deepcopy(base or GOOD)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node.setdefault(key, {})
+    if value is _DROP:
+        del node[last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+_DROP = object()
+
+
+def test_good_spec_defaults_and_derived_values():
+    spec = parse_spec(GOOD)
+    assert spec.sampler == "qmc"
+    assert spec.early_stopping == "none"
+    assert spec.resources.max_concurrent_trials == 2
+    assert spec.total_trials == 2 * 4 * 2
+    assert spec.num_classes == 10
+    assert spec.arms[0].hparams == {"momentum": 0.9}
+    assert spec.paired
+
+
+def test_trial_config_is_what_train_trial_takes():
+    spec = parse_spec(GOOD)
+    config = spec.trial_config("insgd", lr=0.1, init="xavier_normal", seed=3, num_threads=1)
+    assert config["optimizer"] == {"optimizer": "insgd", "momentum": 0.9}
+    assert config["lr"] == 0.1 and config["seed"] == 3 and config["num_threads"] == 1
+    assert config["model"] == {"name": "mlp", "hidden": [16]}
+    from study.train import validate_config
+
+    validate_config(config)  # the trial loop accepts it as is
+
+
+def test_grid_counts_points_and_stops_at_the_grid():
+    data = _with("search.lr", {"low": 1e-3, "high": 1.0, "points": 3}, _with("sampler", "grid"))
+    data["trials_per_arm"] = 100
+    spec = parse_spec(data)
+    assert spec.grid_size == 3 * 2
+    assert spec.points_per_arm == 6
+    assert spec.total_trials == 2 * 6 * 2
+    assert spec.search.lr.grid() == pytest.approx([1e-3, 10**-1.5, 1.0])
+
+
+def test_yaml_round_trip():
+    spec = parse_spec(GOOD)
+    import yaml
+
+    assert StudySpec.model_validate(yaml.safe_load(spec.to_yaml())) == spec
+
+
+def test_asha_shorthand():
+    spec = parse_spec(_with("early_stopping", "asha"))
+    assert spec.early_stopping.name == "asha" and spec.early_stopping.grace_period == 1
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_is_valid(path):
+    spec = load_spec(path)
+    assert spec.total_trials >= 2 * spec.points_per_arm
+
+
+def test_paper_settings():
+    r20 = load_spec(Path(__file__).parents[2] / "examples" / "resnet20-cifar10.yaml")
+    assert (r20.epochs, r20.batch_size) == (200, 128)
+    assert r20.schedule == {"name": "multistep", "milestones": [80, 120, 160], "gamma": 0.2}
+    for arm in r20.arms:
+        assert arm.hparams == {"momentum": 0.9, "weight_decay": 5e-4}
+    nobn = load_spec(Path(__file__).parents[2] / "examples" / "nobn-toycnn-cifar10.yaml")
+    assert nobn.model["batchnorm"] is False
+
+
+BAD = [
+    ("search.lr.low", -1, "search.lr.low must be > 0, got -1"),
+    ("search.lr.high", 1e-4, "search.lr.high must be >= low (0.001), got 0.0001"),
+    ("search.lr.low", float("nan"), "search.lr.low must be a finite number"),
+    ("search.init", [], "search.init must have at least 1 item(s), got []"),
+    ("search.init", ["kaiming_normal", "bogus"], "search.init.1 must be one of"),
+    ("search.init", ["normal", "normal"], "search.init.1 must not repeat an earlier init"),
+    ("search.init_scale", {"low": 0, "high": 2}, "search.init_scale.low must be > 0, got 0"),
+    ("sampler", "cmaes", "sampler must be one of 'qmc', 'tpe', 'random' or 'grid', got 'cmaes'"),
+    ("trials_per_arm", 0, "trials_per_arm must be >= 1, got 0"),
+    ("seeds", 0, "seeds must be >= 1, got 0"),
+    ("epochs", "ten", "epochs must be a valid integer"),
+    ("batch_size", -5, "batch_size must be >= 1, got -5"),
+    ("schedule", "poly", "schedule must be one of constant, cosine, multistep, got 'poly'"),
+    ("precision", "fp8", "precision must be one of 'fp32' or 'bf16', got 'fp8'"),
+    ("early_stopping", {"name": "asha", "grace_period": 0}, "early_stopping.grace_period must"),
+    ("resources.gpus_per_trial", 1.5, "resources.gpus_per_trial must be a fraction <= 1"),
+    ("resources.cpus_per_trial", 0, "resources.cpus_per_trial must be > 0, got 0"),
+    ("resources.max_concurrent_trials", 0, "resources.max_concurrent_trials must be >= 1"),
+    ("dataset", "imagenet9", "dataset must be one of"),
+    ("model.name", "lenet", "model.name must be one of"),
+    ("model.depth", 3, "model.depth is not an option of model mlp"),
+    ("arms", [], "arms must have at least 1 item(s)"),
+    ("arms.1.name", "sgd", "arms.1.name must be unique among arms, got 'sgd'"),
+    ("arms.1.name", "a/b", "arms.1.name must match"),
+    ("arms.0.optimizer", "adam", "arms.0.optimizer must be one of"),
+    ("arms.0.lr", 0.1, "arms.0.lr is not allowed in an arm (lr is searched), got 0.1"),
+    ("arms.0.betas", [0.9], "arms.0.betas is not a hyperparameter of sgd"),
+    ("colour", "red", "colour is not a known key, got 'red'"),
+    ("search.lr.step", 2, "search.lr.step is not a known key, got 2"),
+    ("name", _DROP, "name is required"),
+    ("search", _DROP, "search is required"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_field_is_named_with_rule_and_value(path, value, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec(_with(path, value))
+    assert message in str(info.value)
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
+    fields = [p["field"] for p in info.value.problems]
+    assert any(message.startswith(f) for f in fields), fields
+
+
+def test_grid_needs_lr_points():
+    with pytest.raises(SpecError, match=r"search\.lr\.points is required when sampler is grid"):
+        parse_spec(_with("sampler", "grid"))
+
+
+def test_several_problems_are_all_reported():
+    data = _with("epochs", 0, _with("search.lr.low", -1))
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    assert {p["field"] for p in info.value.problems} == {"epochs", "search.lr.low"}
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\narms: [\n  {name: sgd\n")
+    with pytest.raises(SpecError, match=r"must be valid YAML .* at .*bad\.yaml:\d+:\d+"):
+        load_spec(path)
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(SpecError, match="spec must be a mapping of keys"):
+        load_spec(path)
+
+
+def test_missing_file_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError, match="must be a readable file"):
+        load_spec(tmp_path / "nope.yaml")
