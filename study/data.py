@@ -1,0 +1,518 @@
+"""Datasets as whole tensors resident on the trial's device.
+
+Every dataset is loaded once into ``x_train, y_train, x_val, y_val`` tensors (inputs ``float32``
+and normalized, labels ``int64``) on the trial's device; training indexes them directly: no
+DataLoader, no workers, no per-sample Python transforms. CIFAR's training augmentation
+(4-pixel reflect pad + random 32x32 crop + horizontal flip) runs on the device over a whole
+batch at once (:meth:`Dataset.augment`).
+
+Registry (:data:`DATASETS`):
+
+- ``digits``: scikit-learn's bundled 8x8 handwritten digits (real data, no network), pixel
+  values / 16, shape ``(1, 8, 8)``, fixed stratified 80/20 split (``random_state=0``),
+  normalized by the train split's mean/std.
+- ``synthetic``: Gaussian classes, deterministic from its own data ``seed`` (independent of the
+  trial seed). Options ``num_classes``, ``shape``, ``n_train``, ``n_val``, ``noise``, ``seed``.
+- ``cifar10``, ``cifar100`` (option ``augment``, default true), ``mnist``, ``fashion_mnist``:
+  through torchvision into ``data_dir``, normalized with the standard constants. A missing
+  dataset is downloaded; if that fails, :class:`~study.errors.DatasetNotFoundError` names the
+  directory, the files expected and how to provide them.
+
+Loaded datasets are kept in a small LRU (:data:`CACHE_SIZE` entries) keyed by
+``(name, options, device, data_dir)``: the many trials a worker process runs load a dataset
+once. The cache never changes results (tensors are never modified in place); :func:`clear_cache`
+empties it.
+
+Example::
+
+    >>> from study.data import dataset_info, load_dataset
+    >>> dataset_info("digits")
+    DatasetInfo(name='digits', num_classes=10, in_shape=(1, 8, 8))
+    >>> ds = load_dataset("digits", device="cpu")
+    >>> ds.x_train.shape, ds.x_val.shape
+    (torch.Size([1437, 1, 8, 8]), torch.Size([360, 1, 8, 8]))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from study.errors import ConfigError, DatasetNotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "CACHE_SIZE",
+    "DATASETS",
+    "Dataset",
+    "DatasetInfo",
+    "clear_cache",
+    "dataset_info",
+    "default_data_dir",
+    "load_dataset",
+]
+
+#: How many loaded datasets (per name, options, device, data_dir) a process keeps.
+CACHE_SIZE = 4
+
+CROP_PADDING = 4
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset, without loading it."""
+
+    name: str
+    num_classes: int
+    in_shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A dataset resident on one device.
+
+    ``x_*`` are normalized ``float32`` tensors of shape ``(N, *in_shape)``, ``y_*`` are ``int64``
+    class indices. ``augmentation`` is ``"crop_flip"`` (CIFAR) or ``None`` (identity).
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    num_classes: int
+    in_shape: tuple[int, int, int]
+    augmentation: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return an augmented copy of the batch ``x`` (``(N, C, H, W)``); ``x`` is untouched.
+
+        ``crop_flip``: pad by 4 pixels (reflect), crop a random ``H x W`` window per sample and
+        flip each sample horizontally with probability 1/2. Random draws come from ``generator``
+        (on any device), so a seeded generator gives the same batch every time. Without
+        augmentation this returns ``x`` itself.
+        """
+        if self.augmentation is None:
+            return x
+        return crop_flip(x, generator, padding=CROP_PADDING)
+
+
+def crop_flip(x: torch.Tensor, generator: torch.Generator, *, padding: int = 4) -> torch.Tensor:
+    """Batched random crop (reflect padding ``padding``) + horizontal flip, on ``x``'s device.
+
+    Sample ``n`` of the result is ``pad(x)[n, :, dy:dy+H, dx:dx+W]`` with ``dy, dx`` uniform in
+    ``[0, 2*padding]``, mirrored along the width when its coin says so. One gather for the
+    whole batch.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    gen_device = generator.device
+    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=gen_device)
+    flips = torch.rand(n, generator=generator, device=gen_device) < 0.5
+    shifts, flips = shifts.to(x.device), flips.to(x.device)
+    padded = F.pad(x, (padding, padding, padding, padding), mode="reflect")
+    rows = shifts[0][:, None] + torch.arange(h, device=x.device)  # (n, h)
+    cols = shifts[1][:, None] + torch.arange(w, device=x.device)  # (n, w)
+    # Flip = read the crop's columns right to left.
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    idx_n = torch.arange(n, device=x.device)[:, None, None, None]
+    idx_c = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _check_options(name: str, options: Mapping[str, Any], valid: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        listed = ", ".join(sorted(valid)) or "(none)"
+        raise ConfigError(f"dataset {name!r} has no option {unknown[0]!r}; valid options: {listed}")
+
+
+def _int_option(name: str, key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"dataset.{key} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _float_option(name: str, key: str, value: Any, *, positive: bool) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or (value <= 0 if positive else value < 0):
+        rule = "a finite number > 0" if positive else "a finite number >= 0"
+        raise ConfigError(f"dataset.{key} must be {rule}, got {value!r}")
+    return float(value)
+
+
+def _bool_option(name: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"dataset.{key} must be true or false, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One registered dataset: its options (with defaults), cheap info and loader.
+
+    ``load(options, data_dir, download)`` returns CPU tensors
+    ``(x_train, y_train, x_val, y_val)`` with ``x`` as float32 normalized.
+    """
+
+    options: Mapping[str, Any]
+    normalize: Callable[[Mapping[str, Any]], dict[str, Any]]
+    info: Callable[[Mapping[str, Any]], tuple[int, tuple[int, int, int]]]
+    load: Callable[[Mapping[str, Any], Path, bool], tuple[Any, Any, Any, Any]]
+    augmentation: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
+    uses_data_dir: bool = False
+
+
+def _standardize(x_train: torch.Tensor, x_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean/std of the train split applied to both splits."""
+    dims = (0, 2, 3)
+    mean = x_train.mean(dim=dims, keepdim=True)
+    std = x_train.std(dim=dims, keepdim=True).clamp_min(1e-8)
+    return (x_train - mean) / std, (x_val - mean) / std
+
+
+# digits ---------------------------------------------------------------------
+
+
+def _digits_normalize(options: Mapping[str, Any]) -> dict[str, Any]:
+    _check_options("digits", options, {})
+    return {}
+
+
+def _digits_load(options: Mapping[str, Any], data_dir: Path, download: bool):
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = digits.data.reshape(-1, 1, 8, 8) / 16.0
+    xtr, xva, ytr, yva = train_test_split(
+        x, digits.target, test_size=0.2, stratify=digits.target, random_state=0
+    )
+    xtr = torch.as_tensor(xtr, dtype=torch.float32)
+    xva = torch.as_tensor(xva, dtype=torch.float32)
+    xtr, xva = _standardize(xtr, xva)
+    ytr = torch.as_tensor(ytr, dtype=torch.int64)
+    yva = torch.as_tensor(yva, dtype=torch.int64)
+    return xtr, ytr, xva, yva
+
+
+# synthetic ------------------------------------------------------------------
+
+_SYNTHETIC_DEFAULTS: dict[str, Any] = {
+    "num_classes": 10,
+    "shape": (1, 8, 8),
+    "n_train": 1000,
+    "n_val": 200,
+    "noise": 1.0,
+    "separation": 1.0,
+    "seed": 0,
+}
+
+
+def _synthetic_normalize(options: Mapping[str, Any]) -> dict[str, Any]:
+    _check_options("synthetic", options, _SYNTHETIC_DEFAULTS)
+    opts = {**_SYNTHETIC_DEFAULTS, **options}
+    out: dict[str, Any] = {
+        "num_classes": _int_option("synthetic", "num_classes", opts["num_classes"], 2),
+        "n_train": _int_option("synthetic", "n_train", opts["n_train"], 1),
+        "n_val": _int_option("synthetic", "n_val", opts["n_val"], 1),
+        "seed": _int_option("synthetic", "seed", opts["seed"], 0),
+        "noise": _float_option("synthetic", "noise", opts["noise"], positive=False),
+        "separation": _float_option("synthetic", "separation", opts["separation"], positive=True),
+    }
+    shape = opts["shape"]
+    if (
+        isinstance(shape, str | bytes)
+        or not hasattr(shape, "__len__")
+        or len(shape) != 3
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ):
+        raise ConfigError(
+            f"dataset.shape must be three integers >= 1 (channels, height, width), got {shape!r}"
+        )
+    out["shape"] = tuple(int(s) for s in shape)
+    return out
+
+
+def _synthetic_load(options: Mapping[str, Any], data_dir: Path, download: bool):
+    """Class ``k`` is ``N(mu_k, noise^2 I)`` with ``mu_k ~ N(0, separation^2 I)``.
+
+    Labels are balanced (``i mod C``, then shuffled); everything is drawn from one CPU
+    generator seeded with the dataset's own ``seed``. Normalized per channel by the train split.
+    """
+    import torch
+
+    c = options["num_classes"]
+    shape = options["shape"]
+    dim = math.prod(shape)
+    g = torch.Generator().manual_seed(options["seed"])
+    means = torch.randn(c, dim, generator=g) * options["separation"]
+
+    def draw(n: int):
+        y = torch.arange(n) % c
+        y = y[torch.randperm(n, generator=g)]
+        x = means[y] + options["noise"] * torch.randn(n, dim, generator=g)
+        return x.reshape(n, *shape), y
+
+    xtr, ytr = draw(options["n_train"])
+    xva, yva = draw(options["n_val"])
+    xtr, xva = _standardize(xtr, xva)
+    return xtr, ytr, xva, yva
+
+
+# torchvision ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Vision:
+    cls_name: str
+    num_classes: int
+    in_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+_VISION: dict[str, _Vision] = {
+    "cifar10": _Vision(
+        "CIFAR10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    ),
+    "cifar100": _Vision(
+        "CIFAR100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+    ),
+    "mnist": _Vision("MNIST", 10, (1, 28, 28), (0.1307,), (0.3081,)),
+    "fashion_mnist": _Vision("FashionMNIST", 10, (1, 28, 28), (0.2860,), (0.3530,)),
+}
+
+
+def _expected_files(name: str, root: Path) -> str:
+    """Human-readable: which files are expected under ``root`` and where to get them."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _VISION[name].cls_name)
+    if hasattr(cls, "base_folder"):  # CIFAR
+        return (
+            f"expected {root / cls.base_folder}/ (the extracted archive) or the archive "
+            f"{root / cls.filename}. To provide it, download {cls.url} and copy it into {root} "
+            f"(it is extracted on first use), or extract it there yourself."
+        )
+    raw = root / cls.__name__ / "raw"
+    files = ", ".join(fname for fname, _ in cls.resources)
+    urls = " or ".join(cls.mirrors)
+    return (
+        f"expected the files {files} (or the same without .gz) in {raw}/. To provide them, "
+        f"download each from {urls} and copy them into {raw}/."
+    )
+
+
+def _vision_load_raw(name: str, root: Path, train: bool, download: bool):
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _VISION[name].cls_name)
+    try:
+        return cls(root=str(root), train=train, download=False)
+    except RuntimeError:
+        if not download:
+            raise DatasetNotFoundError(
+                f"dataset {name!r} is not in {root} (download disabled): "
+                f"{_expected_files(name, root)}"
+            ) from None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root=str(root), train=train, download=True)
+    except Exception as exc:  # network, disk or archive errors all mean "not available"
+        raise DatasetNotFoundError(
+            f"dataset {name!r} is not in {root} and could not be downloaded "
+            f"({type(exc).__name__}: {exc}): {_expected_files(name, root)}"
+        ) from exc
+
+
+def _vision_loader(name: str):
+    spec = _VISION[name]
+
+    def load(options: Mapping[str, Any], data_dir: Path, download: bool):
+        import numpy as np
+        import torch
+
+        def split(train: bool):
+            raw = _vision_load_raw(name, data_dir, train, download)
+            x = torch.as_tensor(np.asarray(raw.data))  # uint8: (N,H,W,C) CIFAR, (N,H,W) MNIST
+            x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)
+            x = x.to(torch.float32).div_(255.0)
+            mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+            std = torch.tensor(spec.std).view(1, -1, 1, 1)
+            x = ((x - mean) / std).contiguous()
+            y = torch.as_tensor(np.asarray(raw.targets), dtype=torch.int64)
+            return x, y
+
+        xtr, ytr = split(True)
+        xva, yva = split(False)
+        return xtr, ytr, xva, yva
+
+    return load
+
+
+def _vision_normalize(name: str, augmentable: bool):
+    valid = {"augment": True} if augmentable else {}
+
+    def normalize(options: Mapping[str, Any]) -> dict[str, Any]:
+        _check_options(name, options, valid)
+        opts = {**valid, **options}
+        if augmentable:
+            opts["augment"] = _bool_option(name, "augment", opts["augment"])
+        return opts
+
+    return normalize
+
+
+def _vision_entry(name: str, augmentable: bool) -> _Entry:
+    spec = _VISION[name]
+    return _Entry(
+        options={"augment": True} if augmentable else {},
+        normalize=_vision_normalize(name, augmentable),
+        info=lambda o: (spec.num_classes, spec.in_shape),
+        load=_vision_loader(name),
+        augmentation=(lambda o: "crop_flip" if o.get("augment") else None),
+        uses_data_dir=True,
+    )
+
+
+DATASETS: dict[str, _Entry] = {
+    "digits": _Entry(
+        options={},
+        normalize=_digits_normalize,
+        info=lambda o: (10, (1, 8, 8)),
+        load=_digits_load,
+    ),
+    "synthetic": _Entry(
+        options=_SYNTHETIC_DEFAULTS,
+        normalize=_synthetic_normalize,
+        info=lambda o: (o["num_classes"], o["shape"]),
+        load=_synthetic_load,
+    ),
+    "cifar10": _vision_entry("cifar10", augmentable=True),
+    "cifar100": _vision_entry("cifar100", augmentable=True),
+    "mnist": _vision_entry("mnist", augmentable=False),
+    "fashion_mnist": _vision_entry("fashion_mnist", augmentable=False),
+}
+
+
+def _entry(name: Any) -> _Entry:
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+    return DATASETS[name]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def default_data_dir() -> Path:
+    """``$HPROBUST_DATA_DIR`` if set, else ``./hprobust-data/datasets``."""
+    env = os.environ.get("HPROBUST_DATA_DIR")
+    return Path(env) if env else Path("hprobust-data") / "datasets"
+
+
+def dataset_info(name: str, **options: Any) -> DatasetInfo:
+    """Number of classes and input shape of ``name`` with ``options``; loads nothing.
+
+    Raises:
+        ConfigError: unknown dataset (listing the valid ones) or bad option.
+    """
+    entry = _entry(name)
+    num_classes, in_shape = entry.info(entry.normalize(options))
+    return DatasetInfo(name=name, num_classes=num_classes, in_shape=tuple(in_shape))
+
+
+_cache: OrderedDict[tuple, Dataset] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget every loaded dataset (frees their memory once no trial holds them)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def load_dataset(
+    name: str,
+    *,
+    device: Any = "cpu",
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    **options: Any,
+) -> Dataset:
+    """Load ``name`` into tensors on ``device`` (cached per name, options, device, data_dir).
+
+    Args:
+        name: a key of :data:`DATASETS`.
+        device: where the tensors live (``"cpu"``, ``"cuda"``, a ``torch.device``).
+        data_dir: root for torchvision datasets (default :func:`default_data_dir`); unused by
+            ``digits`` and ``synthetic``.
+        download: try to download a missing torchvision dataset (default true).
+        **options: dataset options (see the module docstring).
+
+    Raises:
+        ConfigError: unknown dataset or option, or a bad option value.
+        DatasetNotFoundError: a torchvision dataset is missing and cannot be downloaded; the
+            message names the directory, the files expected and how to provide them.
+    """
+    import torch
+
+    entry = _entry(name)
+    opts = entry.normalize(options)
+    num_classes, in_shape = entry.info(opts)
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    root = root.expanduser().resolve()
+    key = (name, _freeze(opts), str(dev), str(root) if entry.uses_data_dir else None)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    xtr, ytr, xva, yva = entry.load(opts, root, download)
+    dataset = Dataset(
+        name=name,
+        x_train=xtr.to(dev),
+        y_train=ytr.to(dev),
+        x_val=xva.to(dev),
+        y_val=yva.to(dev),
+        num_classes=num_classes,
+        in_shape=tuple(in_shape),
+        augmentation=entry.augmentation(opts),
+    )
+    with _cache_lock:
+        _cache[key] = dataset
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return dataset
