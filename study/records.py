@@ -1,0 +1,407 @@
+"""Study state in MLflow (the system of record): create, look up, list, trials, summaries.
+
+Layout (DESIGN.md): one experiment ``hprobust-<study_id>`` per study with tags
+``hprobust.study_id``, ``hprobust.name``, ``hprobust.status``, ``hprobust.created_at`` /
+``started_at`` / ``finished_at``, ``hprobust.num_classes``, ``hprobust.total_trials``; one
+study run (``hprobust.kind=study``) holding ``spec.yaml`` and, at the end, ``summary.json``,
+``trials.csv`` and ``plots/<stem>.png``; one run per trial (``hprobust.kind=trial``, written by
+:mod:`study.tracking`).
+
+``StudyStore`` talks to MLflow through its own ``MlflowClient`` (no global MLflow state). For
+a ``sqlite:///DIR/mlflow.db`` store, artifacts go under ``DIR/mlartifacts`` unless
+``artifact_root`` says otherwise; a tracking server chooses its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from study.errors import ConfigError, StudyNotFoundError
+from study.ids import check_study_id, new_study_id, utc_now_iso
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+    from study.spec import StudySpec
+
+EXPERIMENT_PREFIX = "hprobust-"
+STATUSES = ("queued", "running", "finished", "failed", "cancelled")
+TRIAL_STATUSES = ("finished", "early_stopped", "failed", "running", "pending")
+TRIAL_FIELDS = (
+    "arm",
+    "lr",
+    "init",
+    "init_scale",
+    "seed",
+    "val_acc",
+    "val_loss",
+    "diverged",
+    "status",
+)
+PLOT_STEMS = ("acc_vs_lr", "heatmap", "expected_max")
+_SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
+
+T = "hprobust."  # tag prefix
+
+
+def experiment_name(study_id: str) -> str:
+    return EXPERIMENT_PREFIX + study_id
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One study as MLflow holds it."""
+
+    id: str
+    name: str
+    status: str
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    experiment_id: str
+    spec: dict[str, Any] = field(repr=False)
+    num_classes: int
+    total_trials: int
+
+
+def default_artifact_root(tracking_uri: str) -> str | None:
+    """``DIR/mlartifacts`` for ``sqlite:///DIR/mlflow.db``; None (the server's choice) else."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        return str((db.parent / "mlartifacts").resolve())
+    return None
+
+
+def sqlite_uri(data_dir: str | Path) -> str:
+    """The embedded store ``sqlite:///DIR/mlflow.db`` (DIR made absolute and created)."""
+    path = Path(data_dir).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / 'mlflow.db'}"
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+_RANK = {"finished": 4, "early_stopped": 3, "failed": 2, "running": 1}
+
+
+def trial_row(run: Run) -> dict[str, Any]:
+    """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``."""
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    if run.info.status == "RUNNING" or run.info.status == "SCHEDULED":
+        status = "running"
+    elif run.info.status == "FINISHED":
+        status = tags.get(T + "status", "finished")
+        if status not in TRIAL_STATUSES:
+            status = "finished"
+    else:  # FAILED, KILLED
+        status = "failed"
+    seed = params.get("seed", tags.get(T + "seed"))
+    return {
+        "key": tags.get(T + "trial_key"),
+        "run_id": run.info.run_id,
+        "arm": params.get("arm", tags.get(T + "arm")),
+        "lr": _float(params.get("lr")),
+        "init": params.get("init", tags.get(T + "init")),
+        "init_scale": _float(params.get("init_scale")) or 1.0,
+        "seed": int(seed) if seed is not None else None,
+        "val_acc": _float(metrics.get("val_acc")),
+        "val_loss": _float(metrics.get("val_loss")),
+        "train_loss": _float(metrics.get("train_loss")),
+        "diverged": tags.get("diverged") == "true",
+        "status": status,
+        "epochs_completed": int(metrics["epochs_completed"])
+        if "epochs_completed" in metrics
+        else None,
+        "error": tags.get(T + "error"),
+    }
+
+
+class StudyStore:
+    """Read/write side of study state in MLflow.
+
+    Args:
+        tracking_uri: an MLflow tracking URI (``sqlite:///...``, ``postgresql://...``,
+            ``http://...``).
+        artifact_root: where new experiments keep artifacts (default: see module doc).
+    """
+
+    def __init__(self, tracking_uri: str, *, artifact_root: str | None = None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        _quiet_mlflow()
+        if tracking_uri.startswith("sqlite:///"):
+            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root or default_artifact_root(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    # ---- studies --------------------------------------------------------------------------
+
+    def create_study(self, spec: StudySpec, study_id: str | None = None) -> StudyRecord:
+        """Record a new study (status ``queued``) with its spec; the spec is valid already."""
+        from mlflow.entities import Param
+
+        study_id = check_study_id(study_id) if study_id else new_study_id()
+        name = experiment_name(study_id)
+        if self.client.get_experiment_by_name(name) is not None:
+            raise ConfigError(f"study_id must be new, got {study_id!r} (already recorded)")
+        spec_dict = spec.model_dump(mode="json")
+        spec_json = json.dumps(spec_dict, sort_keys=True)
+        tags = {
+            T + "study_id": study_id,
+            T + "name": spec.name,
+            T + "status": "queued",
+            T + "created_at": utc_now_iso(),
+            T + "num_classes": str(spec.num_classes),
+            T + "total_trials": str(spec.total_trials),
+        }
+        if len(spec_json) <= _SPEC_TAG_MAX:
+            tags[T + "spec"] = spec_json
+        location = f"{self.artifact_root}/{study_id}" if self.artifact_root else None
+        experiment_id = self.client.create_experiment(name, artifact_location=location, tags=tags)
+        run = self.client.create_run(
+            experiment_id,
+            tags={T + "kind": "study", T + "study_id": study_id},
+            run_name=f"study-{spec.name}"[:250],
+        )
+        params = {
+            "name": spec.name,
+            "dataset": spec.dataset_name,
+            "model": spec.model["name"],
+            "arms": ",".join(spec.arm_names),
+            "sampler": spec.sampler,
+            "trials_per_arm": spec.trials_per_arm,
+            "seeds": spec.seeds,
+            "epochs": spec.epochs,
+            "batch_size": spec.batch_size,
+            "total_trials": spec.total_trials,
+        }
+        self.client.log_batch(
+            run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
+        )
+        self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
+        return self.get(study_id)
+
+    def _experiment(self, study_id: str):
+        if not isinstance(study_id, str) or not study_id:
+            raise StudyNotFoundError(f"no study with id {study_id!r}")
+        experiment = self.client.get_experiment_by_name(experiment_name(study_id))
+        if experiment is None or experiment.lifecycle_stage != "active":
+            raise StudyNotFoundError(f"no study with id {study_id!r}")
+        return experiment
+
+    def experiment_id(self, study_id: str) -> str:
+        return self._experiment(study_id).experiment_id
+
+    def _record(self, experiment) -> StudyRecord:
+        tags = experiment.tags
+        study_id = tags[T + "study_id"]
+        spec_json = tags.get(T + "spec")
+        if spec_json is not None:
+            spec = json.loads(spec_json)
+        else:
+            import yaml
+
+            spec = yaml.safe_load(self._read_artifact(study_id, "spec.yaml"))
+        return StudyRecord(
+            id=study_id,
+            name=tags.get(T + "name", ""),
+            status=tags.get(T + "status", "queued"),
+            created_at=tags.get(T + "created_at"),
+            started_at=tags.get(T + "started_at"),
+            finished_at=tags.get(T + "finished_at"),
+            experiment_id=experiment.experiment_id,
+            spec=spec,
+            num_classes=int(tags.get(T + "num_classes", 0)),
+            total_trials=int(tags.get(T + "total_trials", 0)),
+        )
+
+    def get(self, study_id: str) -> StudyRecord:
+        """The study with this id (raises StudyNotFoundError)."""
+        return self._record(self._experiment(study_id))
+
+    def list(self) -> list[StudyRecord]:
+        """Every study, newest first."""
+        experiments = []
+        token = None
+        while True:
+            page = self.client.search_experiments(
+                filter_string=f"name LIKE '{EXPERIMENT_PREFIX}%'",
+                max_results=1000,
+                page_token=token,
+            )
+            experiments.extend(e for e in page if T + "study_id" in e.tags)
+            token = page.token
+            if not token:
+                break
+        records = [self._record(e) for e in experiments]
+        return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
+
+    def spec(self, study_id: str) -> StudySpec:
+        """The study's spec as a StudySpec."""
+        from study.spec import StudySpec
+
+        return StudySpec.model_validate(self.get(study_id).spec)
+
+    def set_status(self, study_id: str, status: str) -> None:
+        """Set the study's status; ``running`` stamps started_at, an end state finished_at."""
+        if status not in STATUSES:
+            raise ConfigError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        experiment_id = self.experiment_id(study_id)
+        self.client.set_experiment_tag(experiment_id, T + "status", status)
+        if status == "running":
+            self.client.set_experiment_tag(experiment_id, T + "started_at", utc_now_iso())
+        elif status in ("finished", "failed", "cancelled"):
+            self.client.set_experiment_tag(experiment_id, T + "finished_at", utc_now_iso())
+
+    def set_error(self, study_id: str, message: str) -> None:
+        """Record why a study failed (experiment tag ``hprobust.error``)."""
+        self.client.set_experiment_tag(self.experiment_id(study_id), T + "error", message[:4900])
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def study_run_id(self, study_id: str) -> str:
+        runs = self.client.search_runs(
+            [self.experiment_id(study_id)],
+            filter_string=f"tags.`{T}kind` = 'study'",
+            max_results=1,
+        )
+        if not runs:
+            raise StudyNotFoundError(f"study {study_id!r} has no study run")
+        return runs[0].info.run_id
+
+    def trial_runs(self, study_id: str) -> list[Run]:
+        """Every live (not deleted) trial run of the study."""
+        experiment_id = self.experiment_id(study_id)
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{T}kind` = 'trial'",
+                max_results=5000,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def trials(self, study_id: str) -> list[dict[str, Any]]:
+        """One row per recorded trial key (the best-placed run if a key has several), sorted
+        by arm order, point and seed. Trials not started yet have no row (see ``progress``)."""
+        best: dict[str, dict[str, Any]] = {}
+        for run in self.trial_runs(study_id):
+            row = trial_row(run)
+            key = row["key"] or row["run_id"]
+            if key not in best or _RANK[row["status"]] > _RANK[best[key]["status"]]:
+                best[key] = row
+        arms = [arm["name"] for arm in self.get(study_id).spec.get("arms", [])]
+
+        def order(row: dict[str, Any]) -> tuple:
+            parts = (row["key"] or "").split("/")
+            point = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+            arm_rank = arms.index(row["arm"]) if row["arm"] in arms else len(arms)
+            return (arm_rank, point, row["seed"] or 0)
+
+        return sorted(best.values(), key=order)
+
+    def progress(self, study_id: str) -> dict[str, int]:
+        """Counts: finished (early stopped included), running, pending, diverged, failed, total."""
+        record = self.get(study_id)
+        rows = self.trials(study_id)
+        finished = sum(r["status"] in ("finished", "early_stopped") for r in rows)
+        running = sum(r["status"] == "running" for r in rows)
+        failed = sum(r["status"] == "failed" for r in rows)
+        diverged = sum(r["diverged"] and r["status"] == "finished" for r in rows)
+        total = record.total_trials
+        pending = max(0, total - finished - running - failed)
+        return {
+            "finished": finished,
+            "running": running,
+            "pending": pending,
+            "diverged": diverged,
+            "failed": failed,
+            "total": total,
+        }
+
+    # ---- results --------------------------------------------------------------------------
+
+    def summary(self, study_id: str) -> dict[str, Any]:
+        """The stored summary of a finished study, else one computed now from the finished
+        trials with ``"partial": true``."""
+        record = self.get(study_id)
+        if record.status == "finished":
+            try:
+                return json.loads(self._read_artifact(study_id, "summary.json"))
+            except LookupError:
+                pass
+        from study.analysis import summarize
+
+        summary = summarize(self.trials(study_id), num_classes=record.num_classes)
+        summary["partial"] = True
+        return summary
+
+    def plot(self, study_id: str, stem: str) -> bytes:
+        """PNG bytes of ``plots/<stem>.png`` (StudyNotFoundError / LookupError if absent)."""
+        self._experiment(study_id)
+        if stem not in PLOT_STEMS:
+            raise LookupError(f"plot must be one of {', '.join(PLOT_STEMS)}, got {stem!r}")
+        return self._read_artifact(study_id, f"plots/{stem}.png", binary=True)
+
+    def store_results(
+        self,
+        study_id: str,
+        summary: dict[str, Any],
+        trials: list[dict[str, Any]],
+        plot_paths: list[Path] | None = None,
+    ) -> None:
+        """Write ``summary.json``, ``trials.csv`` and ``plots/*.png`` to the study run."""
+        run_id = self.study_run_id(study_id)
+        self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "summary.json")
+        self.client.log_text(run_id, trials_csv(trials), "trials.csv")
+        for path in plot_paths or []:
+            self.client.log_artifact(run_id, str(path), artifact_path="plots")
+
+    def _read_artifact(self, study_id: str, path: str, *, binary: bool = False) -> Any:
+        run_id = self.study_run_id(study_id)
+        with tempfile.TemporaryDirectory(prefix="hprobust-artifact-") as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, path, tmp)
+            except Exception as exc:  # MLflow raises OSError / MlflowException by store
+                raise LookupError(f"study {study_id!r} has no artifact {path!r}") from exc
+            local_path = Path(local)
+            if not local_path.is_file():
+                raise LookupError(f"study {study_id!r} has no artifact {path!r}")
+            return local_path.read_bytes() if binary else local_path.read_text()
+
+
+def trials_csv(rows: list[dict[str, Any]]) -> str:
+    """Trial rows as CSV with the DESIGN.md columns."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(TRIAL_FIELDS), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in TRIAL_FIELDS})
+    return out.getvalue()
