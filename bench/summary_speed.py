@@ -1,0 +1,120 @@
+"""Benchmark: ``study.analysis.summarize`` on a synthetic table of 10,000 trials.
+
+2 arms (sgd, insgd) x 6 inits x 3 seeds, lr log-uniform over [1e-4, 10] (the same points and
+seeds for both arms, as a QMC/grid study gives: fully paired), a smooth accuracy bump in
+log-lr whose width depends on the arm, and divergence above an arm-dependent lr. Target
+(issue #4): under 2 s on the project's 2-core machine, importances included.
+
+Prints the total and the share of each part (table, per-arm metrics, importances,
+comparison), each timed side by side in the same run, best of ``--repeat``.
+
+    .venv/bin/python bench/summary_speed.py [--trials 10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+INITS = (
+    "kaiming_normal",
+    "kaiming_uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "orthogonal",
+    "normal",
+)
+ARMS = {"sgd": (0.7, -1.2, 0.0), "insgd": (1.4, -0.8, 0.5)}  # width (decades), centre, +lr cap
+
+
+def synthetic_trials(n_trials: int = 10_000, *, seed: int = 0, num_classes: int = 10):
+    rng = np.random.default_rng(seed)
+    n_seeds, n_arms = 3, len(ARMS)
+    n_points = n_trials // (n_arms * n_seeds)
+    log_lr = rng.uniform(-4.0, 1.0, n_points)
+    inits = rng.integers(0, len(INITS), n_points)
+    init_effect = np.linspace(0.0, 0.15, len(INITS))
+    rows = []
+    for arm, (width, centre, cap) in ARMS.items():
+        for p in range(n_points):
+            for s in range(n_seeds):
+                x = log_lr[p]
+                diverged = x > centre + 1.5 + cap
+                acc = 0.1 + 0.85 * math.exp(-(((x - centre) / width) ** 2)) - init_effect[inits[p]]
+                acc = float(np.clip(acc + rng.normal(0, 0.01), 0.0, 1.0))
+                rows.append(
+                    {
+                        "arm": arm,
+                        "lr": float(10**x),
+                        "init": INITS[inits[p]],
+                        "init_scale": 1.0,
+                        "seed": s,
+                        "val_acc": None if diverged else acc,
+                        "val_loss": None if diverged else float(-math.log(max(acc, 1e-3))),
+                        "diverged": bool(diverged),
+                        "status": "finished",
+                    }
+                )
+    # the remainder (10,000 is not a multiple of 6): early-stopped rows, left out and counted
+    while len(rows) < n_trials:
+        rows.append({**rows[len(rows) % 100], "status": "early_stopped"})
+    return rows, num_classes
+
+
+def _best(fn, repeat: int) -> tuple[float, object]:
+    best, out = math.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from study.analysis.compare import compare_arms
+    from study.analysis.importance import importances
+    from study.analysis.summary import _arm_summary, summarize
+    from study.analysis.table import build_table
+
+    rows, num_classes = synthetic_trials(args.trials)
+    summarize(rows[:50], num_classes=num_classes)  # warm the lazy imports (optuna, scipy)
+
+    t_total, summary = _best(lambda: summarize(rows, num_classes=num_classes), args.repeat)
+    t_table, table = _best(lambda: build_table(rows, num_classes=num_classes), args.repeat)
+    arms = [table.select(table.arm == a) for a in table.arms]
+    t_imp, _ = _best(lambda: [importances(t) for t in arms], args.repeat)
+    t_arm, _ = _best(
+        lambda: [_arm_summary(t, bin_width=0.25, delta=0.01) for t in arms], args.repeat
+    )
+    t_cmp, _ = _best(
+        lambda: compare_arms(arms[1], arms[0], arm_name="insgd", baseline_name="sgd"),
+        args.repeat,
+    )
+    n_used = summary["settings"]["n_used"]
+    print(f"summarize: {len(rows)} rows ({n_used} finished, 2 arms x 6 inits x 3 seeds)")
+    print(
+        f"  total          {t_total:7.3f} s   (target < 2 s: {'PASS' if t_total < 2 else 'FAIL'})"
+    )
+    print(f"  build_table    {t_table:7.3f} s   {t_table / t_total:6.1%} of total")
+    print(f"  per-arm (all)  {t_arm:7.3f} s   {t_arm / t_total:6.1%} (incl. importances)")
+    print(f"  importances    {t_imp:7.3f} s   {t_imp / t_total:6.1%}")
+    print(f"  comparison     {t_cmp:7.3f} s   {t_cmp / t_total:6.1%}")
+    c = summary["comparisons"][0]
+    print(
+        f"  check: insgd - sgd mean_diff {c['mean_diff']:+.3f} "
+        f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] over {c['n_pairs']} pairs; "
+        f"lr window sgd {summary['arms']['sgd']['lr_window_decades']} / "
+        f"insgd {summary['arms']['insgd']['lr_window_decades']} decades"
+    )
+
+
+if __name__ == "__main__":
+    main()

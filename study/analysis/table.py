@@ -1,0 +1,240 @@
+"""The trial table the sensitivity summary works on: validated, filtered and imputed rows.
+
+A trial row is a mapping with ``arm, lr, init, init_scale, seed, val_acc, val_loss, diverged``
+and optionally ``status``. Values may come straight from MLflow (params and tags are strings),
+so numbers are accepted as strings and ``diverged`` as ``"true"``/``"false"``.
+
+Choices made here (DESIGN.md leaves them open):
+
+- Only rows whose ``status`` is ``finished`` (or that carry no status) enter the metrics; the
+  others (``early_stopped``, ``failed``, ``running``, ``pending``) are left out and counted. An
+  unknown status is a :class:`~study.errors.ConfigError`.
+- ``init_scale`` missing or ``None`` (or NaN, as pandas writes a missing cell) means 1.0.
+- Diverged rows are imputed with chance accuracy ``1/C`` and loss ``ln C``. A finished row that
+  is *not* flagged diverged but whose ``val_acc`` or ``val_loss`` is ``None``, NaN or infinite
+  is treated as diverged too (a non-finite loss is the trainer's own divergence rule); such rows
+  are counted in ``settings.nonfinite_as_diverged``. A row that lacks the ``val_acc`` or
+  ``val_loss`` key altogether is an error, not a divergence.
+- Arms are ordered by the ``arms`` argument (the spec's order) and then by first appearance in
+  the rows, excluded rows included, so an arm whose trials are all still pending is listed too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from study.errors import ConfigError
+
+STATUSES = ("finished", "early_stopped", "failed", "running", "pending")
+EXCLUDED_STATUSES = STATUSES[1:]
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+@dataclass(frozen=True)
+class TrialTable:
+    """Finished trials as column arrays (one entry per row), with imputed ``acc`` and ``loss``."""
+
+    arm: np.ndarray  # str objects
+    lr: np.ndarray  # float64, > 0
+    init: np.ndarray  # str objects
+    init_scale: np.ndarray  # float64, > 0
+    seed: np.ndarray  # int64
+    acc: np.ndarray  # float64 in [0, 1], imputed
+    loss: np.ndarray  # float64, imputed
+    diverged: np.ndarray  # bool (flagged, or non-finite result)
+    arms: list[str]  # every arm seen, in order (baseline first)
+    num_classes: int
+    excluded: dict[str, int] = field(default_factory=dict)
+    nonfinite_as_diverged: int = 0
+    n_rows: int = 0
+
+    @property
+    def chance_acc(self) -> float:
+        return 1.0 / self.num_classes
+
+    @property
+    def chance_loss(self) -> float:
+        return math.log(self.num_classes)
+
+    def __len__(self) -> int:
+        return int(self.lr.size)
+
+    def select(self, mask: np.ndarray) -> TrialTable:
+        """The rows where ``mask`` is true (same arms, counts and classes)."""
+        return TrialTable(
+            arm=self.arm[mask],
+            lr=self.lr[mask],
+            init=self.init[mask],
+            init_scale=self.init_scale[mask],
+            seed=self.seed[mask],
+            acc=self.acc[mask],
+            loss=self.loss[mask],
+            diverged=self.diverged[mask],
+            arms=self.arms,
+            num_classes=self.num_classes,
+            excluded=self.excluded,
+            nonfinite_as_diverged=self.nonfinite_as_diverged,
+            n_rows=self.n_rows,
+        )
+
+
+def check_num_classes(num_classes: Any) -> int:
+    """``num_classes`` as an int >= 2, or a ConfigError naming it."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if num_classes < 2:
+        raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    return int(num_classes)
+
+
+def _rows(trials: Any) -> list[Mapping[str, Any]]:
+    if hasattr(trials, "to_dict") and hasattr(trials, "columns"):  # a pandas DataFrame
+        return trials.to_dict("records")
+    if isinstance(trials, (Mapping, str, bytes)):
+        raise ConfigError(
+            "trials must be an iterable of row mappings or a DataFrame, "
+            f"got {type(trials).__name__}"
+        )
+    rows = list(trials)
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ConfigError(f"trials[{i}] must be a mapping, got {type(row).__name__}")
+    return rows
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _float(row: Mapping[str, Any], i: int, key: str) -> float:
+    value = row[key]
+    if isinstance(value, bool):
+        raise ConfigError(f"trials[{i}].{key} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"trials[{i}].{key} must be a number, got {value!r}") from None
+
+
+def _positive(row: Mapping[str, Any], i: int, key: str) -> float:
+    x = _float(row, i, key)
+    if not (math.isfinite(x) and x > 0):
+        raise ConfigError(f"trials[{i}].{key} must be a finite number > 0, got {row[key]!r}")
+    return x
+
+
+def _bool(row: Mapping[str, Any], i: int, key: str) -> bool:
+    value = row.get(key)
+    if _missing(value):
+        return False
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"trials[{i}].{key} must be a boolean (true/false), got {value!r}")
+
+
+def _seed(row: Mapping[str, Any], i: int) -> int:
+    if "seed" not in row or _missing(row["seed"]):
+        raise ConfigError(f"trials[{i}] lacks the required field 'seed'")
+    value = row["seed"]
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"trials[{i}].seed must be an integer, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(x) or x != int(x):
+        raise ConfigError(f"trials[{i}].seed must be an integer, got {value!r}")
+    return int(x)
+
+
+def _text(row: Mapping[str, Any], i: int, key: str) -> str:
+    if key not in row or _missing(row[key]) or str(row[key]) == "":
+        raise ConfigError(f"trials[{i}] lacks the required field {key!r} (a non-empty name)")
+    return str(row[key])
+
+
+def build_table(
+    trials: Iterable[Mapping[str, Any]] | Any,
+    *,
+    num_classes: int,
+    arms: Sequence[str] | None = None,
+) -> TrialTable:
+    """Validate ``trials``, keep the finished rows and impute the diverged ones.
+
+    Raises:
+        ConfigError: a row lacks a field or holds a bad value; the message names the row index,
+            the field, the rule and the value.
+    """
+    num_classes = check_num_classes(num_classes)
+    chance_acc, chance_loss = 1.0 / num_classes, math.log(num_classes)
+    if arms is not None:
+        if isinstance(arms, str) or not all(isinstance(a, str) and a for a in arms):
+            raise ConfigError(f"arms must be a list of non-empty arm names, got {arms!r}")
+        if len(set(arms)) != len(arms):
+            raise ConfigError(f"arms must not repeat a name, got {list(arms)!r}")
+    order: dict[str, None] = dict.fromkeys(arms or ())
+    excluded = dict.fromkeys(EXCLUDED_STATUSES, 0)
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("arm", "lr", "init", "init_scale", "seed", "acc", "loss", "diverged")
+    }
+    nonfinite = 0
+    rows = _rows(trials)
+    for i, row in enumerate(rows):
+        arm = _text(row, i, "arm")
+        order.setdefault(arm, None)
+        status = row.get("status")
+        status = "finished" if _missing(status) else str(status)
+        if status not in STATUSES:
+            raise ConfigError(
+                f"trials[{i}].status must be one of {', '.join(STATUSES)}, got {status!r}"
+            )
+        if status != "finished":
+            excluded[status] += 1
+            continue
+        for key in ("lr", "init", "val_acc", "val_loss"):
+            if key not in row:
+                raise ConfigError(f"trials[{i}] lacks the required field {key!r}")
+        lr = _positive(row, i, "lr")
+        init = _text(row, i, "init")
+        scale = 1.0 if _missing(row.get("init_scale")) else _positive(row, i, "init_scale")
+        seed = _seed(row, i)
+        diverged = _bool(row, i, "diverged")
+        acc = loss = math.nan
+        if not diverged:
+            acc = math.nan if _missing(row["val_acc"]) else _float(row, i, "val_acc")
+            loss = math.nan if _missing(row["val_loss"]) else _float(row, i, "val_loss")
+            if math.isfinite(acc) and not 0.0 <= acc <= 1.0:
+                raise ConfigError(
+                    f"trials[{i}].val_acc must be a fraction in [0, 1], got {row['val_acc']!r}"
+                )
+            if not (math.isfinite(acc) and math.isfinite(loss)):
+                diverged = True
+                nonfinite += 1
+        if diverged:
+            acc, loss = chance_acc, chance_loss
+        for key, value in zip(cols, (arm, lr, init, scale, seed, acc, loss, diverged), strict=True):
+            cols[key].append(value)
+    return TrialTable(
+        arm=np.array(cols["arm"], dtype=object),
+        lr=np.array(cols["lr"], dtype=np.float64),
+        init=np.array(cols["init"], dtype=object),
+        init_scale=np.array(cols["init_scale"], dtype=np.float64),
+        seed=np.array(cols["seed"], dtype=np.int64),
+        acc=np.array(cols["acc"], dtype=np.float64),
+        loss=np.array(cols["loss"], dtype=np.float64),
+        diverged=np.array(cols["diverged"], dtype=bool),
+        arms=list(order),
+        num_classes=num_classes,
+        excluded=excluded,
+        nonfinite_as_diverged=nonfinite,
+        n_rows=len(rows),
+    )
