@@ -13,5 +13,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _main() -> None:
+    """Hyperparameter-robustness studies: learning rate x initialization, SGD vs INSGD."""
+    # A callback keeps ``hprobust <command>`` a command group even while only one command
+    # is registered (typer would otherwise run that command as the root).
+
+
 # Command modules register themselves on ``app`` when imported.
 from study.cli import commands  # noqa: E402,F401
