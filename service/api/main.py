@@ -1,0 +1,11 @@
+"""The API router: every route module under one router."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.routes import health, studies
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(studies.router)

@@ -1,0 +1,366 @@
+"""``/studies``: submit, list, inspect, cancel; trials, summary, plots and the report page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import yaml
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from service.api.deps import (
+    ReaderDep,
+    ReadTokenDep,
+    SchedulerDep,
+    SettingsDep,
+    StoreDep,
+    TokenDep,
+)
+from service.core.config import Settings
+from service.errors import problems_response
+from service.reads import PLOT_STEMS, TERMINAL_STATUSES, StudyReader
+from service.report import render_report
+from service.schemas import (
+    Links,
+    Message,
+    Problems,
+    Progress,
+    StudiesPublic,
+    StudyCreated,
+    StudyDetail,
+    StudyPublic,
+    SummaryPublic,
+    TrialsPublic,
+)
+from study.errors import SpecError, StudyStateError
+from study.spec import parse_spec
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+NOT_FOUND = {404: {"model": Message, "description": "No study with this id."}}
+UNAUTHORIZED = {401: {"model": Message, "description": "Missing or wrong bearer token."}}
+UNAVAILABLE = {503: {"model": Message, "description": "Ray or MLflow cannot be reached."}}
+TRIAL_COLUMNS = ("arm", "lr", "init", "init_scale", "seed", "val_acc", "val_loss", "diverged")
+
+
+def links(study_id: str, settings: Settings, experiment_id: str | None) -> Links:
+    base = f"/studies/{study_id}"
+    return Links(
+        self=base,
+        trials=f"{base}/trials",
+        summary=f"{base}/summary",
+        report=f"{base}/report",
+        cancel=f"{base}/cancel",
+        plots={stem: f"{base}/plots/{stem}.png" for stem in PLOT_STEMS},
+        mlflow=settings.experiment_url(experiment_id),
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def eta_seconds(record: Any, progress: dict[str, int]) -> float | None:
+    """Time since start per completed trial x trials left (None unless running with data)."""
+    started = _parse_time(record.started_at)
+    if record.status != "running" or started is None:
+        return None
+    left = progress.get("pending", 0) + progress.get("running", 0)
+    done = progress.get("total", 0) - left
+    if done <= 0:
+        return None
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    return round(max(elapsed, 0.0) / done * left, 1)
+
+
+def study_public(
+    record: Any, reader: StudyReader, settings: Settings, scheduler: Any, *, detail: bool = False
+) -> StudyPublic:
+    progress = reader.progress(record.id)
+    job = scheduler.job_of(record.id) if scheduler is not None else None
+    fields = dict(
+        id=record.id,
+        name=record.name,
+        status=record.status,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        progress=Progress(**{k: int(progress.get(k, 0)) for k in Progress.model_fields}),
+        total_trials=int(record.total_trials or progress.get("total", 0)),
+        num_classes=record.num_classes,
+        experiment_id=record.experiment_id,
+        eta_s=eta_seconds(record, progress),
+        job=job.submission_id if job is not None else None,
+        links=links(record.id, settings, record.experiment_id),
+    )
+    if detail:
+        return StudyDetail(**fields, spec=dict(record.spec or {}))
+    return StudyPublic(**fields)
+
+
+def _limit_problems(spec: Any, settings: Settings) -> list[dict[str, Any]]:
+    problems = []
+    if spec.total_trials > settings.max_trials_per_study:
+        problems.append(
+            {
+                "field": "trials_per_arm",
+                "rule": "must keep arms x trials per arm x seeds <= "
+                f"{settings.max_trials_per_study} (HPROBUST_MAX_TRIALS_PER_STUDY; this spec asks "
+                f"for {spec.total_trials} trials)",
+                "value": spec.trials_per_arm,
+            }
+        )
+    if spec.epochs > settings.max_epochs:
+        problems.append(
+            {
+                "field": "epochs",
+                "rule": f"must be <= {settings.max_epochs} (HPROBUST_MAX_EPOCHS)",
+                "value": spec.epochs,
+            }
+        )
+    return problems
+
+
+def _spec_body_schema() -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/StudySpec"}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": "The study spec (see examples/*.yaml), as JSON or as YAML "
+            "(Content-Type: application/yaml).",
+            "content": {"application/json": {"schema": ref}, "application/yaml": {"schema": ref}},
+        }
+    }
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=StudyCreated,
+    openapi_extra=_spec_body_schema(),
+    responses={
+        **UNAUTHORIZED,
+        413: {"model": Message, "description": "Body larger than HPROBUST_MAX_BODY_BYTES."},
+        422: {"model": Problems, "description": "The spec breaks a rule or a service limit."},
+        **UNAVAILABLE,
+    },
+    summary="Submit a study",
+)
+async def create_study(
+    request: Request,
+    response: Response,
+    _: TokenDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    reader: ReaderDep,
+    scheduler: SchedulerDep,
+) -> Any:
+    """Validate the spec, record the study in MLflow (``queued``) and queue its Ray job.
+
+    Returns 202 with the study id and a ``Location`` header. Nothing is created when the spec
+    breaks a rule (422, naming the field, the rule and the value).
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    try:
+        if content_type.lower() in YAML_TYPES:
+            data = yaml.safe_load(raw.decode("utf-8")) if raw else None
+        else:
+            data = json.loads(raw) if raw else None
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "YAML" if content_type.lower() in YAML_TYPES else "JSON"
+        return problems_response(
+            [{"field": "body", "rule": f"must be valid {kind} ({exc})", "value": None}]
+        )
+    if data is None:
+        return problems_response(
+            [{"field": "body", "rule": "is required (a study spec)", "value": None}]
+        )
+    spec = await run_in_threadpool(parse_spec, data)
+    problems = _limit_problems(spec, settings)
+    if problems:
+        raise SpecError(problems)
+    record = await run_in_threadpool(store.create_study, spec)
+    reader.invalidate(record.id)
+    scheduler.wake()
+    response.headers["Location"] = str(request.url_for("get_study", study_id=record.id))
+    return StudyCreated(
+        id=record.id, status=record.status, links=links(record.id, settings, record.experiment_id)
+    )
+
+
+@router.get(
+    "",
+    response_model=StudiesPublic,
+    responses={**UNAUTHORIZED, **UNAVAILABLE},
+    summary="List studies, newest first",
+)
+def list_studies(
+    _: ReadTokenDep,
+    settings: SettingsDep,
+    reader: ReaderDep,
+    scheduler: SchedulerDep,
+    status: Literal["queued", "running", "finished", "failed", "cancelled"] | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> StudiesPublic:
+    records = [r for r in reader.list() if status is None or r.status == status][:limit]
+    data = [study_public(r, reader, settings, scheduler) for r in records]
+    return StudiesPublic(data=data, count=len(data))
+
+
+@router.get(
+    "/{study_id}",
+    response_model=StudyDetail,
+    responses={**NOT_FOUND, **UNAUTHORIZED, **UNAVAILABLE},
+    summary="One study: status, progress, times, ETA, links",
+)
+def get_study(
+    study_id: str,
+    _: ReadTokenDep,
+    settings: SettingsDep,
+    reader: ReaderDep,
+    scheduler: SchedulerDep,
+) -> StudyPublic:
+    return study_public(reader.get(study_id), reader, settings, scheduler, detail=True)
+
+
+def _trial_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+
+
+@router.get(
+    "/{study_id}/trials",
+    response_model=TrialsPublic,
+    responses={
+        **NOT_FOUND,
+        **UNAUTHORIZED,
+        **UNAVAILABLE,
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+    summary="The study's trials (JSON rows, or CSV with ?format=csv)",
+)
+def get_trials(
+    study_id: str,
+    _: ReadTokenDep,
+    reader: ReaderDep,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    rows = [_trial_row(r) for r in reader.trials(study_id)]
+    if format == "csv":
+        columns = [*TRIAL_COLUMNS, "status"]
+        columns += sorted({k for r in rows for k in r} - set(columns))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{study_id}-trials.csv"'},
+        )
+    return TrialsPublic(data=rows, count=len(rows))
+
+
+@router.get(
+    "/{study_id}/summary",
+    response_model=SummaryPublic,
+    responses={**NOT_FOUND, **UNAUTHORIZED, **UNAVAILABLE},
+    summary="The sensitivity summary (partial, flagged, until the study finishes)",
+)
+def get_summary(study_id: str, _: ReadTokenDep, reader: ReaderDep) -> Any:
+    return reader.summary(study_id)
+
+
+@router.get(
+    "/{study_id}/plots/{name}.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The plot."},
+        **NOT_FOUND,
+        **UNAUTHORIZED,
+        **UNAVAILABLE,
+    },
+    summary="A plot of a finished study: acc_vs_lr, heatmap or expected_max",
+)
+def get_plot(study_id: str, name: str, _: ReadTokenDep, reader: ReaderDep) -> Response:
+    ended = reader.get(study_id).status in TERMINAL_STATUSES
+    cache = "public, max-age=86400" if ended else "no-cache"
+    return Response(
+        reader.plot(study_id, name), media_type="image/png", headers={"Cache-Control": cache}
+    )
+
+
+@router.get(
+    "/{study_id}/report",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The report page."},
+        **NOT_FOUND,
+        **UNAUTHORIZED,
+        **UNAVAILABLE,
+    },
+    summary="An HTML report: status, per-arm table, comparisons, plots",
+)
+def get_report(
+    study_id: str,
+    _: ReadTokenDep,
+    settings: SettingsDep,
+    reader: ReaderDep,
+    scheduler: SchedulerDep,
+) -> HTMLResponse:
+    study = study_public(reader.get(study_id), reader, settings, scheduler)
+    summary = reader.summary(study_id)
+    plots = []
+    if study.status == "finished":
+        for stem in PLOT_STEMS:
+            try:
+                reader.plot(study_id, stem)
+            except LookupError:
+                continue
+            plots.append(stem)
+    return HTMLResponse(render_report(study, summary, plots))
+
+
+@router.post(
+    "/{study_id}/cancel",
+    response_model=StudyPublic,
+    responses={
+        **NOT_FOUND,
+        **UNAUTHORIZED,
+        409: {"model": Message, "description": "The study already ended."},
+        **UNAVAILABLE,
+    },
+    summary="Cancel a study (its finished trials stay recorded)",
+)
+def cancel_study(
+    study_id: str,
+    _: TokenDep,
+    settings: SettingsDep,
+    reader: ReaderDep,
+    scheduler: SchedulerDep,
+) -> StudyPublic:
+    """Stop the study's Ray job and record it as ``cancelled``; its finished trials stay.
+
+    409 if the study has already ended (finished, failed or cancelled).
+    """
+    reader.invalidate(study_id)
+    record = reader.get(study_id)
+    if record.status in TERMINAL_STATUSES:
+        raise StudyStateError(
+            f"study {study_id} is {record.status}: only a queued or running study can be cancelled"
+        )
+    scheduler.cancel(study_id)
+    return study_public(reader.get(study_id), reader, settings, scheduler)

@@ -1,0 +1,1 @@
+"""Settings and other process-wide pieces of the service."""

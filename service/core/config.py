@@ -1,0 +1,133 @@
+"""The service's settings: one :class:`Settings`, read from ``HPROBUST_*`` environment variables.
+
+Embedded defaults (``hprobust serve``): a local Ray head started by the command, MLflow on a
+SQLite file under ``data_dir``, the API on 127.0.0.1. Point ``HPROBUST_RAY_ADDRESS`` (a Ray
+dashboard URL, e.g. ``http://ray-head:8265``) and ``HPROBUST_MLFLOW_URI`` at an existing
+cluster and tracking server to use those instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` only accepts connections from this machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; each field is ``HPROBUST_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HPROBUST_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the API (0: any free port).")
+    data_dir: Path = Field(
+        Path("hprobust-data"),
+        description="Where the SQLite MLflow store, artifacts, Ray Tune results and datasets live.",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token required on every mutating request (POST). Required to bind "
+        "a non-loopback host.",
+    )
+    protect_reads: bool = Field(
+        False,
+        description="Also require the token on GET requests (default: reads are open, writes "
+        "need the token).",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray dashboard (Jobs API) URL of an existing cluster, e.g. "
+        "http://127.0.0.1:8265. None: `hprobust serve` starts a local head.",
+    )
+    ray_auth_token: SecretStr | None = Field(
+        None,
+        description="Token for a Ray cluster with token authentication. None: Ray's own "
+        "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, when present.",
+    )
+    mlflow_uri: str | None = Field(
+        None, description="MLflow tracking URI. None: sqlite:///<data_dir>/mlflow.db."
+    )
+    mlflow_ui_url: str | None = Field(
+        None, description="Base URL of the MLflow UI, used for experiment links."
+    )
+    storage_path: Path | None = Field(
+        None, description="Ray Tune storage (experiment checkpoints). None: <data_dir>/ray_results."
+    )
+    dataset_dir: Path | None = Field(
+        None, description="Dataset cache passed to the study driver. None: <data_dir>/datasets."
+    )
+    python: str | None = Field(
+        None,
+        description="Python interpreter of the Ray Job entrypoint. None: the one running the "
+        "service (right for the embedded cluster and for images built from this project).",
+    )
+    max_trials_per_study: int = Field(2000, ge=1, description="Most trials one study may ask for.")
+    max_epochs: int = Field(500, ge=1, description="Most epochs one trial may ask for.")
+    max_concurrent_studies: int = Field(
+        1, ge=1, description="Studies running at once; the others wait, queued."
+    )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    cpus: int | None = Field(
+        None, ge=1, description="CPUs of the embedded Ray head. None: all of this machine's."
+    )
+    poll_interval_s: float = Field(
+        2.0, gt=0, description="How often the scheduler checks queued and running studies."
+    )
+    cache_ttl_s: float = Field(
+        2.0, ge=0, description="How long reads of a running study are cached (finished: forever)."
+    )
+
+    @model_validator(mode="after")
+    def _token_required_off_loopback(self) -> Settings:
+        if not is_loopback(self.host) and self.api_token is None:
+            raise ValueError(
+                f"host must be a loopback address unless HPROBUST_API_TOKEN is set, got "
+                f"{self.host!r}: set HPROBUST_API_TOKEN (clients send 'Authorization: Bearer "
+                f"<token>') or bind 127.0.0.1"
+            )
+        if self.api_token is not None and len(self.api_token.get_secret_value()) < 16:
+            raise ValueError("api_token must be at least 16 characters long, got a shorter one")
+        return self
+
+    # Derived locations ------------------------------------------------------------------
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI the service and the study driver use."""
+        if self.mlflow_uri:
+            return self.mlflow_uri
+        return f"sqlite:///{self.data_dir.resolve() / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Artifact folder of the embedded SQLite store."""
+        return self.data_dir.resolve() / "mlartifacts"
+
+    @property
+    def tune_storage(self) -> Path:
+        return (self.storage_path or self.data_dir / "ray_results").resolve()
+
+    @property
+    def datasets_dir(self) -> Path:
+        return (self.dataset_dir or self.data_dir / "datasets").resolve()
+
+    def experiment_url(self, experiment_id: str | None) -> str | None:
+        """Link to a study's experiment in the MLflow UI, if a UI URL is known."""
+        if not self.mlflow_ui_url or not experiment_id:
+            return None
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}"

@@ -1,0 +1,104 @@
+"""Exception -> HTTP status, in one place.
+
+=============================================  ======
+StudyNotFoundError, a missing plot (LookupError) 404
+StudyStateError (e.g. cancel a finished study)   409
+LimitError (413: body too large)                  413
+SpecError / ConfigError / a broken service limit 422  (``problems``: field, rule, value)
+RayUnavailableError, MLflow unreachable          503
+=============================================  ======
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from service.jobs import RayUnavailableError
+from study.errors import ConfigError, HprobustError, SpecError, StudyNotFoundError, StudyStateError
+
+log = logging.getLogger("hprobust.service")
+
+
+class BodyTooLargeError(HprobustError):
+    """The request body is larger than ``max_body_bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__(
+            f"request body must be at most {limit} bytes (HPROBUST_MAX_BODY_BYTES), got "
+            f"{size} bytes or more"
+        )
+
+
+class TrackingUnavailableError(HprobustError, ConnectionError):
+    """The MLflow tracking store cannot be reached."""
+
+
+class PlotNotFoundError(HprobustError, LookupError):
+    """The study has no such plot (yet)."""
+
+
+def problems_response(problems: list[dict[str, Any]], status: int = 422) -> JSONResponse:
+    lines = [f"{p['field']} {p['rule']}, got {p.get('value')!r}" for p in problems]
+    body = {"detail": "; ".join(lines), "problems": problems}
+    return JSONResponse(jsonable_encoder(body), status_code=status)
+
+
+def _message(status: int, exc: BaseException) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping above on ``app``."""
+
+    @app.exception_handler(SpecError)
+    async def _spec(request: Request, exc: SpecError) -> JSONResponse:
+        return problems_response(exc.problems)
+
+    @app.exception_handler(ConfigError)
+    async def _config(request: Request, exc: ConfigError) -> JSONResponse:
+        return problems_response([{"field": "spec", "rule": str(exc), "value": None}])
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request",
+                "rule": str(err.get("msg", "is invalid")),
+                "value": err.get("input"),
+            }
+            for err in exc.errors()
+        ]
+        return problems_response(problems)
+
+    @app.exception_handler(StudyNotFoundError)
+    async def _not_found(request: Request, exc: StudyNotFoundError) -> JSONResponse:
+        return _message(404, exc)
+
+    @app.exception_handler(PlotNotFoundError)
+    async def _plot_not_found(request: Request, exc: PlotNotFoundError) -> JSONResponse:
+        return _message(404, exc)
+
+    @app.exception_handler(StudyStateError)
+    async def _state(request: Request, exc: StudyStateError) -> JSONResponse:
+        return _message(409, exc)
+
+    @app.exception_handler(BodyTooLargeError)
+    async def _too_large(request: Request, exc: BodyTooLargeError) -> JSONResponse:
+        return _message(413, exc)
+
+    @app.exception_handler(RayUnavailableError)
+    async def _ray(request: Request, exc: RayUnavailableError) -> JSONResponse:
+        log.warning("Ray unavailable: %s", exc)
+        return _message(503, exc)
+
+    @app.exception_handler(TrackingUnavailableError)
+    async def _mlflow(request: Request, exc: TrackingUnavailableError) -> JSONResponse:
+        log.warning("MLflow unavailable: %s", exc)
+        return _message(503, exc)

@@ -1,0 +1,194 @@
+"""Ray Jobs: one job per study, its entrypoint the study driver (``python -m study.driver``).
+
+:class:`StudyJobs` wraps :class:`ray.job_submission.JobSubmissionClient`. The first job of a
+study has the study id as its submission id; a job resubmitted to resume a study whose job was
+lost gets ``<study_id>-r<n>``. Every job carries ``hprobust.study_id`` in its metadata, so the
+service finds a study's latest job again after its own restart.
+
+Ray token authentication: the client sends ``Authorization: Bearer <token>`` with the token
+from ``HPROBUST_RAY_AUTH_TOKEN``, else Ray's own ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` /
+``~/.ray/auth_token``. A cluster without token authentication ignores the header.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from study.errors import HprobustError
+
+TERMINAL = frozenset({"STOPPED", "SUCCEEDED", "FAILED"})
+META_STUDY = "hprobust.study_id"
+META_ATTEMPT = "hprobust.attempt"
+
+
+class RayUnavailableError(HprobustError, ConnectionError):
+    """The Ray cluster's Jobs API cannot be reached (or refused our token)."""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """One Ray job of a study."""
+
+    submission_id: str
+    study_id: str
+    attempt: int
+    status: str  # PENDING | RUNNING | STOPPED | SUCCEEDED | FAILED
+    message: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def resolve_ray_token(explicit: str | None = None) -> str | None:
+    """The Ray auth token to send: ``explicit``, else Ray's env vars, else ``~/.ray/auth_token``."""
+    if explicit:
+        return explicit.strip()
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), Path.home() / ".ray" / "auth_token"):
+        if path and Path(path).is_file():
+            token = Path(path).read_text().strip()
+            if token:
+                return token
+    return None
+
+
+def driver_entrypoint(
+    study_id: str,
+    *,
+    tracking_uri: str,
+    storage: Path | str,
+    data_dir: Path | str,
+    resume: bool = False,
+    python: str | None = None,
+) -> str:
+    """The shell command a study's Ray job runs."""
+    args = [
+        python or sys.executable,
+        "-m",
+        "study.driver",
+        "--study-id",
+        study_id,
+        "--tracking-uri",
+        tracking_uri,
+        "--storage",
+        str(storage),
+        "--data-dir",
+        str(data_dir),
+    ]
+    if resume:
+        args.append("--resume")
+    return shlex.join(args)
+
+
+class StudyJobs:
+    """Submit, follow and stop the Ray jobs of studies on the cluster at ``address``.
+
+    ``address`` is the Ray dashboard URL (``http://host:8265``). The client connects lazily and
+    reconnects after a failure; every failure to reach Ray raises :class:`RayUnavailableError`.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        tracking_uri: str,
+        storage: Path | str,
+        data_dir: Path | str,
+        python: str | None = None,
+    ) -> None:
+        self.address = address
+        self._token = token
+        self.tracking_uri = tracking_uri
+        self.storage = Path(storage)
+        self.data_dir = Path(data_dir)
+        self.python = python
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- connection -------------------------------------------------------------------------
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from ray.job_submission import JobSubmissionClient
+
+                headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+                try:
+                    self._client = JobSubmissionClient(self.address, headers=headers)
+                except Exception as exc:
+                    raise RayUnavailableError(
+                        f"Ray Jobs API at {self.address} is not reachable: {exc}"
+                    ) from exc
+            return self._client
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        client = self._get_client()
+        try:
+            return getattr(client, method)(*args, **kwargs)
+        except RuntimeError as exc:
+            if "does not exist" in str(exc):
+                raise LookupError(str(exc)) from exc
+            self._client = None
+            raise RayUnavailableError(f"Ray Jobs API at {self.address}: {exc}") from exc
+        except Exception as exc:
+            self._client = None
+            raise RayUnavailableError(f"Ray Jobs API at {self.address}: {exc}") from exc
+
+    def ping(self) -> None:
+        """Raise :class:`RayUnavailableError` unless the Jobs API answers."""
+        self._call("list_jobs")
+
+    # -- jobs -------------------------------------------------------------------------------
+    def submit(self, study_id: str, *, resume: bool = False, attempt: int = 0) -> JobRef:
+        """Submit the driver of ``study_id`` (attempt 0 uses the study id as submission id)."""
+        submission_id = study_id if attempt == 0 else f"{study_id}-r{attempt}"
+        entrypoint = driver_entrypoint(
+            study_id,
+            tracking_uri=self.tracking_uri,
+            storage=self.storage,
+            data_dir=self.data_dir,
+            resume=resume,
+            python=self.python,
+        )
+        self._call(
+            "submit_job",
+            entrypoint=entrypoint,
+            submission_id=submission_id,
+            metadata={META_STUDY: study_id, META_ATTEMPT: str(attempt)},
+        )
+        return JobRef(submission_id, study_id, attempt, "PENDING")
+
+    def status(self, ref: JobRef) -> JobRef:
+        """``ref`` with its current status; raises LookupError if the cluster has no such job."""
+        info = self._call("get_job_info", ref.submission_id)
+        return JobRef(ref.submission_id, ref.study_id, ref.attempt, str(info.status), info.message)
+
+    def find(self, study_id: str) -> JobRef | None:
+        """The latest job of ``study_id`` on the cluster, or None."""
+        latest: JobRef | None = None
+        for job in self._call("list_jobs"):
+            meta = job.metadata or {}
+            if meta.get(META_STUDY) != study_id or not job.submission_id:
+                continue
+            attempt = int(meta.get(META_ATTEMPT, "0"))
+            if latest is None or attempt > latest.attempt:
+                latest = JobRef(job.submission_id, study_id, attempt, str(job.status), job.message)
+        return latest
+
+    def stop(self, ref: JobRef) -> bool:
+        """Ask the job to stop (SIGTERM, then SIGKILL); True if it was running."""
+        try:
+            return bool(self._call("stop_job", ref.submission_id))
+        except LookupError:
+            return False
+
+    def logs(self, ref: JobRef) -> str:
+        return str(self._call("get_job_logs", ref.submission_id))

@@ -1,0 +1,127 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Run it with ``hprobust serve`` (which also starts a local Ray head and the MLflow UI), or
+against an existing cluster with ``HPROBUST_RAY_ADDRESS``/``HPROBUST_MLFLOW_URI`` set::
+
+    uvicorn --factory service.main:create_app
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import study
+from service.api.limits import BodyLimitMiddleware
+from service.api.main import api_router
+from service.core.config import Settings
+from service.errors import install_error_handlers
+from service.jobs import StudyJobs, resolve_ray_token
+from service.reads import StudyReader
+from service.scheduler import Scheduler
+from study.errors import ConfigError
+
+log = logging.getLogger("hprobust.service")
+
+DESCRIPTION = """\
+Hyperparameter-robustness studies: POST a study spec, follow it, read its summary.
+
+**Auth**: when `HPROBUST_API_TOKEN` is set, every mutating request (POST) needs
+`Authorization: Bearer <token>`; reads are open unless `HPROBUST_PROTECT_READS=true`.
+The service refuses to bind a non-loopback address without a token.
+
+**Bodies**: `POST /studies` takes the spec as JSON, or as YAML with
+`Content-Type: application/yaml` (`curl --data-binary @examples/digits-quick.yaml`).
+"""
+
+
+def _make_store(settings: Settings) -> Any:
+    from study.records import StudyStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return StudyStore(settings.tracking_uri)
+
+
+def _make_jobs(settings: Settings) -> StudyJobs:
+    if not settings.ray_address:
+        raise ConfigError(
+            "ray_address must be set (HPROBUST_RAY_ADDRESS, the Ray dashboard URL such as "
+            "http://127.0.0.1:8265), got None: `hprobust serve` starts a local head and sets it"
+        )
+    token = settings.ray_auth_token.get_secret_value() if settings.ray_auth_token else None
+    return StudyJobs(
+        settings.ray_address,
+        token=resolve_ray_token(token),
+        tracking_uri=settings.tracking_uri,
+        storage=settings.tune_storage,
+        data_dir=settings.datasets_dir,
+        python=settings.python,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Any = None,
+    jobs: StudyJobs | None = None,
+    run_scheduler: bool = True,
+) -> FastAPI:
+    """The API. ``store``/``jobs`` default to a StudyStore and a Ray Jobs client from settings.
+
+    The lifespan starts the scheduler loop (see :mod:`service.scheduler`): it follows and
+    resumes the studies MLflow holds as queued or running and submits queued ones.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.store = store if store is not None else _make_store(settings)
+        app.state.jobs = jobs if jobs is not None else _make_jobs(settings)
+        app.state.reader = StudyReader(app.state.store, ttl_s=settings.cache_ttl_s)
+        app.state.scheduler = Scheduler(
+            app.state.store,
+            app.state.jobs,
+            max_concurrent=settings.max_concurrent_studies,
+            poll_interval_s=settings.poll_interval_s,
+            on_change=app.state.reader.invalidate,
+        )
+        if run_scheduler:
+            app.state.scheduler.start()
+        try:
+            yield
+        finally:
+            app.state.scheduler.stop()
+
+    app = FastAPI(
+        title="hprobust",
+        version=study.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(api_router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        from study.spec import StudySpec
+
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        spec_schema = StudySpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(spec_schema.pop("$defs", {}))
+        components["StudySpec"] = spec_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,132 @@
+"""Request and response models of the HTTP API (every route declares one)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from study.spec import StudySpec
+
+StudyStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
+TrialStatus = Literal["finished", "early_stopped", "failed", "running", "pending"]
+
+#: The POST /studies body is a study spec (JSON, or YAML with ``Content-Type: application/yaml``).
+StudyCreate = StudySpec
+
+
+class Links(BaseModel):
+    """Where to find the parts of a study."""
+
+    self: str
+    trials: str
+    summary: str
+    report: str
+    cancel: str
+    plots: dict[str, str]
+    mlflow: str | None = Field(None, description="The study's experiment in the MLflow UI.")
+
+
+class Progress(BaseModel):
+    """Trial counts. ``diverged`` trials are also counted in ``finished``."""
+
+    finished: int
+    running: int
+    pending: int
+    diverged: int
+    failed: int
+    total: int
+
+
+class StudyCreated(BaseModel):
+    id: str
+    status: StudyStatus
+    links: Links
+
+
+class StudyPublic(BaseModel):
+    id: str
+    name: str
+    status: StudyStatus
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    progress: Progress
+    total_trials: int
+    num_classes: int | None
+    experiment_id: str | None
+    eta_s: float | None = Field(
+        None,
+        description="Seconds left while running: time since start per completed trial, times "
+        "the trials left (so it accounts for trials running side by side). None otherwise.",
+    )
+    job: str | None = Field(None, description="Submission id of the study's current Ray job.")
+    links: Links
+
+
+class StudyDetail(StudyPublic):
+    spec: dict[str, Any]
+
+
+class StudiesPublic(BaseModel):
+    data: list[StudyPublic]
+    count: int
+
+
+class TrialPublic(BaseModel):
+    """One trial row, as ``hprobust trials`` prints it (extra columns pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    arm: str
+    lr: float | None = None
+    init: str | None = None
+    init_scale: float | None = None
+    seed: int | None = None
+    val_acc: float | None = None
+    val_loss: float | None = None
+    diverged: bool | None = None
+    status: TrialStatus
+
+
+class TrialsPublic(BaseModel):
+    data: list[TrialPublic]
+    count: int
+
+
+class SummaryPublic(BaseModel):
+    """The sensitivity summary (DESIGN.md). ``partial`` while the study has not finished."""
+
+    model_config = ConfigDict(extra="allow")
+
+    arms: dict[str, dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    settings: dict[str, Any]
+    partial: bool = False
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class Problem(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. search.lr.low.")
+    rule: str = Field(description="The rule it breaks.")
+    value: Any = Field(None, description="The value it had.")
+
+
+class Problems(BaseModel):
+    """A 422: every broken rule, each naming the field, the rule and the value."""
+
+    detail: str
+    problems: list[Problem]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    ray: str
+    mlflow: str
