@@ -57,7 +57,12 @@ def build_toy_cnn(
     batchnorm: bool = True,
 ) -> ToyCNN:
     """``toy_cnn``: 32/64/64 channels by default (``width`` = 32), ``batchnorm`` default true
-    (``batchnorm: false`` is the paper's no-BatchNorm variant)."""
+    (``batchnorm: false`` is the paper's no-BatchNorm variant). Needs images of at least 4×4."""
+    if min(in_shape[1:]) < 4:
+        raise ValueError(
+            f"toy_cnn: in_shape height and width must be >= 4 (two 2×2 max pools); "
+            f"got {tuple(in_shape)!r}"
+        )
     return ToyCNN(
         in_shape[0],
         num_classes,

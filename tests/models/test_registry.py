@@ -129,3 +129,21 @@ def test_bad_num_classes(num_classes: object) -> None:
 def test_in_shape_may_be_a_list() -> None:
     net = create_model("toy_cnn", in_shape=[1, 8, 8], num_classes=4)  # type: ignore[arg-type]
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 4)
+
+
+def test_toy_cnn_rejects_images_below_4x4() -> None:
+    with pytest.raises(ValueError, match=r"toy_cnn: in_shape height and width must be >= 4"):
+        create_model("toy_cnn", in_shape=(1, 3, 8), num_classes=2)
+    assert create_model("toy_cnn", in_shape=(1, 4, 4), num_classes=2)(
+        torch.randn(2, 1, 4, 4)
+    ).shape == (2, 2)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_meta_device_builds_validate_options_without_allocating(name: str) -> None:
+    # A spec validator can check a model's options cheaply by building it on the meta device.
+    with torch.device("meta"):
+        model = create_model(name, in_shape=(3, 32, 32), num_classes=10)
+        with pytest.raises(ValueError, match="unknown option"):
+            create_model(name, in_shape=(3, 32, 32), num_classes=10, bogus=1)
+    assert all(p.is_meta for p in model.parameters())
