@@ -189,17 +189,19 @@ def build_table(
     nonfinite = 0
     rows = _rows(trials)
     for i, row in enumerate(rows):
-        arm = _text(row, i, "arm")
-        order.setdefault(arm, None)
         status = row.get("status")
         status = "finished" if _missing(status) else str(status)
         if status not in STATUSES:
             raise ConfigError(
                 f"trials[{i}].status must be one of {', '.join(STATUSES)}, got {status!r}"
             )
-        if status != "finished":
+        if status != "finished":  # counted; its other fields may be incomplete
             excluded[status] += 1
+            if not _missing(row.get("arm")) and str(row["arm"]):
+                order.setdefault(str(row["arm"]), None)
             continue
+        arm = _text(row, i, "arm")
+        order.setdefault(arm, None)
         for key in ("lr", "init", "val_acc", "val_loss"):
             if key not in row:
                 raise ConfigError(f"trials[{i}] lacks the required field {key!r}")
