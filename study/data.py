@@ -12,7 +12,9 @@ Registry (:data:`DATASETS`):
   values / 16, shape ``(1, 8, 8)``, fixed stratified 80/20 split (``random_state=0``),
   normalized by the train split's mean/std.
 - ``synthetic``: Gaussian classes, deterministic from its own data ``seed`` (independent of the
-  trial seed). Options ``num_classes``, ``shape``, ``n_train``, ``n_val``, ``noise``, ``seed``.
+  trial seed). Options ``num_classes`` (10), ``shape`` ([1, 8, 8]), ``n_train`` (1000),
+  ``n_val`` (200), ``noise`` (1.0), ``separation`` (1.0), ``seed`` (0) and ``augment`` (false;
+  true applies CIFAR's crop + flip, e.g. to exercise augmentation without CIFAR).
 - ``cifar10``, ``cifar100`` (option ``augment``, default true), ``mnist``, ``fashion_mnist``:
   through torchvision into ``data_dir``, normalized with the standard constants. A missing
   dataset is downloaded; if that fails, :class:`~study.errors.DatasetNotFoundError` names the
@@ -227,6 +229,7 @@ _SYNTHETIC_DEFAULTS: dict[str, Any] = {
     "noise": 1.0,
     "separation": 1.0,
     "seed": 0,
+    "augment": False,
 }
 
 
@@ -252,6 +255,12 @@ def _synthetic_normalize(options: Mapping[str, Any]) -> dict[str, Any]:
             f"dataset.shape must be three integers >= 1 (channels, height, width), got {shape!r}"
         )
     out["shape"] = tuple(int(s) for s in shape)
+    out["augment"] = _bool_option("synthetic", "augment", opts["augment"])
+    if out["augment"] and min(out["shape"][1:]) <= CROP_PADDING:
+        raise ConfigError(
+            f"dataset.augment needs height and width > {CROP_PADDING} (reflect padding), "
+            f"got shape {list(out['shape'])!r}"
+        )
     return out
 
 
@@ -409,6 +418,7 @@ DATASETS: dict[str, _Entry] = {
         normalize=_synthetic_normalize,
         info=lambda o: (o["num_classes"], o["shape"]),
         load=_synthetic_load,
+        augmentation=lambda o: "crop_flip" if o["augment"] else None,
     ),
     "cifar10": _vision_entry("cifar10", augmentable=True),
     "cifar100": _vision_entry("cifar100", augmentable=True),

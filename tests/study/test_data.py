@@ -246,3 +246,51 @@ def test_failed_download_becomes_dataset_not_found(tmp_path):
     assert "RAISED" in proc.stdout, proc.stderr
     assert "could not be downloaded" in proc.stdout
     assert "cifar-10-python.tar.gz" in proc.stdout and str(tmp_path) in proc.stdout
+
+
+# --------------------------------------------------------------------------- torchvision path
+
+
+def _write_idx(path: Path, array, magic: int) -> None:
+    import numpy as np
+
+    header = np.array([magic, *array.shape], dtype=">i4").tobytes()
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_mnist_files_in_data_dir_load_as_normalized_tensors(tmp_path):
+    """Small files in MNIST's own format, read by torchvision, become one tensor per split."""
+    import numpy as np
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = {
+        "train": rng.integers(0, 256, (20, 28, 28)),
+        "t10k": rng.integers(0, 256, (8, 28, 28)),
+    }
+    labels = {"train": np.arange(20) % 10, "t10k": np.arange(8) % 10}
+    for split in ("train", "t10k"):
+        _write_idx(raw / f"{split}-images-idx3-ubyte", images[split], 2051)
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", labels[split], 2049)
+
+    ds = load_dataset("mnist", device="cpu", data_dir=tmp_path, download=False)
+    assert ds.x_train.shape == (20, 1, 28, 28) and ds.x_val.shape == (8, 1, 28, 28)
+    assert ds.x_train.dtype == torch.float32 and ds.y_val.dtype == torch.int64
+    expected = (torch.as_tensor(images["train"], dtype=torch.float32) / 255 - 0.1307) / 0.3081
+    assert torch.allclose(ds.x_train[:, 0], expected, atol=1e-5)
+    assert ds.y_train.tolist() == labels["train"].tolist()
+    assert ds.augmentation is None and ds.num_classes == 10
+
+
+def test_synthetic_augment_option_turns_on_crop_flip():
+    plain = load_dataset("synthetic", device="cpu", shape=[3, 8, 8], n_train=16, n_val=4)
+    aug = load_dataset(
+        "synthetic", device="cpu", shape=[3, 8, 8], n_train=16, n_val=4, augment=True
+    )
+    assert plain.augmentation is None and aug.augmentation == "crop_flip"
+    assert torch.equal(plain.x_train, aug.x_train)
+    out = aug.augment(aug.x_train, torch.Generator().manual_seed(0))
+    assert out.shape == aug.x_train.shape and not torch.equal(out, aug.x_train)
+    with pytest.raises(ConfigError, match=r"dataset\.augment needs height and width > 4"):
+        dataset_info("synthetic", shape=[1, 4, 4], augment=True)

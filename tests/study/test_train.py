@@ -288,3 +288,13 @@ def test_validate_config_fills_defaults_without_training():
     assert (cfg.optimizer, cfg.optimizer_hparams) == ("insgd", {"momentum": 0.9})
     assert (cfg.seed, cfg.init_scale, cfg.precision, cfg.device) == (0, 1.0, "fp32", "auto")
     assert cfg.schedule.name == "cosine"
+
+
+def test_augmentation_in_the_loop_is_seeded_and_used():
+    dataset = {"name": "synthetic", "shape": [1, 8, 8], "n_train": 256, "n_val": 64}
+    augmented = mlp_config(dataset={**dataset, "augment": True}, lr=0.05, epochs=2)
+    first, _ = run(augmented)
+    again, _ = run(augmented)
+    plain, _ = run(mlp_config(dataset=dataset, lr=0.05, epochs=2))
+    assert without_timings(first) == without_timings(again)
+    assert first["train_loss"] != plain["train_loss"]
