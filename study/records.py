@@ -359,7 +359,8 @@ class StudyStore:
                 pass
         from study.analysis import summarize
 
-        summary = summarize(self.trials(study_id), num_classes=record.num_classes)
+        arms = [arm["name"] for arm in record.spec.get("arms", [])]
+        summary = summarize(self.trials(study_id), num_classes=record.num_classes, arms=arms)
         summary["partial"] = True
         return summary
 

@@ -1,0 +1,247 @@
+"""``hprobust run``, ``hprobust trials``, ``hprobust ui``: studies on the embedded default.
+
+The embedded default keeps everything under one directory ``DIR`` (``--data-dir``, default
+``./hprobust-data``): MLflow's SQLite store ``DIR/mlflow.db``, its artifacts
+``DIR/mlartifacts``, Ray Tune's experiments ``DIR/ray_results`` and datasets
+``DIR/datasets``. ``run`` starts a local Ray for the study (or joins ``--ray-address``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from study.cli import app
+
+DEFAULT_DIR = Path("hprobust-data")
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", help="Directory of the embedded store (mlflow.db, mlartifacts, ...)."
+    ),
+]
+
+
+def _uri(data_dir: Path) -> str:
+    from study.records import sqlite_uri
+
+    return sqlite_uri(data_dir)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    spec: Annotated[
+        Path | None, typer.Argument(help="Study spec (YAML); not needed with --resume.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Resume the study with this id.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join this Ray cluster instead of starting a local one.")
+    ] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option(help="CPUs of the local Ray (default: all).")
+    ] = None,
+) -> None:
+    """Run a study (or resume one): live progress, then a table per arm."""
+    from rich.console import Console
+
+    from study.errors import HprobustError, SpecError, StudyNotFoundError, StudyStateError
+    from study.records import StudyStore
+    from study.spec import load_spec
+
+    console = Console()
+    if (spec is None) == (resume is None):
+        _fail("give a spec file to run, or --resume STUDY_ID (not both)", 2)
+    if spec is not None:
+        try:
+            parsed = load_spec(spec)  # validate before creating anything
+        except SpecError as exc:
+            _fail(str(exc), 2)
+    store = StudyStore(_uri(data_dir))
+    if resume is not None:
+        try:
+            record = store.get(resume)
+        except StudyNotFoundError as exc:
+            _fail(f"{exc} in {data_dir}", 2)
+        study_id = record.id
+    else:
+        study_id = store.create_study(parsed).id
+        record = store.get(study_id)
+    console.print(f"study {study_id}", highlight=False)
+
+    try:
+        summary = _run_with_progress(
+            console, store, record, data_dir, resume, ray_address, num_cpus
+        )
+    except (StudyStateError, StudyNotFoundError) as exc:
+        _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        _fail(f"study {study_id} cancelled; resume it with: hprobust run --resume {study_id}", 130)
+    except HprobustError as exc:
+        _fail(f"study {study_id} failed: {exc}")
+    _print_arms(console, summary, store.progress(study_id))
+    console.print(
+        f"trials: hprobust trials {study_id} --data-dir {data_dir}\n"
+        f"browse: hprobust ui --data-dir {data_dir}",
+        highlight=False,
+    )
+
+
+def _run_with_progress(
+    console: Any,
+    store: Any,
+    record: Any,
+    data_dir: Path,
+    resume: str | None,
+    ray_address: str | None,
+    num_cpus: int | None,
+) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from study.driver import drive
+
+    total = record.total_trials
+    arms = [arm["name"] for arm in record.spec["arms"]]
+    columns = (
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("trials", total=total, info="starting Ray")
+
+        def update(state: dict[str, Any]) -> None:
+            best = state.get("best", {})
+            best_text = " ".join(
+                f"{arm} {best[arm]:.3f}" if arm in best else f"{arm} -" for arm in arms
+            )
+            info = (
+                f"running {state['running']}  diverged {state['diverged']}  "
+                f"failed {state['failed']}  best val_acc: {best_text}"
+            )
+            bar.update(task, completed=state["finished"] + state["failed"], info=info)
+
+        return drive(
+            record.id,
+            tracking_uri=store.tracking_uri,
+            storage=str(Path(data_dir) / "ray_results"),
+            data_dir=str(Path(data_dir) / "datasets"),
+            resume=resume is not None,
+            progress=update,
+            ray_address=ray_address,
+            num_cpus=num_cpus,
+        )
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_arms(console: Any, summary: dict[str, Any], progress: dict[str, int]) -> None:
+    from rich.table import Table
+
+    table = Table(title="val_acc per arm")
+    for column in ("arm", "best", "median", "worst", "divergence rate", "best lr"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm, stats in summary.get("arms", {}).items():
+        table.add_row(
+            arm,
+            _fmt(stats.get("best")),
+            _fmt(stats.get("median")),
+            _fmt(stats.get("worst")),
+            _fmt(stats.get("divergence_rate"), ".0%"),
+            _fmt(stats.get("best_lr"), ".3g"),
+        )
+    console.print(table)
+    console.print(
+        f"{progress['finished']}/{progress['total']} finished, {progress['diverged']} diverged, "
+        f"{progress['failed']} failed",
+        highlight=False,
+    )
+
+
+@app.command()
+def trials(
+    study_id: Annotated[str, typer.Argument(help="The study id (printed by hprobust run).")],
+    data_dir: DataDir = DEFAULT_DIR,
+    format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """One row per trial: arm, lr, init, init_scale, seed, val_acc, val_loss, diverged, status."""
+    import json
+
+    from study.errors import StudyNotFoundError
+    from study.records import TRIAL_FIELDS, StudyStore, trials_csv
+
+    if format not in ("table", "csv", "json"):
+        _fail(f"--format must be one of table, csv, json, got {format!r}", 2)
+    if not (Path(data_dir) / "mlflow.db").is_file():
+        _fail(f"no study store in {data_dir} (no mlflow.db)", 2)
+    store = StudyStore(_uri(data_dir))
+    try:
+        rows = store.trials(study_id)
+    except StudyNotFoundError as exc:
+        _fail(f"{exc} in {data_dir}", 2)
+    if format == "csv":
+        typer.echo(trials_csv(rows), nl=False)
+        return
+    if format == "json":
+        typer.echo(json.dumps([{k: row[k] for k in TRIAL_FIELDS} for row in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"trials of {study_id}")
+    for column in TRIAL_FIELDS:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["arm"],
+            _fmt(row["lr"], ".4g"),
+            row["init"],
+            _fmt(row["init_scale"], ".3g"),
+            str(row["seed"]),
+            _fmt(row["val_acc"], ".4f"),
+            _fmt(row["val_loss"], ".4f"),
+            str(row["diverged"]).lower(),
+            row["status"],
+        )
+    Console().print(table)
+
+
+@app.command()
+def ui(
+    data_dir: DataDir = DEFAULT_DIR,
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the MLflow UI on the embedded store (Ctrl-C stops it)."""
+    import subprocess
+    import sys
+
+    uri = _uri(data_dir)
+    artifacts = (Path(data_dir) / "mlartifacts").resolve()
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", uri,
+        "--default-artifact-root", str(artifacts),
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    typer.echo(f"MLflow UI on http://{host}:{port} (store {uri})")
+    try:
+        raise typer.Exit(subprocess.call(command))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

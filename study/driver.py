@@ -1,0 +1,149 @@
+"""The study driver: the Ray Job entrypoint that runs one recorded study.
+
+``python -m study.driver --study-id ID --tracking-uri URI --storage PATH --data-dir DIR
+[--resume] [--ray-address ADDR] [--num-cpus N]`` reads the spec from the study's MLflow record,
+sets the study ``running``, runs it (:func:`study.runner.run_study`) and sets it ``finished``,
+``failed`` (with the error) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130.
+
+Ray: inside a Ray Job (``RAY_ADDRESS`` set) or with ``--ray-address`` it joins that cluster;
+otherwise it starts a fresh local Ray in a private temp dir, in its own process group's
+children, and shuts it down at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from study.errors import StudyStateError
+
+
+def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> str | None:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start a local Ray; returns the temp dir of
+    a local Ray (to remove after ``ray.shutdown()``), or None."""
+    import ray
+
+    if ray.is_initialized():
+        return None
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, **kwargs)
+        return None
+    temp_dir = tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")
+    ray.init(address="local", num_cpus=num_cpus, _temp_dir=temp_dir, **kwargs)
+    return temp_dir
+
+
+def stop_ray(temp_dir: str | None) -> None:
+    import ray
+
+    ray.shutdown()
+    if temp_dir:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def drive(
+    study_id: str,
+    *,
+    tracking_uri: str,
+    storage: str,
+    data_dir: str | None,
+    resume: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+) -> dict[str, Any]:
+    """Run the recorded study ``study_id`` with its status kept in MLflow; returns the summary.
+
+    Raises:
+        StudyNotFoundError: no such study.
+        StudyStateError: the study already finished, or is not queued and ``resume`` is False.
+    """
+    from study.records import StudyStore
+    from study.spec import StudySpec
+
+    store = StudyStore(tracking_uri)
+    record = store.get(study_id)
+    if record.status == "finished":
+        raise StudyStateError(f"study {study_id} is already finished; nothing to resume")
+    if not resume and record.status != "queued":
+        raise StudyStateError(
+            f"study {study_id} is {record.status}, not queued: resume it with --resume"
+        )
+    spec = StudySpec.model_validate(record.spec)
+    temp_dir = start_ray(ray_address, num_cpus=num_cpus)
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        from study.runner import run_study
+
+        store.set_status(study_id, "running")
+        summary = run_study(
+            spec,
+            study_id=study_id,
+            tracking_uri=tracking_uri,
+            storage_path=storage,
+            data_dir=data_dir,
+            resume=resume,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        store.set_status(study_id, "cancelled")
+        raise
+    except BaseException as exc:
+        store.set_error(study_id, f"{type(exc).__name__}: {exc}")
+        store.set_status(study_id, "failed")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        stop_ray(temp_dir)
+    store.set_status(study_id, "finished")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m study.driver", description=__doc__)
+    parser.add_argument("--study-id", required=True)
+    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--storage", required=True, help="Ray Tune storage path")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--ray-address", default=None)
+    parser.add_argument("--num-cpus", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        drive(
+            args.study_id,
+            tracking_uri=args.tracking_uri,
+            storage=args.storage,
+            data_dir=args.data_dir,
+            resume=args.resume,
+            ray_address=args.ray_address,
+            num_cpus=args.num_cpus,
+        )
+    except KeyboardInterrupt:
+        print(f"study {args.study_id} cancelled", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"study {args.study_id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"study {args.study_id} finished")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

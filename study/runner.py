@@ -1,0 +1,223 @@
+"""One study = one Ray Tune ``Tuner``: Optuna search per arm, interleaved, replicated, recorded.
+
+:func:`run_study` builds (or, with ``resume=True``, restores) the Tuner of a study and runs it
+to the end, then stores the summary, the trials table and the plots in MLflow:
+
+- search: :func:`study.searcher.study_searcher` (one ``OptunaSearch`` per arm behind a
+  round-robin ``Searcher``, ``Repeater`` for seeds, ``ConcurrencyLimiter``);
+- trainable: a function trainable calling :func:`study.train.train_trial` with
+  ``tune.report`` each epoch, ``num_threads = cpus_per_trial``, resources through
+  ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials;
+- failures: ``FailureConfig(max_failures=1)``: a crashed trial is retried once, then recorded
+  failed; a diverged trial simply ends early (``train_trial`` stops it);
+- ``early_stopping: asha``: Ray Tune's ``ASHAScheduler`` on ``val_acc``; stopped trials are
+  recorded ``early_stopped`` (and told to TPE as pruned), so the summary leaves them out;
+- records: :class:`study.tracking.MlflowRecorder`, the one MLflow writer, keyed by trial
+  identity so that a restore is idempotent. Keys already recorded as finished when a study
+  resumes are not trained again: their trial reports the recorded result at once.
+
+Ray must be initialised by the caller (``ray.init``); otherwise a local Ray is started.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from study.spec import AshaSpec, StudySpec
+
+
+def _quiet_tune() -> None:
+    import logging
+
+    # The ResultGrid looks for per-trial result files we do not write.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    logging.getLogger("ray.tune.result_grid").setLevel(logging.ERROR)
+    # No CSV/JSON/TensorBoard files per trial (MLflow is the record) and no Tune console table.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+
+
+def recorded_results(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """key -> the last result of each trial already recorded as finished/early stopped."""
+    done = {}
+    for row in rows:
+        if row.get("key") and row["status"] in ("finished", "early_stopped"):
+            result = {"diverged": bool(row["diverged"]), "epoch": row["epochs_completed"] or 0}
+            for name in ("val_acc", "val_loss", "train_loss"):
+                if row.get(name) is not None:
+                    result[name] = row[name]
+            result.setdefault("val_acc", 0.0)
+            done[row["key"]] = result
+    return done
+
+
+def make_trainable(
+    spec: StudySpec, *, data_dir: str | None, done: dict[str, dict[str, Any]] | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """The function trainable of a study (picklable; imports torch only inside workers)."""
+    spec_json = spec.model_dump(mode="json")
+    num_threads = max(1, int(spec.resources.cpus_per_trial))
+    done = dict(done or {})
+
+    def hprobust_trial(config: dict[str, Any]) -> None:
+        from ray import tune
+
+        from study.searcher import ARM_KEY, INDEX_KEY, trial_key
+        from study.spec import StudySpec
+        from study.train import train_trial
+
+        study_spec = StudySpec.model_validate(spec_json)
+        key = trial_key(config, study_spec.seed)
+        if key in done:  # recorded before a restore: report it, do not train again
+            tune.report(dict(done[key]))
+            return
+        trial_config = study_spec.trial_config(
+            config[ARM_KEY],
+            lr=config["lr"],
+            init=config["init"],
+            init_scale=config.get("init_scale", 1.0),
+            seed=study_spec.seed + int(config.get(INDEX_KEY, 0)),
+            data_dir=data_dir,
+            num_threads=num_threads,
+        )
+        train_trial(trial_config, report=lambda metrics: tune.report(dict(metrics)))
+
+    return hprobust_trial
+
+
+def _scheduler(spec: StudySpec) -> Any:
+    if not isinstance(spec.early_stopping, AshaSpec):
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    asha = spec.early_stopping
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric="val_acc",
+        mode="max",
+        max_t=asha.max_t or spec.epochs,
+        grace_period=asha.grace_period,
+        reduction_factor=asha.reduction_factor,
+        brackets=asha.brackets,
+    )
+
+
+def _ensure_ray(spec: StudySpec) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    study_id: str,
+    tracking_uri: str,
+    storage_path: str | os.PathLike,
+    data_dir: str | os.PathLike | None,
+    resume: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the recorded study ``study_id`` to the end; returns its summary.
+
+    Args:
+        spec: the study's spec (as recorded by ``StudyStore.create_study``).
+        study_id: the recorded study.
+        tracking_uri: the MLflow store the study lives in.
+        storage_path: Ray Tune's storage (the experiment lives in ``storage_path/study_id``).
+        data_dir: where datasets are (passed to every trial).
+        resume: restore the Tuner from ``storage_path/study_id`` if it is there (keys
+            recorded in MLflow are never recorded twice either way).
+        progress: called in this process with ``{finished, running, diverged, failed,
+            early_stopped, best: {arm: val_acc}}`` after every recorded event.
+
+    Returns:
+        the summary (:func:`study.analysis.summarize`), also stored as ``summary.json``.
+    """
+    from ray import tune
+
+    from study.records import StudyStore
+    from study.searcher import study_searcher
+    from study.tracking import MlflowRecorder, attach, detach
+
+    _quiet_tune()
+    _ensure_ray(spec)
+    store = StudyStore(tracking_uri)
+    store.get(study_id)  # raises StudyNotFoundError
+    storage_path = Path(storage_path).expanduser().resolve()
+    storage_path.mkdir(parents=True, exist_ok=True)
+    experiment_path = storage_path / study_id
+    data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None
+
+    done = recorded_results(store.trials(study_id))
+    trainable = tune.with_resources(
+        make_trainable(spec, data_dir=data_dir, done=done),
+        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
+    )
+    attach(study_id, store=store, progress=progress)
+    try:
+        if resume and tune.Tuner.can_restore(str(experiment_path)):
+            tuner = tune.Tuner.restore(
+                str(experiment_path),
+                trainable=trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                restart_errored=False,
+            )
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=study_searcher(spec),
+                    scheduler=_scheduler(spec),
+                    num_samples=spec.total_trials,
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name=study_id,
+                    storage_path=str(storage_path),
+                    failure_config=tune.FailureConfig(max_failures=1),
+                    callbacks=[
+                        MlflowRecorder(study_id, tracking_uri, spec.model_dump(mode="json"))
+                    ],
+                    checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
+                    verbose=0,
+                    log_to_file=True,
+                ),
+            )
+        tuner.fit()
+    finally:
+        detach(study_id)
+    return finalize(store, study_id)
+
+
+def finalize(store: Any, study_id: str) -> dict[str, Any]:
+    """Summarize the recorded trials and store summary.json, trials.csv and the plots."""
+    from study.analysis import summarize
+
+    record = store.get(study_id)
+    rows = store.trials(study_id)
+    arms = [arm["name"] for arm in record.spec.get("arms", [])]
+    summary = summarize(rows, num_classes=record.num_classes, arms=arms)
+    with tempfile.TemporaryDirectory(prefix="hprobust-plots-") as tmp:
+        paths = _plots(rows, tmp, num_classes=record.num_classes, summary=summary)
+        store.store_results(study_id, summary, rows, paths)
+    return summary
+
+
+def _plots(rows: list[dict[str, Any]], out_dir: str, **kwargs: Any) -> list[Path]:
+    try:
+        from study.analysis import plots
+    except (ImportError, AttributeError) as exc:  # the plots module has not landed yet
+        import logging
+
+        logging.getLogger(__name__).warning("no plots stored: %s", exc)
+        return []
+    return [Path(p) for p in plots(rows, out_dir, **kwargs)]

@@ -1,0 +1,294 @@
+"""The one MLflow writer of a study: a Ray Tune ``Callback`` in the study driver.
+
+Trials never talk to MLflow. The driver's :class:`MlflowRecorder` turns Tune's trial events
+into MLflow runs keyed by trial identity ``hprobust.trial_key = <arm>/<point>/<seed>``:
+
+- ``on_trial_start``: a key that already has a terminal run (FINISHED, or FAILED after its
+  retry) is left alone; any other run of the key (RUNNING: its driver died) is deleted; then
+  one new run gets the tags and every hyperparameter as params.
+- ``on_trial_result``: one ``log_batch`` per epoch (step = epoch).
+- ``on_trial_complete``: ``diverged`` and ``hprobust.status`` (``finished``, or
+  ``early_stopped`` when a scheduler stopped it before the last epoch), run FINISHED.
+- ``on_trial_recover``: the crashed attempt's run is deleted (the retry writes a fresh one,
+  tagged with the first error); ``on_trial_error``: the run ends FAILED with the error text.
+
+So after a ``Tuner.restore`` every key ends with exactly one live run and one metric history.
+The callback pickles (Ray Tune stores it in ``tuner.pkl``): the MLflow client and the progress
+hook are looked up again in the driver process (:func:`attach`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ray.tune import Callback
+
+from study.searcher import ARM_KEY, INDEX_KEY, POINT_KEY, trial_key
+
+if TYPE_CHECKING:
+    from study.records import StudyStore
+
+EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "lr", "epoch_time_s")
+T = "hprobust."
+
+# study id -> {"store": StudyStore, "progress": callable}: live objects of this process.
+_ATTACHED: dict[str, dict[str, Any]] = {}
+
+
+def attach(study_id: str, *, store: StudyStore, progress: Callable | None = None) -> None:
+    """Give this process's recorder of ``study_id`` its store and progress hook."""
+    _ATTACHED[study_id] = {"store": store, "progress": progress}
+
+
+def detach(study_id: str) -> None:
+    _ATTACHED.pop(study_id, None)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class MlflowRecorder(Callback):
+    """Writes every trial of one study to MLflow (see the module docstring).
+
+    Args:
+        study_id: the study.
+        tracking_uri: the MLflow store (used when no store is attached in this process).
+        spec: the study's spec as a JSON-able dict (params of each arm).
+    """
+
+    def __init__(self, study_id: str, tracking_uri: str, spec: dict[str, Any]) -> None:
+        self.study_id = study_id
+        self.tracking_uri = tracking_uri
+        self.spec = spec
+        self._reset()
+
+    def _reset(self) -> None:
+        self._store: StudyStore | None = None
+        self._terminal: dict[str, dict[str, Any]] = {}  # key -> row of its terminal run
+        self._stale: dict[str, list[str]] = {}  # key -> run ids to delete on (re)start
+        self._run_of: dict[str, str] = {}  # tune trial id -> run id
+        self._skip: set[str] = set()  # tune trial ids whose key is already recorded
+        self._last: dict[str, dict[str, Any]] = {}
+        self._best: dict[str, float] = {}
+        self._first_error: dict[str, str] = {}
+        self._counts = {"finished": 0, "diverged": 0, "failed": 0, "early_stopped": 0}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"study_id": self.study_id, "tracking_uri": self.tracking_uri, "spec": self.spec}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    # ---- setup ----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> StudyStore:
+        if self._store is None:
+            attached = _ATTACHED.get(self.study_id, {}).get("store")
+            if attached is None:
+                from study.records import StudyStore
+
+                attached = StudyStore(self.tracking_uri)
+            self._store = attached
+        return self._store
+
+    def setup(self, **info: Any) -> None:
+        from study.records import trial_row
+
+        self._reset()
+        for run in self.store.trial_runs(self.study_id):
+            row = trial_row(run)
+            key = row["key"]
+            if key is None:
+                continue
+            if run.info.status in ("FINISHED", "FAILED") and key not in self._terminal:
+                self._terminal[key] = row
+                self._count(row)
+            else:
+                self._stale.setdefault(key, []).append(run.info.run_id)
+        self._emit()
+
+    def _count(self, row: dict[str, Any]) -> None:
+        status = row["status"]
+        if status == "failed":
+            self._counts["failed"] += 1
+            return
+        self._counts["finished"] += 1
+        self._counts["early_stopped"] += status == "early_stopped"
+        self._counts["diverged"] += bool(row["diverged"])
+        if status == "finished" and _finite(row.get("val_acc")):
+            arm = row["arm"]
+            self._best[arm] = max(self._best.get(arm, -1.0), row["val_acc"])
+
+    def progress(self) -> dict[str, Any]:
+        """finished / running / diverged / failed counts and the best val_acc per arm."""
+        return {
+            **self._counts,
+            "running": len(self._run_of),
+            "best": dict(self._best),
+        }
+
+    def _emit(self) -> None:
+        hook = _ATTACHED.get(self.study_id, {}).get("progress")
+        if hook is not None:
+            hook(self.progress())
+
+    # ---- trial events ---------------------------------------------------------------------
+
+    def _key(self, trial: Any) -> str:
+        return trial_key(trial.config, int(self.spec.get("seed", 0)))
+
+    def _params(self, trial: Any) -> dict[str, str]:
+        config = trial.config
+        arm = next(a for a in self.spec["arms"] if a["name"] == config[ARM_KEY])
+        hparams = {k: v for k, v in arm.items() if k not in ("name", "optimizer")}
+        seed = int(self.spec.get("seed", 0)) + int(config.get(INDEX_KEY, 0))
+        params: dict[str, Any] = {
+            "arm": arm["name"],
+            "optimizer": arm["optimizer"],
+            "lr": config["lr"],
+            "init": config["init"],
+            "init_scale": config.get("init_scale", 1.0),
+            "seed": seed,
+            "point": config[POINT_KEY],
+            **hparams,
+        }
+        for name in ("dataset", "model", "epochs", "batch_size", "schedule", "precision"):
+            params.setdefault(name, self.spec.get(name))
+        return {
+            k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, dict | list) else str(v)
+            for k, v in params.items()
+        }
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = self._key(trial)
+        if key in self._terminal:
+            self._skip.add(trial.trial_id)
+            return
+        client = self.store.client
+        stale = self._stale.pop(key, [])
+        if trial.trial_id in self._run_of:  # started again without a recover: start over
+            stale.append(self._run_of.pop(trial.trial_id))
+        for run_id in stale:
+            client.delete_run(run_id)
+        params = self._params(trial)
+        tags = {
+            T + "kind": "trial",
+            T + "study_id": self.study_id,
+            T + "arm": params["arm"],
+            T + "trial_key": key,
+            T + "init": params["init"],
+            T + "seed": params["seed"],
+            T + "status": "running",
+            T + "tune_trial_id": trial.trial_id,
+            "diverged": "false",
+        }
+        if trial.trial_id in self._first_error:
+            tags[T + "retries"] = "1"
+            tags[T + "first_error"] = self._first_error[trial.trial_id][-4900:]
+        experiment_id = self.store.experiment_id(self.study_id)
+        run = client.create_run(experiment_id, tags=tags, run_name=key.replace("/", "-"))
+        from mlflow.entities import Param
+
+        client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+        self._run_of[trial.trial_id] = run.info.run_id
+        self._last.pop(trial.trial_id, None)
+        self._emit()
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        run_id = self._run_of.get(trial.trial_id)
+        if run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(name, float(result[name]), now, epoch)
+            for name in EPOCH_METRICS
+            if _finite(result.get(name))
+        ]
+        if metrics:
+            self.store.client.log_batch(run_id, metrics=metrics)
+        self._last[trial.trial_id] = dict(result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        run_id = self._run_of.pop(trial.trial_id, None)
+        if run_id is None:
+            return
+        from mlflow.entities import Metric, RunTag
+
+        last = self._last.pop(trial.trial_id, None) or dict(trial.last_result or {})
+        diverged = bool(last.get("diverged"))
+        epoch = int(last.get("epoch", 0) or 0)
+        epochs = int(self.spec.get("epochs", 0))
+        status = "finished" if diverged or epoch >= epochs else "early_stopped"
+        now = int(time.time() * 1000)
+        self.store.client.log_batch(
+            run_id,
+            metrics=[Metric("epochs_completed", float(epoch), now, epoch)],
+            tags=[RunTag("diverged", str(diverged).lower()), RunTag(T + "status", status)],
+        )
+        self.store.client.set_terminated(run_id, "FINISHED")
+        row = {
+            "status": status,
+            "diverged": diverged,
+            "arm": trial.config[ARM_KEY],
+            "val_acc": last.get("val_acc"),
+        }
+        self._terminal[self._key(trial)] = row
+        self._count(row)
+        self._emit()
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        run_id = self._run_of.pop(trial.trial_id, None)
+        self._first_error[trial.trial_id] = _error_text(trial)
+        if run_id is not None:
+            self.store.client.delete_run(run_id)
+        self._last.pop(trial.trial_id, None)
+        self._emit()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self._skip:
+            return
+        run_id = self._run_of.pop(trial.trial_id, None)
+        if run_id is None:  # failed before it started: record it anyway
+            self.on_trial_start(iteration, trials, trial)
+            run_id = self._run_of.pop(trial.trial_id, None)
+            if run_id is None:
+                return
+        from mlflow.entities import RunTag
+
+        text = _error_text(trial)
+        client = self.store.client
+        client.log_batch(
+            run_id,
+            tags=[
+                RunTag(T + "status", "failed"),
+                RunTag("diverged", "false"),
+                RunTag(T + "error", text[-4900:]),
+            ],
+        )
+        client.log_text(run_id, text, "error.txt")
+        client.set_terminated(run_id, "FAILED")
+        self._last.pop(trial.trial_id, None)
+        row = {"status": "failed", "diverged": False, "arm": trial.config[ARM_KEY]}
+        self._terminal[self._key(trial)] = row
+        self._count(row)
+        self._emit()
+
+
+def _error_text(trial: Any) -> str:
+    try:
+        text = trial.get_error()
+    except Exception:  # the error file may be gone; the status still matters
+        text = None
+    return str(text) if text else "trial failed (no error text recorded)"
