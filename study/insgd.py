@@ -1,0 +1,532 @@
+r"""INSGD: Input Normalized Stochastic Gradient Descent (Atici, Pan & Cetin, TMLR 2024).
+
+INSGD divides the (momentum) SGD step of every ``nn.Linear`` and ``nn.Conv{1,2,3}d`` weight by
+the logarithm of the power of that layer's input, measured by forward hooks. Every other
+parameter (biases, norm layers, embeddings) gets plain SGD with the same hyperparameters.
+``docs``: ``../shared/DESIGN.md`` section "INSGD" is the contract this file implements.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+__all__ = ["INSGD", "insgd"]
+
+_HOOKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORMS = ("l1", "l2")
+_VARIANTS = ("paper", "reference")
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+# Constants of the authors' published code (variant="reference").
+_REF_NAN_STD = 1e-3
+_REF_MIN_STD = 1e-2
+_REF_LINEAR_OFFSET = 0.1
+_REF_MIN_D = 1e-2
+_REF_ADAM_EPS = 1e-6
+
+
+def _fail(name: str, rule: str, value: Any) -> ValueError:
+    return ValueError(f"INSGD: {name} must be {rule}, got {value!r}")
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _fail(name, "a real number", value)
+    if not math.isfinite(value):
+        raise _fail(name, "finite", value)
+    return float(value)
+
+
+def _check_hparams(group: dict[str, Any]) -> None:
+    """Validate the hyperparameters present in ``group`` (a defaults dict or a param group)."""
+    if "lr" in group and _real("lr", group["lr"]) < 0:
+        raise _fail("lr", ">= 0", group["lr"])
+    if "momentum" in group and _real("momentum", group["momentum"]) < 0:
+        raise _fail("momentum", ">= 0", group["momentum"])
+    if "dampening" in group and not 0 <= _real("dampening", group["dampening"]) <= 1:
+        raise _fail("dampening", "in [0, 1]", group["dampening"])
+    if "weight_decay" in group and _real("weight_decay", group["weight_decay"]) < 0:
+        raise _fail("weight_decay", ">= 0", group["weight_decay"])
+    if "power_momentum" in group and not 0 <= _real("power_momentum", group["power_momentum"]) < 1:
+        raise _fail("power_momentum", "in [0, 1)", group["power_momentum"])
+    if "eps" in group and _real("eps", group["eps"]) <= 0:
+        raise _fail("eps", "> 0", group["eps"])
+    if "nesterov" in group:
+        if not isinstance(group["nesterov"], bool):
+            raise _fail("nesterov", "a bool", group["nesterov"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(
+                "INSGD: nesterov=True requires momentum > 0 and dampening == 0, "
+                f"got momentum={group['momentum']!r}, dampening={group['dampening']!r}"
+            )
+    if "norm" in group and group["norm"] not in _NORMS:
+        raise _fail("norm", f"one of {list(_NORMS)}", group["norm"])
+    if "variant" in group and group["variant"] not in _VARIANTS:
+        raise _fail("variant", f"one of {list(_VARIANTS)}", group["variant"])
+
+
+class _InputRecorder:
+    """Forward hook of one layer: accumulates the input statistic ``s`` over training forwards.
+
+    It keeps ``total`` (sum of each forward's ``s``) and ``count``, never the input itself,
+    and holds no reference to the optimizer.
+    """
+
+    __slots__ = ("count", "d_shape", "gather", "in_channels", "name", "norm", "total", "variant")
+
+    def __init__(self, name: str, module: nn.Module, norm: str, variant: str) -> None:
+        self.name = name
+        self.norm = norm
+        self.variant = variant
+        self.total: Tensor | None = None
+        self.count = 0
+        weight = module.weight
+        if isinstance(module, nn.Linear):
+            self.in_channels = 0  # 0 marks a Linear layer: one number per layer
+            self.d_shape: tuple[int, ...] = ()
+            self.gather: Tensor | None = None
+        else:
+            c_out, c_in_per_group = weight.shape[0], weight.shape[1]
+            groups = module.groups
+            self.in_channels = c_in_per_group * groups
+            kernel_ones = (1,) * (weight.dim() - 2)
+            if groups == 1:
+                # Weight entry [o, i] uses channel i: a broadcast view, no gather.
+                self.d_shape = (1, c_in_per_group, *kernel_ones)
+                self.gather = None
+            else:
+                # Weight entry [o, i] uses channel (o // (C_out/g)) * (C_in/g) + i.
+                o = torch.arange(c_out).unsqueeze(1)
+                i = torch.arange(c_in_per_group).unsqueeze(0)
+                index = (o // (c_out // groups)) * c_in_per_group + i
+                self.gather = index.reshape(-1)
+                self.d_shape = (c_out, c_in_per_group, *kernel_ones)
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if not (module.training and torch.is_grad_enabled()) or not args:
+            return
+        x = args[0]
+        if not isinstance(x, Tensor) or x.numel() == 0:
+            return
+        x = x.detach()
+        if x.dtype in _LOW_PRECISION:
+            x = x.float()
+        s = self._statistic(x)
+        if self.total is None:
+            self.total = s
+        else:
+            self.total.add_(s)
+        self.count += 1
+
+    def _statistic(self, x: Tensor) -> Tensor:
+        if self.in_channels == 0:  # Linear: rows of in_features, every leading dim is a sample
+            rows = x.reshape(-1, x.shape[-1])
+            if self.variant == "reference":
+                rows = _standardize(rows)
+            e = rows.square() if self.norm == "l2" else rows.abs()
+            s = e.sum().div_(rows.shape[0])
+            if self.variant == "reference":
+                s.add_(_REF_LINEAR_OFFSET)
+            return s
+        # Conv: (N, C, *spatial) or unbatched (C, *spatial).
+        if x.dim() < len(self.d_shape):  # unbatched input: one sample
+            x = x.unsqueeze(0)
+        if self.variant == "reference":
+            x = _standardize(x.reshape(x.shape[0], x.shape[1], -1))
+        e = x.square() if self.norm == "l2" else x.abs()
+        dims = (0, *range(2, x.dim()))
+        return e.sum(dims).div_(x.shape[0])
+
+    def gather_on(self, device: torch.device) -> Tensor | None:
+        """The grouped-conv channel index on ``device`` (moved once, then cached)."""
+        if self.gather is not None and self.gather.device != device:
+            self.gather = self.gather.to(device)
+        return self.gather
+
+    def take(self) -> Tensor | None:
+        """The mean ``s`` of the forwards since the last call, or None; resets the record."""
+        total, count = self.total, self.count
+        self.total, self.count = None, 0
+        if total is None:
+            return None
+        return total if count == 1 else total.div_(count)
+
+
+def _standardize(v: Tensor) -> Tensor:
+    """Standardize over the last dim as the authors' code does (``variant="reference"``)."""
+    if v.shape[-1] == 1:  # unbiased std of one value is NaN -> 0.001 -> 0.01; x - mean is 0
+        return torch.zeros_like(v)
+    std, mean = torch.std_mean(v, dim=-1, keepdim=True)
+    std = std.nan_to_num_(nan=_REF_NAN_STD, posinf=math.inf, neginf=-math.inf)
+    return (v - mean).div_(std.clamp_min_(_REF_MIN_STD))
+
+
+def _remove_handles(handles: list[torch.utils.hooks.RemovableHandle]) -> None:
+    for handle in handles:
+        handle.remove()
+    handles.clear()
+
+
+class INSGD(Optimizer):
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        norm: str = "l2",
+        variant: str = "paper",
+        power_momentum: float = 0.9,
+        eps: float = 0.01,
+        *,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]] | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f"INSGD: model must be a torch.nn.Module (INSGD hooks its layers' inputs), "
+                f"got {type(model).__name__}"
+            )
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "norm": norm,
+            "variant": variant,
+            "power_momentum": power_momentum,
+            "eps": eps,
+        }
+        _check_hparams(defaults)
+        self._model_ref = weakref.ref(model)
+        self._recorders: dict[Tensor, _InputRecorder] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._hooked_modules: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self._hooks_removed = False
+        super().__init__(model.parameters() if params is None else params, defaults)
+        self._install_hooks()
+        # Remove the hooks when the optimizer is collected: the model must not keep feeding it.
+        self._finalizer = weakref.finalize(self, _remove_handles, self._handles)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        for key in ("norm", "variant"):
+            if key in param_group and param_group[key] != self.defaults[key]:
+                raise ValueError(
+                    f"INSGD: {key} must be the same for every param group "
+                    f"({self.defaults[key]!r}), got {param_group[key]!r}"
+                )
+        merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
+        _check_hparams(merged)
+        super().add_param_group(param_group)
+        if hasattr(self, "_finalizer"):  # a group added after construction
+            self._install_hooks()
+
+    def _install_hooks(self) -> None:
+        model = self._model_ref()
+        if model is None or self._hooks_removed:
+            return
+        optimized = {p for group in self.param_groups for p in group["params"]}
+        for name, module in model.named_modules():
+            if not isinstance(module, _HOOKED_TYPES):
+                continue
+            weight = module.weight
+            if weight not in optimized or module in self._hooked_modules:
+                continue
+            recorder = self._recorders.get(weight)
+            if recorder is None:
+                label = name or type(module).__name__
+                recorder = _InputRecorder(
+                    label, module, self.defaults["norm"], self.defaults["variant"]
+                )
+                self._recorders[weight] = recorder
+            self._handles.append(module.register_forward_hook(recorder))
+            self._hooked_modules.add(module)
+
+    def remove_hooks(self) -> None:
+        """Remove the forward hooks from the model. Later steps reuse the last input power."""
+        self._hooks_removed = True
+        _remove_handles(self._handles)
+
+    @property
+    def hooked_layers(self) -> list[str]:
+        """Names of the layers whose weights INSGD normalizes (the others get plain SGD)."""
+        return [recorder.name for recorder in self._recorders.values()]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # torch casts floating state to the parameter's dtype; the input power keeps its own
+        # (float32 for bf16/fp16 parameters, so the statistic does not lose precision).
+        saved = [
+            (index, value["input_power"])
+            for index, value in state_dict["state"].items()
+            if isinstance(value, dict) and "input_power" in value
+        ]
+        super().load_state_dict(state_dict)
+        index_to_param = {
+            index: param
+            for saved_group, group in zip(
+                state_dict["param_groups"], self.param_groups, strict=True
+            )
+            for index, param in zip(saved_group["params"], group["params"], strict=True)
+        }
+        for index, power in saved:
+            param = index_to_param[index]
+            self.state[param]["input_power"] = power.to(device=param.device, copy=True)
+        # The loaded groups decide what the hooks measure from now on.
+        for key in ("norm", "variant"):
+            values = {group[key] for group in self.param_groups}
+            if len(values) != 1:
+                raise ValueError(
+                    f"INSGD: {key} must be the same for every param group, got {sorted(values)}"
+                )
+            self.defaults[key] = values.pop()
+        for recorder in self._recorders.values():
+            recorder.norm, recorder.variant = self.defaults["norm"], self.defaults["variant"]
+            recorder.take()  # statistics measured the old way are dropped
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform a single optimization step.
+
+        Args:
+            closure (Callable, optional): A closure that reevaluates the model and returns the
+                loss. Its forward (training mode, grad enabled) is recorded like any other.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        # Check every layer before changing anything: a failing step leaves no trace.
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("INSGD: sparse gradients are not supported")
+                recorder = self._recorders.get(p)
+                if (
+                    recorder is not None
+                    and recorder.count == 0
+                    and "input_power" not in self.state.get(p, ())
+                ):
+                    raise RuntimeError(
+                        f"INSGD: no training forward of layer '{recorder.name}' was recorded "
+                        "before the first step; run the model in train mode with grad "
+                        "enabled (not under torch.no_grad() or model.eval()) before step()"
+                    )
+        fresh = {p: recorder.take() for p, recorder in self._recorders.items()}
+
+        for group in self.param_groups:
+            params: list[Tensor] = []
+            grads: list[Tensor] = []
+            momentum_buffers: list[Tensor | None] = []
+            input_powers: list[Tensor | None] = []
+            input_stats: list[Tensor | None] = []
+            d_shapes: list[tuple[int, ...] | None] = []
+            gathers: list[Tensor | None] = []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                params.append(p)
+                grads.append(p.grad)
+                momentum_buffers.append(state.get("momentum_buffer"))
+                recorder = self._recorders.get(p)
+                d_shapes.append(None if recorder is None else recorder.d_shape)
+                gathers.append(None if recorder is None else recorder.gather_on(p.device))
+                input_powers.append(state.get("input_power"))
+                input_stats.append(fresh.get(p))
+            if not params:
+                continue
+
+            insgd(
+                params,
+                grads,
+                momentum_buffers,
+                input_powers,
+                input_stats,
+                d_shapes,
+                gathers,
+                lr=group["lr"],
+                momentum=group["momentum"],
+                dampening=group["dampening"],
+                weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"],
+                variant=group["variant"],
+                power_momentum=group["power_momentum"],
+                eps=group["eps"],
+            )
+
+            for p, buf, power, shape in zip(
+                params, momentum_buffers, input_powers, d_shapes, strict=True
+            ):
+                state = self.state[p]
+                if buf is not None:
+                    state["momentum_buffer"] = buf
+                if shape is not None:
+                    state["input_power"] = power
+                    state["step"] = state.get("step", 0) + 1
+        return loss
+
+
+INSGD.__doc__ = r"""Implements Input Normalized SGD (INSGD, Atici, Pan & Cetin, TMLR 2024).
+
+    INSGD needs the model, not only its parameters: it registers forward hooks on every
+    ``nn.Linear`` and ``nn.Conv{1,2,3}d`` whose weight it optimizes. In training mode with grad
+    enabled, a hook keeps a small statistic ``s`` of the layer's input :math:`X` (never
+    :math:`X` itself), in float32 (float64 for float64 inputs) even under bf16 autocast:
+
+    * Linear: :math:`X` as rows of ``in_features`` (all leading dims are samples),
+      :math:`s = \operatorname{mean}_r \sum_j x_{rj}^2` (``l2``) or
+      :math:`\operatorname{mean}_r \sum_j |x_{rj}|` (``l1``): one number per layer.
+    * Conv with weight :math:`(C_{out}, C_{in}/g, k\ldots)`:
+      :math:`s_c = \operatorname{mean}_n \sum_{\text{spatial}} x_{nc}^2` (or :math:`|x_{nc}|`),
+      one number per input channel; weight entry :math:`[o, i]` uses channel
+      :math:`\lfloor o / (C_{out}/g) \rfloor \cdot C_{in}/g + i` (grouped, depthwise convs).
+    * Several training forwards before one step: :math:`s` is their mean.
+
+    With ``variant="paper"``, per hooked weight :math:`W`:
+
+    .. math::
+       \begin{aligned}
+            &g_t \leftarrow \nabla_W f_t(W_{t-1}) + \lambda W_{t-1}                          \\
+            &\textbf{if} \: \mu \neq 0: \: b_t \leftarrow g_t \text{ if } t = 1
+                \text{ else } \mu b_{t-1} + (1-\tau) g_t; \quad
+                g_t \leftarrow g_t + \mu b_t \text{ if nesterov else } b_t                    \\
+            &P_t \leftarrow s_t \text{ if } t = 1 \text{ else } \beta P_{t-1} + (1-\beta) s_t  \\
+            &D_t \leftarrow \max(\ln P_t, \varepsilon)                                       \\
+            &W_t \leftarrow W_{t-1} - \gamma \, g_t / D_t
+       \end{aligned}
+
+    With ``variant="reference"`` (what the authors' published code computes): each sample's
+    input is standardized first (Linear: over features; Conv: over each channel's spatial
+    positions; unbiased std, NaN std :math:`\to 0.001`, std clamped to :math:`\geq 0.01`),
+    :math:`s` is computed from it as above, Linear adds 0.1, :math:`D = \max(\ln s, 0.01)`
+    (no power momentum, ``eps`` unused) and the step is
+    :math:`W \leftarrow W - \gamma \sqrt{1 + 10^{-6}}\, g / (D (\sqrt{1 - \mu} + 10^{-6}))`.
+
+    Every other parameter gets plain SGD (as ``torch.optim.SGD``) with the group's
+    hyperparameters. A step with no new recorded forward reuses the last :math:`P`; a step
+    before any recorded forward raises ``RuntimeError`` naming the layer. The step reads no
+    tensor value on the host (no ``.item()``), so it makes no host-device synchronization.
+    Per hooked weight the state holds ``momentum_buffer``, ``input_power`` (:math:`P`) and
+    ``step``; statistics of forwards not yet consumed by a step are not part of ``state_dict()``.
+
+    Args:
+        model (nn.Module): the model; its Linear/Conv layers are hooked. By default INSGD
+            optimizes ``model.parameters()``.
+        lr (float): learning rate :math:`\gamma` (>= 0)
+        momentum (float, optional): momentum factor :math:`\mu` (default: 0)
+        dampening (float, optional): dampening :math:`\tau` for momentum, in [0, 1] (default: 0)
+        weight_decay (float, optional): weight decay :math:`\lambda` (L2 penalty) (default: 0)
+        nesterov (bool, optional): Nesterov momentum; needs momentum > 0 and dampening 0
+            (default: False)
+        norm (str, optional): ``"l2"`` (sum of squares) or ``"l1"`` (sum of absolute values)
+            (default: ``"l2"``)
+        variant (str, optional): ``"paper"`` or ``"reference"`` (default: ``"paper"``)
+        power_momentum (float, optional): :math:`\beta` of the input-power average, in [0, 1)
+            (default: 0.9)
+        eps (float, optional): floor :math:`\varepsilon` of :math:`D` (> 0) (default: 0.01)
+        params (iterable, optional): keyword-only; parameters or param-group dicts to optimize
+            instead of ``model.parameters()`` (``norm`` and ``variant`` are the same for every
+            group; the other hyperparameters may differ per group).
+
+    Example:
+        >>> # xdoctest: +SKIP
+        >>> optimizer = INSGD(model, lr=0.1, momentum=0.9)
+        >>> optimizer.zero_grad()
+        >>> loss_fn(model(input), target).backward()
+        >>> optimizer.step()
+        >>> optimizer.remove_hooks()  # when done with it
+    """
+
+
+def insgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    input_powers: list[Tensor | None],
+    input_stats: list[Tensor | None],
+    d_shapes: list[tuple[int, ...] | None],
+    gathers: list[Tensor | None],
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    variant: str,
+    power_momentum: float,
+    eps: float,
+) -> None:
+    r"""Functional core of :class:`INSGD` over tensor lists (updates lists in place).
+
+    ``d_shapes[i] is None`` marks a parameter that gets plain SGD. For a hooked weight,
+    ``input_powers[i]`` is its stored :math:`P` (None before its first step; replaced in the
+    list by the new :math:`P`), ``input_stats[i]`` the mean ``s`` of the new forwards (None:
+    reuse :math:`P`), ``d_shapes[i]`` the shape :math:`D` is viewed as, and ``gathers[i]`` the
+    channel index of each weight entry for grouped convs (else None).
+    """
+    if weight_decay != 0:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+
+    if momentum != 0:
+        fresh = [i for i, buf in enumerate(momentum_buffers) if buf is None]
+        old = [i for i, buf in enumerate(momentum_buffers) if buf is not None]
+        if old:
+            bufs = [momentum_buffers[i] for i in old]
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, [grads[i] for i in old], alpha=1 - dampening)
+        for i in fresh:
+            momentum_buffers[i] = torch.clone(grads[i]).detach()
+        bufs = momentum_buffers  # type: ignore[assignment]
+        grads = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else list(bufs)
+
+    plain = [i for i, shape in enumerate(d_shapes) if shape is None]
+    if plain:
+        torch._foreach_add_([params[i] for i in plain], [grads[i] for i in plain], alpha=-lr)
+
+    hooked = [i for i, shape in enumerate(d_shapes) if shape is not None]
+    if not hooked:
+        return
+
+    if variant == "paper":
+        first = [i for i in hooked if input_powers[i] is None]
+        update = [i for i in hooked if input_powers[i] is not None and input_stats[i] is not None]
+        for i in first:
+            input_powers[i] = input_stats[i]
+        if update:
+            torch._foreach_lerp_(
+                [input_powers[i] for i in update],
+                [input_stats[i] for i in update],
+                1 - power_momentum,
+            )
+        floor, scale = eps, 1.0
+    else:  # reference: D from this step's s (no average); Adam-like terms restart every step
+        for i in hooked:
+            if input_stats[i] is not None:
+                input_powers[i] = input_stats[i]
+        floor = _REF_MIN_D
+        scale = math.sqrt(1 + _REF_ADAM_EPS) / (math.sqrt(1 - momentum) + _REF_ADAM_EPS)
+
+    denominators = torch._foreach_log([input_powers[i] for i in hooked])
+    torch._foreach_clamp_min_(denominators, floor)
+    views = []
+    for i, d in zip(hooked, denominators, strict=True):
+        gather = gathers[i]
+        if gather is not None:
+            d = d.index_select(0, gather)
+        views.append(d.view(d_shapes[i]))
+    torch._foreach_addcdiv_(
+        [params[i] for i in hooked], [grads[i] for i in hooked], views, value=-lr * scale
+    )
