@@ -1,0 +1,44 @@
+"""Shared fixtures. Each engineer's fixtures live in clearly named functions."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+# ---- studies (issue #3): one local Ray per test session, SQLite MLflow stores ---------------
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[str]:
+    """ONE fresh local Ray (2 CPUs, no dashboard) in a private temp dir for the session.
+
+    Yields the temp dir. Never joins another engineer's cluster (``address="local"``) and
+    shuts down only its own.
+    """
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")  # short: Ray's socket paths
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _temp_dir=temp_dir,
+    )
+    try:
+        yield temp_dir
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def mlflow_sqlite_uri(tmp_path) -> str:
+    """A fresh MLflow SQLite store ``tmp_path/mlflow.db`` (artifacts in tmp_path/mlartifacts)."""
+    from study.records import sqlite_uri
+
+    return sqlite_uri(tmp_path)
