@@ -15,10 +15,10 @@ __all__ = ["PLOT_STEMS", "plots", "summarize"]
 PLOT_STEMS = ("acc_vs_lr", "heatmap", "expected_max")
 
 if TYPE_CHECKING:  # pragma: no cover
-    from study.analysis.plots import plots
+    from study.analysis.figures import plots
     from study.analysis.summary import summarize
 
-_LAZY = {"summarize": "study.analysis.summary", "plots": "study.analysis.plots"}
+_LAZY = {"summarize": "study.analysis.summary", "plots": "study.analysis.figures"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,132 @@
+"""plots(): one readable PNG per stem, from real summarize() output; arm colours consistent."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from study.analysis import PLOT_STEMS, plots, summarize
+from study.analysis.figures import arm_colors
+
+C = 10
+
+
+def synthetic(n_points: int = 24, seeds: int = 2) -> list[dict]:
+    """Two paired arms over lr in [1e-4, 10], 3 inits; sgd diverges above lr = 1."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for arm, width in (("sgd", 0.6), ("insgd", 1.2)):
+        for p, log_lr in enumerate(np.linspace(-4, 1, n_points)):
+            init = ("he", "xavier", "orthogonal")[p % 3]
+            for seed in range(seeds):
+                diverged = arm == "sgd" and log_lr > 0
+                acc = 0.1 + 0.85 * math.exp(-(((log_lr + 1.5) / width) ** 2))
+                acc = float(np.clip(acc + rng.normal(0, 0.01), 0, 1))
+                rows.append(
+                    {
+                        "arm": arm,
+                        "lr": 10**log_lr,
+                        "init": init,
+                        "init_scale": 1.0,
+                        "seed": seed,
+                        "val_acc": None if diverged else acc,
+                        "val_loss": None if diverged else -math.log(max(acc, 1e-3)),
+                        "diverged": diverged,
+                        "status": "finished",
+                    }
+                )
+    rows.append({**rows[0], "status": "early_stopped"})
+    return rows
+
+
+def _open(path):
+    with Image.open(path) as im:
+        im.load()
+        return im.convert("RGB")
+
+
+def _pixels_near(im, hex_color: str, tol: int = 10) -> int:
+    rgb = np.array([int(hex_color[i : i + 2], 16) for i in (1, 3, 5)])
+    a = np.asarray(im).astype(int)
+    return int(np.count_nonzero(np.abs(a - rgb).max(axis=2) <= tol))
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    rows = synthetic()
+    summary = summarize(rows, num_classes=C)
+    out = tmp_path_factory.mktemp("plots") / "nested" / "dir"  # created on demand
+    paths = plots(rows, out, num_classes=C, summary=summary)
+    return rows, summary, out, paths
+
+
+def test_one_png_per_stem(drawn):
+    _, _, out, paths = drawn
+    assert [p.name for p in paths] == [f"{s}.png" for s in PLOT_STEMS]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.png" for s in PLOT_STEMS)
+    for path in paths:
+        im = _open(path)
+        assert im.format is None or im.format == "PNG"
+        w, h = im.size
+        assert 500 <= w <= 2500 and 350 <= h <= 2500, (path.name, im.size)
+        assert 20_000 < path.stat().st_size < 2_000_000
+        # not blank: many distinct colours
+        assert len(np.unique(np.asarray(im).reshape(-1, 3), axis=0)) > 50
+    with open(paths[0], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_arm_colours_are_the_same_in_every_figure(drawn):
+    _, summary, _, paths = drawn
+    colors = arm_colors(list(summary["arms"]))
+    assert colors["sgd"] != colors["insgd"]
+    for path in paths:  # titles (acc_vs_lr, heatmap) and curves (expected_max) use them
+        im = _open(path)
+        for arm, color in colors.items():
+            assert _pixels_near(im, color) > 30, (path.name, arm)
+
+
+def test_figures_without_a_summary_match_those_with_it(drawn, tmp_path):
+    rows, _, _, paths = drawn
+    again = plots(rows, tmp_path, num_classes=C)
+    for a, b in zip(paths, again, strict=True):
+        assert np.array_equal(np.asarray(_open(a)), np.asarray(_open(b))), a.name
+
+
+def test_no_finished_trials_still_draws_every_figure(tmp_path):
+    rows = [{"arm": "sgd", "status": "pending"}, {"arm": "insgd", "status": "running"}]
+    paths = plots(rows, tmp_path, num_classes=C, summary=summarize(rows, num_classes=C))
+    assert [p.name for p in paths] == [f"{s}.png" for s in PLOT_STEMS]
+    for path in paths:
+        assert _open(path).size[0] > 300
+    paths = plots([], tmp_path / "empty", num_classes=C)
+    assert all(p.exists() for p in paths)
+
+
+def test_plots_from_two_threads(tmp_path):
+    rows = synthetic(n_points=6, seeds=1)
+    errors: list[BaseException] = []
+
+    def draw(i: int) -> None:
+        try:
+            plots(rows, tmp_path / str(i), num_classes=C)
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(2):
+        a = np.asarray(_open(tmp_path / str(i) / "heatmap.png"))
+        assert a.shape[0] > 300
+    assert np.array_equal(
+        np.asarray(_open(tmp_path / "0" / "acc_vs_lr.png")),
+        np.asarray(_open(tmp_path / "1" / "acc_vs_lr.png")),
+    )
