@@ -3,7 +3,7 @@ r"""INSGD: Input Normalized Stochastic Gradient Descent (Atici, Pan & Cetin, TML
 INSGD divides the (momentum) SGD step of every ``nn.Linear`` and ``nn.Conv{1,2,3}d`` weight by
 the logarithm of the power of that layer's input, measured by forward hooks. Every other
 parameter (biases, norm layers, embeddings) gets plain SGD with the same hyperparameters.
-``docs``: ``../shared/DESIGN.md`` section "INSGD" is the contract this file implements.
+The section "INSGD" of the design document (DESIGN.md) is the contract this file implements.
 """
 
 from __future__ import annotations
@@ -33,20 +33,22 @@ _REF_MIN_D = 1e-2
 _REF_ADAM_EPS = 1e-6
 
 
-def _fail(name: str, rule: str, value: Any) -> ValueError:
-    return ValueError(f"INSGD: {name} must be {rule}, got {value!r}")
+def _check_hparams(group: dict[str, Any], owner: str = "INSGD") -> None:
+    """Validate the hyperparameters present in ``group`` (a defaults dict or a param group).
 
+    Raises ``ValueError("<owner>: <name> must be <rule>, got <value>")``.
+    """
 
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _fail(name, "a real number", value)
-    if not math.isfinite(value):
-        raise _fail(name, "finite", value)
-    return float(value)
+    def _fail(name: str, rule: str, value: Any) -> ValueError:
+        return ValueError(f"{owner}: {name} must be {rule}, got {value!r}")
 
+    def _real(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _fail(name, "a real number", value)
+        if not math.isfinite(value):
+            raise _fail(name, "finite", value)
+        return float(value)
 
-def _check_hparams(group: dict[str, Any]) -> None:
-    """Validate the hyperparameters present in ``group`` (a defaults dict or a param group)."""
     if "lr" in group and _real("lr", group["lr"]) < 0:
         raise _fail("lr", ">= 0", group["lr"])
     if "momentum" in group and _real("momentum", group["momentum"]) < 0:
@@ -64,7 +66,7 @@ def _check_hparams(group: dict[str, Any]) -> None:
             raise _fail("nesterov", "a bool", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
-                "INSGD: nesterov=True requires momentum > 0 and dampening == 0, "
+                f"{owner}: nesterov=True requires momentum > 0 and dampening == 0, "
                 f"got momentum={group['momentum']!r}, dampening={group['dampening']!r}"
             )
     if "norm" in group and group["norm"] not in _NORMS:
