@@ -1,0 +1,189 @@
+"""StudyStore on a real MLflow SQLite store: the study record, statuses, trial rows and
+progress read from runs in the documented layout, summaries and artifacts."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from study.errors import ConfigError, StudyNotFoundError
+from study.ids import STUDY_ID_RE, new_study_id
+from study.records import StudyStore, trials_csv
+from study.spec import parse_spec
+
+SPEC = {
+    "name": "records",
+    "dataset": "digits",
+    "model": {"name": "mlp", "hidden": [8]},
+    "arms": [{"name": "sgd", "optimizer": "sgd"}, {"name": "insgd", "optimizer": "insgd"}],
+    "search": {"lr": {"low": 1e-2, "high": 1.0}, "init": ["normal"]},
+    "trials_per_arm": 2,
+    "seeds": 2,
+}
+
+
+@pytest.fixture
+def store(mlflow_sqlite_uri):
+    return StudyStore(mlflow_sqlite_uri)
+
+
+def _trial_run(store, study_id, *, arm, point, seed, status, diverged=False, acc=0.5):
+    """A trial run in the layout study.tracking writes (DESIGN.md)."""
+    from mlflow.entities import Metric, Param
+
+    key = f"{arm}/{point}/{seed}"
+    run = store.client.create_run(
+        store.experiment_id(study_id),
+        tags={
+            "hprobust.kind": "trial",
+            "hprobust.study_id": study_id,
+            "hprobust.arm": arm,
+            "hprobust.trial_key": key,
+            "hprobust.status": status if status != "running" else "running",
+            "diverged": str(diverged).lower(),
+        },
+    )
+    params = {"arm": arm, "lr": 0.1 * (point + 1), "init": "normal", "init_scale": 1.0}
+    params["seed"] = seed
+    now = int(time.time() * 1000)
+    store.client.log_batch(
+        run.info.run_id,
+        params=[Param(k, str(v)) for k, v in params.items()],
+        metrics=[Metric("val_acc", acc, now, 1), Metric("val_loss", 1.0, now, 1)],
+    )
+    if status in ("finished", "early_stopped"):
+        store.client.set_terminated(run.info.run_id, "FINISHED")
+    elif status == "failed":
+        store.client.set_terminated(run.info.run_id, "FAILED")
+    return run.info.run_id
+
+
+def test_study_ids():
+    ids = {new_study_id() for _ in range(50)}
+    assert len(ids) == 50 and all(STUDY_ID_RE.match(i) for i in ids)
+
+
+def test_create_get_list(store):
+    spec = parse_spec(SPEC)
+    first = store.create_study(spec)
+    second = store.create_study(spec, study_id="s20990101-000000-abcdef")
+    assert first.status == "queued" and first.total_trials == 8 and first.num_classes == 10
+    assert first.spec == spec.model_dump(mode="json")
+    experiment = store.client.get_experiment(first.experiment_id)
+    assert experiment.name == f"hprobust-{first.id}"
+    assert experiment.tags["hprobust.status"] == "queued"
+    assert experiment.tags["hprobust.total_trials"] == "8"
+    # The study run holds the spec as an artifact.
+    run_id = store.study_run_id(first.id)
+    assert store.client.get_run(run_id).data.tags["hprobust.kind"] == "study"
+    import yaml
+
+    text = store.client.download_artifacts(run_id, "spec.yaml", str(store.artifact_root))
+    with open(text) as f:
+        assert yaml.safe_load(f) == spec.model_dump(mode="json")
+    assert {r.id for r in store.list()} == {first.id, second.id}
+    assert store.get(second.id).id == second.id
+
+
+def test_list_is_newest_first(store):
+    spec = parse_spec(SPEC)
+    a = store.create_study(spec)
+    time.sleep(1.1)
+    b = store.create_study(spec)
+    assert [r.id for r in store.list()] == [b.id, a.id]
+
+
+def test_unknown_and_duplicate_ids(store):
+    with pytest.raises(StudyNotFoundError, match="s20990101-000000-000000"):
+        store.get("s20990101-000000-000000")
+    with pytest.raises(StudyNotFoundError):
+        store.trials("s20990101-000000-000000")
+    spec = parse_spec(SPEC)
+    record = store.create_study(spec)
+    with pytest.raises(ConfigError, match="already recorded"):
+        store.create_study(spec, study_id=record.id)
+    with pytest.raises(ConfigError, match="study_id must match"):
+        store.create_study(spec, study_id="not-an-id")
+    assert len(store.list()) == 1
+
+
+def test_status_and_timestamps(store):
+    record = store.create_study(parse_spec(SPEC))
+    assert record.started_at is None and record.finished_at is None
+    store.set_status(record.id, "running")
+    running = store.get(record.id)
+    assert running.status == "running" and running.started_at and running.finished_at is None
+    store.set_status(record.id, "cancelled")
+    assert store.get(record.id).finished_at is not None
+    with pytest.raises(ConfigError, match=r"status must be one of .*got 'paused'"):
+        store.set_status(record.id, "paused")
+
+
+def test_trial_rows_progress_and_duplicates(store):
+    record = store.create_study(parse_spec(SPEC))
+    sid = record.id
+    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    _trial_run(store, sid, arm="sgd", point=0, seed=1, status="finished", diverged=True)
+    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="early_stopped")
+    _trial_run(store, sid, arm="insgd", point=0, seed=1, status="failed")
+    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
+    # A stale RUNNING run next to the finished run of the same key: the finished one counts.
+    _trial_run(store, sid, arm="insgd", point=1, seed=0, status="running")
+    _trial_run(store, sid, arm="insgd", point=1, seed=0, status="finished", acc=0.9)
+
+    rows = store.trials(sid)
+    assert [(r["arm"], r["key"]) for r in rows] == [
+        ("sgd", "sgd/0/0"),
+        ("sgd", "sgd/0/1"),
+        ("sgd", "sgd/1/0"),
+        ("insgd", "insgd/0/0"),
+        ("insgd", "insgd/0/1"),
+        ("insgd", "insgd/1/0"),
+    ]
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["sgd/0/0"]["val_acc"] == 0.8 and by_key["sgd/0/0"]["status"] == "finished"
+    assert by_key["sgd/0/1"]["diverged"] is True
+    assert by_key["insgd/0/0"]["status"] == "early_stopped"
+    assert by_key["insgd/0/1"]["status"] == "failed"
+    assert by_key["sgd/1/0"]["status"] == "running"
+    assert by_key["insgd/1/0"]["status"] == "finished" and by_key["insgd/1/0"]["val_acc"] == 0.9
+    assert store.progress(sid) == {
+        "finished": 4,
+        "running": 1,
+        "pending": 2,
+        "diverged": 1,
+        "failed": 1,
+        "total": 8,
+    }
+    csv_text = trials_csv(rows)
+    assert (
+        csv_text.splitlines()[0] == "arm,lr,init,init_scale,seed,val_acc,val_loss,diverged,status"
+    )
+    assert len(csv_text.splitlines()) == 7
+
+
+def test_summary_partial_then_stored_and_plots(store, tmp_path):
+    record = store.create_study(parse_spec(SPEC))
+    sid = record.id
+    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="finished", acc=0.9)
+    _trial_run(store, sid, arm="insgd", point=1, seed=0, status="running")
+    partial = store.summary(sid)
+    assert partial["partial"] is True
+    assert partial["arms"]["sgd"]["best"] == pytest.approx(0.8)
+    assert partial["settings"]["excluded"]["running"] == 1
+
+    with pytest.raises(LookupError):
+        store.plot(sid, "heatmap")
+    with pytest.raises(LookupError, match="plot must be one of"):
+        store.plot(sid, "../spec")
+    png = tmp_path / "heatmap.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    stored = {"arms": {"sgd": {"best": 0.8}}, "comparisons": [], "settings": {}}
+    store.store_results(sid, stored, store.trials(sid), [png])
+    store.set_status(sid, "finished")
+    assert store.summary(sid) == stored
+    assert store.plot(sid, "heatmap") == png.read_bytes()
+    assert json.loads(json.dumps(store.summary(sid))) == stored
