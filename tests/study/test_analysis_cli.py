@@ -1,0 +1,177 @@
+"""``hprobust summary`` end to end on a real MLflow SQLite store: a study record made by
+StudyStore, trial runs written in the shared MLflow layout, partial then finished."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from study.analysis import plots, summarize
+from study.cli import app
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits-quick.yaml"
+T = "hprobust."
+
+# (arm, point, lr, init, val_acc, val_loss, diverged); digits has C = 10, seed 0 for all.
+# Pairs insgd - sgd: +.05, +.10, +.80 (sgd diverged: .1), 0 -> mean .2375, wins 3.5/4
+TRIALS = [
+    ("sgd", 0, 0.01, "kaiming_normal", 0.90, 0.35, False),
+    ("sgd", 1, 0.1, "kaiming_normal", 0.85, 0.45, False),
+    ("sgd", 2, 3.0, "xavier_normal", None, None, True),
+    ("sgd", 3, 0.003, "xavier_normal", 0.70, 0.90, False),
+    ("insgd", 0, 0.01, "kaiming_normal", 0.95, 0.20, False),
+    ("insgd", 1, 0.1, "kaiming_normal", 0.95, 0.18, False),
+    ("insgd", 2, 3.0, "xavier_normal", 0.90, 0.30, False),
+    ("insgd", 3, 0.003, "xavier_normal", 0.70, 0.95, False),
+]
+
+
+def _write_trial(client, experiment_id, study_id, arm, point, lr, init, acc, loss, diverged):
+    from mlflow.entities import Metric, Param, RunTag
+
+    key = f"{arm}/{point}/0"
+    run = client.create_run(
+        experiment_id,
+        tags={
+            T + "kind": "trial",
+            T + "study_id": study_id,
+            T + "arm": arm,
+            T + "trial_key": key,
+            T + "init": init,
+            T + "seed": "0",
+            T + "status": "running",
+            "diverged": "false",
+        },
+    )
+    params = {
+        "arm": arm,
+        "optimizer": arm,
+        "lr": str(lr),
+        "init": init,
+        "init_scale": "1.0",
+        "seed": "0",
+        "point": str(point),
+    }
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    if acc is None and loss is None and arm == "insgd":  # still running
+        return
+    metrics = [Metric("epochs_completed", 4.0, 0, 4)]
+    if acc is not None:
+        metrics += [Metric("val_acc", acc, 0, 4), Metric("val_loss", loss, 0, 4)]
+    client.log_batch(
+        run.info.run_id,
+        metrics=metrics,
+        tags=[RunTag("diverged", str(diverged).lower()), RunTag(T + "status", "finished")],
+    )
+    client.set_terminated(run.info.run_id, "FINISHED")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    from study.records import StudyStore, sqlite_uri
+    from study.spec import load_spec
+
+    data_dir = tmp_path_factory.mktemp("store")
+    store = StudyStore(sqlite_uri(data_dir))
+    record = store.create_study(load_spec(EXAMPLE))
+    store.set_status(record.id, "running")
+    for t in TRIALS:
+        _write_trial(store.client, record.experiment_id, record.id, *t)
+    # one more insgd trial, started and not finished
+    _write_trial(
+        store.client,
+        record.experiment_id,
+        record.id,
+        "insgd",
+        4,
+        1.0,
+        "kaiming_normal",
+        None,
+        None,
+        False,
+    )
+    return store, record, data_dir
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(app, ["summary", *args], env={"COLUMNS": "200"})
+    return result
+
+
+def test_partial_summary_tables(study):
+    _, record, data_dir = study
+    result = _invoke(record.id, "--data-dir", str(data_dir))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "PARTIAL" in out and record.id in out and "status: running" in out
+    for text in ("sgd", "insgd", "kaiming_normal", "xavier_normal", "Paired comparison"):
+        assert text in out
+    # sgd: best .900, worst .100 (diverged), divergence 25%; comparison +0.238, wins 88%
+    assert "0.900" in out and "0.100" in out and "25%" in out
+    assert "+0.237" in out or "+0.238" in out
+    assert "88%" in out
+    assert "8 finished trials used; left out: 1 running" in out
+
+
+def test_partial_summary_json_matches_summarize(study):
+    _, record, data_dir = study
+    result = _invoke(record.id, "--data-dir", str(data_dir), "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    assert got["partial"] is True
+    rows = [
+        {
+            "arm": a,
+            "lr": lr,
+            "init": i,
+            "init_scale": 1.0,
+            "seed": 0,
+            "val_acc": acc,
+            "val_loss": loss,
+            "diverged": d,
+        }
+        for a, _, lr, i, acc, loss, d in TRIALS
+    ]
+    expected = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
+    assert got["arms"] == expected["arms"]
+    assert got["comparisons"] == expected["comparisons"]
+    (c,) = got["comparisons"]
+    assert c["n_pairs"] == 4
+    assert c["mean_diff"] == pytest.approx(0.2375)
+    assert c["win_rate"] == pytest.approx(0.875)
+    assert got["settings"]["excluded"]["running"] == 1
+
+
+def test_finished_study_shows_the_stored_summary(study, tmp_path):
+    store, record, data_dir = study
+    rows = store.trials(record.id)
+    stored = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
+    stored["settings"]["marker"] = "stored"  # proves the CLI reads summary.json
+    paths = plots(rows, tmp_path / "plots", num_classes=10, summary=stored)
+    store.store_results(record.id, stored, rows, paths)
+    store.set_status(record.id, "finished")
+    try:
+        result = _invoke(record.id, "--data-dir", str(data_dir), "--json")
+        assert result.exit_code == 0, result.output
+        got = json.loads(result.output)
+        assert "partial" not in got and got["settings"]["marker"] == "stored"
+        assert store.plot(record.id, "heatmap")[:8] == b"\x89PNG\r\n\x1a\n"
+        table = _invoke(record.id, "--data-dir", str(data_dir))
+        assert table.exit_code == 0 and "PARTIAL" not in table.output
+        assert "status: finished" in table.output
+    finally:
+        store.set_status(record.id, "running")
+
+
+def test_unknown_study_and_missing_store(study, tmp_path):
+    _, _, data_dir = study
+    result = _invoke("s20990101-000000-abcdef", "--data-dir", str(data_dir))
+    assert result.exit_code == 2
+    assert "no study" in result.output and "s20990101-000000-abcdef" in result.output
+    missing = tmp_path / "nowhere"
+    result = _invoke("s20990101-000000-abcdef", "--data-dir", str(missing))
+    assert result.exit_code == 2 and "no study store" in result.output
+    assert not missing.exists()  # nothing created for bad input
