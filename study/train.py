@@ -186,7 +186,7 @@ def validate_config(config: Mapping[str, Any]) -> TrialConfig:
     _check_model(model, model_opts)
 
     optimizer, hparams = _named("optimizer", cfg["optimizer"], "optimizer")
-    _check_optimizer_name(optimizer)
+    _check_optimizer(optimizer, hparams)
     if "lr" in hparams:
         raise ConfigError("optimizer.lr is not allowed: give the learning rate as the 'lr' key")
 
@@ -245,13 +245,20 @@ def _check_model(name: str, options: Mapping[str, Any]) -> None:
             )
 
 
-def _check_optimizer_name(name: str) -> None:
-    from study.optimizers import OPTIMIZERS
+def _check_optimizer(name: str, hparams: Mapping[str, Any]) -> None:
+    from study.optimizers import OPTIMIZERS, optimizer_hparams
 
     if name not in OPTIMIZERS:
         raise ConfigError(
             f"optimizer.optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}"
         )
+    valid = optimizer_hparams(name)
+    for key in hparams:
+        if key not in valid and key != "lr":
+            raise ConfigError(
+                f"unknown hyperparameter optimizer.{key} for optimizer {name!r}; "
+                f"valid hyperparameters: {', '.join(valid)}"
+            )
 
 
 def _check_init(init: Any) -> None:

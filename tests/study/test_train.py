@@ -230,7 +230,8 @@ BAD_CONFIGS = [
     (mlp_config(model={"name": "mlp", "batchnorm": "no"}), ["model:", "batchnorm", "'no'"]),
     (mlp_config(model={"batchnorm": False}), ["model must have a 'name' entry"]),
     (mlp_config(optimizer={"optimizer": "adam"}), ["optimizer.optimizer must be one of", "sgd"]),
-    (mlp_config(optimizer={"optimizer": "sgd", "betas": 1}), ["optimizer:", "betas"]),
+    (mlp_config(optimizer={"optimizer": "sgd", "betas": 1}), ["optimizer.betas", "valid"]),
+    (mlp_config(optimizer={"optimizer": "sgd", "momentum": -1}), ["optimizer:", "momentum", "-1"]),
     (mlp_config(optimizer={"optimizer": "sgd", "lr": 1}), ["optimizer.lr is not allowed"]),
     (mlp_config(data_dir=3), ["data_dir", "3"]),
 ]
