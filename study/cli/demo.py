@@ -113,7 +113,7 @@ def demo(
         console.print(f"[red]dataset not found:[/red] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
 
-    table = Table(title=f"result: {title}")
+    table = Table(title="result")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in (
