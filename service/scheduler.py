@@ -11,7 +11,8 @@ Each pass (every ``poll_interval_s``) over the studies MLflow holds as ``queued`
   ``max_attempts`` times, then marked ``failed``;
 - a ``queued`` study whose job ended without the driver starting it is retried the same way;
 - then queued studies are submitted, oldest first, while fewer than ``max_concurrent_studies``
-  are active. A study waiting for a slot stays ``queued``.
+  are active (with ``--resume`` if the study ran before and was re-queued, e.g. by a clean
+  shut-down of ``hprobust serve``). A study waiting for a slot stays ``queued``.
 
 On service start the first pass finds every job again through its metadata, so a restarted
 service follows what still runs and resumes what was lost. The loop only reads MLflow through
@@ -146,8 +147,14 @@ class Scheduler:
             for record in waiting:
                 if active >= self.max_concurrent:
                     break
-                log.info("submitting study %s", record.id)
-                self.following[record.id] = self.jobs.submit(record.id, resume=False, attempt=0)
+                # a study that ran before (then was re-queued) resumes from its checkpoints
+                resume = record.started_at is not None or (self.jobs.storage / record.id).exists()
+                previous = self.jobs.find(record.id) if resume else None
+                attempt = previous.attempt + 1 if previous is not None else 0
+                log.info("submitting study %s (resume=%s)", record.id, resume)
+                self.following[record.id] = self.jobs.submit(
+                    record.id, resume=resume, attempt=attempt
+                )
                 self._looked_up.add(record.id)
                 self.on_change(record.id)
                 active += 1

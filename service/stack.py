@@ -54,7 +54,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could bind ``port`` now (SO_REUSEADDR, as servers bind)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -245,9 +247,12 @@ def start_mlflow_ui(
         "--workers",
         "1",
     ]
+    # no background job runner: the UI only shows what the studies record
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             cmd,
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -298,17 +303,20 @@ def clear_state(data_dir: Path) -> None:
         state_path(data_dir).unlink()
 
 
-def adopt(data_dir: Path, name: str) -> Child | None:
-    """A child of a previous ``hprobust serve`` on ``data_dir`` that still runs and answers."""
-    for child in load_state(data_dir):
+def adopt(previous: list[Child], name: str) -> Child | None:
+    """The child ``name`` of a previous ``hprobust serve`` (from ``load_state``) if it still runs
+    and answers; one that runs but does not answer is stopped."""
+    for child in previous:
         if child.name != name or not child.alive():
             continue
         if name == "ray":
             headers = {"Authorization": f"Bearer {child.extra.get('token', '')}"}
-            if http_ok(f"{child.url}/api/jobs/", headers=headers):
-                return child
-        elif http_ok(f"{child.url}/health"):
+            ok = any(
+                http_ok(f"{child.url}/api/jobs/", headers=headers, timeout=10) for _ in range(3)
+            )
+        else:
+            ok = any(http_ok(f"{child.url}/health", timeout=10) for _ in range(3))
+        if ok:
             return child
-        # alive but not answering: stop it rather than leave it behind
-        child.stop(grace_s=10)
+        child.stop(grace_s=10)  # alive but not answering: do not leave it behind
     return None

@@ -1,0 +1,212 @@
+"""``hprobust serve``: the embedded stack and the API in one process, stopped as one.
+
+Start-up: the Ray head (unless ``HPROBUST_RAY_ADDRESS`` names a cluster), the MLflow UI over
+the SQLite store (unless ``HPROBUST_MLFLOW_URI`` names a tracking server, or it is turned
+off), then the API under uvicorn. A Ray head or MLflow UI left running by a previous
+``hprobust serve`` on the same data dir that was killed (``kill -9``) is adopted, so its
+running study jobs are followed again.
+
+Shut-down (Ctrl-C or SIGTERM): the API stops; the jobs still running on the embedded head are
+stopped and their studies put back to ``queued`` (the next ``hprobust serve`` resumes them
+from their Ray Tune checkpoints; trials already recorded are not recorded again); then the
+Ray head and the MLflow UI are stopped (their whole process groups) and ``stack.json`` is
+removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from service.core.config import Settings
+from service.stack import (
+    Child,
+    adopt,
+    clear_state,
+    free_port,
+    load_state,
+    port_is_free,
+    save_state,
+    start_mlflow_ui,
+    start_ray_head,
+)
+
+log = logging.getLogger("hprobust.serve")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def requeue_running(settings: Settings, *, wait_s: float = 30.0) -> list[str]:
+    """Stop the jobs of queued/running studies and record those studies as ``queued`` again."""
+    from service.main import _make_jobs, _make_store
+
+    store, jobs = _make_store(settings), _make_jobs(settings)
+    requeued = []
+    for record in store.list():
+        if record.status not in ("queued", "running"):
+            continue
+        ref = jobs.find(record.id)
+        if ref is None or ref.terminal:
+            continue
+        jobs.stop(ref)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(LookupError):
+                if jobs.status(ref).terminal:
+                    break
+            time.sleep(0.3)
+        store.set_status(record.id, "queued")
+        requeued.append(record.id)
+    return requeued
+
+
+def banner(settings: Settings, api_url: str, ray_url: str, mlflow_url: str | None) -> str:
+    auth = " -H 'Authorization: Bearer $HPROBUST_API_TOKEN'" if settings.api_token else ""
+    example = Path("examples/digits-quick.yaml")
+    lines = [
+        "",
+        "hprobust is up",
+        f"  API:            {api_url}   (docs: {api_url}/docs)",
+        f"  Ray dashboard:  {ray_url}",
+        f"  MLflow UI:      {mlflow_url or '(not started)'}",
+        f"  data dir:       {settings.data_dir}",
+        "",
+        "Submit the quick example study:",
+        f"  hprobust submit {example} --url {api_url} --wait",
+        f"  curl -sS -X POST {api_url}/studies{auth} -H 'Content-Type: application/yaml' "
+        f"--data-binary @{example}",
+        "",
+        "Ctrl-C stops everything (running studies resume at the next start).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def serve(
+    settings: Settings,
+    *,
+    mlflow_port: int = 5000,
+    ray_dashboard_port: int = 8265,
+    mlflow_ui: bool = True,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Run the stack and the API until Ctrl-C/SIGTERM; returns the exit code."""
+    import uvicorn
+
+    from service.main import create_app
+
+    data_dir = settings.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(update={"data_dir": data_dir})
+    log_dir = data_dir / "logs"
+    owned: list[Child] = []
+    old_int = signal.signal(signal.SIGINT, _interrupt)
+    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    embedded_ray = settings.ray_address is None
+    previous = load_state(data_dir)
+    try:
+        # -- Ray ---------------------------------------------------------------------------
+        if embedded_ray:
+            ray = adopt(previous, "ray")
+            if ray is not None:
+                echo(f"adopted the Ray head of a previous run (pid {ray.pid}) at {ray.url}")
+            else:
+                echo("starting a local Ray head ...")
+                ray = start_ray_head(
+                    num_cpus=settings.cpus, dashboard_port=ray_dashboard_port, log_dir=log_dir
+                )
+            owned.append(ray)
+            save_state(data_dir, owned)
+            settings = settings.model_copy(
+                update={"ray_address": ray.url, "ray_auth_token": SecretStr(ray.extra["token"])}
+            )
+            ray_url = ray.url
+        else:
+            ray_url = str(settings.ray_address)
+
+        # -- MLflow UI ---------------------------------------------------------------------
+        mlflow_url = settings.mlflow_ui_url
+        if settings.mlflow_uri is None and mlflow_ui:
+            ui = adopt(previous, "mlflow")
+            if ui is None:
+                port = mlflow_port if port_is_free(mlflow_port) else free_port()
+                if port != mlflow_port:
+                    echo(f"port {mlflow_port} is taken; the MLflow UI uses {port}")
+                echo("starting the MLflow UI ...")
+                ui = start_mlflow_ui(
+                    backend_store_uri=settings.tracking_uri,
+                    artifact_root=settings.artifact_root,
+                    port=port,
+                    log_dir=log_dir,
+                )
+            owned.append(ui)
+            save_state(data_dir, owned)
+            mlflow_url = mlflow_url or ui.url
+        elif settings.mlflow_uri and settings.mlflow_uri.startswith("http"):
+            mlflow_url = mlflow_url or settings.mlflow_uri
+        settings = settings.model_copy(update={"mlflow_ui_url": mlflow_url})
+
+        # leftovers of a previous run that were not adopted
+        for child in previous:
+            if child not in owned and child.alive():
+                echo(f"stopping the {child.name} left by a previous run (pid {child.pid})")
+                child.stop(grace_s=10)
+
+        # -- the API -------------------------------------------------------------------------
+        app = create_app(settings)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=5,
+            proxy_headers=False,
+        )
+        server = uvicorn.Server(config)
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        echo(banner(settings, f"http://{host}:{settings.port}", ray_url, mlflow_url))
+        sys.stdout.flush()
+        server.run()  # returns on SIGINT/SIGTERM (uvicorn re-raises them after, see _interrupt)
+        return 0 if server.started else 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            _shutdown(settings, owned, embedded_ray=embedded_ray, echo=echo)
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _shutdown(
+    settings: Settings, owned: list[Child], *, embedded_ray: bool, echo: Callable[[str], None]
+) -> None:
+    ray = next((c for c in owned if c.name == "ray"), None)
+    if embedded_ray and ray is not None and ray.alive():
+        try:
+            requeued = requeue_running(settings)
+            if requeued:
+                echo(f"stopped and re-queued {len(requeued)} study(ies): {', '.join(requeued)}")
+        except Exception as exc:  # stopping the stack matters more
+            echo(f"could not re-queue running studies: {exc}")
+    for child in reversed(owned):
+        echo(f"stopping {child.name} (process group {child.pid}) ...")
+        child.stop(grace_s=20)
+        temp_dir = child.extra.get("temp_dir")
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+    clear_state(settings.data_dir)
+    echo("stopped")

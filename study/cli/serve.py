@@ -1,0 +1,185 @@
+"""``hprobust serve`` (the embedded stack and the API) and ``hprobust submit`` (post a spec).
+
+``hprobust serve`` starts a local Ray head, the MLflow UI over ``<data-dir>/mlflow.db`` and the
+API, prints their URLs, and stops all of them on Ctrl-C/SIGTERM (see
+:mod:`service.launcher`). Every option is also an ``HPROBUST_*`` environment variable
+(:class:`service.core.config.Settings`); ``HPROBUST_RAY_ADDRESS`` and ``HPROBUST_MLFLOW_URI``
+make it use an existing Ray cluster and MLflow server instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from study.cli import app
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (env HPROBUST_HOST; default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="API port (env HPROBUST_PORT; default 8000).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="MLflow store, artifacts, Ray Tune results and datasets "
+            "(env HPROBUST_DATA_DIR; default ./hprobust-data)."
+        ),
+    ] = None,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+    mlflow_ui: Annotated[
+        bool, typer.Option("--mlflow-ui/--no-mlflow-ui", help="Start the MLflow UI.")
+    ] = True,
+    ray_dashboard_port: Annotated[
+        int, typer.Option(help="Port of the local Ray head's dashboard (a free one if taken).")
+    ] = 8265,
+    cpus: Annotated[
+        int | None, typer.Option(help="CPUs of the local Ray head (default: all).")
+    ] = None,
+) -> None:
+    """Run hprobust on this machine: a local Ray head, the MLflow UI and the HTTP API."""
+    import logging
+
+    from pydantic import ValidationError
+
+    from service.core.config import Settings
+    from service.launcher import serve as run
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"host": host, "port": port, "data_dir": data_dir, "cpus": cpus}.items()
+        if v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            typer.echo(f"error: {where}: {err['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    code = run(
+        settings,
+        mlflow_port=mlflow_port,
+        ray_dashboard_port=ray_dashboard_port,
+        mlflow_ui=mlflow_ui,
+        echo=lambda text: typer.echo(text),
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def submit(
+    spec: Annotated[Path, typer.Argument(help="The study spec (YAML).", exists=True)],
+    url: Annotated[
+        str, typer.Option(help="The API (env HPROBUST_URL).", envvar="HPROBUST_URL")
+    ] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None,
+        typer.Option(help="Bearer token (env HPROBUST_API_TOKEN).", envvar="HPROBUST_API_TOKEN"),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the study with a progress bar to its end.")
+    ] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between polls with --wait.")] = 2.0,
+) -> None:
+    """Submit a study to a running service; with --wait, follow it and print its summary."""
+    import httpx
+    from rich.console import Console
+
+    from service.client import ApiError, Client
+
+    console = Console()
+    client = Client(url, token=token)
+    try:
+        created = client.submit(spec)
+        study_id = created["id"]
+        console.print(f"study [bold]{study_id}[/bold] {created['status']}")
+        console.print(f"  {url.rstrip('/')}{created['links']['self']}")
+        console.print(f"  report: {url.rstrip('/')}{created['links']['report']}")
+        if created["links"].get("mlflow"):
+            console.print(f"  MLflow: {created['links']['mlflow']}")
+        if not wait:
+            return
+        state = _follow(client, study_id, poll, console)
+        if state["status"] != "finished":
+            console.print(f"study {study_id} ended [bold red]{state['status']}[/bold red]")
+            raise typer.Exit(1)
+        console.print(summary_table(client.summary(study_id)))
+    except ApiError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        console.print(f"[red]error[/red]: cannot reach {url}: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+
+
+def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[extra]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(study_id, total=None, extra="")
+
+        def update(state: dict[str, Any]) -> None:
+            p = state["progress"]
+            eta = f" · ETA {state['eta_s'] / 60:.1f} min" if state.get("eta_s") else ""
+            extra = (
+                f"{state['status']} · {p['running']} running · {p['diverged']} diverged · "
+                f"{p['failed']} failed{eta}"
+            )
+            bar.update(task, total=p["total"], completed=p["finished"] + p["failed"], extra=extra)
+
+        return client.wait(study_id, poll_s=poll, on_update=update)
+
+
+def summary_table(summary: dict[str, Any]) -> Any:
+    """The per-arm table of a summary (rich Table), with the comparisons as a caption."""
+    from rich.table import Table
+
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    columns = (
+        ("best", "best"),
+        ("median", "median"),
+        ("worst", "worst"),
+        ("divergence_rate", "diverged"),
+        ("best_lr", "best lr"),
+        ("lr_window_decades", "lr window (dec)"),
+        ("lr_sensitivity", "lr sens."),
+        ("init_sensitivity", "init sens."),
+    )
+    title = "summary" + (" (partial)" if summary.get("partial") else "")
+    table = Table(title=title)
+    table.add_column("arm")
+    for _, label in columns:
+        table.add_column(label, justify="right")
+    for name, arm in (summary.get("arms") or {}).items():
+        table.add_row(name, *(fmt(arm.get(key)) for key, _ in columns))
+    notes = []
+    for c in summary.get("comparisons") or []:
+        notes.append(
+            f"{c.get('arm')} vs {c.get('baseline')}: mean diff {fmt(c.get('mean_diff'))} "
+            f"[{fmt(c.get('ci_low'))}, {fmt(c.get('ci_high'))}], p={fmt(c.get('p_value'))}, "
+            f"win rate {fmt(c.get('win_rate'))} ({c.get('n_pairs')} pairs)"
+        )
+    if notes:
+        table.caption = "\n".join(notes)
+    return table
