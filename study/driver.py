@@ -24,7 +24,9 @@ from typing import Any
 from study.errors import StudyStateError
 
 
-def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> str | None:
+def start_ray(
+    address: str | None = None, *, num_cpus: int | None = None, temp_dir: str | None = None
+) -> str | None:
     """Join ``address`` (or ``RAY_ADDRESS``), else start a local Ray; returns the temp dir of
     a local Ray (to remove after ``ray.shutdown()``), or None."""
     import ray
@@ -40,7 +42,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> str
     if address:
         ray.init(address=address, **kwargs)
         return None
-    temp_dir = tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")
+    temp_dir = temp_dir or tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")
     ray.init(address="local", num_cpus=num_cpus, _temp_dir=temp_dir, **kwargs)
     return temp_dir
 
@@ -67,6 +69,7 @@ def drive(
     progress: Callable[[dict[str, Any]], None] | None = None,
     ray_address: str | None = None,
     num_cpus: int | None = None,
+    ray_temp_dir: str | None = None,
 ) -> dict[str, Any]:
     """Run the recorded study ``study_id`` with its status kept in MLflow; returns the summary.
 
@@ -86,7 +89,10 @@ def drive(
             f"study {study_id} is {record.status}, not queued: resume it with --resume"
         )
     spec = StudySpec.model_validate(record.spec)
-    temp_dir = start_ray(ray_address, num_cpus=num_cpus)
+    import ray
+
+    owns_ray = not ray.is_initialized()  # a caller's Ray stays up
+    temp_dir = start_ray(ray_address, num_cpus=num_cpus, temp_dir=ray_temp_dir)
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         from study.runner import run_study
@@ -110,7 +116,8 @@ def drive(
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        stop_ray(temp_dir)
+        if owns_ray:
+            stop_ray(temp_dir)
     store.set_status(study_id, "finished")
     return summary
 
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--ray-address", default=None)
     parser.add_argument("--num-cpus", type=int, default=None)
+    parser.add_argument("--ray-temp-dir", default=None, help="temp dir of a local Ray")
     args = parser.parse_args(argv)
     try:
         drive(
@@ -134,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             ray_address=args.ray_address,
             num_cpus=args.num_cpus,
+            ray_temp_dir=args.ray_temp_dir,
         )
     except KeyboardInterrupt:
         print(f"study {args.study_id} cancelled", file=sys.stderr)

@@ -287,8 +287,17 @@ class MlflowRecorder(Callback):
 
 
 def _error_text(trial: Any) -> str:
+    """The trial's latest error: its local error file (written before the retry), else the
+    copy in Tune's storage."""
+    from pathlib import Path
+
+    text = None
     try:
-        text = trial.get_error()
+        local = trial.error_file
+        if local and Path(local).is_file():
+            text = Path(local).read_text()
+        if not text:
+            text = trial.get_error()
     except Exception:  # the error file may be gone; the status still matters
         text = None
     return str(text) if text else "trial failed (no error text recorded)"
