@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: install
-	$(BIN)/hprobust demo --data-dir $(DATA_DIR)
+	$(BIN)/hprobust serve --data-dir $(DATA_DIR)
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
