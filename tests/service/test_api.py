@@ -1,0 +1,252 @@
+"""The API under a real ``hprobust serve`` (uvicorn) on a real Ray head with a SQLite MLflow:
+a digits study from POST to summary, auth, 404/409/413/422, queueing and cancel."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.service.conftest import ServeProcess, tiny_spec, wait_for
+
+pytestmark = pytest.mark.slow
+
+STUDY_TIMEOUT_S = 240
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def experiments(api: ServeProcess) -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{api.data_dir / 'mlflow.db'}")
+    return sorted(e.name for e in client.search_experiments())
+
+
+def study_state(api: ServeProcess, study_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{api.url}/studies/{study_id}", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_status(
+    api: ServeProcess, study_id: str, statuses: tuple[str, ...], timeout_s: float = STUDY_TIMEOUT_S
+) -> dict[str, Any]:
+    return wait_for(
+        lambda: (s := study_state(api, study_id))["status"] in statuses and s,
+        timeout_s=timeout_s,
+        what=f"study {study_id} to be {'/'.join(statuses)}",
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_study(api: ServeProcess, api_token: str) -> dict[str, Any]:
+    """The tiny digits study, POSTed as YAML and run to the end."""
+    response = httpx.post(
+        f"{api.url}/studies",
+        content=yaml.safe_dump(tiny_spec(name="e2e")),
+        headers={**auth(api_token), "Content-Type": "application/yaml"},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["status"] == "queued"
+    assert response.headers["location"].endswith(f"/studies/{created['id']}")
+    state = wait_status(api, created["id"], ("finished", "failed", "cancelled"))
+    assert state["status"] == "finished", api.output()[-3000:]
+    return {"created": created, "state": state}
+
+
+def test_health_and_readiness(api: ServeProcess) -> None:
+    assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{api.url}/readyz", timeout=30)
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "ray": "ok", "mlflow": "ok"}
+
+
+def test_mutations_need_the_token(api: ServeProcess, api_token: str) -> None:
+    before = experiments(api)
+    for headers in ({}, auth("wrong-" + api_token), {"Authorization": api_token}):
+        r = httpx.post(f"{api.url}/studies", json=tiny_spec(), headers=headers)
+        assert r.status_code == 401, r.text
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = httpx.post(f"{api.url}/studies/s20261125-000000-abcdef/cancel", headers=headers)
+        assert r.status_code == 401, r.text
+    assert experiments(api) == before  # nothing was created
+    assert httpx.get(f"{api.url}/studies").status_code == 200  # reads stay open
+
+
+def test_bad_spec_is_422_naming_the_field_and_creates_nothing(
+    api: ServeProcess, api_token: str
+) -> None:
+    listed = httpx.get(f"{api.url}/studies").json()
+    before = experiments(api)
+    bad = tiny_spec(search={"lr": {"low": -1, "high": 1}, "init": ["kaiming_normal"]})
+    cases = [
+        (bad, "search.lr.low", -1),
+        (tiny_spec(epochs=51), "epochs", 51),  # over HPROBUST_MAX_EPOCHS=50
+        (tiny_spec(trials_per_arm=21), "trials_per_arm", 21),  # 2 x 21 > 40 trials
+        (tiny_spec(optimizer_typo=1), "optimizer_typo", 1),
+        (tiny_spec(model={"name": "no_such_model"}), "model.name", "no_such_model"),
+    ]
+    for spec, field, value in cases:
+        r = httpx.post(f"{api.url}/studies", json=spec, headers=auth(api_token), timeout=30)
+        assert r.status_code == 422, r.text
+        body = r.json()
+        problem = next(p for p in body["problems"] if p["field"] == field)
+        assert problem["value"] == value
+        assert field in body["detail"] and problem["rule"]
+    r = httpx.post(
+        f"{api.url}/studies",
+        content=b"name: [unclosed",
+        headers={**auth(api_token), "Content-Type": "application/yaml"},
+    )
+    assert r.status_code == 422 and r.json()["problems"][0]["field"] == "body"
+    assert httpx.get(f"{api.url}/studies").json() == listed
+    assert experiments(api) == before
+
+
+def test_oversized_body_is_413(api: ServeProcess, api_token: str) -> None:
+    before = experiments(api)
+    big = tiny_spec(name="x" * 20_000)  # the limit is 8192 bytes
+    r = httpx.post(f"{api.url}/studies", json=big, headers=auth(api_token))
+    assert r.status_code == 413, r.text
+    assert "8192" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the middleware counts the streamed bytes
+        for _ in range(20):
+            yield b" " * 1000
+
+    r = httpx.post(
+        f"{api.url}/studies",
+        content=chunks(),
+        headers={**auth(api_token), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413, r.text
+    assert experiments(api) == before
+
+
+def test_unknown_study_is_404(api: ServeProcess, api_token: str) -> None:
+    for study_id in ("s20200101-000000-abcdef", "not-an-id"):
+        for path in ("", "/trials", "/summary", "/report", "/plots/heatmap.png"):
+            r = httpx.get(f"{api.url}/studies/{study_id}{path}")
+            assert r.status_code == 404, (path, r.text)
+            assert study_id in r.json()["detail"]
+        r = httpx.post(f"{api.url}/studies/{study_id}/cancel", headers=auth(api_token))
+        assert r.status_code == 404
+
+
+def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str, Any]) -> None:
+    study_id = finished_study["created"]["id"]
+    state = finished_study["state"]
+    assert state["progress"] == {
+        "finished": 4,
+        "running": 0,
+        "pending": 0,
+        "diverged": 0,
+        "failed": 0,
+        "total": 4,
+    }
+    assert state["started_at"] and state["finished_at"] and state["eta_s"] is None
+    assert (
+        state["links"]["mlflow"] == f"http://127.0.0.1:5999/#/experiments/{state['experiment_id']}"
+    )
+    assert state["spec"]["name"] == "e2e"
+
+    listed = httpx.get(f"{api.url}/studies").json()["data"]
+    assert study_id in [s["id"] for s in listed]
+    created = [s["created_at"] for s in listed]
+    assert created == sorted(created, reverse=True)  # newest first
+
+    trials = httpx.get(f"{api.url}/studies/{study_id}/trials").json()
+    assert trials["count"] == 4
+    rows = trials["data"]
+    assert sorted(r["arm"] for r in rows) == ["insgd", "insgd", "sgd", "sgd"]
+    assert all(r["status"] == "finished" and 0 <= r["val_acc"] <= 1 for r in rows)
+    # paired: both arms ran the same learning rates
+    assert sorted(r["lr"] for r in rows if r["arm"] == "sgd") == sorted(
+        r["lr"] for r in rows if r["arm"] == "insgd"
+    )
+    text = httpx.get(f"{api.url}/studies/{study_id}/trials", params={"format": "csv"}).text
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == 4 and {"arm", "lr", "init", "val_acc", "status"} <= set(table[0])
+
+    summary = httpx.get(f"{api.url}/studies/{study_id}/summary").json()
+    assert summary["partial"] is False
+    assert list(summary["arms"]) == ["sgd", "insgd"]
+    assert summary["arms"]["sgd"]["n"] == 2
+    best = max(r["val_acc"] for r in rows if r["arm"] == "insgd")
+    assert summary["arms"]["insgd"]["best"] == pytest.approx(best)
+    assert summary["comparisons"][0]["arm"] == "insgd"
+    assert summary["comparisons"][0]["n_pairs"] == 2
+
+    for stem in ("acc_vs_lr", "heatmap", "expected_max"):
+        r = httpx.get(f"{api.url}/studies/{study_id}/plots/{stem}.png")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert r.content.startswith(b"\x89PNG\r\n\x1a\n") and len(r.content) > 5000
+    assert httpx.get(f"{api.url}/studies/{study_id}/plots/nope.png").status_code == 404
+
+    page = httpx.get(f"{api.url}/studies/{study_id}/report").text
+    assert 'http-equiv="refresh"' not in page  # finished: no more refreshing
+    assert "insgd" in page and page.count("<img ") == 3
+
+
+def test_cancel_of_a_finished_study_is_409(
+    api: ServeProcess, api_token: str, finished_study: dict[str, Any]
+) -> None:
+    study_id = finished_study["created"]["id"]
+    r = httpx.post(f"{api.url}/studies/{study_id}/cancel", headers=auth(api_token), timeout=60)
+    assert r.status_code == 409, r.text
+    assert "finished" in r.json()["detail"]
+    assert study_state(api, study_id)["status"] == "finished"
+
+
+def test_queue_and_cancel(
+    api: ServeProcess, api_token: str, ray_head, finished_study: dict[str, Any]
+) -> None:
+    """With one study slot, a second study waits queued; cancelling stops the running one's
+    Ray job and keeps its finished trials; a cancelled study cannot be cancelled again."""
+    from ray.job_submission import JobSubmissionClient
+
+    long = tiny_spec(name="long", epochs=30, trials_per_arm=3)
+    ids = []
+    for spec in (long, tiny_spec(name="waiting")):
+        r = httpx.post(f"{api.url}/studies", json=spec, headers=auth(api_token), timeout=60)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    running_id, waiting_id = ids
+    wait_for(
+        lambda: study_state(api, running_id)["progress"]["finished"] >= 1,
+        timeout_s=STUDY_TIMEOUT_S,
+        what="a finished trial of the long study",
+    )
+    state = study_state(api, running_id)
+    assert state["status"] == "running" and state["job"] == running_id
+    assert state["eta_s"] is not None and state["eta_s"] > 0
+    waiting = study_state(api, waiting_id)
+    assert waiting["status"] == "queued" and waiting["job"] is None
+
+    r = httpx.post(f"{api.url}/studies/{waiting_id}/cancel", headers=auth(api_token), timeout=60)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+    finished_before = study_state(api, running_id)["progress"]["finished"]
+    r = httpx.post(f"{api.url}/studies/{running_id}/cancel", headers=auth(api_token), timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled"
+    jobs = JobSubmissionClient(
+        ray_head.url, headers={"Authorization": f"Bearer {ray_head.extra['token']}"}
+    )
+    assert str(jobs.get_job_status(running_id)) in ("STOPPED", "FAILED")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        jobs.get_job_status(waiting_id)  # never submitted
+    after = study_state(api, running_id)
+    assert after["status"] == "cancelled"
+    assert after["progress"]["finished"] >= finished_before
+    r = httpx.post(f"{api.url}/studies/{running_id}/cancel", headers=auth(api_token))
+    assert r.status_code == 409
