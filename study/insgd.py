@@ -119,9 +119,7 @@ class _InputRecorder:
         if not isinstance(x, Tensor) or x.numel() == 0:
             return
         x = x.detach()
-        if x.dtype in _LOW_PRECISION:
-            x = x.float()
-        s = self._statistic(x)
+        s = self._reference_statistic(x) if self.variant == "reference" else self._statistic(x)
         if self.total is None:
             self.total = s
         else:
@@ -129,23 +127,37 @@ class _InputRecorder:
         self.count += 1
 
     def _statistic(self, x: Tensor) -> Tensor:
+        """``s`` of ``variant="paper"``: one read of ``x``, no temporary of its size (l2)."""
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         if self.in_channels == 0:  # Linear: rows of in_features, every leading dim is a sample
-            rows = x.reshape(-1, x.shape[-1])
-            if self.variant == "reference":
-                rows = _standardize(rows)
-            e = rows.square() if self.norm == "l2" else rows.abs()
-            s = e.sum().div_(rows.shape[0])
-            if self.variant == "reference":
-                s.add_(_REF_LINEAR_OFFSET)
-            return s
-        # Conv: (N, C, *spatial) or unbatched (C, *spatial).
-        if x.dim() < len(self.d_shape):  # unbatched input: one sample
+            rows = x.numel() // x.shape[-1]
+            if self.norm == "l2":
+                return torch.linalg.vector_norm(x, dtype=dtype).square_().div_(rows)
+            return x.abs().sum(dtype=dtype).div_(rows)
+        if x.dim() < len(self.d_shape):  # unbatched conv input: one sample
             x = x.unsqueeze(0)
-        if self.variant == "reference":
-            x = _standardize(x.reshape(x.shape[0], x.shape[1], -1))
+        n = x.shape[0]
+        if self.norm == "l2" and x.is_contiguous():
+            # A norm over the contiguous spatial dim is one fast pass; square the (N, C) result.
+            norms = torch.linalg.vector_norm(x.view(n, x.shape[1], -1), dim=2, dtype=dtype)
+            return norms.square_().sum(0).div_(n)
+        x = x.to(dtype)
         e = x.square() if self.norm == "l2" else x.abs()
-        dims = (0, *range(2, x.dim()))
-        return e.sum(dims).div_(x.shape[0])
+        return e.sum((0, *range(2, x.dim()))).div_(n)
+
+    def _reference_statistic(self, x: Tensor) -> Tensor:
+        """``s`` of ``variant="reference"``: each sample standardized first."""
+        if x.dtype in _LOW_PRECISION:
+            x = x.float()
+        if self.in_channels == 0:
+            rows = _standardize(x.reshape(-1, x.shape[-1]))
+            e = rows.square() if self.norm == "l2" else rows.abs()
+            return e.sum().div_(rows.shape[0]).add_(_REF_LINEAR_OFFSET)
+        if x.dim() < len(self.d_shape):
+            x = x.unsqueeze(0)
+        z = _standardize(x.reshape(x.shape[0], x.shape[1], -1))
+        e = z.square() if self.norm == "l2" else z.abs()
+        return e.sum((0, 2)).div_(z.shape[0])
 
     def gather_on(self, device: torch.device) -> Tensor | None:
         """The grouped-conv channel index on ``device`` (moved once, then cached)."""

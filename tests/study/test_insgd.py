@@ -198,6 +198,10 @@ LAYER_KINDS = {
         nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 2, 1)),
         lambda gen, b: _randn(b, 3, 5, 5, gen=gen),
     ),
+    "conv2d_channels_last": lambda: (
+        nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 2, 1)),
+        lambda gen, b: _randn(b, 3, 5, 5, gen=gen).contiguous(memory_format=torch.channels_last),
+    ),
     "conv2d_unbatched": lambda: (
         nn.Sequential(nn.Conv2d(3, 4, 3), nn.Tanh(), nn.Conv2d(4, 2, 2)),
         lambda gen, b: _randn(3, 4 + b, 5, gen=gen),
