@@ -212,7 +212,16 @@ def plot_expected_max(
         _no_data(ax)
     else:
         ax.axhline(table.chance_acc, color="0.5", linestyle="--", linewidth=1, label="chance")
-        ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+        longest = max(len(c) for c in (curves or {}).values()) if curves else 0
+        longest = max(longest, *(int(np.count_nonzero(table.arm == a)) for a in arms))
+        if longest <= 30:  # few trials: a plain integer axis reads best
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("number of trials n (random lr x init draws)")
         ax.set_ylabel("expected best val accuracy")
         ax.grid(True, which="both", alpha=0.3)
