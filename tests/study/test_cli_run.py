@@ -1,0 +1,141 @@
+"""``hprobust run / trials / ui`` on the embedded default (real Ray, real MLflow SQLite)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from study.cli import app
+
+pytestmark = pytest.mark.slow
+
+SPEC = {
+    "name": "cli",
+    "dataset": "digits",
+    "model": {"name": "mlp", "hidden": [16]},
+    "arms": [
+        {"name": "sgd", "optimizer": "sgd", "momentum": 0.9},
+        {"name": "insgd", "optimizer": "insgd", "momentum": 0.9},
+    ],
+    "search": {"lr": {"low": 1e-2, "high": 1.0}, "init": ["kaiming_normal"]},
+    "trials_per_arm": 2,
+    "epochs": 2,
+    "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
+}
+
+
+def _spec_file(tmp_path, data) -> str:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_bad_spec_exits_2_names_the_field_and_creates_nothing(tmp_path):
+    bad = {**SPEC, "search": {"lr": {"low": -1, "high": 1.0}, "init": ["kaiming_normal"]}}
+    data_dir = tmp_path / "store"
+    result = CliRunner().invoke(
+        app, ["run", _spec_file(tmp_path, bad), "--data-dir", str(data_dir)]
+    )
+    assert result.exit_code == 2
+    assert "search.lr.low must be > 0, got -1" in result.output
+    assert not data_dir.exists()
+
+
+def test_run_needs_a_spec_or_resume(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
+def test_run_then_trials_then_resume_refused(ray_local, tmp_path):
+    data_dir = tmp_path / "store"
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", _spec_file(tmp_path, SPEC), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    match = re.fullmatch(r"study (s\d{8}-\d{6}-[0-9a-f]{6})", first)
+    assert match, first
+    sid = match.group(1)
+    assert "val_acc per arm" in result.output
+    assert re.search(r"│ sgd\s+│\s+0\.\d{3} │", result.output)
+    assert re.search(r"│ insgd\s+│\s+0\.\d{3} │", result.output)
+    assert "4/4 finished" in result.output
+    assert (data_dir / "mlflow.db").is_file() and (data_dir / "mlartifacts").is_dir()
+
+    as_csv = runner.invoke(app, ["trials", sid, "--data-dir", str(data_dir), "--format", "csv"])
+    assert as_csv.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(as_csv.output)))
+    assert len(rows) == 4
+    assert list(rows[0]) == [
+        "arm", "lr", "init", "init_scale", "seed", "val_acc", "val_loss", "diverged", "status",
+    ]  # fmt: skip
+    assert {r["status"] for r in rows} == {"finished"}
+
+    as_json = runner.invoke(app, ["trials", sid, "--data-dir", str(data_dir), "--format", "json"])
+    parsed = json.loads(as_json.output)
+    assert [r["arm"] for r in parsed] == ["sgd", "sgd", "insgd", "insgd"]
+    assert all(0 <= r["val_acc"] <= 1 for r in parsed)
+
+    table = runner.invoke(app, ["trials", sid, "--data-dir", str(data_dir)], env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "kaiming_normal" in table.output
+
+    again = runner.invoke(app, ["run", "--resume", sid, "--data-dir", str(data_dir)])
+    assert again.exit_code == 2 and "already finished" in again.output
+
+    unknown = runner.invoke(app, ["trials", "s20990101-000000-abcdef", "--data-dir", str(data_dir)])
+    assert unknown.exit_code == 2 and "no study" in unknown.output
+    bad_format = runner.invoke(app, ["trials", sid, "--data-dir", str(data_dir), "--format", "x"])
+    assert bad_format.exit_code == 2 and "--format must be one of" in bad_format.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_serves_mlflow_on_the_store(tmp_path):
+    port = _free_port()
+    command = [sys.executable, "-m", "study.cli", "ui", "--data-dir", str(tmp_path)]
+    command += ["--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from study.cli import app; app()", *command[3:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()[-2000:]
+            try:
+                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    body = json.loads(response.read())
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the MLflow UI did not come up")
+                time.sleep(0.5)
+        assert "experiments" in body
+        assert (tmp_path / "mlflow.db").is_file()
+    finally:
+        import os
+        import signal
+
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
