@@ -1,0 +1,107 @@
+"""Benchmark: what running trials as a study costs over a bare loop of ``train_trial``.
+
+One small study (default: digits / toy_cnn, 2 arms x 4 points, concurrency 1, 1 CPU per
+trial) runs through ``hprobust run`` in a subprocess: a local Ray started for it, Ray Tune +
+Optuna, every epoch logged to MLflow (SQLite), summary and plots stored at the end. Then the
+very same trial configs (read back from MLflow) run in a bare Python loop of
+``study.train.train_trial`` with the same thread count. Printed: both wall times, their ratio,
+the per-trial overhead in seconds, and the same split without the fixed cost of starting the
+study (Ray start, MLflow store, summary/plots): the span from the first trial's start to the
+last trial's end in MLflow. Target (issue #3): ratio <= 1.15 on a 2-core machine.
+
+    .venv/bin/python bench/study_overhead.py [--epochs 12] [--points 4] [--model toy_cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--points", type=int, default=4, help="points per arm (2 arms)")
+    parser.add_argument("--model", default="toy_cnn")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+
+    spec = {
+        "name": "bench-overhead",
+        "dataset": "digits",
+        "model": {"name": args.model},
+        "arms": [
+            {"name": "sgd", "optimizer": "sgd", "momentum": 0.9},
+            {"name": "insgd", "optimizer": "insgd", "momentum": 0.9},
+        ],
+        "search": {"lr": {"low": 1e-3, "high": 0.3}, "init": ["kaiming_normal"]},
+        "sampler": "qmc",
+        "trials_per_arm": args.points,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 1},
+    }
+    with tempfile.TemporaryDirectory(prefix="hpr-bench-") as tmp:
+        data_dir = Path(tmp) / "store"
+        spec_path = Path(tmp) / "spec.yaml"
+        spec_path.write_text(yaml.safe_dump(spec))
+        cli = [sys.executable, "-c", "from study.cli import app; app()"]
+        command = [*cli, "run", str(spec_path), "--data-dir", str(data_dir), "--num-cpus", "2"]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        study_wall = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.exit(f"hprobust run failed:\n{done.stdout}\n{done.stderr}")
+        study_id = re.search(r"study (s\d{8}-\d{6}-[0-9a-f]{6})", done.stdout).group(1)
+
+        from study.records import StudyStore, sqlite_uri
+        from study.spec import StudySpec
+        from study.train import train_trial
+
+        store = StudyStore(sqlite_uri(data_dir))
+        runs = store.trial_runs(study_id)
+        span = (max(r.info.end_time for r in runs) - min(r.info.start_time for r in runs)) / 1e3
+        ordered = sorted(runs, key=lambda r: r.info.start_time)
+        in_run = sum(r.info.end_time - r.info.start_time for r in runs) / 1e3 / len(runs)
+        gaps = [(b.info.start_time - a.info.end_time) / 1e3 for a, b in itertools.pairwise(ordered)]
+        gap = sum(gaps) / max(1, len(gaps))
+        study_spec = StudySpec.model_validate(store.get(study_id).spec)
+        configs = [
+            study_spec.trial_config(
+                row["arm"],
+                lr=row["lr"],
+                init=row["init"],
+                init_scale=row["init_scale"],
+                seed=row["seed"],
+                data_dir=str(data_dir / "datasets"),
+                num_threads=1,
+            )
+            for row in store.trials(study_id)
+        ]
+        start = time.perf_counter()
+        for config in configs:
+            train_trial(config)
+        bare_wall = time.perf_counter() - start
+
+    n = len(configs)
+    print(f"trials: {n} ({args.model}, digits, {args.epochs} epochs, concurrency 1, 1 thread)")
+    print(f"bare loop of train_trial : {bare_wall:8.2f} s  ({bare_wall / n:.2f} s/trial)")
+    print(f"hprobust run (end to end): {study_wall:8.2f} s")
+    print(f"  ratio                  : {study_wall / bare_wall:8.3f}  (target <= 1.15)")
+    print(f"  overhead per trial     : {(study_wall - bare_wall) / n:8.2f} s")
+    print(f"first trial start -> last trial end (MLflow): {span:.2f} s")
+    print(f"  ratio without start-up/summary : {span / bare_wall:8.3f}")
+    print(f"  overhead per trial             : {(span - bare_wall) / n:8.2f} s")
+    print(f"mean MLflow run duration {in_run:.2f} s, mean gap between runs {gap:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
