@@ -120,6 +120,18 @@ def create_app(
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(spec_schema.pop("$defs", {}))
         components["StudySpec"] = spec_schema
+        # Every 422 this service sends has the Problems shape (see service/errors.py).
+        problems = {
+            "description": "A field breaks a rule: each problem names the field, the rule and "
+            "the value.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problems"}}},
+        }
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if "422" in operation.get("responses", {}):
+                    operation["responses"]["422"] = problems
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
         app.openapi_schema = schema
         return schema
 

@@ -250,3 +250,99 @@ def test_queue_and_cancel(
     assert after["progress"]["finished"] >= finished_before
     r = httpx.post(f"{api.url}/studies/{running_id}/cancel", headers=auth(api_token))
     assert r.status_code == 409
+
+
+def test_report_page_in_headless_chromium(
+    api: ServeProcess, finished_study: dict[str, Any], tmp_path
+) -> None:
+    """The report opened in Debian's Chromium: three plots loaded, no console errors, and a
+    screenshot that shows them (not blank; the plot area holds coloured pixels)."""
+    import numpy as np
+    from PIL import Image
+    from playwright import sync_api as playwright
+
+    study_id = finished_study["created"]["id"]
+    shot = tmp_path / "report.png"
+    problems: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("requestfailed", lambda r: problems.append(f"failed {r.url}"))
+            response = page.goto(f"{api.url}/studies/{study_id}/report", wait_until="load")
+            assert response is not None and response.status == 200
+            widths = page.eval_on_selector_all(
+                ".plots img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
+            )
+            assert len(widths) == 3 and all(w > 100 for w in widths), widths
+            assert page.inner_text("#status") == "finished"
+            assert page.locator("#arms tr").count() == 3  # header + sgd + insgd
+            box = page.locator(".plots").bounding_box()
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(float)
+    assert image.std() > 10  # not a blank page
+    assert box is not None
+    x0, y0 = int(box["x"]), int(box["y"])
+    plots = image[y0 : y0 + int(box["height"]), x0 : x0 + int(box["width"])]
+    coloured = (plots.max(axis=2) - plots.min(axis=2)) > 60  # saturated pixels: plot marks
+    assert coloured.mean() > 0.005, coloured.mean()
+
+
+def test_openapi_schemathesis(
+    api: ServeProcess, api_token: str, finished_study: dict[str, Any], tmp_path
+) -> None:
+    """schemathesis against /openapi.json (GET routes and POST /studies, authenticated): no 5xx
+    and every response matches its declared schema. ``study_id`` is often the finished study,
+    so the 200 responses of every route are checked too, not only 404s."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    study_id = finished_study["created"]["id"]
+    (tmp_path / "schemathesis.toml").write_text(
+        f'[parameters]\nstudy_id = {{ dictionary = "studies", probability = 0.7 }}\n'
+        f'[dictionaries.studies]\nvalues = ["{study_id}"]\n'
+    )
+    result = subprocess.run(
+        [
+            str(schemathesis),
+            "run",
+            f"{api.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,response_schema_conformance",
+            "--exclude-path-regex",
+            "(/cancel|/readyz)$",
+            "--max-examples",
+            "20",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--seed",
+            "1",
+            "--max-time",
+            "45",
+            "--request-timeout",
+            "30",
+            "--workers",
+            "1",
+            "--header",
+            f"Authorization: Bearer {api_token}",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-6000:]
+    assert "8 selected" in out and "Tested: 8" in out, out[-3000:]  # GET routes + POST /studies
+    assert "passed" in out and "failures" not in out
