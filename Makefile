@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= ./hprobust-data
 
-.PHONY: install up test lint format bench clean
+.PHONY: install up study test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 up: install
 	$(BIN)/hprobust serve --data-dir $(DATA_DIR)
+
+study: install
+	$(BIN)/hprobust run examples/digits-quick.yaml --data-dir $(DATA_DIR)
+	@echo "browse it: $(BIN)/hprobust ui --data-dir $(DATA_DIR)"
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
