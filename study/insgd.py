@@ -76,40 +76,52 @@ def _check_hparams(group: dict[str, Any], owner: str = "INSGD") -> None:
 
 
 class _InputRecorder:
-    """Forward hook of one layer: accumulates the input statistic ``s`` over training forwards.
+    """Forward hook of one layer: one small reduction of the input per training forward.
 
-    It keeps ``total`` (sum of each forward's ``s``) and ``count``, never the input itself,
-    and holds no reference to the optimizer.
+    Per forward since the last step it keeps ``raws`` (``variant="paper"``: the l2 norm or the
+    l1 sum of the input over samples and spatial positions, per input channel for a conv;
+    ``variant="reference"``: ``s`` itself) and ``sizes`` (the number of samples, 1 for
+    ``reference``), never the input itself, so ``s = raw**2 / size`` (l2) or ``raw / size``.
+    The step turns them into ``s`` for all layers at once. It holds no reference to the
+    optimizer.
     """
 
-    __slots__ = ("count", "d_shape", "gather", "in_channels", "name", "norm", "total", "variant")
+    __slots__ = (
+        "d_shape",
+        "gather",
+        "is_linear",
+        "name",
+        "norm",
+        "param",
+        "raws",
+        "sizes",
+        "variant",
+    )
 
     def __init__(self, name: str, module: nn.Module, norm: str, variant: str) -> None:
         self.name = name
+        self.param: Tensor = module.weight
         self.norm = norm
         self.variant = variant
-        self.total: Tensor | None = None
-        self.count = 0
+        self.raws: list[Tensor] = []
+        self.sizes: list[int] = []
         weight = module.weight
-        if isinstance(module, nn.Linear):
-            self.in_channels = 0  # 0 marks a Linear layer: one number per layer
-            self.d_shape: tuple[int, ...] = ()
-            self.gather: Tensor | None = None
+        self.is_linear = isinstance(module, nn.Linear)
+        self.gather: Tensor | None = None
+        if self.is_linear:
+            self.d_shape: tuple[int, ...] = ()  # one number per layer
         else:
             c_out, c_in_per_group = weight.shape[0], weight.shape[1]
             groups = module.groups
-            self.in_channels = c_in_per_group * groups
             kernel_ones = (1,) * (weight.dim() - 2)
             if groups == 1:
                 # Weight entry [o, i] uses channel i: a broadcast view, no gather.
                 self.d_shape = (1, c_in_per_group, *kernel_ones)
-                self.gather = None
             else:
                 # Weight entry [o, i] uses channel (o // (C_out/g)) * (C_in/g) + i.
                 o = torch.arange(c_out).unsqueeze(1)
                 i = torch.arange(c_in_per_group).unsqueeze(0)
-                index = (o // (c_out // groups)) * c_in_per_group + i
-                self.gather = index.reshape(-1)
+                self.gather = ((o // (c_out // groups)) * c_in_per_group + i).reshape(-1)
                 self.d_shape = (c_out, c_in_per_group, *kernel_ones)
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -119,37 +131,37 @@ class _InputRecorder:
         if not isinstance(x, Tensor) or x.numel() == 0:
             return
         x = x.detach()
-        s = self._reference_statistic(x) if self.variant == "reference" else self._statistic(x)
-        if self.total is None:
-            self.total = s
+        if self.variant == "paper":
+            raw, size = self._reduce(x)
         else:
-            self.total.add_(s)
-        self.count += 1
+            raw, size = self._reference_statistic(x), 1
+        self.raws.append(raw)
+        self.sizes.append(size)
 
-    def _statistic(self, x: Tensor) -> Tensor:
-        """``s`` of ``variant="paper"``: one read of ``x``, no temporary of its size (l2)."""
+    def _reduce(self, x: Tensor) -> tuple[Tensor, int]:
+        """(raw, samples) of ``variant="paper"``: one read of ``x``, float32 (or float64)."""
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        if self.in_channels == 0:  # Linear: rows of in_features, every leading dim is a sample
-            rows = x.numel() // x.shape[-1]
-            if self.norm == "l2":
-                return torch.linalg.vector_norm(x, dtype=dtype).square_().div_(rows)
-            return x.abs().sum(dtype=dtype).div_(rows)
+        order = 2 if self.norm == "l2" else 1
+        if self.is_linear:  # rows of in_features, every leading dim is a sample
+            return torch.linalg.vector_norm(x, order, dtype=dtype), x.numel() // x.shape[-1]
         if x.dim() < len(self.d_shape):  # unbatched conv input: one sample
             x = x.unsqueeze(0)
         n = x.shape[0]
-        if self.norm == "l2" and x.is_contiguous():
-            # A norm over the contiguous spatial dim is one fast pass; square the (N, C) result.
-            norms = torch.linalg.vector_norm(x.view(n, x.shape[1], -1), dim=2, dtype=dtype)
-            return norms.square_().sum(0).div_(n)
-        x = x.to(dtype)
-        e = x.square() if self.norm == "l2" else x.abs()
-        return e.sum((0, *range(2, x.dim()))).div_(n)
+        if x.device.type == "cpu" and x.is_contiguous():
+            # CPU kernels reduce fast only over the contiguous (spatial) dim.
+            v = x.view(n, x.shape[1], -1)
+            if order == 2:
+                norms = torch.linalg.vector_norm(v, dim=2, dtype=dtype)
+                return torch.linalg.vector_norm(norms, dim=0), n
+            return v.abs().sum((0, 2), dtype=dtype), n
+        # One kernel on an accelerator (or for channels_last inputs).
+        return torch.linalg.vector_norm(x, order, dim=(0, *range(2, x.dim())), dtype=dtype), n
 
     def _reference_statistic(self, x: Tensor) -> Tensor:
         """``s`` of ``variant="reference"``: each sample standardized first."""
         if x.dtype in _LOW_PRECISION:
             x = x.float()
-        if self.in_channels == 0:
+        if self.is_linear:
             e = _standardized_energy(x.reshape(-1, x.shape[-1]), self.norm)
             return e.mean().add_(_REF_LINEAR_OFFSET)
         if x.dim() < len(self.d_shape):
@@ -162,13 +174,41 @@ class _InputRecorder:
             self.gather = self.gather.to(device)
         return self.gather
 
-    def take(self) -> Tensor | None:
-        """The mean ``s`` of the forwards since the last call, or None; resets the record."""
-        total, count = self.total, self.count
-        self.total, self.count = None, 0
-        if total is None:
-            return None
-        return total if count == 1 else total.div_(count)
+    def clear(self) -> None:
+        self.raws, self.sizes = [], []
+
+
+def _statistics(recorders: dict[int, _InputRecorder], squared: bool) -> dict[int, Tensor]:
+    """``s`` (mean over forwards) of every layer that recorded forwards, by ``id`` of its weight.
+
+    Resets the records.
+
+    All layers are processed together with ``torch._foreach_*`` ops (two kernels on CUDA).
+    """
+    owners: list[tuple[int, int]] = []
+    raws: list[Tensor] = []
+    sizes: list[int] = []
+    for key, recorder in recorders.items():
+        if recorder.raws:
+            owners.append((key, len(recorder.raws)))
+            raws += recorder.raws
+            sizes += recorder.sizes
+            recorder.clear()
+    if not raws:
+        return {}
+    if squared:
+        values = torch._foreach_mul(raws, raws)
+        torch._foreach_div_(values, sizes)
+    elif any(size != 1 for size in sizes):
+        values = torch._foreach_div(raws, sizes)
+    else:
+        values = raws
+    statistics = {}
+    k = 0
+    for key, count in owners:
+        statistics[key] = values[k] if count == 1 else torch.stack(values[k : k + count]).mean(0)
+        k += count
+    return statistics
 
 
 def _standardized_energy(v: Tensor, norm: str) -> Tensor:
@@ -235,7 +275,7 @@ class INSGD(Optimizer):
         }
         _check_hparams(defaults)
         self._model_ref = weakref.ref(model)
-        self._recorders: dict[Tensor, _InputRecorder] = {}
+        self._recorders: dict[int, _InputRecorder] = {}  # by id() of the hooked weight
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._hooked_modules: weakref.WeakSet[nn.Module] = weakref.WeakSet()
         self._hooks_removed = False
@@ -268,13 +308,13 @@ class INSGD(Optimizer):
             weight = module.weight
             if weight not in optimized or module in self._hooked_modules:
                 continue
-            recorder = self._recorders.get(weight)
+            recorder = self._recorders.get(id(weight))
             if recorder is None:
                 label = name or type(module).__name__
                 recorder = _InputRecorder(
                     label, module, self.defaults["norm"], self.defaults["variant"]
                 )
-                self._recorders[weight] = recorder
+                self._recorders[id(weight)] = recorder
             self._handles.append(module.register_forward_hook(recorder))
             self._hooked_modules.add(module)
 
@@ -317,7 +357,7 @@ class INSGD(Optimizer):
             self.defaults[key] = values.pop()
         for recorder in self._recorders.values():
             recorder.norm, recorder.variant = self.defaults["norm"], self.defaults["variant"]
-            recorder.take()  # statistics measured the old way are dropped
+            recorder.clear()  # statistics measured the old way are dropped
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -333,45 +373,52 @@ class INSGD(Optimizer):
                 loss = closure()
 
         # Check every layer before changing anything: a failing step leaves no trace.
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("INSGD: sparse gradients are not supported")
-                recorder = self._recorders.get(p)
-                if (
-                    recorder is not None
-                    and recorder.count == 0
-                    and "input_power" not in self.state.get(p, ())
-                ):
-                    raise RuntimeError(
-                        f"INSGD: no training forward of layer '{recorder.name}' was recorded "
-                        "before the first step; run the model in train mode with grad "
-                        "enabled (not under torch.no_grad() or model.eval()) before step()"
-                    )
-        fresh = {p: recorder.take() for p, recorder in self._recorders.items()}
+        for recorder in self._recorders.values():
+            p = recorder.param
+            if (
+                not recorder.raws
+                and p.grad is not None
+                and "input_power" not in self.state.get(p, ())
+            ):
+                raise RuntimeError(
+                    f"INSGD: no training forward of layer '{recorder.name}' was recorded "
+                    "before the first step; run the model in train mode with grad "
+                    "enabled (not under torch.no_grad() or model.eval()) before step()"
+                )
+        fresh = _statistics(
+            self._recorders,
+            squared=self.defaults["norm"] == "l2" and self.defaults["variant"] == "paper",
+        )
 
         for group in self.param_groups:
             params: list[Tensor] = []
             grads: list[Tensor] = []
+            states: list[dict[str, Any]] = []
             momentum_buffers: list[Tensor | None] = []
             input_powers: list[Tensor | None] = []
             input_stats: list[Tensor | None] = []
             d_shapes: list[tuple[int, ...] | None] = []
             gathers: list[Tensor | None] = []
             for p in group["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
                 state = self.state[p]
                 params.append(p)
-                grads.append(p.grad)
+                grads.append(grad)
+                states.append(state)
                 momentum_buffers.append(state.get("momentum_buffer"))
-                recorder = self._recorders.get(p)
-                d_shapes.append(None if recorder is None else recorder.d_shape)
-                gathers.append(None if recorder is None else recorder.gather_on(p.device))
-                input_powers.append(state.get("input_power"))
-                input_stats.append(fresh.get(p))
+                recorder = self._recorders.get(id(p))
+                if recorder is None:
+                    d_shapes.append(None)
+                    gathers.append(None)
+                    input_powers.append(None)
+                    input_stats.append(None)
+                else:
+                    d_shapes.append(recorder.d_shape)
+                    gathers.append(recorder.gather_on(p.device))
+                    input_powers.append(state.get("input_power"))
+                    input_stats.append(fresh.get(id(p)))
             if not params:
                 continue
 
@@ -393,10 +440,9 @@ class INSGD(Optimizer):
                 eps=group["eps"],
             )
 
-            for p, buf, power, shape in zip(
-                params, momentum_buffers, input_powers, d_shapes, strict=True
+            for state, buf, power, shape in zip(
+                states, momentum_buffers, input_powers, d_shapes, strict=True
             ):
-                state = self.state[p]
                 if buf is not None:
                     state["momentum_buffer"] = buf
                 if shape is not None:
