@@ -493,6 +493,8 @@ INSGD.__doc__ = r"""Implements Input Normalized SGD (INSGD, Atici, Pan & Cetin, 
     tensor value on the host (no ``.item()``), so it makes no host-device synchronization.
     Per hooked weight the state holds ``momentum_buffer``, ``input_power`` (:math:`P`) and
     ``step``; statistics of forwards not yet consumed by a step are not part of ``state_dict()``.
+    Gradients must be dense. Activation checkpointing recomputes a forward with the same
+    input, which leaves the mean ``s`` unchanged.
 
     Args:
         model (nn.Module): the model; its Linear/Conv layers are hooked. By default INSGD
