@@ -82,7 +82,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store if store is not None else _make_store(settings)
         app.state.jobs = jobs if jobs is not None else _make_jobs(settings)
-        app.state.reader = StudyReader(app.state.store, ttl_s=settings.cache_ttl_s)
+        app.state.reader = StudyReader(
+            app.state.store, ttl_s=settings.cache_ttl_s, enabled=settings.read_cache
+        )
         app.state.scheduler = Scheduler(
             app.state.store,
             app.state.jobs,

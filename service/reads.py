@@ -35,9 +35,10 @@ def _unavailable(exc: Exception) -> bool:
 class StudyReader:
     """The read side of a :class:`~study.records.StudyStore`, cached (see the module doc)."""
 
-    def __init__(self, store: Any, *, ttl_s: float = 2.0) -> None:
+    def __init__(self, store: Any, *, ttl_s: float = 2.0, enabled: bool = True) -> None:
         self.store = store
         self.ttl_s = ttl_s
+        self.enabled = enabled
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
@@ -60,9 +61,28 @@ class StudyReader:
             return hit[1]
         value = load()
         expires = float("inf") if forever else now + self.ttl_s
-        with self._lock:
-            self._cache[key] = (expires, value)
+        self._put(key, expires, value)
         return value
+
+    def peek(self, key: tuple[str, ...]) -> Any | None:
+        """The cached value of ``key`` if fresh, else None (never reads MLflow)."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    def remember(self, key: tuple[str, ...], value: Any, *, study_id: str) -> Any:
+        """Cache ``value`` (e.g. a rendered response) for as long as ``study_id`` stays as is:
+        for good once it has ended, else ``ttl_s``."""
+        record = self.get(study_id)
+        forever = record.status in TERMINAL_STATUSES
+        self._put(key, float("inf") if forever else time.monotonic() + self.ttl_s, value)
+        return value
+
+    def _put(self, key: tuple[str, ...], expires: float, value: Any) -> None:
+        if self.enabled:
+            with self._lock:
+                self._cache[key] = (expires, value)
 
     def invalidate(self, study_id: str | None = None) -> None:
         """Forget what is cached about ``study_id`` (every study when None)."""
@@ -86,8 +106,7 @@ class StudyReader:
             return hit[1]
         record = self._call(self.store.get, study_id)
         forever = record.status in TERMINAL_STATUSES
-        with self._lock:
-            self._cache[key] = (float("inf") if forever else now + self.ttl_s, record)
+        self._put(key, float("inf") if forever else now + self.ttl_s, record)
         return record
 
     def list(self) -> list[Any]:
@@ -119,8 +138,7 @@ class StudyReader:
             return hit[1]
         summary = self._call(self.store.summary, study_id)
         forever = record.status in TERMINAL_STATUSES and not summary.get("partial")
-        with self._lock:
-            self._cache[key] = (float("inf") if forever else now + self.ttl_s, summary)
+        self._put(key, float("inf") if forever else now + self.ttl_s, summary)
         return summary
 
     def plot(self, study_id: str, stem: str) -> bytes:
@@ -141,6 +159,5 @@ class StudyReader:
                 f"study {study_id} has no plot {stem!r} yet (status {record.status}): {exc}"
             ) from exc
         expires = float("inf") if record.status in TERMINAL_STATUSES else time.monotonic() + 30
-        with self._lock:
-            self._cache[key] = (expires, data)
+        self._put(key, expires, data)
         return data

@@ -87,8 +87,8 @@ class Scheduler:
 
     # -- one pass ---------------------------------------------------------------------------
     def job_of(self, study_id: str) -> JobRef | None:
-        with self._lock:
-            return self.following.get(study_id)
+        """The job followed for ``study_id`` (no lock: a pass may hold it for seconds)."""
+        return self.following.get(study_id)
 
     def _current_job(self, study_id: str) -> JobRef | None:
         ref = self.following.get(study_id)

@@ -1,4 +1,8 @@
-"""FastAPI dependencies (``Annotated`` aliases) shared by the routes."""
+"""FastAPI dependencies (``Annotated`` aliases) shared by the routes.
+
+They are ``async`` because none of them blocks: a sync dependency would cost a thread-pool
+hop on every request.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +17,23 @@ from service.reads import StudyReader
 from service.scheduler import Scheduler
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> Any:
+async def get_store(request: Request) -> Any:
     return request.app.state.store
 
 
-def get_reader(request: Request) -> StudyReader:
+async def get_reader(request: Request) -> StudyReader:
     return request.app.state.reader
 
 
-def get_jobs(request: Request) -> StudyJobs:
+async def get_jobs(request: Request) -> StudyJobs:
     return request.app.state.jobs
 
 
-def get_scheduler(request: Request) -> Scheduler:
+async def get_scheduler(request: Request) -> Scheduler:
     return request.app.state.scheduler
 
 
@@ -58,12 +62,12 @@ def check_token(settings: Settings, authorization: str | None) -> None:
         raise _unauthorized("invalid bearer token")
 
 
-def require_token(request: Request, settings: SettingsDep) -> None:
+async def require_token(request: Request, settings: SettingsDep) -> None:
     """Mutating routes: the bearer token, when one is configured."""
     check_token(settings, request.headers.get("authorization"))
 
 
-def require_read_token(request: Request, settings: SettingsDep) -> None:
+async def require_read_token(request: Request, settings: SettingsDep) -> None:
     """Read routes: the bearer token only when ``protect_reads`` is set."""
     if settings.protect_reads:
         check_token(settings, request.headers.get("authorization"))

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         2.0, gt=0, description="How often the scheduler checks queued and running studies."
     )
+    read_cache: bool = Field(
+        True, description="Cache MLflow reads (off only to measure what the cache buys)."
+    )
     cache_ttl_s: float = Field(
         2.0, ge=0, description="How long reads of a running study are cached (finished: forever)."
     )

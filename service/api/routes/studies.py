@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import (
     ReaderDep,
@@ -171,8 +172,6 @@ async def create_study(
     Returns 202 with the study id and a ``Location`` header. Nothing is created when the spec
     breaks a rule (422, naming the field, the rule and the value).
     """
-    from starlette.concurrency import run_in_threadpool
-
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     try:
@@ -227,14 +226,28 @@ def list_studies(
     responses={**NOT_FOUND, **UNAUTHORIZED, **UNAVAILABLE},
     summary="One study: status, progress, times, ETA, links",
 )
-def get_study(
+async def get_study(
     study_id: str,
     _: ReadTokenDep,
     settings: SettingsDep,
     reader: ReaderDep,
     scheduler: SchedulerDep,
-) -> StudyPublic:
-    return study_public(reader.get(study_id), reader, settings, scheduler, detail=True)
+) -> Response:
+    key = ("study.json", study_id)
+    body = reader.peek(key)
+    if body is None:  # cache miss: read MLflow off the event loop
+        body = await run_in_threadpool(_study_json, study_id, reader, settings, scheduler, key)
+    return Response(body, media_type="application/json")
+
+
+def _study_json(
+    study_id: str, reader: StudyReader, settings: Settings, scheduler: Any, key: tuple
+) -> bytes:
+    study = study_public(reader.get(study_id), reader, settings, scheduler, detail=True)
+    body = study.model_dump_json().encode()
+    if study.status in TERMINAL_STATUSES:  # a live study's ETA and job change: not cached
+        reader.remember(key, body, study_id=study_id)
+    return body
 
 
 def _trial_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -280,8 +293,20 @@ def get_trials(
     responses={**NOT_FOUND, **UNAUTHORIZED, **UNAVAILABLE},
     summary="The sensitivity summary (partial, flagged, until the study finishes)",
 )
-def get_summary(study_id: str, _: ReadTokenDep, reader: ReaderDep) -> Any:
-    return reader.summary(study_id)
+async def get_summary(study_id: str, _: ReadTokenDep, reader: ReaderDep) -> Response:
+    key = ("summary.json", study_id)
+    body = reader.peek(key)
+    if body is None:
+        body = await run_in_threadpool(_summary_json, study_id, reader, key)
+    return Response(body, media_type="application/json")
+
+
+def _summary_json(study_id: str, reader: StudyReader, key: tuple) -> bytes:
+    summary = SummaryPublic.model_validate(reader.summary(study_id))
+    body = summary.model_dump_json().encode()
+    if not summary.partial:
+        reader.remember(key, body, study_id=study_id)
+    return body
 
 
 @router.get(
