@@ -1,0 +1,110 @@
+"""Settings, the loopback rule, the Ray token lookup and the job entrypoint (no processes)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.core.config import Settings, is_loopback
+from service.jobs import driver_entrypoint, resolve_ray_token
+
+TOKEN = "a-token-of-24-characters"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("HPROBUST_", "RAY_AUTH")):
+            monkeypatch.delenv(key)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+    assert Settings(host=host).host == host
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.7", "example.org"])
+def test_a_public_host_needs_a_token(host: str) -> None:
+    assert not is_loopback(host)
+    with pytest.raises(ValidationError) as info:
+        Settings(host=host)
+    text = str(info.value)
+    assert "host must be a loopback address unless HPROBUST_API_TOKEN is set" in text
+    assert repr(host) in text
+    assert Settings(host=host, api_token=TOKEN).api_token.get_secret_value() == TOKEN
+
+
+def test_a_short_token_is_refused() -> None:
+    with pytest.raises(ValidationError, match="api_token must be at least 16 characters"):
+        Settings(api_token="short")
+
+
+def test_settings_come_from_hprobust_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HPROBUST_MAX_EPOCHS", "7")
+    monkeypatch.setenv("HPROBUST_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HPROBUST_MLFLOW_UI_URL", "http://mlflow.lab:5000/")
+    settings = Settings()
+    assert settings.max_epochs == 7
+    assert settings.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert settings.tune_storage == tmp_path.resolve() / "ray_results"
+    assert settings.experiment_url("3") == "http://mlflow.lab:5000/#/experiments/3"
+    monkeypatch.setenv("HPROBUST_MAX_EPOCHS", "0")
+    with pytest.raises(ValidationError, match="max_epochs"):
+        Settings()
+
+
+def test_an_external_mlflow_uri_wins() -> None:
+    settings = Settings(mlflow_uri="http://mlflow:5000")
+    assert settings.tracking_uri == "http://mlflow:5000"
+    assert Settings().experiment_url("1") is None  # no UI known: no link
+
+
+def test_ray_token_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token here
+    assert resolve_ray_token() is None
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token_file))
+    assert resolve_ray_token() == "from-file"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "from-env")
+    assert resolve_ray_token() == "from-env"
+    assert resolve_ray_token("explicit") == "explicit"
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("from-home")
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    assert resolve_ray_token() == "from-home"
+
+
+def test_driver_entrypoint_quotes_paths() -> None:
+    command = driver_entrypoint(
+        "s20261125-031500-a1b2c3",
+        tracking_uri="sqlite:////data dir/mlflow.db",
+        storage=Path("/data dir/ray_results"),
+        data_dir="/data dir/datasets",
+        resume=True,
+    )
+    assert shlex.split(command) == [
+        sys.executable,
+        "-m",
+        "study.driver",
+        "--study-id",
+        "s20261125-031500-a1b2c3",
+        "--tracking-uri",
+        "sqlite:////data dir/mlflow.db",
+        "--storage",
+        "/data dir/ray_results",
+        "--data-dir",
+        "/data dir/datasets",
+        "--resume",
+    ]
+    assert "--resume" not in driver_entrypoint(
+        "s20261125-031500-a1b2c3", tracking_uri="x", storage="y", data_dir="z", python="python"
+    )
