@@ -252,6 +252,51 @@ def test_queue_and_cancel(
     assert r.status_code == 409
 
 
+def test_hprobust_submit_waits_and_prints_the_summary(
+    api: ServeProcess, api_token: str, tmp_path
+) -> None:
+    """``hprobust submit SPEC --url --token --wait``: posts, follows to the end, prints the
+    per-arm table; a bad spec prints the field and exits 1."""
+    import subprocess
+
+    from tests.service.conftest import HPROBUST
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(name="cli")))
+    env = {"PATH": "/usr/bin:/bin", "HPROBUST_API_TOKEN": api_token, "COLUMNS": "160"}
+    done = subprocess.run(
+        [HPROBUST, "submit", str(spec), "--url", api.url, "--wait", "--poll", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=STUDY_TIMEOUT_S,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    study_id = done.stdout.split()[1]
+    assert study_state(api, study_id)["status"] == "finished"
+    assert "summary" in done.stdout and "insgd vs sgd" in done.stdout
+    assert "sgd" in done.stdout and "lr window" in done.stdout
+
+    spec.write_text(yaml.safe_dump(tiny_spec(epochs=0)))
+    bad = subprocess.run(
+        [HPROBUST, "submit", str(spec), "--url", api.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert bad.returncode == 1
+    assert "epochs: must be >= 1, got 0" in bad.stdout
+    denied = subprocess.run(
+        [HPROBUST, "submit", str(spec), "--url", api.url, "--token", "wrong-token-123456"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert denied.returncode == 1 and "HTTP 401" in denied.stdout
+
+
 def test_report_page_in_headless_chromium(
     api: ServeProcess, finished_study: dict[str, Any], tmp_path
 ) -> None:
@@ -328,7 +373,7 @@ def test_openapi_schemathesis(
             "--seed",
             "1",
             "--max-time",
-            "45",
+            "30",
             "--request-timeout",
             "30",
             "--workers",

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 SPEC = tiny_spec(
     name="restart",
     trials_per_arm=4,
-    epochs=40,
+    epochs=100,  # about 8 s a trial: the study outlives a kill -9 and a restart
     resources={"cpus_per_trial": 1, "max_concurrent_trials": 1},
 )
 TOTAL = 8
