@@ -6,6 +6,7 @@
 """
 
 from models.init import INIT_SCHEMES, NORM_LAYERS, WEIGHT_LAYERS, apply_init
+from models.options import ModelOptionError
 from models.registry import MODELS, create_model, model_options
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "MODELS",
     "NORM_LAYERS",
     "WEIGHT_LAYERS",
+    "ModelOptionError",
     "apply_init",
     "create_model",
     "model_options",

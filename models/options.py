@@ -8,8 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def _fail(model: str, option: str, rule: str, value: Any) -> ValueError:
-    return ValueError(f"{model}: option '{option}' must be {rule}; got {value!r}")
+class ModelOptionError(ValueError):
+    """A model option breaks a rule; ``model``, ``option``, ``rule`` and ``value`` say how."""
+
+    def __init__(self, model: str, option: str, rule: str, value: Any) -> None:
+        self.model, self.option, self.rule, self.value = model, option, rule, value
+        super().__init__(f"{model}: option '{option}' must be {rule}; got {value!r}")
+
+
+def _fail(model: str, option: str, rule: str, value: Any) -> ModelOptionError:
+    return ModelOptionError(model, option, rule, value)
 
 
 def check_bool(model: str, option: str, value: Any) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.options import check_bool, check_int
+from models.options import ModelOptionError, check_bool, check_int
 
 
 def _norm(channels: int, batchnorm: bool) -> nn.Module:
@@ -95,9 +95,8 @@ def build_resnet20(
     ``batchnorm`` default true."""
     depth = check_int("resnet20", "depth", depth, minimum=8)
     if (depth - 2) % 6 != 0:
-        raise ValueError(
-            f"resnet20: option 'depth' must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, "
-            f"...); got {depth!r}"
+        raise ModelOptionError(
+            "resnet20", "depth", "6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...)", depth
         )
     return CifarResNet(
         in_shape[0],

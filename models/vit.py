@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.options import check_bool, check_float, check_int
+from models.options import ModelOptionError, check_bool, check_float, check_int
 
 
 def _norm(dim: int, norm: bool) -> nn.Module:
@@ -120,9 +120,7 @@ def build_vit_tiny(
     dim = check_int("vit_tiny", "dim", dim)
     heads = check_int("vit_tiny", "heads", heads)
     if dim % heads != 0:
-        raise ValueError(
-            f"vit_tiny: option 'dim' must be a multiple of 'heads' ({heads}); got {dim!r}"
-        )
+        raise ModelOptionError("vit_tiny", "dim", f"a multiple of 'heads' ({heads})", dim)
     return ViT(
         in_shape,
         num_classes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.options import check_bool, check_float, check_int
+from models.options import ModelOptionError, check_bool, check_float, check_int
 
 
 def _norm(channels: int, batchnorm: bool) -> nn.Module:
@@ -94,9 +94,7 @@ def build_wrn(
     default 0, ``batchnorm`` default true."""
     depth = check_int("wrn", "depth", depth, minimum=10)
     if (depth - 4) % 6 != 0:
-        raise ValueError(
-            f"wrn: option 'depth' must be 6n+4 with n >= 1 (10, 16, 22, 28, 40, ...); got {depth!r}"
-        )
+        raise ModelOptionError("wrn", "depth", "6n+4 with n >= 1 (10, 16, 22, 28, 40, ...)", depth)
     return WideResNet(
         in_shape[0],
         num_classes,

@@ -11,6 +11,14 @@ class ConfigError(HprobustError, ValueError):
     """A configuration value breaks a rule. The message names the key, the rule and the value."""
 
 
+class HyperparameterError(ConfigError):
+    """An optimizer hyperparameter value breaks a rule (``name``, ``rule``, ``value``)."""
+
+    def __init__(self, owner: str, name: str, rule: str, value: object) -> None:
+        self.owner, self.name, self.rule, self.value = owner, name, rule, value
+        super().__init__(f"{owner}: {name} {rule}, got {value!r}")
+
+
 class DatasetNotFoundError(HprobustError, FileNotFoundError):
     """A dataset is missing and cannot be downloaded. The message says where and how to fix it."""
 

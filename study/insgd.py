@@ -9,7 +9,6 @@ The section "INSGD" of the design document (DESIGN.md) is the contract this file
 from __future__ import annotations
 
 import math
-import numbers
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,11 +17,11 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from study.hparams import check_hparams
+
 __all__ = ["INSGD", "insgd"]
 
 _HOOKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_NORMS = ("l1", "l2")
-_VARIANTS = ("paper", "reference")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 # Constants of the authors' published code (variant="reference").
@@ -31,48 +30,6 @@ _REF_MIN_STD = 1e-2
 _REF_LINEAR_OFFSET = 0.1
 _REF_MIN_D = 1e-2
 _REF_ADAM_EPS = 1e-6
-
-
-def _check_hparams(group: dict[str, Any], owner: str = "INSGD") -> None:
-    """Validate the hyperparameters present in ``group`` (a defaults dict or a param group).
-
-    Raises ``ValueError("<owner>: <name> must be <rule>, got <value>")``.
-    """
-
-    def _fail(name: str, rule: str, value: Any) -> ValueError:
-        return ValueError(f"{owner}: {name} must be {rule}, got {value!r}")
-
-    def _real(name: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise _fail(name, "a real number", value)
-        if not math.isfinite(value):
-            raise _fail(name, "finite", value)
-        return float(value)
-
-    if "lr" in group and _real("lr", group["lr"]) < 0:
-        raise _fail("lr", ">= 0", group["lr"])
-    if "momentum" in group and _real("momentum", group["momentum"]) < 0:
-        raise _fail("momentum", ">= 0", group["momentum"])
-    if "dampening" in group and not 0 <= _real("dampening", group["dampening"]) <= 1:
-        raise _fail("dampening", "in [0, 1]", group["dampening"])
-    if "weight_decay" in group and _real("weight_decay", group["weight_decay"]) < 0:
-        raise _fail("weight_decay", ">= 0", group["weight_decay"])
-    if "power_momentum" in group and not 0 <= _real("power_momentum", group["power_momentum"]) < 1:
-        raise _fail("power_momentum", "in [0, 1)", group["power_momentum"])
-    if "eps" in group and _real("eps", group["eps"]) <= 0:
-        raise _fail("eps", "> 0", group["eps"])
-    if "nesterov" in group:
-        if not isinstance(group["nesterov"], bool):
-            raise _fail("nesterov", "a bool", group["nesterov"])
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(
-                f"{owner}: nesterov=True requires momentum > 0 and dampening == 0, "
-                f"got momentum={group['momentum']!r}, dampening={group['dampening']!r}"
-            )
-    if "norm" in group and group["norm"] not in _NORMS:
-        raise _fail("norm", f"one of {list(_NORMS)}", group["norm"])
-    if "variant" in group and group["variant"] not in _VARIANTS:
-        raise _fail("variant", f"one of {list(_VARIANTS)}", group["variant"])
 
 
 class _InputRecorder:
@@ -273,7 +230,7 @@ class INSGD(Optimizer):
             "power_momentum": power_momentum,
             "eps": eps,
         }
-        _check_hparams(defaults)
+        check_hparams(defaults)
         self._model_ref = weakref.ref(model)
         self._recorders: dict[int, _InputRecorder] = {}  # by id() of the hooked weight
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -292,7 +249,7 @@ class INSGD(Optimizer):
                     f"({self.defaults[key]!r}), got {param_group[key]!r}"
                 )
         merged = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
-        _check_hparams(merged)
+        check_hparams(merged)
         super().add_param_group(param_group)
         if hasattr(self, "_finalizer"):  # a group added after construction
             self._install_hooks()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from study.errors import ConfigError
+from study.hparams import check_hparams
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -36,8 +37,6 @@ def _sgd(
     """``torch.optim.SGD`` over ``model.parameters()``."""
     import torch
 
-    from study.insgd import _check_hparams
-
     hparams = {
         "lr": lr,
         "momentum": momentum,
@@ -45,7 +44,7 @@ def _sgd(
         "weight_decay": weight_decay,
         "nesterov": nesterov,
     }
-    _check_hparams(hparams, owner="SGD")
+    check_hparams(hparams, owner="SGD")
     return torch.optim.SGD(model.parameters(), **hparams)
 
 

@@ -58,15 +58,9 @@ def _problem(field: str, rule: str, value: Any) -> PydanticCustomError:
     )
 
 
-def _registry(module: str, name: str) -> Any | None:
-    """``module.name`` or None while that module is not available (lazy: keeps imports light)."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-    return getattr(mod, name, None)
+def _registry(module: str, name: str) -> Any:
+    """``module.name``, imported on first use (keeps ``import study.spec`` light)."""
+    return getattr(importlib.import_module(module), name)
 
 
 def _one_of(names: Any) -> str:
@@ -109,7 +103,7 @@ class SearchSpec(_Strict):
     def _known_inits(cls, value: list[str]) -> list[str]:
         schemes = _registry("models", "INIT_SCHEMES")
         for i, scheme in enumerate(value):
-            if schemes is not None and scheme not in schemes:
+            if scheme not in schemes:
                 raise _problem(str(i), _one_of(schemes), scheme)
             if scheme in value[:i]:
                 raise _problem(str(i), "must not repeat an earlier init", scheme)
@@ -135,7 +129,7 @@ class ArmSpec(BaseModel):
     @classmethod
     def _known_optimizer(cls, value: str) -> str:
         optimizers = _registry("study.optimizers", "OPTIMIZERS")
-        if optimizers is not None and value not in optimizers:
+        if value not in optimizers:
             raise _problem("", _one_of(optimizers), value)
         return value
 
@@ -145,32 +139,28 @@ class ArmSpec(BaseModel):
         for key in ("lr", "params", "model"):
             if key in hparams:
                 raise _problem(key, "is not allowed in an arm (lr is searched)", hparams[key])
-        valid = _optimizer_hparams(self.optimizer)
-        if valid is not None:
-            for key, value in hparams.items():
-                if key not in valid:
-                    raise _problem(
-                        key,
-                        f"is not a hyperparameter of {self.optimizer}; valid: "
-                        + ", ".join(sorted(valid)),
-                        value,
-                    )
+        defaults = _registry("study.optimizers", "optimizer_hparams")(self.optimizer)
+        for key, value in hparams.items():
+            if key not in defaults:
+                raise _problem(
+                    key,
+                    f"is not a hyperparameter of {self.optimizer}; valid: "
+                    + ", ".join(sorted(defaults)),
+                    value,
+                )
+        from study.errors import HyperparameterError
+        from study.hparams import check_hparams
+
+        try:
+            check_hparams({**defaults, **hparams}, owner=self.optimizer)
+        except HyperparameterError as exc:
+            raise _problem(exc.name, exc.rule, exc.value) from None
         return self
 
     @property
     def hparams(self) -> dict[str, Any]:
         """The optimizer hyperparameters (every key but ``name`` and ``optimizer``)."""
         return dict(self.model_extra or {})
-
-
-def _optimizer_hparams(optimizer: str) -> set[str] | None:
-    fn = _registry("study.optimizers", "optimizer_hparams")
-    if fn is None:
-        return None
-    try:
-        return set(fn(optimizer))
-    except ValueError:
-        return None
 
 
 class AshaSpec(_Strict):
@@ -227,16 +217,14 @@ class StudySpec(_Strict):
         if not isinstance(name, str):
             raise _problem("name", "is required (a dataset name)", name)
         datasets = _registry("study.data", "DATASETS")
-        if datasets is not None and name not in datasets:
+        if name not in datasets:
             raise _problem("name" if isinstance(value, dict) else "", _one_of(datasets), name)
         if isinstance(value, dict):
-            info = _registry("study.data", "dataset_info")
-            if info is not None:
-                options = {k: v for k, v in value.items() if k != "name"}
-                try:
-                    info(name, **options)
-                except (ValueError, TypeError) as exc:
-                    raise _problem("", f"has bad options ({exc})", options) from None
+            options = {k: v for k, v in value.items() if k != "name"}
+            try:
+                _registry("study.data", "dataset_info")(name, **options)
+            except (ValueError, TypeError) as exc:
+                raise _problem("", f"has bad options ({exc})", options) from None
         return value
 
     @field_validator("model")
@@ -246,15 +234,13 @@ class StudySpec(_Strict):
         if not isinstance(name, str):
             raise _problem("name", "is required (a model name)", name)
         known = _registry("models", "MODELS")
-        if known is not None and name not in known:
+        if name not in known:
             raise _problem("name", _one_of(known), name)
-        options_of = _registry("models", "model_options")
-        if options_of is not None:
-            valid = set(options_of(name))
-            for key, option in value.items():
-                if key != "name" and key not in valid:
-                    rule = f"is not an option of model {name}; valid: " + ", ".join(sorted(valid))
-                    raise _problem(key, rule, option)
+        valid = set(_registry("models", "model_options")(name))
+        for key, option in value.items():
+            if key != "name" and key not in valid:
+                rule = f"is not an option of model {name}; valid: " + ", ".join(sorted(valid))
+                raise _problem(key, rule, option)
         return value
 
     @field_validator("schedule")
@@ -275,6 +261,33 @@ class StudySpec(_Strict):
                 raise _problem(f"{i}.name", "must be unique among arms", arm.name)
             seen.add(arm.name)
         return value
+
+    @model_validator(mode="after")
+    def _model_builds(self) -> StudySpec:
+        """Build the model on the meta device (no memory, ~ms): every option value is checked
+        against this dataset's input shape before anything is recorded."""
+        import torch
+
+        from models import ModelOptionError, create_model
+
+        options = {k: v for k, v in self.model.items() if k != "name"}
+        info = _registry("study.data", "dataset_info")(self.dataset_name, **self.dataset_options)
+        try:
+            with torch.device("meta"):
+                create_model(
+                    self.model["name"],
+                    in_shape=tuple(info.in_shape),
+                    num_classes=info.num_classes,
+                    **options,
+                )
+        except ModelOptionError as exc:
+            raise _problem(f"model.{exc.option}", f"must be {exc.rule}", exc.value) from None
+        except ValueError as exc:
+            rule = (
+                f"must build for {self.dataset_name} inputs of shape {tuple(info.in_shape)} ({exc})"
+            )
+            raise _problem("model.name", rule, self.model["name"]) from None
+        return self
 
     @model_validator(mode="after")
     def _grid_needs_points(self) -> StudySpec:

@@ -136,7 +136,7 @@ def test_unknown_hyperparameter_is_named_with_the_valid_ones(name: str):
         ({"momentum": -0.1}, "momentum must be >= 0, got -0.1"),
         ({"dampening": 2}, "dampening must be in [0, 1], got 2"),
         ({"weight_decay": -1e-4}, "weight_decay must be >= 0, got -0.0001"),
-        ({"nesterov": True}, "nesterov=True requires momentum > 0 and dampening == 0"),
+        ({"nesterov": True}, "nesterov must be False unless momentum > 0 and dampening == 0"),
         ({"momentum": "0.9"}, "momentum must be a real number, got '0.9'"),
     ],
 )

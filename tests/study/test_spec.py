@@ -126,6 +126,17 @@ BAD = [
     ("dataset", "imagenet9", "dataset must be one of"),
     ("model.name", "lenet", "model.name must be one of"),
     ("model.depth", 3, "model.depth is not an option of model mlp"),
+    # Values are checked too (the model is built on the meta device, the optimizer's rules
+    # applied), so a spec that every trial would crash on is refused before it is recorded.
+    ("model.hidden", [16, 0], "model.hidden must be a list of integers >= 1, got [16, 0]"),
+    ("model", {"name": "resnet20", "depth": 21}, "model.depth must be 6n+2 with n >= 1"),
+    ("model", {"name": "toy_cnn", "width": 0}, "model.width must be an integer >= 1, got 0"),
+    ("model", {"name": "vit_tiny", "dim": 10}, "model.dim must be a multiple of 'heads' (3)"),
+    ("arms.0.momentum", -0.5, "arms.0.momentum must be >= 0, got -0.5"),
+    ("arms.0.dampening", 2, "arms.0.dampening must be in [0, 1], got 2"),
+    ("arms.1.power_momentum", 1.0, "arms.1.power_momentum must be in [0, 1), got 1.0"),
+    ("arms.1.norm", "l3", "arms.1.norm must be one of ['l1', 'l2'], got 'l3'"),
+    ("arms.1.nesterov", "yes", "arms.1.nesterov must be a bool, got 'yes'"),
     ("arms", [], "arms must have at least 1 item(s)"),
     ("arms.1.name", "sgd", "arms.1.name must be unique among arms, got 'sgd'"),
     ("arms.1.name", "a/b", "arms.1.name must match"),
@@ -147,6 +158,18 @@ def test_bad_field_is_named_with_rule_and_value(path, value, message):
     assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
     fields = [p["field"] for p in info.value.problems]
     assert any(message.startswith(f) for f in fields), fields
+
+
+def test_model_must_build_for_the_dataset_shape():
+    data = _with("dataset", {"name": "synthetic", "shape": [1, 2, 2]})
+    data["model"] = {"name": "toy_cnn"}
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    (problem,) = info.value.problems
+    assert problem["field"] == "model.name" and problem["value"] == "toy_cnn"
+    assert "must build for synthetic inputs of shape (1, 2, 2)" in problem["rule"]
+    data["dataset"]["shape"] = [1, 4, 4]
+    assert parse_spec(data).model["name"] == "toy_cnn"
 
 
 def test_grid_needs_lr_points():
