@@ -137,6 +137,10 @@ def trial_row(run: Run) -> dict[str, Any]:
     }
 
 
+#: Study status -> MLflow run status of its study run when the study has ended.
+_RUN_END_STATES = {"finished": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
+
+
 class StudyStore:
     """Read/write side of study state in MLflow.
 
@@ -201,6 +205,7 @@ class StudyStore:
             run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
         )
         self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
+        self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
         return self.get(study_id)
 
     def _experiment(self, study_id: str):
@@ -274,6 +279,12 @@ class StudyStore:
             self.client.set_experiment_tag(experiment_id, T + "started_at", utc_now_iso())
         elif status in ("finished", "failed", "cancelled"):
             self.client.set_experiment_tag(experiment_id, T + "finished_at", utc_now_iso())
+        # The study run shows the same state in the MLflow UI (never RUNNING once it ended).
+        run_id = self.study_run_id(study_id)
+        if status in _RUN_END_STATES:
+            self.client.set_terminated(run_id, _RUN_END_STATES[status])
+        else:
+            self.client.update_run(run_id, status="RUNNING" if status == "running" else "SCHEDULED")
 
     def set_error(self, study_id: str, message: str) -> None:
         """Record why a study failed (experiment tag ``hprobust.error``)."""

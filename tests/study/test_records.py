@@ -112,11 +112,22 @@ def test_unknown_and_duplicate_ids(store):
 def test_status_and_timestamps(store):
     record = store.create_study(parse_spec(SPEC))
     assert record.started_at is None and record.finished_at is None
+
+    def study_run_status() -> str:
+        return store.client.get_run(store.study_run_id(record.id)).info.status
+
+    assert study_run_status() == "SCHEDULED"
     store.set_status(record.id, "running")
     running = store.get(record.id)
     assert running.status == "running" and running.started_at and running.finished_at is None
+    assert study_run_status() == "RUNNING"
     store.set_status(record.id, "cancelled")
     assert store.get(record.id).finished_at is not None
+    assert study_run_status() == "KILLED"
+    store.set_status(record.id, "running")  # resumed
+    assert study_run_status() == "RUNNING"
+    store.set_status(record.id, "finished")
+    assert study_run_status() == "FINISHED"
     with pytest.raises(ConfigError, match=r"status must be one of .*got 'paused'"):
         store.set_status(record.id, "paused")
 

@@ -1,0 +1,260 @@
+"""The GPU-host path, run natively: ``mlflow server`` on PostgreSQL started with the compose
+file's own command, a token-authenticated Ray head, and the API started with the compose
+file's own command and environment, pointed at both. A digits study goes from POST to
+summary; its runs land in PostgreSQL and its artifacts go through MLflow's artifact proxy.
+
+Only what cannot be the same outside Docker is rewritten, and the test asserts that: service
+host names become 127.0.0.1, container ports free ports, container paths temp folders."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg2
+import pytest
+
+from service.stack import Child, free_port, group_alive, start_ray_head, stop_group
+from tests.docker import compose
+from tests.service.conftest import TINY_SPEC, wait_for
+
+pytestmark = pytest.mark.slow
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+BIN = Path(sys.executable).parent
+
+
+def _rewrite(argv: list[str], table: dict[str, str]) -> list[str]:
+    out = []
+    for arg in argv:
+        for old, new in table.items():
+            arg = arg.replace(old, new)
+        out.append(arg)
+    return out
+
+
+def _differences(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+    assert len(a) == len(b), (a, b)
+    return [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+
+
+class Process:
+    """A child in its own process group, output to a log file, stopped as a group."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.argv, self.log = argv, log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def wait_http(self, url: str, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.argv[0]} exited:\n{self.log.read_text()[-4000:]}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{url} did not answer:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if group_alive(self.proc.pid):
+            stop_group(self.proc.pid, grace_s=20)
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL (dropped at the end)."""
+    name = f"hprobust_{secrets.token_hex(4)}"
+    conn = psycopg2.connect(**PG)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    env = {"POSTGRES_USER": PG["user"], "POSTGRES_PASSWORD": "unused", "POSTGRES_DB": database}
+    command = compose.service("mlflow", env)["command"]
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("mlartifacts")
+    argv = _rewrite(
+        command,
+        {
+            "@postgres:5432/": "@127.0.0.1:5432/",
+            "/mlartifacts": str(artifacts),
+            "0.0.0.0": "127.0.0.1",
+            "mlflow:5000": f"127.0.0.1:{port}",
+        },
+    )
+    argv[argv.index("--port") + 1] = str(port)
+    argv[0] = str(BIN / argv[0])
+    proc = Process(argv, dict(os.environ), artifacts.parent / "mlflow-server.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_http(f"{url}/health")
+        yield {"url": url, "argv": argv, "compose": command, "artifacts": artifacts}
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
+    head = start_ray_head(num_cpus=2, log_dir=tmp_path_factory.mktemp("ray-logs"))
+    try:
+        yield head
+    finally:
+        head.stop(grace_s=15)
+        shutil.rmtree(head.extra["temp_dir"], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def api(mlflow_server: dict, ray_head: Child, tmp_path_factory: pytest.TempPathFactory):
+    token = secrets.token_urlsafe(24)
+    dotenv = {
+        "HPROBUST_API_TOKEN": token,
+        "RAY_AUTH_TOKEN": ray_head.extra["token"],
+        "POSTGRES_PASSWORD": "unused",
+    }
+    svc = compose.service("api", dotenv)
+    data_dir = tmp_path_factory.mktemp("api-data")
+    port = free_port()
+    rewrites = {
+        "http://ray-head:8265": ray_head.url,
+        "http://mlflow:5000": mlflow_server["url"],
+        "/data": str(data_dir),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HPROBUST_", "RAY_"))}
+    compose_env = compose.environment(svc)
+    for key, value in compose_env.items():
+        env[key] = _rewrite([value], rewrites)[0]
+    env["PYTHONUNBUFFERED"] = "1"
+    argv = _rewrite(svc["command"], {"0.0.0.0": "127.0.0.1", **rewrites})
+    argv[argv.index("--port") + 1] = str(port)
+    argv[0] = str(BIN / argv[0])
+    proc = Process(argv, env, data_dir / "api.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_http(f"{url}/healthz", timeout_s=180)
+        yield {
+            "url": url,
+            "token": token,
+            "argv": argv,
+            "compose": svc["command"],
+            "env": env,
+            "compose_env": compose_env,
+            "log": proc.log,
+        }
+    finally:
+        proc.stop()
+
+
+def test_mlflow_runs_the_compose_command_on_postgresql(mlflow_server: dict, database: str):
+    diffs = _differences(mlflow_server["compose"], mlflow_server["argv"])
+    port = mlflow_server["url"].rsplit(":", 1)[1]
+    allowed = {
+        ("mlflow", str(BIN / "mlflow")),
+        ("/mlartifacts", str(mlflow_server["artifacts"])),
+        ("0.0.0.0", "127.0.0.1"),
+        ("5000", port),
+    }
+    for compose_arg, ran in diffs:
+        if compose_arg.startswith("postgresql+psycopg2://"):
+            assert ran == compose_arg.replace("@postgres:5432/", "@127.0.0.1:5432/")
+            assert ran.endswith(f"/{database}")
+        elif compose_arg.startswith("mlflow:5000,"):
+            assert ran == compose_arg.replace("mlflow:5000", f"127.0.0.1:{port}")
+        else:
+            assert (compose_arg, ran) in allowed, (compose_arg, ran)
+    assert "--serve-artifacts" in mlflow_server["argv"]
+    # MLflow created its schema in PostgreSQL.
+    with psycopg2.connect(**{**PG, "dbname": database}) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'")
+        assert cur.fetchone() == (1,)
+
+
+def test_api_runs_the_compose_command_and_environment(api: dict, ray_head: Child):
+    diffs = _differences(api["compose"], api["argv"])
+    port = api["url"].rsplit(":", 1)[1]
+    assert sorted(diffs) == sorted(
+        [("hprobust", str(BIN / "hprobust")), ("0.0.0.0", "127.0.0.1"), ("8000", port)]
+        + [("/data", d) for c, d in diffs if c == "/data"]
+    )
+    for key, value in api["compose_env"].items():
+        ran = api["env"][key]
+        if ran != value:
+            assert value.startswith(("http://ray-head:8265", "http://mlflow:5000", "/data")), key
+    assert api["env"]["RAY_AUTH_MODE"] == "token"
+    assert api["env"]["HPROBUST_RAY_ADDRESS"] == ray_head.url
+
+
+def _post(api: dict, body: dict[str, Any], token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{api['url']}/studies", json=body, headers=headers, timeout=60)
+
+
+def test_digits_study_on_postgresql_backed_mlflow(api: dict, mlflow_server: dict, database: str):
+    assert _post(api, TINY_SPEC, None).status_code == 401  # the compose API requires its token
+    response = _post(api, {**TINY_SPEC, "name": "pg-digits"}, api["token"])
+    assert response.status_code == 202, response.text
+    study_id = response.json()["id"]
+
+    def finished() -> dict | None:
+        body = httpx.get(f"{api['url']}/studies/{study_id}", timeout=30).json()
+        assert body["status"] not in ("failed", "cancelled"), (body, api["log"].read_text())
+        return body if body["status"] == "finished" else None
+
+    study = wait_for(finished, timeout_s=420, what=f"study {study_id} to finish", poll_s=2)
+    total = TINY_SPEC["trials_per_arm"] * len(TINY_SPEC["arms"]) * TINY_SPEC["seeds"]
+    assert study["progress"]["finished"] == total
+
+    summary = httpx.get(f"{api['url']}/studies/{study_id}/summary", timeout=30).json()
+    assert set(summary["arms"]) == {"sgd", "insgd"}
+    assert summary["arms"]["sgd"]["n"] == TINY_SPEC["trials_per_arm"]
+    png = httpx.get(f"{api['url']}/studies/{study_id}/plots/expected_max.png", timeout=30)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+    # The records are in PostgreSQL: one experiment, the study run and one run per trial.
+    with psycopg2.connect(**{**PG, "dbname": database}) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT experiment_id FROM experiments WHERE name = %s", (f"hprobust-{study_id}",)
+        )
+        (experiment_id,) = cur.fetchone()
+        cur.execute(
+            "SELECT t.value, count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE r.experiment_id = %s AND r.lifecycle_stage = 'active' "
+            "AND t.key = 'hprobust.kind' GROUP BY t.value",
+            (experiment_id,),
+        )
+        assert dict(cur.fetchall()) == {"study": 1, "trial": total}
+        cur.execute(
+            "SELECT count(*) FROM runs WHERE experiment_id = %s AND status = 'RUNNING'",
+            (experiment_id,),
+        )
+        assert cur.fetchone() == (0,)
+    # Artifacts went through the tracking server's proxy into its artifact folder.
+    stored = {p.name for p in Path(mlflow_server["artifacts"]).rglob("*") if p.is_file()}
+    assert {"spec.yaml", "summary.json", "trials.csv", "expected_max.png"} <= stored
