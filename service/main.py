@@ -41,8 +41,15 @@ The service refuses to bind a non-loopback address without a token.
 
 
 def _make_store(settings: Settings) -> Any:
+    import os
+
     from study.records import StudyStore
 
+    # An API answers in seconds: fail fast (503) rather than retry an MLflow server for
+    # minutes, as MLflow's defaults would (override with the same variables).
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return StudyStore(settings.tracking_uri)
 

@@ -43,6 +43,11 @@ class StudyReader:
         self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` (a store call, reads or writes) with an unreachable MLflow raised as
+        TrackingUnavailableError (503)."""
+        return self._call(fn, *args)
+
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return fn(*args)

@@ -192,7 +192,7 @@ async def create_study(
     problems = _limit_problems(spec, settings)
     if problems:
         raise SpecError(problems)
-    record = await run_in_threadpool(store.create_study, spec)
+    record = await run_in_threadpool(reader.call, store.create_study, spec)
     reader.invalidate(record.id)
     scheduler.wake()
     response.headers["Location"] = str(request.url_for("get_study", study_id=record.id))
@@ -387,5 +387,5 @@ def cancel_study(
         raise StudyStateError(
             f"study {study_id} is {record.status}: only a queued or running study can be cancelled"
         )
-    scheduler.cancel(study_id)
+    reader.call(scheduler.cancel, study_id)
     return study_public(reader.get(study_id), reader, settings, scheduler)
