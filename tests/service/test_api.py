@@ -231,6 +231,11 @@ def test_queue_and_cancel(
     assert state["eta_s"] is not None and state["eta_s"] > 0
     waiting = study_state(api, waiting_id)
     assert waiting["status"] == "queued" and waiting["job"] is None
+    page = httpx.get(f"{api.url}/studies/{running_id}/report").text
+    assert 'http-equiv="refresh"' in page and "Partial summary" in page  # live page
+    assert "<img " not in page  # no plots before the end (no broken images)
+    partial = httpx.get(f"{api.url}/studies/{running_id}/summary").json()
+    assert partial["partial"] is True
 
     r = httpx.post(f"{api.url}/studies/{waiting_id}/cancel", headers=auth(api_token), timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
