@@ -152,3 +152,25 @@ def test_every_compose_variable_is_documented_in_env_example() -> None:
     for path in compose.COMPOSE_FILES:
         used |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", path.read_text()))
     assert used - documented == set()
+
+
+def _setting_text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def test_env_example_lists_every_service_setting_with_its_default() -> None:
+    from service.core.config import Settings
+
+    text = (ROOT / ".env.example").read_text()
+    listed = dict(re.findall(r"^#?\s*(HPROBUST_[A-Z0-9_]+)=(.*)$", text, flags=re.M))
+    for name, field in Settings.model_fields.items():
+        key = f"HPROBUST_{name.upper()}"
+        assert key in listed, f"{key} is not in .env.example"
+        if field.default is not None and listed[key]:
+            assert listed[key].lower() == _setting_text(field.default).lower(), key
+    # The compose file's fallbacks for the limits and tuning agree with the service's defaults.
+    tuning = ("max_", "cache", "poll", "protect", "read")
+    for key, value in compose.environment(compose.service("api", FULL_ENV)).items():
+        name = key.removeprefix("HPROBUST_").lower()
+        if key.startswith("HPROBUST_") and name.startswith(tuning):
+            assert value.lower() == _setting_text(Settings.model_fields[name].default), key
