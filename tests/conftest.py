@@ -1,4 +1,4 @@
-"""Shared fixtures. Each engineer's fixtures live in clearly named functions."""
+"""Fixtures shared by the test packages: local Ray clusters and MLflow stores."""
 
 from __future__ import annotations
 
@@ -42,3 +42,17 @@ def mlflow_sqlite_uri(tmp_path) -> str:
     from study.records import sqlite_uri
 
     return sqlite_uri(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``ray start --head`` with token auth on free ports, in its own process group
+    (the Jobs API the service submits to); stopped at the end of the module."""
+    from service.stack import start_ray_head
+
+    head = start_ray_head(num_cpus=2, log_dir=tmp_path_factory.mktemp("ray-logs"))
+    try:
+        yield head
+    finally:
+        head.stop(grace_s=15)
+        shutil.rmtree(head.extra["temp_dir"], ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import httpx
 import psycopg2
 import pytest
 
-from service.stack import Child, free_port, group_alive, start_ray_head, stop_group
+from service.stack import Child, free_port, group_alive, stop_group
 from tests.docker import compose
 from tests.service.conftest import TINY_SPEC, wait_for
 
@@ -119,16 +118,6 @@ def mlflow_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield {"url": url, "argv": argv, "compose": command, "artifacts": artifacts}
     finally:
         proc.stop()
-
-
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
-    head = start_ray_head(num_cpus=2, log_dir=tmp_path_factory.mktemp("ray-logs"))
-    try:
-        yield head
-    finally:
-        head.stop(grace_s=15)
-        shutil.rmtree(head.extra["temp_dir"], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.stack import Child, free_port, group_alive, start_ray_head, stop_group
+from service.stack import Child, free_port, group_alive, stop_group
 
 HPROBUST = str(Path(sys.executable).parent / "hprobust")
 
@@ -104,17 +103,6 @@ def serve_env(**settings: Any) -> dict[str, str]:
     env.update({f"HPROBUST_{k.upper()}": str(v) for k, v in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
-    """A real local Ray head with token auth on free ports (stopped at the end of the module)."""
-    head = start_ray_head(num_cpus=2, log_dir=tmp_path_factory.mktemp("ray-logs"))
-    try:
-        yield head
-    finally:
-        head.stop(grace_s=15)
-        shutil.rmtree(head.extra["temp_dir"], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
