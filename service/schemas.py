@@ -61,6 +61,7 @@ class StudyPublic(BaseModel):
         "the trials left (so it accounts for trials running side by side). None otherwise.",
     )
     job: str | None = Field(None, description="Submission id of the study's current Ray job.")
+    error: str | None = Field(None, description="Why the study failed (status failed only).")
     links: Links
 
 

@@ -71,6 +71,7 @@ class StudyRecord:
     spec: dict[str, Any] = field(repr=False)
     num_classes: int
     total_trials: int
+    error: str | None = None  # why the study failed (its driver's last error), if it did
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:
@@ -240,6 +241,7 @@ class StudyStore:
             spec=spec,
             num_classes=int(tags.get(T + "num_classes", 0)),
             total_trials=int(tags.get(T + "total_trials", 0)),
+            error=tags.get(T + "error") if tags.get(T + "status") == "failed" else None,
         )
 
     def get(self, study_id: str) -> StudyRecord:

@@ -128,6 +128,15 @@ def test_status_and_timestamps(store):
     assert study_run_status() == "RUNNING"
     store.set_status(record.id, "finished")
     assert study_run_status() == "FINISHED"
+
+
+def test_failed_study_says_why(store):
+    record = store.create_study(parse_spec(SPEC))
+    store.set_error(record.id, "RuntimeError: Ray cluster lost")
+    store.set_status(record.id, "failed")
+    assert store.get(record.id).error == "RuntimeError: Ray cluster lost"
+    store.set_status(record.id, "running")  # resumed: the old error is no longer the state
+    assert store.get(record.id).error is None
     with pytest.raises(ConfigError, match=r"status must be one of .*got 'paused'"):
         store.set_status(record.id, "paused")
 

@@ -103,6 +103,7 @@ def study_public(
         experiment_id=record.experiment_id,
         eta_s=eta_seconds(record, progress),
         job=job.submission_id if job is not None else None,
+        error=record.error,
         links=links(record.id, settings, record.experiment_id),
     )
     if detail:
