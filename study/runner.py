@@ -145,7 +145,7 @@ def run_study(
 
     from study.records import StudyStore
     from study.searcher import study_searcher
-    from study.tracking import MlflowRecorder, attach, detach
+    from study.tracking import MlflowRecorder, attach, detach, flush
 
     _quiet_tune()
     _ensure_ray(spec)
@@ -193,6 +193,7 @@ def run_study(
                 ),
             )
         tuner.fit()
+        flush(study_id)  # every epoch written (raises a failed write)
     finally:
         detach(study_id)
     return finalize(store, study_id)

@@ -6,13 +6,18 @@ into MLflow runs keyed by trial identity ``hprobust.trial_key = <arm>/<point>/<s
 - ``on_trial_start``: a key that already has a terminal run (FINISHED, or FAILED after its
   retry) is left alone; any other run of the key (RUNNING: its driver died) is deleted; then
   one new run gets the tags and every hyperparameter as params.
-- ``on_trial_result``: one ``log_batch`` per epoch (step = epoch).
+- ``on_trial_result``: one ``log_batch`` per epoch (step = epoch), handed to the recorder's
+  writer thread so that Tune's control loop (and with it the blocked trial) does not wait
+  for the store; every other event waits until the writes before it are done.
 - ``on_trial_complete``: ``diverged`` and ``hprobust.status`` (``finished``, or
   ``early_stopped`` when a scheduler stopped it before the last epoch), run FINISHED.
 - ``on_trial_recover``: the crashed attempt's run is deleted (the retry writes a fresh one,
   tagged with the first error); ``on_trial_error``: the run ends FAILED with the error text.
 
 So after a ``Tuner.restore`` every key ends with exactly one live run and one metric history.
+The writes stay one at a time and in order (one writer): the per-epoch batches on the writer
+thread, every other write in the driver thread after waiting for the queued ones;
+:func:`flush` waits for them and raises the first failed write.
 The callback pickles (Ray Tune stores it in ``tuner.pkl``): the MLflow client and the progress
 hook are looked up again in the driver process (:func:`attach`).
 """
@@ -44,8 +49,19 @@ def attach(study_id: str, *, store: StudyStore, progress: Callable | None = None
     _ATTACHED[study_id] = {"store": store, "progress": progress}
 
 
+def flush(study_id: str) -> None:
+    """Wait for the pending MLflow writes of ``study_id``'s recorder; raise the first failure."""
+    hook = _ATTACHED.get(study_id, {}).get("flush")
+    if hook is not None:
+        hook()
+
+
 def detach(study_id: str) -> None:
-    _ATTACHED.pop(study_id, None)
+    """Forget ``study_id``'s store and hook; its recorder's writer finishes and stops."""
+    entry = _ATTACHED.pop(study_id, None) or {}
+    close = entry.get("close")
+    if close is not None:
+        close()
 
 
 def _finite(value: Any) -> bool:
@@ -69,6 +85,8 @@ class MlflowRecorder(Callback):
 
     def _reset(self) -> None:
         self._store: StudyStore | None = None
+        self._writer: Any = None  # ThreadPoolExecutor(max_workers=1): the one writer thread
+        self._pending: list[Any] = []  # futures of writes not known to be done
         self._terminal: dict[str, dict[str, Any]] = {}  # key -> row of its terminal run
         self._stale: dict[str, list[str]] = {}  # key -> run ids to delete on (re)start
         self._run_of: dict[str, str] = {}  # tune trial id -> run id
@@ -101,7 +119,13 @@ class MlflowRecorder(Callback):
     def setup(self, **info: Any) -> None:
         from study.records import trial_row
 
+        self.close()
         self._reset()
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hprobust-mlflow")
+        entry = _ATTACHED.setdefault(self.study_id, {})
+        entry["flush"], entry["close"] = self.flush, self.close
         for run in self.store.trial_runs(self.study_id):
             row = trial_row(run)
             key = row["key"]
@@ -113,6 +137,38 @@ class MlflowRecorder(Callback):
             else:
                 self._stale.setdefault(key, []).append(run.info.run_id)
         self._emit()
+
+    # ---- the writer thread ----------------------------------------------------------------
+
+    def _submit(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        """Queue a write (in order); a failed earlier write is raised here."""
+        self._check()
+        if self._writer is None:  # not set up (no Tune loop): write now
+            fn(*args, **kwargs)
+            return
+        self._pending.append(self._writer.submit(fn, *args, **kwargs))
+
+    def _check(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for future in done:
+            future.result()  # raises the write's exception
+
+    def flush(self) -> None:
+        """Wait for every queued write; raise the first that failed."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        """Finish the queued writes and stop the writer thread (errors were raised by flush)."""
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.shutdown(wait=True)
+            self._writer, self._pending = None, []
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
 
     def _count(self, row: dict[str, Any]) -> None:
         status = row["status"]
@@ -171,6 +227,7 @@ class MlflowRecorder(Callback):
         if key in self._terminal:
             self._skip.add(trial.trial_id)
             return
+        self.flush()
         client = self.store.client
         stale = self._stale.pop(key, [])
         if trial.trial_id in self._run_of:  # started again without a recover: start over
@@ -217,13 +274,14 @@ class MlflowRecorder(Callback):
             if _finite(result.get(name))
         ]
         if metrics:
-            self.store.client.log_batch(run_id, metrics=metrics)
+            self._submit(self.store.client.log_batch, run_id, metrics=metrics)
         self._last[trial.trial_id] = dict(result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self._run_of.pop(trial.trial_id, None)
         if run_id is None:
             return
+        self.flush()
         from mlflow.entities import Metric, RunTag
 
         last = self._last.pop(trial.trial_id, None) or dict(trial.last_result or {})
@@ -251,6 +309,7 @@ class MlflowRecorder(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self._run_of.pop(trial.trial_id, None)
         self._first_error[trial.trial_id] = _error_text(trial)
+        self.flush()
         if run_id is not None:
             self.store.client.delete_run(run_id)
         self._last.pop(trial.trial_id, None)
@@ -268,6 +327,7 @@ class MlflowRecorder(Callback):
         from mlflow.entities import RunTag
 
         text = _error_text(trial)
+        self.flush()
         client = self.store.client
         client.log_batch(
             run_id,
