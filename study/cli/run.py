@@ -8,6 +8,7 @@ The embedded default keeps everything under one directory ``DIR`` (``--data-dir`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,28 +70,53 @@ def run(
             parsed = load_spec(spec)  # validate before creating anything
         except SpecError as exc:
             _fail(str(exc), 2)
-    store = StudyStore(_uri(data_dir))
-    if resume is not None:
-        try:
-            record = store.get(resume)
-        except StudyNotFoundError as exc:
-            _fail(f"{exc} in {data_dir}", 2)
-        study_id = record.id
-    else:
-        study_id = store.create_study(parsed).id
-        record = store.get(study_id)
-    console.print(f"study {study_id}", highlight=False)
+    # A new SQLite store runs its migrations (seconds of CPU) in a thread while Ray starts
+    # here (mostly waiting on its processes); the driver then finds Ray up, and this command
+    # shuts it down at the end.
+    from concurrent.futures import ThreadPoolExecutor
 
+    import ray
+
+    from study.driver import start_ray, stop_ray
+
+    def _open() -> tuple[Any, Any]:
+        store = StudyStore(_uri(data_dir))
+        if resume is not None:
+            return store, store.get(resume)
+        return store, store.get(store.create_study(parsed).id)
+
+    owns_ray = not ray.is_initialized()  # a caller's Ray stays up
+    temp_dir = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hprobust-store") as pool:
+        opening = pool.submit(_open)
+        try:
+            if owns_ray and ray_address is None and not os.environ.get("RAY_ADDRESS"):
+                temp_dir = start_ray(None, num_cpus=num_cpus)
+        finally:
+            exc = opening.exception()  # waits for the store
     try:
-        summary = _run_with_progress(
-            console, store, record, data_dir, resume, ray_address, num_cpus
-        )
-    except (StudyStateError, StudyNotFoundError) as exc:
-        _fail(str(exc), 2)
-    except KeyboardInterrupt:
-        _fail(f"study {study_id} cancelled; resume it with: hprobust run --resume {study_id}", 130)
-    except HprobustError as exc:
-        _fail(f"study {study_id} failed: {exc}")
+        if isinstance(exc, StudyNotFoundError):
+            _fail(f"{exc} in {data_dir}", 2)
+        store, record = opening.result()
+        study_id = record.id
+        console.print(f"study {study_id}", highlight=False)
+
+        try:
+            summary = _run_with_progress(
+                console, store, record, data_dir, resume, ray_address, num_cpus
+            )
+        except (StudyStateError, StudyNotFoundError) as exc:
+            _fail(str(exc), 2)
+        except KeyboardInterrupt:
+            _fail(
+                f"study {study_id} cancelled; resume it with: hprobust run --resume {study_id}",
+                130,
+            )
+        except HprobustError as exc:
+            _fail(f"study {study_id} failed: {exc}")
+    finally:
+        if owns_ray and ray.is_initialized():
+            stop_ray(temp_dir)
     _print_arms(console, summary, store.progress(study_id))
     console.print(
         f"trials: hprobust trials {study_id} --data-dir {data_dir}\n"
