@@ -13,6 +13,7 @@ children, and shuts it down at the end.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -43,6 +44,11 @@ def start_ray(
         ray.init(address=address, **kwargs)
         return None
     temp_dir = temp_dir or tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")
+    # A new local cluster gets Ray 2.60's default token authentication; Ray's notice that it
+    # did would print before the study id.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
     ray.init(address="local", num_cpus=num_cpus, _temp_dir=temp_dir, **kwargs)
     return temp_dir
 
