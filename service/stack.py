@@ -151,6 +151,46 @@ def _wait_until(check, *, timeout_s: float, proc: subprocess.Popen | None, what:
     raise StackError(f"{what} did not become ready within {timeout_s:.0f} s (log: {log})")
 
 
+def spawn(
+    name: str,
+    cmd: list[str],
+    *,
+    env: dict[str, str],
+    log: Path,
+    url: str,
+    ready_url: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
+    timeout_s: float = 120.0,
+) -> Child:
+    """Start ``cmd`` in its own process group (output appended to ``log``) and wait until GET
+    ``ready_url`` answers 2xx; a child that exits or never answers is stopped and raises
+    :class:`StackError` with the tail of its log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    child = Child(name, proc.pid, url, str(log), dict(extra or {}))
+    try:
+        _wait_until(
+            lambda: http_ok(ready_url, headers=headers),
+            timeout_s=timeout_s,
+            proc=proc,
+            what=f"the {name} process",
+            log=str(log),
+        )
+    except BaseException:
+        child.stop(grace_s=10)
+        raise
+    return child
+
+
 def start_ray_head(
     *,
     num_cpus: int | None = None,
@@ -188,38 +228,18 @@ def start_ray_head(
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env.pop("RAY_ADDRESS", None)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = str(log_dir / "ray-head.log")
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{ports['dashboard-port']}"
-    child = Child(
+    return spawn(
         "ray",
-        proc.pid,
-        url,
-        log,
-        {"token": token, "gcs_address": f"127.0.0.1:{ports['port']}", "temp_dir": temp_dir},
+        cmd,
+        env=env,
+        log=log_dir / "ray-head.log",
+        url=url,
+        ready_url=f"{url}/api/jobs/",
+        headers={"Authorization": f"Bearer {token}"},
+        extra={"token": token, "gcs_address": f"127.0.0.1:{ports['port']}", "temp_dir": temp_dir},
+        timeout_s=timeout_s,
     )
-    auth = {"Authorization": f"Bearer {token}"}
-    try:
-        _wait_until(
-            lambda: http_ok(f"{url}/api/jobs/", headers=auth),
-            timeout_s=timeout_s,
-            proc=proc,
-            what="the Ray head",
-            log=log,
-        )
-    except BaseException:
-        child.stop(grace_s=10)
-        raise
-    return child
 
 
 def start_mlflow_ui(
@@ -231,8 +251,6 @@ def start_mlflow_ui(
     timeout_s: float = 120.0,
 ) -> Child:
     """Start ``mlflow server`` on 127.0.0.1:``port`` over the given store; wait for /health."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = str(log_dir / "mlflow-ui.log")
     cmd = [
         _bin("mlflow"),
         "server",
@@ -249,29 +267,16 @@ def start_mlflow_ui(
     ]
     # no background job runner: the UI only shows what the studies record
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    child = Child("mlflow", proc.pid, url, log)
-    try:
-        _wait_until(
-            lambda: http_ok(f"{url}/health"),
-            timeout_s=timeout_s,
-            proc=proc,
-            what="the MLflow UI",
-            log=log,
-        )
-    except BaseException:
-        child.stop(grace_s=10)
-        raise
-    return child
+    return spawn(
+        "mlflow",
+        cmd,
+        env=env,
+        log=log_dir / "mlflow-ui.log",
+        url=url,
+        ready_url=f"{url}/health",
+        timeout_s=timeout_s,
+    )
 
 
 # -- the state file ---------------------------------------------------------------------------

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import httpx
 import psycopg2
 import pytest
 
-from service.stack import Child, free_port, group_alive, stop_group
+from service.stack import Child, free_port, spawn
 from tests.docker import compose
 from tests.service.conftest import TINY_SPEC, wait_for
 
@@ -43,39 +41,6 @@ def _rewrite(argv: list[str], table: dict[str, str]) -> list[str]:
 def _differences(a: list[str], b: list[str]) -> list[tuple[str, str]]:
     assert len(a) == len(b), (a, b)
     return [(x, y) for x, y in zip(a, b, strict=True) if x != y]
-
-
-class Process:
-    """A child in its own process group, output to a log file, stopped as a group."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.argv, self.log = argv, log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def wait_http(self, url: str, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.argv[0]} exited:\n{self.log.read_text()[-4000:]}")
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"{url} did not answer:\n{self.log.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if group_alive(self.proc.pid):
-            stop_group(self.proc.pid, grace_s=20)
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +76,15 @@ def mlflow_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     argv[argv.index("--port") + 1] = str(port)
     argv[0] = str(BIN / argv[0])
-    proc = Process(argv, dict(os.environ), artifacts.parent / "mlflow-server.log")
     url = f"http://127.0.0.1:{port}"
+    log = artifacts.parent / "mlflow-server.log"
+    server = spawn(
+        "mlflow", argv, env=dict(os.environ), log=log, url=url, ready_url=f"{url}/health"
+    )
     try:
-        proc.wait_http(f"{url}/health")
         yield {"url": url, "argv": argv, "compose": command, "artifacts": artifacts}
     finally:
-        proc.stop()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +111,12 @@ def api(mlflow_server: dict, ray_head: Child, tmp_path_factory: pytest.TempPathF
     argv = _rewrite(svc["command"], {"0.0.0.0": "127.0.0.1", **rewrites})
     argv[argv.index("--port") + 1] = str(port)
     argv[0] = str(BIN / argv[0])
-    proc = Process(argv, env, data_dir / "api.log")
     url = f"http://127.0.0.1:{port}"
+    log = data_dir / "api.log"
+    server = spawn(
+        "api", argv, env=env, log=log, url=url, ready_url=f"{url}/healthz", timeout_s=180
+    )
     try:
-        proc.wait_http(f"{url}/healthz", timeout_s=180)
         yield {
             "url": url,
             "token": token,
@@ -155,10 +124,10 @@ def api(mlflow_server: dict, ray_head: Child, tmp_path_factory: pytest.TempPathF
             "compose": svc["command"],
             "env": env,
             "compose_env": compose_env,
-            "log": proc.log,
+            "log": log,
         }
     finally:
-        proc.stop()
+        server.stop()
 
 
 def test_mlflow_runs_the_compose_command_on_postgresql(mlflow_server: dict, database: str):
