@@ -201,24 +201,13 @@ def run_study(
 
 def finalize(store: Any, study_id: str) -> dict[str, Any]:
     """Summarize the recorded trials and store summary.json, trials.csv and the plots."""
-    from study.analysis import summarize
+    from study.analysis import plots, summarize
 
     record = store.get(study_id)
     rows = store.trials(study_id)
     arms = [arm["name"] for arm in record.spec.get("arms", [])]
     summary = summarize(rows, num_classes=record.num_classes, arms=arms)
     with tempfile.TemporaryDirectory(prefix="hprobust-plots-") as tmp:
-        paths = _plots(rows, tmp, num_classes=record.num_classes, summary=summary)
-        store.store_results(study_id, summary, rows, paths)
+        paths = plots(rows, tmp, num_classes=record.num_classes, summary=summary, arms=arms)
+        store.store_results(study_id, summary, rows, [Path(p) for p in paths])
     return summary
-
-
-def _plots(rows: list[dict[str, Any]], out_dir: str, **kwargs: Any) -> list[Path]:
-    try:
-        from study.analysis import plots
-    except (ImportError, AttributeError) as exc:  # the plots module has not landed yet
-        import logging
-
-        logging.getLogger(__name__).warning("no plots stored: %s", exc)
-        return []
-    return [Path(p) for p in plots(rows, out_dir, **kwargs)]
