@@ -3,8 +3,8 @@
 :func:`run_study` builds (or, with ``resume=True``, restores) the Tuner of a study and runs it
 to the end, then stores the summary, the trials table and the plots in MLflow:
 
-- search: :func:`study.searcher.study_searcher` (one ``OptunaSearch`` per arm behind a
-  round-robin ``Searcher``, ``Repeater`` for seeds, ``ConcurrencyLimiter``);
+- search: :func:`study.searcher.study_searcher` (one ``OptunaSearch`` per arm behind its own
+  ``Repeater`` for seeds, a round-robin ``Searcher`` over the arms, ``ConcurrencyLimiter``);
 - trainable: a function trainable calling :func:`study.train.train_trial` with
   ``tune.report`` each epoch, ``num_threads = cpus_per_trial``, resources through
   ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials;

@@ -1,11 +1,12 @@
 """Equal, interleaved arms: one Optuna search per arm behind a Searcher that takes turns.
 
 ``ArmInterleaver`` holds one Ray Tune ``OptunaSearch`` per arm, every one with the same
-sampler seed, and hands out suggestions round-robin across the arms that still have points.
-Each suggestion carries its identity in the trial config (``__arm``, ``__point``), so a
+sampler seed, each behind Ray Tune's ``Repeater`` for replicates (seed = base seed +
+``__trial_index__``), and hands out trials round-robin across the arms that still have
+some, so the arms' finished counts differ by at most the concurrency. Each suggestion
+carries its identity in the trial config (``__arm``, ``__point``, ``__trial_index__``), so a
 restored Tuner maps a trial to the same ``<arm>/<point>/<seed>`` key. ``study_searcher``
-wraps it for replicates (Ray Tune's ``Repeater``, seed = base seed + ``__trial_index__``)
-and for concurrency (``ConcurrencyLimiter``).
+limits the concurrency (``ConcurrencyLimiter``).
 
 Pairing: with ``qmc``, ``random`` and ``grid`` the samplers never look at trial values, only
 at which trials exist, so every completion is told to Optuna as COMPLETE with a finite value;
@@ -98,89 +99,47 @@ def search_space(spec: StudySpec) -> dict[str, Any]:
     return space
 
 
-class ArmInterleaver(_PickledState, Searcher):
-    """Round-robin suggestions across arms, ``points_per_arm`` each, one OptunaSearch per arm.
+class ArmSearch(Searcher):
+    """One arm's OptunaSearch, told each point's outcome the way the sampler needs it.
 
-    Args:
-        spec: the study spec (arms, search space, sampler, budget).
-        epochs: epochs of a full trial (a completion before it, not diverged, was stopped
-            early); default ``spec.epochs``.
-
-    Suggestions look like ``{"__arm": "sgd", "__point": 3, "lr": 0.1, "init":
-    "kaiming_normal", "init_scale": 1.0}``; ``Searcher.FINISHED`` once every arm used its
-    points (a grid may hold fewer than ``trials_per_arm``).
+    Non-adaptive samplers (``paired``) are told every completion as COMPLETE with a finite
+    value, so every arm's Optuna study has the same history and draws the same points. TPE is
+    told the real outcome: a diverged trial scores ``chance_value``, a crashed one FAIL, one
+    stopped early (``epoch`` < ``epochs``, not diverged) PRUNED.
     """
 
-    def __init__(self, spec: StudySpec, *, epochs: int | None = None) -> None:
-        from ray.tune.search.optuna import OptunaSearch
-
+    def __init__(self, search: Any, *, paired: bool, epochs: int) -> None:
         super().__init__(metric=METRIC, mode=MODE)
-        self.arms = spec.arm_names
-        self.points_per_arm = spec.points_per_arm
-        self.epochs = epochs or spec.epochs
-        self.paired = spec.paired
-        self.num_classes_floor = 0.0  # the value told to Optuna for a diverged trial (tpe)
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        space = OptunaSearch.convert_search_space(search_space(spec))
-        self.searches = {
-            arm: OptunaSearch(space=space, metric=METRIC, mode=MODE, sampler=make_sampler(spec))
-            for arm in self.arms
-        }
-        self.suggested = dict.fromkeys(self.arms, 0)  # points handed out per arm
-        self.completed = dict.fromkeys(self.arms, 0)
-        self.turn = 0
-        self.live: dict[str, tuple[str, int]] = {}  # trial id -> (arm, point)
+        self.search = search
+        self.paired = paired
+        self.epochs = epochs
+        self.chance_value = 0.0
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec):
         return True  # the space comes from the study spec
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        for offset in range(len(self.arms)):
-            arm = self.arms[(self.turn + offset) % len(self.arms)]
-            if self.suggested[arm] >= self.points_per_arm:
-                continue
-            params = self.searches[arm].suggest(trial_id)
-            if params is None:
-                return None
-            if params == Searcher.FINISHED:  # a sampler ran out early (a used-up grid)
-                self.suggested[arm] = self.points_per_arm
-                continue
-            point = self.suggested[arm]
-            self.suggested[arm] += 1
-            self.turn = (self.turn + offset + 1) % len(self.arms)
-            self.live[trial_id] = (arm, point)
-            config = {ARM_KEY: arm, POINT_KEY: point, "init_scale": 1.0}
-            config.update(params)
-            return config
-        return Searcher.FINISHED
+        return self.search.suggest(trial_id)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if trial_id not in self.live:
-            return
-        arm, _ = self.live.pop(trial_id)
-        self.completed[arm] += 1
         value = (result or {}).get(METRIC)
         finite = isinstance(value, int | float) and value == value and abs(value) != float("inf")
         if self.paired:
-            # Samplers that ignore values: keep every arm's history identical.
-            self.searches[arm].on_trial_complete(
+            self.search.on_trial_complete(
                 trial_id, result={METRIC: float(value) if finite else 0.0}
             )
             return
-        diverged = bool((result or {}).get("diverged"))
         epoch = (result or {}).get("epoch")
         if error or not result:
-            self.searches[arm].on_trial_complete(trial_id, result=None, error=True)
-        elif diverged or not finite:
-            self.searches[arm].on_trial_complete(trial_id, result={METRIC: self.num_classes_floor})
+            self.search.on_trial_complete(trial_id, result=None, error=True)
+        elif bool(result.get("diverged")) or not finite:
+            self.search.on_trial_complete(trial_id, result={METRIC: self.chance_value})
         elif isinstance(epoch, int) and epoch < self.epochs:  # stopped early by ASHA
-            self.searches[arm].on_trial_complete(trial_id, result=None, error=False)
+            self.search.on_trial_complete(trial_id, result=None, error=False)
         else:
-            self.searches[arm].on_trial_complete(trial_id, result={METRIC: float(value)})
+            self.search.on_trial_complete(trial_id, result={METRIC: float(value)})
 
 
 class StudyRepeater(Repeater):
@@ -201,8 +160,86 @@ class StudyRepeater(Repeater):
             self.searcher.on_trial_complete(group.primary_trial_id, result=merged, **kwargs)
 
 
+class ArmInterleaver(_PickledState, Searcher):
+    """Round-robin suggestions across arms, trial by trial: ``points_per_arm`` points per arm,
+    each replicated ``seeds`` times by the arm's own Ray Tune ``Repeater`` (``__trial_index__``)
+    over the arm's ``OptunaSearch``.
+
+    Taking turns per trial (not per point) keeps the arms' started counts within one of each
+    other, so their finished counts differ by at most the concurrency, seeds or not.
+
+    Args:
+        spec: the study spec (arms, search space, sampler, budget, seeds).
+        epochs: epochs of a full trial (a completion before it, not diverged, was stopped
+            early); default ``spec.epochs``.
+
+    Suggestions look like ``{"__arm": "sgd", "__point": 3, "__trial_index__": 1, "lr": 0.1,
+    "init": "kaiming_normal", "init_scale": 1.0}``; ``Searcher.FINISHED`` once every arm used
+    its points (a grid may hold fewer than ``trials_per_arm``).
+    """
+
+    def __init__(self, spec: StudySpec, *, epochs: int | None = None) -> None:
+        from ray.tune.search.optuna import OptunaSearch
+
+        super().__init__(metric=METRIC, mode=MODE)
+        self.arms = spec.arm_names
+        self.seeds = spec.seeds
+        self.trials_per_arm = spec.points_per_arm * spec.seeds
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        space = OptunaSearch.convert_search_space(search_space(spec))
+        self.searches = {
+            arm: OptunaSearch(space=space, metric=METRIC, mode=MODE, sampler=make_sampler(spec))
+            for arm in self.arms
+        }
+        epochs = epochs or spec.epochs
+        self.repeaters = {
+            arm: StudyRepeater(
+                ArmSearch(search, paired=spec.paired, epochs=epochs),
+                repeat=spec.seeds,
+                set_index=True,
+            )
+            for arm, search in self.searches.items()
+        }
+        self.suggested = dict.fromkeys(self.arms, 0)  # trials handed out per arm
+        self.turn = 0
+        self.live: dict[str, str] = {}  # trial id -> arm
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec):
+        return True  # the space comes from the study spec
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        for offset in range(len(self.arms)):
+            arm = self.arms[(self.turn + offset) % len(self.arms)]
+            if self.suggested[arm] >= self.trials_per_arm:
+                continue
+            params = self.repeaters[arm].suggest(trial_id)
+            if params is None:
+                return None
+            if params == Searcher.FINISHED:  # a sampler ran out early (a used-up grid)
+                self.suggested[arm] = self.trials_per_arm
+                continue
+            point = self.suggested[arm] // self.seeds  # the Repeater groups seeds in a row
+            self.suggested[arm] += 1
+            self.turn = (self.turn + offset + 1) % len(self.arms)
+            self.live[trial_id] = arm
+            config = {ARM_KEY: arm, POINT_KEY: point, "init_scale": 1.0}
+            config.update(params)
+            return config
+        return Searcher.FINISHED
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        arm = self.live.pop(trial_id, None)
+        if arm is not None:
+            self.repeaters[arm].on_trial_complete(trial_id, result=result, error=error)
+
+
 def study_searcher(spec: StudySpec) -> Searcher:
-    """The study's search algorithm: arms interleaved, replicated, concurrency-limited."""
-    inner = ArmInterleaver(spec)
-    repeated = StudyRepeater(inner, repeat=spec.seeds, set_index=True)
-    return ConcurrencyLimiter(repeated, max_concurrent=spec.resources.max_concurrent_trials)
+    """The study's search algorithm: arms interleaved trial by trial (each arm replicating its
+    points with its own Repeater), concurrency-limited."""
+    return ConcurrencyLimiter(
+        ArmInterleaver(spec), max_concurrent=spec.resources.max_concurrent_trials
+    )

@@ -143,18 +143,44 @@ def test_replicates_and_concurrency_limit():
     first = searcher.suggest("a")
     second = searcher.suggest("b")
     assert searcher.suggest("c") is None  # at most 2 live trials
-    assert (first["__arm"], first["__point"]) == (second["__arm"], second["__point"])
-    assert {first["__trial_index__"], second["__trial_index__"]} == {0, 1}
-    assert trial_key(first, spec.seed) == f"sgd/0/{7 + first['__trial_index__']}"
+    # Arms take turns trial by trial: seed 0 of point 0 for each arm, then seed 1.
+    assert [(c["__arm"], c["__point"], c["__trial_index__"]) for c in (first, second)] == [
+        ("sgd", 0, 0),
+        ("insgd", 0, 0),
+    ]
+    assert trial_key(first, spec.seed) == "sgd/0/7"
     searcher.on_trial_complete("a", result={"val_acc": 0.5, "epoch": 3})
     third = searcher.suggest("c")
-    assert third["__arm"] == "insgd" and third["__trial_index__"] == 0
+    assert (third["__arm"], third["__point"], third["__trial_index__"]) == ("sgd_nesterov", 0, 0)
     searcher.on_trial_complete("b", result={"val_acc": 0.5, "epoch": 3})
+    fourth = searcher.suggest("d")
+    assert (fourth["__arm"], fourth["__point"], fourth["__trial_index__"]) == ("sgd", 0, 1)
+    # A replicate repeats its point's hyperparameters exactly.
+    assert {k: fourth[k] for k in ("lr", "init", "init_scale")} == {
+        k: first[k] for k in ("lr", "init", "init_scale")
+    }
     searcher.on_trial_complete("c", result={"val_acc": 0.5, "epoch": 3})
+    searcher.on_trial_complete("d", result={"val_acc": 0.5, "epoch": 3})
     order, _ = _drive(searcher, concurrency=2, rng=random.Random(6))
-    keys = [trial_key(first, 7), trial_key(second, 7), trial_key(third, 7)]
-    keys += [trial_key(c, 7) for c in order]
+    configs = [first, second, third, fourth, *order]
+    keys = [trial_key(c, 7) for c in configs]
     assert len(keys) == len(set(keys)) == spec.total_trials
+    for arm in spec.arm_names:  # every arm: 3 points x seeds 7 and 8
+        assert sorted(k for k in keys if k.startswith(arm + "/")) == sorted(
+            f"{arm}/{p}/{s}" for p in range(3) for s in (7, 8)
+        )
+
+
+@pytest.mark.parametrize(("seeds", "concurrency"), [(1, 1), (3, 1), (3, 2), (2, 4)])
+def test_finished_counts_differ_by_at_most_the_concurrency(seeds, concurrency):
+    spec = _spec(sampler="random", trials_per_arm=4, seeds=seeds)
+    for run in range(5):
+        _, finished = _drive(ArmInterleaver(spec), concurrency=concurrency, rng=random.Random(run))
+        assert len(finished) == spec.total_trials
+        counts = dict.fromkeys(spec.arm_names, 0)
+        for config in finished:
+            counts[config["__arm"]] += 1
+            assert max(counts.values()) - min(counts.values()) <= concurrency, counts
 
 
 def test_save_and_restore_continue_the_same_sequence(tmp_path):
