@@ -42,28 +42,22 @@ def json_safe(value: Any) -> Any:
 
 
 def _arm_summary(table: TrialTable, *, bin_width: float, delta: float) -> dict[str, Any]:
-    metrics, _ = group_metrics(
-        table.lr,
-        table.acc,
-        table.loss,
-        table.diverged,
-        bin_width=bin_width,
-        delta=delta,
-        chance_loss=table.chance_loss,
-    )
-    by_init: dict[str, Any] = {}
-    best_bin: dict[str, float] = {}
-    for init in sorted(set(table.init.tolist())):
-        sub = table.select(table.init == init)
-        init_metrics, bins = group_metrics(
-            sub.lr,
-            sub.acc,
-            sub.loss,
-            sub.diverged,
+    def metrics_of(rows: TrialTable):
+        return group_metrics(
+            rows.lr,
+            rows.acc,
+            rows.loss,
+            rows.diverged,
             bin_width=bin_width,
             delta=delta,
             chance_loss=table.chance_loss,
         )
+
+    metrics, _ = metrics_of(table)
+    by_init: dict[str, Any] = {}
+    best_bin: dict[str, float] = {}
+    for init in sorted(set(table.init.tolist())):
+        init_metrics, bins = metrics_of(table.select(table.init == init))
         by_init[init] = init_metrics
         best_bin[init] = float(bins.acc.max())
     expected = metrics.pop("expected_max")
