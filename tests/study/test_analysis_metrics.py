@@ -10,22 +10,9 @@ import pytest
 
 from study.analysis import summarize
 from study.analysis.metrics import bin_index, expected_max
+from tests.study.analysis_rows import row
 
 LN10 = math.log(10)
-
-
-def row(arm, lr, init, seed, acc, loss, diverged=False, **extra):
-    return {
-        "arm": arm,
-        "lr": lr,
-        "init": init,
-        "init_scale": 1.0,
-        "seed": seed,
-        "val_acc": acc,
-        "val_loss": loss,
-        "diverged": diverged,
-        **extra,
-    }
 
 
 # One arm, one init, C = 10, w = 0.25, delta = 0.01. Bins k = floor(log10(lr) / 0.25):

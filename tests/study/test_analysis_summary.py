@@ -12,21 +12,7 @@ import pytest
 
 from study.analysis import summarize
 from study.errors import ConfigError
-
-
-def row(arm, lr, init, seed, acc, loss=0.5, diverged=False, **extra):
-    return {
-        "arm": arm,
-        "lr": lr,
-        "init": init,
-        "init_scale": 1.0,
-        "seed": seed,
-        "val_acc": acc,
-        "val_loss": loss,
-        "diverged": diverged,
-        **extra,
-    }
-
+from tests.study.analysis_rows import row
 
 # Paired table (C = 10). Matched keys and differences insgd - sgd:
 #   (1e-2, he, s0): .7 - .5 = +.2      (1e-2, he, s1): .6 - .6 = 0 (tie)
