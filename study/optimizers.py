@@ -1,5 +1,11 @@
 """The optimizer registry: ``OPTIMIZERS`` maps a name to a factory ``(model, *, lr, **hparams)``.
 
+``sgd`` and ``insgd`` (the INSGD paper's subject), the paper's own baselines ``adam`` and
+``adagrad``, and ``adamw``, ``rmsprop`` and ``nadam``. Each torch optimizer takes the
+hyperparameters torch gives it (minus the implementation switches ``foreach``, ``fused``,
+``capturable``, ``differentiable`` and ``maximize``) with torch's defaults, and every value is
+checked by :func:`study.hparams.check_hparams` before anything is built.
+
 Importing this module does not import torch (the spec validation uses ``optimizer_hparams``);
 the factories import it when they build an optimizer.
 
@@ -15,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from study.errors import ConfigError
 from study.hparams import check_hparams
+from study.suggest import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
-    from torch.optim import SGD, Optimizer
+    from torch.optim import SGD, Adagrad, Adam, AdamW, NAdam, Optimizer, RMSprop
 
     from study.insgd import INSGD
 
@@ -78,9 +85,92 @@ def _insgd(
     )
 
 
+def _torch(cls_name: str, owner: str, model: nn.Module, hparams: dict[str, Any]) -> Optimizer:
+    """``torch.optim.<cls_name>`` over ``model.parameters()`` after :func:`check_hparams`."""
+    import torch
+
+    check_hparams(hparams, owner=owner)
+    if "betas" in hparams:  # YAML/JSON give a list; torch documents a tuple
+        hparams = {**hparams, "betas": tuple(float(b) for b in hparams["betas"])}
+    return getattr(torch.optim, cls_name)(model.parameters(), **hparams)
+
+
+def _adam(
+    model: nn.Module,
+    *,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    decoupled_weight_decay: bool = False,
+) -> Adam:
+    """``torch.optim.Adam`` (Kingma & Ba 2015), a baseline of the INSGD paper."""
+    return _torch("Adam", "adam", model, {k: v for k, v in locals().items() if k != "model"})
+
+
+def _adamw(
+    model: nn.Module,
+    *,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+    amsgrad: bool = False,
+) -> AdamW:
+    """``torch.optim.AdamW`` (decoupled weight decay, Loshchilov & Hutter 2019)."""
+    return _torch("AdamW", "adamw", model, {k: v for k, v in locals().items() if k != "model"})
+
+
+def _adagrad(
+    model: nn.Module,
+    *,
+    lr: float,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+) -> Adagrad:
+    """``torch.optim.Adagrad`` (Duchi et al. 2011), a baseline of the INSGD paper."""
+    return _torch("Adagrad", "adagrad", model, {k: v for k, v in locals().items() if k != "model"})
+
+
+def _rmsprop(
+    model: nn.Module,
+    *,
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+) -> RMSprop:
+    """``torch.optim.RMSprop``."""
+    return _torch("RMSprop", "rmsprop", model, {k: v for k, v in locals().items() if k != "model"})
+
+
+def _nadam(
+    model: nn.Module,
+    *,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 0.004,
+    decoupled_weight_decay: bool = False,
+) -> NAdam:
+    """``torch.optim.NAdam`` (Dozat 2016)."""
+    return _torch("NAdam", "nadam", model, {k: v for k, v in locals().items() if k != "model"})
+
+
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
     "sgd": _sgd,
     "insgd": _insgd,
+    "adam": _adam,
+    "adamw": _adamw,
+    "adagrad": _adagrad,
+    "rmsprop": _rmsprop,
+    "nadam": _nadam,
 }
 
 
@@ -90,6 +180,7 @@ def _factory(name: str) -> Callable[..., Optimizer]:
     except (KeyError, TypeError):
         raise ConfigError(
             f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}"
+            + did_you_mean(name, OPTIMIZERS)
         ) from None
 
 
@@ -111,8 +202,10 @@ def create_optimizer(name: str, model: nn.Module, *, lr: float, **hparams: Any) 
     """Build optimizer ``name`` for ``model`` with learning rate ``lr``.
 
     Args:
-        name: a key of :data:`OPTIMIZERS` (``sgd``: momentum, dampening, weight_decay,
-            nesterov; ``insgd`` additionally norm, variant, power_momentum, eps).
+        name: a key of :data:`OPTIMIZERS`; :func:`optimizer_hparams` lists the
+            hyperparameters of each (``sgd``: momentum, dampening, weight_decay, nesterov;
+            ``insgd`` additionally norm, variant, power_momentum, eps; ``adam``: betas, eps,
+            weight_decay, amsgrad, decoupled_weight_decay; ...).
         model: the model (INSGD hooks its layers); every parameter is optimized.
         lr: the learning rate.
         **hparams: the optimizer's other hyperparameters; omitted ones take their defaults.
@@ -126,8 +219,8 @@ def create_optimizer(name: str, model: nn.Module, *, lr: float, **hparams: Any) 
     for key, value in hparams.items():
         if key not in valid:
             raise ConfigError(
-                f"unknown hyperparameter {key!r} (= {value!r}) for optimizer {name!r}; "
-                f"valid: {', '.join(valid)}"
+                f"unknown hyperparameter {key!r} (= {value!r}) for optimizer {name!r}"
+                f"{did_you_mean(key, valid)}; valid: {', '.join(valid)}"
             )
     try:
         return factory(model, lr=lr, **hparams)

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from study.errors import SpecError
+from study.suggest import did_you_mean
 
 SAMPLERS = ("qmc", "tpe", "random", "grid")
 SCHEDULES = ("cosine", "multistep", "constant")
@@ -63,8 +64,8 @@ def _registry(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _one_of(names: Any) -> str:
-    return "must be one of " + ", ".join(sorted(names))
+def _one_of(names: Any, value: Any = None) -> str:
+    return "must be one of " + ", ".join(sorted(names)) + did_you_mean(value, names)
 
 
 class _Strict(BaseModel):
@@ -104,7 +105,7 @@ class SearchSpec(_Strict):
         schemes = _registry("models", "INIT_SCHEMES")
         for i, scheme in enumerate(value):
             if scheme not in schemes:
-                raise _problem(str(i), _one_of(schemes), scheme)
+                raise _problem(str(i), _one_of(schemes, scheme), scheme)
             if scheme in value[:i]:
                 raise _problem(str(i), "must not repeat an earlier init", scheme)
         return value
@@ -130,7 +131,7 @@ class ArmSpec(BaseModel):
     def _known_optimizer(cls, value: str) -> str:
         optimizers = _registry("study.optimizers", "OPTIMIZERS")
         if value not in optimizers:
-            raise _problem("", _one_of(optimizers), value)
+            raise _problem("", _one_of(optimizers, value), value)
         return value
 
     @model_validator(mode="after")
@@ -144,8 +145,8 @@ class ArmSpec(BaseModel):
             if key not in defaults:
                 raise _problem(
                     key,
-                    f"is not a hyperparameter of {self.optimizer}; valid: "
-                    + ", ".join(sorted(defaults)),
+                    f"is not a hyperparameter of {self.optimizer}{did_you_mean(key, defaults)}; "
+                    "valid: " + ", ".join(sorted(defaults)),
                     value,
                 )
         from study.errors import HyperparameterError
@@ -218,7 +219,7 @@ class StudySpec(_Strict):
             raise _problem("name", "is required (a dataset name)", name)
         datasets = _registry("study.data", "DATASETS")
         if name not in datasets:
-            raise _problem("name" if isinstance(value, dict) else "", _one_of(datasets), name)
+            raise _problem("name" if isinstance(value, dict) else "", _one_of(datasets, name), name)
         if isinstance(value, dict):
             options = {k: v for k, v in value.items() if k != "name"}
             try:
@@ -235,11 +236,14 @@ class StudySpec(_Strict):
             raise _problem("name", "is required (a model name)", name)
         known = _registry("models", "MODELS")
         if name not in known:
-            raise _problem("name", _one_of(known), name)
+            raise _problem("name", _one_of(known, name), name)
         valid = set(_registry("models", "model_options")(name))
         for key, option in value.items():
             if key != "name" and key not in valid:
-                rule = f"is not an option of model {name}; valid: " + ", ".join(sorted(valid))
+                rule = (
+                    f"is not an option of model {name}{did_you_mean(key, valid)}; valid: "
+                    + ", ".join(sorted(valid))
+                )
                 raise _problem(key, rule, option)
         return value
 
@@ -249,7 +253,7 @@ class StudySpec(_Strict):
         name = value if isinstance(value, str) else value.get("name")
         if name not in SCHEDULES:
             field = "name" if isinstance(value, dict) else ""
-            raise _problem(field, _one_of(SCHEDULES), name)
+            raise _problem(field, _one_of(SCHEDULES, name), name)
         return value
 
     @field_validator("arms")
@@ -443,6 +447,8 @@ def spec_problems(exc: ValidationError) -> list[dict[str, Any]]:
             rule, value = str(ctx["rule"]), ctx.get("value")
         elif err["type"] in _RULES:
             rule = _RULES[err["type"]]({k: _num(v) for k, v in ctx.items()})
+            if err["type"] == "extra_forbidden" and parts:
+                rule += did_you_mean(parts[-1], _known_keys(parts[:-1]))
             if err["type"] == "missing":
                 value = None
         else:
@@ -456,6 +462,29 @@ def spec_problems(exc: ValidationError) -> list[dict[str, Any]]:
             by_field[field] = {"field": field, "rule": rule, "value": value}
     fields = list(by_field)
     return [by_field[f] for f in fields if not any(g.startswith(f + ".") for g in fields if g != f)]
+
+
+def _known_keys(parts: list[str]) -> list[str]:
+    """The keys of the spec model at the dotted path ``parts`` (list indices skipped)."""
+    import typing
+
+    model: Any = StudySpec
+    for part in parts:
+        if part.isdigit():
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        todo, model = [field.annotation], None
+        while todo:  # the first pydantic model inside Optional/Union/Annotated/list
+            annotation = todo.pop(0)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+                break
+            todo.extend(typing.get_args(annotation))
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
 
 
 def _num(value: Any) -> Any:

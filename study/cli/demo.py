@@ -16,11 +16,15 @@ from study.cli import app
 
 @app.command()
 def demo(
-    optimizer: Annotated[str, typer.Option(help="Optimizer: sgd or insgd.")] = "insgd",
+    optimizer: Annotated[
+        str, typer.Option(help="Optimizer: sgd, insgd, adam, adamw, adagrad, rmsprop or nadam.")
+    ] = "insgd",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 15,
     lr: Annotated[float, typer.Option(help="Base learning rate.")] = 0.05,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
-    momentum: Annotated[float, typer.Option(help="Momentum.")] = 0.9,
+    momentum: Annotated[
+        float, typer.Option(help="Momentum (optimizers that have one: sgd, insgd, rmsprop).")
+    ] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 5e-4,
     init: Annotated[str, typer.Option(help="Weight initialization scheme.")] = "kaiming_normal",
     init_scale: Annotated[float, typer.Option(help="Multiplier of the init's weights.")] = 1.0,
@@ -54,13 +58,23 @@ def demo(
     from rich.table import Table
 
     from study.errors import ConfigError, DatasetNotFoundError
+    from study.optimizers import optimizer_hparams
     from study.train import train_trial, validate_config
 
     console = Console()
+    try:
+        valid = optimizer_hparams(optimizer)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    hparams = {"momentum": momentum, "weight_decay": weight_decay}
     config = {
         "dataset": dataset,
         "model": {"name": model},
-        "optimizer": {"optimizer": optimizer, "momentum": momentum, "weight_decay": weight_decay},
+        "optimizer": {
+            "optimizer": optimizer,
+            **{k: v for k, v in hparams.items() if k in valid},
+        },
         "lr": lr,
         "init": init,
         "init_scale": init_scale,

@@ -197,6 +197,54 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
     assert "insgd" in page and page.count("<img ") == 3
 
 
+BASELINE_ARMS = [
+    {"name": "sgd", "optimizer": "sgd", "momentum": 0.9},
+    {"name": "adam", "optimizer": "adam", "betas": [0.9, 0.99], "weight_decay": 1e-4},
+    {"name": "adagrad", "optimizer": "adagrad", "initial_accumulator_value": 0.1},
+]
+
+
+@pytest.fixture(scope="module")
+def baseline_study(api: ServeProcess, api_token: str) -> dict[str, Any]:
+    """The INSGD paper's baselines beside SGD: sgd, adam and adagrad arms, run to the end."""
+    spec = tiny_spec(name="baselines", arms=BASELINE_ARMS, epochs=1)
+    response = httpx.post(f"{api.url}/studies", json=spec, headers=auth(api_token), timeout=60)
+    assert response.status_code == 202, response.text
+    created = response.json()
+    state = wait_status(api, created["id"], ("finished", "failed", "cancelled"))
+    assert state["status"] == "finished", api.output()[-3000:]
+    return {"created": created, "state": state}
+
+
+def test_baseline_optimizers_from_post_to_summary(
+    api: ServeProcess, baseline_study: dict[str, Any]
+) -> None:
+    study_id = baseline_study["created"]["id"]
+    assert baseline_study["state"]["progress"]["finished"] == 6
+    rows = httpx.get(f"{api.url}/studies/{study_id}/trials").json()["data"]
+    assert sorted(r["arm"] for r in rows) == ["adagrad"] * 2 + ["adam"] * 2 + ["sgd"] * 2
+    assert all(r["status"] == "finished" and 0 <= r["val_acc"] <= 1 for r in rows)
+    lrs = {arm: sorted(r["lr"] for r in rows if r["arm"] == arm) for arm in ("sgd", "adam")}
+    assert lrs["sgd"] == lrs["adam"]  # paired
+    summary = httpx.get(f"{api.url}/studies/{study_id}/summary").json()
+    assert summary["partial"] is False
+    assert list(summary["arms"]) == ["sgd", "adam", "adagrad"]
+    for arm in ("adam", "adagrad"):  # a diverged trial counts as chance (DESIGN.md)
+        best = max(0.1 if r["diverged"] else r["val_acc"] for r in rows if r["arm"] == arm)
+        assert summary["arms"][arm]["best"] == pytest.approx(best)
+    assert [c["arm"] for c in summary["comparisons"]] == ["adam", "adagrad"]
+    # Each arm trained with its own hyperparameters (MLflow params of its trial runs).
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{api.data_dir / 'mlflow.db'}")
+    experiment_id = baseline_study["state"]["experiment_id"]
+    runs = client.search_runs([experiment_id], "tags.`hprobust.kind` = 'trial'")
+    params = {r.data.params["arm"]: r.data.params for r in runs}
+    assert params["adam"]["optimizer"] == "adam" and params["adam"]["betas"] == "[0.9, 0.99]"
+    assert params["adam"]["weight_decay"] == "0.0001"
+    assert params["adagrad"]["initial_accumulator_value"] == "0.1"
+
+
 def test_cancel_of_a_finished_study_is_409(
     api: ServeProcess, api_token: str, finished_study: dict[str, Any]
 ) -> None:

@@ -19,7 +19,7 @@ def invoke(*args: str):
     return runner.invoke(app, ["demo", *args], catch_exceptions=False)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "insgd"])
+@pytest.mark.parametrize("optimizer", ["sgd", "insgd", "adagrad"])
 def test_demo_runs_a_trial_with_a_line_per_epoch_and_a_result_table(optimizer):
     result = invoke("--optimizer", optimizer, "--epochs", "3", "--num-threads", "1")
     assert result.exit_code == 0, result.output
@@ -48,7 +48,8 @@ def test_demo_shows_divergence():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--optimizer", "adam"), "optimizer.optimizer must be one of sgd, insgd, got 'adam'"),
+        (("--optimizer", "adma"), "optimizer must be one of sgd, insgd, adam, adamw, adagrad"),
+        (("--optimizer", "adma"), "got 'adma' (did you mean 'adam'?)"),
         (("--epochs", "0"), "epochs must be an integer >= 1, got 0"),
         (("--lr", "-1"), "lr must be a finite number > 0, got -1.0"),
         (("--init", "glorot"), "init must be one of"),

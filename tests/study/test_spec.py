@@ -140,7 +140,7 @@ BAD = [
     ("arms", [], "arms must have at least 1 item(s)"),
     ("arms.1.name", "sgd", "arms.1.name must be unique among arms, got 'sgd'"),
     ("arms.1.name", "a/b", "arms.1.name must match"),
-    ("arms.0.optimizer", "adam", "arms.0.optimizer must be one of"),
+    ("arms.0.optimizer", "lamb", "arms.0.optimizer must be one of"),
     ("arms.0.lr", 0.1, "arms.0.lr is not allowed in an arm (lr is searched), got 0.1"),
     ("arms.0.betas", [0.9], "arms.0.betas is not a hyperparameter of sgd"),
     ("colour", "red", "colour is not a known key, got 'red'"),
@@ -201,3 +201,81 @@ def test_not_a_mapping(tmp_path):
 def test_missing_file_is_a_spec_error(tmp_path):
     with pytest.raises(SpecError, match="must be a readable file"):
         load_spec(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("sampeler", "grid", "sampeler is not a known key (did you mean 'sampler'?), got 'grid'"),
+        ("search.lr.point", 3, "search.lr.point is not a known key (did you mean 'points'?)"),
+        (
+            "resources.max_concurent_trials",
+            3,
+            "resources.max_concurent_trials is not a known key "
+            "(did you mean 'max_concurrent_trials'?)",
+        ),
+        ("arms.0.optimizer", "adma", "one of adagrad, adam, adamw, insgd, nadam, rmsprop, sgd "),
+        ("arms.0.optimizer", "adma", "(did you mean 'adam'?), got 'adma'"),
+        ("arms.0.momentun", 0.9, "arms.0.momentun is not a hyperparameter of sgd (did you mean"),
+        ("model.hiden", [8], "model.hiden is not an option of model mlp (did you mean 'hidden'?)"),
+        ("dataset", "digit", "(did you mean 'digits'?), got 'digit'"),
+        ("search.init.0", "xavier", "(did you mean 'xavier_normal'?), got 'xavier'"),
+        ("schedule", "cosin", "(did you mean 'cosine'?), got 'cosin'"),
+    ],
+)
+def test_a_mistyped_key_or_name_gets_a_suggestion(path, value, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec(_with(path, value))
+    assert message in str(info.value)
+
+
+def test_no_suggestion_for_a_name_nothing_resembles():
+    with pytest.raises(SpecError) as info:
+        parse_spec(_with("colour", "red"))
+    assert "did you mean" not in str(info.value)
+
+
+PAPER_ARMS = [
+    {"name": "sgd", "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4},
+    {"name": "insgd", "optimizer": "insgd", "momentum": 0.9, "variant": "reference"},
+    {"name": "adam", "optimizer": "adam", "betas": [0.9, 0.99], "eps": 1e-7, "amsgrad": True},
+    {"name": "adamw", "optimizer": "adamw", "weight_decay": 0.05},
+    {"name": "adagrad", "optimizer": "adagrad", "lr_decay": 1e-4, "initial_accumulator_value": 0.1},
+    {"name": "rmsprop", "optimizer": "rmsprop", "alpha": 0.9, "centered": True, "momentum": 0.5},
+    {
+        "name": "nadam",
+        "optimizer": "nadam",
+        "momentum_decay": 0.002,
+        "decoupled_weight_decay": 1 > 0,
+    },
+]
+
+
+def test_every_optimizer_is_an_arm_with_its_hyperparameters():
+    spec = parse_spec({**GOOD, "arms": PAPER_ARMS})
+    assert [a.optimizer for a in spec.arms] == [a["optimizer"] for a in PAPER_ARMS]
+    config = spec.trial_config("adam", lr=0.01, init="xavier_normal", seed=0)
+    assert config["optimizer"] == {
+        "optimizer": "adam",
+        "betas": [0.9, 0.99],
+        "eps": 1e-7,
+        "amsgrad": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("arm", "message"),
+    [
+        ({"optimizer": "adam", "betas": [0.9, 1.0]}, "arms.0.betas must be two numbers in [0, 1)"),
+        ({"optimizer": "adam", "amsgrad": "yes"}, "arms.0.amsgrad must be a bool, got 'yes'"),
+        ({"optimizer": "adagrad", "lr_decay": -1}, "arms.0.lr_decay must be >= 0, got -1"),
+        ({"optimizer": "rmsprop", "alpha": 2}, "arms.0.alpha must be in [0, 1], got 2"),
+        ({"optimizer": "nadam", "momentum_decay": -1}, "arms.0.momentum_decay must be >= 0"),
+        ({"optimizer": "adamw", "eps": -1e-8}, "arms.0.eps must be >= 0, got -1e-08"),
+        ({"optimizer": "adagrad", "momentum": 0.9}, "arms.0.momentum is not a hyperparameter"),
+    ],
+)
+def test_baseline_hyperparameters_are_checked_at_submission(arm, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec({**GOOD, "arms": [{"name": "x", **arm}]})
+    assert message in str(info.value)
