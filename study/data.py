@@ -110,6 +110,21 @@ class Dataset:
             return x
         return crop_flip(x, generator, padding=CROP_PADDING)
 
+    def augment_pack(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """:meth:`augment` for the batches of a pack of trials: ``x`` is ``(K, N, C, H, W)``,
+        batch ``k`` augmented with ``generators[k]`` exactly as ``augment(x[k],
+        generators[k])`` would (the same draws in the same order), in one gather."""
+        if self.augmentation is None:
+            return x
+        import torch
+
+        k, n = x.shape[:2]
+        draws = [crop_flip_draws(n, g, padding=CROP_PADDING, device=x.device) for g in generators]
+        shifts = torch.cat([s for s, _ in draws], dim=1)
+        flips = torch.cat([f for _, f in draws])
+        out = crop_flip_apply(x.flatten(0, 1), shifts, flips, padding=CROP_PADDING)
+        return out.view(k, n, *out.shape[1:])
+
 
 def crop_flip(x: torch.Tensor, generator: torch.Generator, *, padding: int = 4) -> torch.Tensor:
     """Batched random crop (reflect padding ``padding``) + horizontal flip, on ``x``'s device.
@@ -118,14 +133,35 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator, *, padding: int = 4) 
     ``[0, 2*padding]``, mirrored along the width when its coin says so. One gather for the
     whole batch.
     """
+    shifts, flips = crop_flip_draws(x.shape[0], generator, padding=padding, device=x.device)
+    return crop_flip_apply(x, shifts, flips, padding=padding)
+
+
+def crop_flip_draws(
+    n: int, generator: torch.Generator, *, padding: int = 4, device: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random draws of :func:`crop_flip` for ``n`` samples: ``shifts`` ``(2, n)`` (rows,
+    columns) and ``flips`` ``(n,)`` (bool), drawn from ``generator`` in that order and moved
+    to ``device``. Packed trials draw each member's from its own generator and apply them all
+    with one :func:`crop_flip_apply`."""
+    import torch
+
+    gen_device = generator.device
+    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=gen_device)
+    flips = torch.rand(n, generator=generator, device=gen_device) < 0.5
+    if device is not None:
+        shifts, flips = shifts.to(device), flips.to(device)
+    return shifts, flips
+
+
+def crop_flip_apply(
+    x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, *, padding: int = 4
+) -> torch.Tensor:
+    """Crop and flip the batch ``x`` ``(N, C, H, W)`` as ``shifts``/``flips`` say (one gather)."""
     import torch
     import torch.nn.functional as F
 
     n, c, h, w = x.shape
-    gen_device = generator.device
-    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=gen_device)
-    flips = torch.rand(n, generator=generator, device=gen_device) < 0.5
-    shifts, flips = shifts.to(x.device), flips.to(x.device)
     padded = F.pad(x, (padding, padding, padding, padding), mode="reflect")
     rows = shifts[0][:, None] + torch.arange(h, device=x.device)  # (n, h)
     cols = shifts[1][:, None] + torch.arange(w, device=x.device)  # (n, w)

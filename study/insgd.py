@@ -19,7 +19,7 @@ from torch.optim import Optimizer
 
 from study.hparams import check_hparams
 
-__all__ = ["INSGD", "insgd"]
+__all__ = ["INSGD", "input_statistic", "insgd", "power_layout"]
 
 _HOOKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -62,24 +62,8 @@ class _InputRecorder:
         self.variant = variant
         self.raws: list[Tensor] = []
         self.sizes: list[int] = []
-        weight = module.weight
         self.is_linear = isinstance(module, nn.Linear)
-        self.gather: Tensor | None = None
-        if self.is_linear:
-            self.d_shape: tuple[int, ...] = ()  # one number per layer
-        else:
-            c_out, c_in_per_group = weight.shape[0], weight.shape[1]
-            groups = module.groups
-            kernel_ones = (1,) * (weight.dim() - 2)
-            if groups == 1:
-                # Weight entry [o, i] uses channel i: a broadcast view, no gather.
-                self.d_shape = (1, c_in_per_group, *kernel_ones)
-            else:
-                # Weight entry [o, i] uses channel (o // (C_out/g)) * (C_in/g) + i.
-                o = torch.arange(c_out).unsqueeze(1)
-                i = torch.arange(c_in_per_group).unsqueeze(0)
-                self.gather = ((o // (c_out // groups)) * c_in_per_group + i).reshape(-1)
-                self.d_shape = (c_out, c_in_per_group, *kernel_ones)
+        self.d_shape, self.gather = power_layout(module)
 
     def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if not (module.training and torch.is_grad_enabled()) or not args:
@@ -135,6 +119,60 @@ class _InputRecorder:
         self.raws, self.sizes = [], []
 
 
+def power_layout(module: nn.Module) -> tuple[tuple[int, ...], Tensor | None]:
+    """How a hooked layer's ``D`` maps onto its weight: ``(d_shape, gather)``.
+
+    Linear: ``((), None)`` (one number per layer). Conv with ``groups == 1``: ``D`` (one number
+    per input channel) is viewed as ``(1, C_in, 1, ...)`` and broadcast. Grouped conv: weight
+    entry ``[o, i]`` uses channel ``(o // (C_out/g)) * (C_in/g) + i``; ``gather`` holds that
+    channel for every ``(o, i)`` and ``d_shape`` is ``(C_out, C_in/g, 1, ...)``.
+    """
+    weight = module.weight
+    if isinstance(module, nn.Linear):
+        return (), None
+    c_out, c_in_per_group = weight.shape[0], weight.shape[1]
+    groups = module.groups
+    kernel_ones = (1,) * (weight.dim() - 2)
+    if groups == 1:
+        return (1, c_in_per_group, *kernel_ones), None
+    o = torch.arange(c_out).unsqueeze(1)
+    i = torch.arange(c_in_per_group).unsqueeze(0)
+    gather = ((o // (c_out // groups)) * c_in_per_group + i).reshape(-1)
+    return (c_out, c_in_per_group, *kernel_ones), gather
+
+
+def input_statistic(
+    x: Tensor, *, linear: bool, spatial_dims: int, norm: str, variant: str
+) -> Tensor:
+    """``s`` of one training forward's input ``x`` to a hooked layer (DESIGN.md "INSGD").
+
+    The same number(s) :class:`INSGD`'s hooks derive, computed directly and out of place, so
+    that it runs inside ``torch.func.vmap`` (packed trials compute every member's input
+    power inside their batched forward). ``spatial_dims``: 1, 2 or 3 for a conv (ignored for
+    Linear). Float32 (float64 for float64 inputs).
+    """
+    x = x.detach()
+    if variant == "paper":
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        order = 2 if norm == "l2" else 1
+        if linear:
+            rows = x.numel() // x.shape[-1]
+            raw = torch.linalg.vector_norm(x, order, dtype=dtype)
+        else:
+            if x.dim() == spatial_dims + 1:  # unbatched conv input: one sample
+                x = x.unsqueeze(0)
+            rows = x.shape[0]
+            raw = torch.linalg.vector_norm(x, order, dim=(0, *range(2, x.dim())), dtype=dtype)
+        return raw * raw / rows if order == 2 else raw / rows
+    if x.dtype in _LOW_PRECISION:
+        x = x.float()
+    if linear:
+        return _standardized_energy(x.reshape(-1, x.shape[-1]), norm).mean() + _REF_LINEAR_OFFSET
+    if x.dim() == spatial_dims + 1:
+        x = x.unsqueeze(0)
+    return _standardized_energy(x.reshape(x.shape[0], x.shape[1], -1), norm).mean(0)
+
+
 def _statistics(recorders: dict[int, _InputRecorder], squared: bool) -> dict[int, Tensor]:
     """``s`` (mean over forwards) of every layer that recorded forwards, by ``id`` of its weight.
 
@@ -173,23 +211,24 @@ def _standardized_energy(v: Tensor, norm: str) -> Tensor:
 
     Standardization as the authors' code does it (``variant="reference"``): ``z = (v - mean) /
     std`` with the unbiased std, a NaN std replaced by 0.001 and the std clamped to >= 0.01.
-    Computed as ``sum_j (v_j - mean)**2 / std**2`` (or ``sum_j |v_j - mean| / std``).
+    Computed as ``sum_j (v_j - mean)**2 / std**2`` (or ``sum_j |v_j - mean| / std``). Out of
+    place, so that it also runs under ``torch.func.vmap`` (packed trials).
     """
     length = v.shape[-1]
     if length == 1:  # the std of one value is NaN -> 0.001 -> 0.01, and v - mean is 0
         return v.new_zeros(v.shape[:-1])
     # Two passes (mean, then centered values): torch.var's CPU kernel is ~50x slower here.
     centered = v - v.mean(-1, keepdim=True)
-    squares = torch.linalg.vector_norm(centered, dim=-1).square_()
-    std = _reference_std(squares.div(length - 1).sqrt_())
+    squares = torch.linalg.vector_norm(centered, dim=-1).square()
+    std = _reference_std((squares / (length - 1)).sqrt())
     if norm == "l2":
-        return squares.div_(std.square_())
-    return centered.abs_().sum(-1).div_(std)
+        return squares / std.square()
+    return centered.abs().sum(-1) / std
 
 
 def _reference_std(std: Tensor) -> Tensor:
     std = std.nan_to_num(nan=_REF_NAN_STD, posinf=math.inf, neginf=-math.inf)
-    return std.clamp_min_(_REF_MIN_STD)
+    return std.clamp_min(_REF_MIN_STD)
 
 
 def _remove_handles(handles: list[torch.utils.hooks.RemovableHandle]) -> None:

@@ -29,7 +29,8 @@ caller's generator state is untouched, and one ``torch.Generator`` on the device
 bitwise identical results.
 
 Precision: ``bf16`` uses ``torch.autocast("cuda", dtype=torch.bfloat16)`` on CUDA only; on CPU
-it falls back to fp32 and the result says so (``precision_used``).
+it falls back to fp32 and the result says so (``precision_used``). ``fp64`` trains in float64
+(model and data) on any device: slow, for exactness checks (packed vs unpacked trials).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "wall_time_s",
 )
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp64")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -296,7 +297,7 @@ def train_trial(
             **hyperparameters}``), ``lr``, ``init``, ``epochs``, ``batch_size``. Optional:
             ``init_scale`` (1.0), ``seed`` (0), ``schedule`` (``cosine`` | ``multistep`` |
             ``constant`` or ``{name, **options}``; default cosine), ``precision`` (``fp32`` |
-            ``bf16``), ``device`` (``auto`` | ``cpu`` | ``cuda``), ``data_dir``, ``num_threads``
+            ``bf16`` | ``fp64``), ``device`` (``auto`` | ``cpu`` | ``cuda``), ``data_dir``, ``num_threads``
             (``torch.set_num_threads`` for the trial; restored afterwards).
         report: called after every epoch with ``epoch`` (1-based), ``train_loss``,
             ``val_loss``, ``val_acc``, ``lr`` (of the epoch's last step), ``epoch_time_s``,
@@ -341,12 +342,12 @@ def train_trial(
             torch.set_num_threads(prev_threads)
 
 
-def _build(cfg: TrialConfig, device):
-    """Seeded model + optimizer on ``device``."""
+def build_model(cfg: TrialConfig, device):
+    """The trial's model, seeded with ``cfg.seed`` and initialized, on ``device`` (float64 for
+    ``precision: fp64``). Draws from torch's global generator: call inside ``fork_rng``."""
     import torch
 
     import models
-    from study.optimizers import create_optimizer
 
     torch.manual_seed(cfg.seed)
     try:
@@ -359,11 +360,43 @@ def _build(cfg: TrialConfig, device):
     except ValueError as exc:
         raise ConfigError(f"model: {exc}") from exc
     model = model.to(device)
+    return model.double() if cfg.precision == "fp64" else model
+
+
+def build_optimizer(cfg: TrialConfig, model):
+    """The trial's optimizer over ``model`` (errors read ``optimizer: ...``)."""
+    from study.optimizers import create_optimizer
+
     try:
-        optimizer = create_optimizer(cfg.optimizer, model, lr=cfg.lr, **cfg.optimizer_hparams)
+        return create_optimizer(cfg.optimizer, model, lr=cfg.lr, **cfg.optimizer_hparams)
     except ValueError as exc:  # ConfigError included
         raise ConfigError(f"optimizer: {exc}") from exc
-    return model, optimizer
+
+
+def _build(cfg: TrialConfig, device):
+    """Seeded model + optimizer on ``device``."""
+    model = build_model(cfg, device)
+    return model, build_optimizer(cfg, model)
+
+
+def load_data(cfg: TrialConfig, device):
+    """``(dataset, x_train, x_val)``: the trial's dataset on ``device``; the inputs in float64
+    for ``precision: fp64`` (the dataset itself is float32 and cached)."""
+    import torch
+
+    from study.data import load_dataset
+
+    data = load_dataset(cfg.dataset, device=device, data_dir=cfg.data_dir, **cfg.dataset_options)
+    if cfg.precision == "fp64":
+        return data, data.x_train.to(torch.float64), data.x_val.to(torch.float64)
+    return data, data.x_train, data.x_val
+
+
+def precision_used(cfg: TrialConfig, device) -> str:
+    """``bf16`` only on CUDA (fp32 elsewhere); ``fp32`` and ``fp64`` as asked."""
+    if cfg.precision == "bf16":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return cfg.precision
 
 
 def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
@@ -372,12 +405,11 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from study.data import load_dataset
     from study.schedule import lr_at
 
     model, optimizer = _build(cfg, device)
-    data = load_dataset(cfg.dataset, device=device, data_dir=cfg.data_dir, **cfg.dataset_options)
-    use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
+    data, x_train, x_val = load_data(cfg, device)
+    use_bf16 = precision_used(cfg, device) == "bf16"
 
     def autocast():
         if use_bf16:
@@ -385,7 +417,7 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
         return contextlib.nullcontext()
 
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    n_train = data.x_train.shape[0]
+    n_train = x_train.shape[0]
     bs = min(cfg.batch_size, n_train)
     steps_per_epoch = n_train // bs
     diverge_above = 3.0 * math.log(data.num_classes)
@@ -397,7 +429,7 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
         epoch_start = time.perf_counter()
         model.train()
         perm = torch.randperm(n_train, generator=generator, device=device)
-        loss_sum = torch.zeros((), device=device)
+        loss_sum = torch.zeros((), device=device, dtype=accumulator_dtype(cfg))
         steps_done = 0
         lr = cfg.lr
         for i in range(steps_per_epoch):
@@ -405,20 +437,20 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             idx = perm[i * bs : (i + 1) * bs]
-            x = data.augment(data.x_train[idx], generator)
+            x = data.augment(x_train[idx], generator)
             with autocast():
                 loss = F.cross_entropy(model(x), data.y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.detach().float()
+            loss_sum += loss.detach().to(loss_sum.dtype)
             step += 1
             steps_done += 1
             if steps_done % NONFINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
                 break
         train_loss = loss_sum.item() / steps_done
         diverged = not math.isfinite(train_loss) or train_loss > diverge_above
-        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val, 2 * bs, autocast)
+        val_loss, val_acc = _evaluate(model, x_val, data.y_val, 2 * bs, autocast)
         history["best_val_acc"] = max(history["best_val_acc"], val_acc)
         metrics = {
             "epoch": epoch + 1,
@@ -443,11 +475,18 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
         "diverged": result["diverged"],
         "epochs_completed": result["epoch"],
         "wall_time_s": time.perf_counter() - start,
-        "precision_used": "bf16" if use_bf16 else "fp32",
+        "precision_used": precision_used(cfg, device),
         "device": str(device),
         "num_params": sum(p.numel() for p in model.parameters()),
         "steps_per_epoch": steps_per_epoch,
     }
+
+
+def accumulator_dtype(cfg: TrialConfig):
+    """Losses are summed in float32, in float64 for ``precision: fp64``."""
+    import torch
+
+    return torch.float64 if cfg.precision == "fp64" else torch.float32
 
 
 def _evaluate(model, x, y, batch_size: int, autocast) -> tuple[float, float]:
@@ -456,13 +495,14 @@ def _evaluate(model, x, y, batch_size: int, autocast) -> tuple[float, float]:
     import torch.nn.functional as F
 
     model.eval()
-    totals = torch.zeros(2, device=x.device)  # loss sum, correct
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    totals = torch.zeros(2, device=x.device, dtype=dtype)  # loss sum, correct
     with torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             with autocast():
                 logits = model(xb)
-            totals[0] += F.cross_entropy(logits.float(), yb, reduction="sum")
+            totals[0] += F.cross_entropy(logits.to(dtype), yb, reduction="sum")
             totals[1] += (logits.argmax(dim=1) == yb).sum()
     loss_sum, correct = totals.tolist()
     n = x.shape[0]

@@ -219,7 +219,7 @@ BAD_CONFIGS = [
     (mlp_config(seed=-1), ["seed", ">= 0", "-1"]),
     (mlp_config(seed=True), ["seed", "True"]),
     (mlp_config(num_threads=0), ["num_threads", ">= 1", "0"]),
-    (mlp_config(precision="fp16"), ["precision must be one of fp32, bf16, got 'fp16'"]),
+    (mlp_config(precision="fp16"), ["precision must be one of fp32, bf16, fp64, got 'fp16'"]),
     (mlp_config(device="tpu"), ["device must be one of", "'tpu'"]),
     (mlp_config(init="glorot"), ["init must be one of", "kaiming_normal", "'glorot'"]),
     (mlp_config(schedule="linear"), ["schedule must be one of", "'linear'"]),

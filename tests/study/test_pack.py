@@ -1,0 +1,284 @@
+"""Packed trials equal K unpacked trials (float64, CPU): every packable model of the zoo,
+SGD and INSGD (both variants and norms) with momentum/nesterov/dampening/weight decay, the
+other optimizers of the registry, a diverging member, BatchNorm on and off, per-member data
+order and augmentation, per-epoch reports; and what cannot be packed is refused clearly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import study.pack as pack
+from study.errors import ConfigError
+from study.optimizers import OPTIMIZERS
+from study.pack import train_pack
+from study.train import train_trial
+
+TIMING_KEYS = {"wall_time_s", "epoch_time_s"}
+PACK_ONLY_KEYS = {"pack_size"}
+RTOL = 1e-9  # float64: members and unpacked trials differ only by summation order
+
+SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
+SGD_PLAIN = {"optimizer": "sgd"}
+SGD_DAMPENED = {"optimizer": "sgd", "momentum": 0.5, "dampening": 0.3}
+INSGD_L2 = {"optimizer": "insgd", "momentum": 0.9, "weight_decay": 5e-4}
+INSGD_L1 = {"optimizer": "insgd", "norm": "l1", "nesterov": True, "momentum": 0.8}
+INSGD_REF_L2 = {"optimizer": "insgd", "variant": "reference", "momentum": 0.9}
+INSGD_REF_L1 = {
+    "optimizer": "insgd",
+    "variant": "reference",
+    "norm": "l1",
+    "momentum": 0.5,
+    "dampening": 0.1,
+    "weight_decay": 1e-3,
+}
+
+
+def config(optimizer: dict, lr: float, seed: int, **overrides) -> dict:
+    """A tiny float64 trial: synthetic 3x8x8 images with crop+flip augmentation."""
+    base = {
+        "dataset": {
+            "name": "synthetic",
+            "num_classes": 4,
+            "shape": [3, 8, 8],
+            "n_train": 32,
+            "n_val": 16,
+            "augment": True,
+        },
+        "model": {"name": "toy_cnn", "width": 4},
+        "optimizer": optimizer,
+        "lr": lr,
+        "init": "kaiming_normal",
+        "seed": seed,
+        "epochs": 2,
+        "batch_size": 8,
+        "schedule": "cosine",
+        "precision": "fp64",
+        "device": "cpu",
+        "num_threads": 1,
+    }
+    base.update(overrides)
+    return base
+
+
+def close(a, b, rtol: float = RTOL) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
+    return a == b
+
+
+def assert_matches_unpacked(configs: list[dict], rtol: float = RTOL) -> list[dict]:
+    """Train ``configs`` as a pack and one by one; every report and result must agree."""
+    reports: dict[int, list[dict]] = {}
+    calls: list[list[int]] = []
+
+    def report(by_member: dict[int, dict]) -> None:
+        calls.append(list(by_member))
+        for index, metrics in by_member.items():
+            reports.setdefault(index, []).append(metrics)
+
+    results = train_pack(configs, report=report)
+    assert len(results) == len(configs)
+    epochs = configs[0]["epochs"]
+    assert 1 <= len(calls) <= epochs
+    for index, cfg in enumerate(configs):
+        expected_reports: list[dict] = []
+        expected = train_trial(cfg, report=expected_reports.append)
+        got_reports = reports[index]
+        assert [r["epoch"] for r in got_reports] == [r["epoch"] for r in expected_reports]
+        for want, got in zip(expected_reports, got_reports, strict=True):
+            assert set(got) == set(want)
+            for key in set(want) - TIMING_KEYS:
+                assert close(want[key], got[key], rtol), (index, want["epoch"], key, want, got)
+        assert set(results[index]) == set(expected) | PACK_ONLY_KEYS
+        assert results[index]["pack_size"] == len(configs)
+        for key in set(expected) - TIMING_KEYS:
+            assert close(expected[key], results[index][key], rtol), (index, key, expected, results)
+    return results
+
+
+# ---- the zoo ---------------------------------------------------------------------------------
+
+PACKABLE_MODELS = [
+    pytest.param({"name": "mlp", "hidden": [16, 8]}, id="mlp"),
+    pytest.param({"name": "mlp", "hidden": [16], "batchnorm": True}, id="mlp-bn"),
+    pytest.param({"name": "toy_cnn", "width": 4}, id="toy_cnn-bn"),
+    pytest.param({"name": "toy_cnn", "width": 4, "batchnorm": False}, id="toy_cnn"),
+    pytest.param({"name": "resnet20", "depth": 8}, id="resnet8-bn"),
+    pytest.param({"name": "resnet20", "depth": 8, "batchnorm": False}, id="resnet8"),
+    pytest.param({"name": "wrn", "depth": 10, "widen": 1}, id="wrn10-1-bn"),
+    pytest.param(
+        {"name": "vit_tiny", "depth": 1, "dim": 8, "heads": 2, "mlp_ratio": 2.0}, id="vit"
+    ),
+    pytest.param(
+        {"name": "vit_tiny", "depth": 1, "dim": 8, "heads": 2, "norm": False}, id="vit-nonorm"
+    ),
+]
+
+
+@pytest.mark.parametrize("model", PACKABLE_MODELS)
+def test_every_packable_model_matches_unpacked_trials(model):
+    assert_matches_unpacked(
+        [
+            config(SGD, 0.05, 0, model=model),
+            config(INSGD_L2, 0.1, 1, model=model, init="xavier_normal"),
+            config(INSGD_REF_L1, 0.05, 2, model=model, init_scale=0.5),
+            config(INSGD_L2, 0.05, 3, model=model, init="orthogonal"),  # two in one group
+        ]
+    )
+
+
+def test_mobilenetv3_packs_without_dropout():
+    """Depthwise (grouped) convs, squeeze-excitation, hardswish. Its 8x8 inputs shrink to 1x1
+    and its BatchNorm running statistics (momentum 0.01) barely move in a few steps, so the
+    eval-mode logits are huge (val loss ~1e13) and amplify rounding: tolerance 1e-7."""
+    model = {"name": "mobilenetv3_small", "dropout": 0.0}
+    small = {"model": model, "epochs": 1}
+    assert_matches_unpacked(
+        [
+            config(SGD, 0.05, 0, **small),
+            config(INSGD_L2, 0.1, 1, **small),
+            config(INSGD_REF_L1, 0.05, 2, **small),
+        ],
+        rtol=1e-7,
+    )
+
+
+def test_resnet50_packs_too():
+    model = {"name": "resnet50", "stem": "cifar"}
+    dataset = {"name": "synthetic", "num_classes": 3, "shape": [3, 8, 8], "n_train": 4, "n_val": 4}
+    assert_matches_unpacked(
+        [
+            config(INSGD_L2, 0.05, 0, model=model, dataset=dataset, epochs=1, batch_size=4),
+            config(SGD, 0.05, 1, model=model, dataset=dataset, epochs=1, batch_size=4),
+        ]
+    )
+
+
+def test_all_insgd_variants_norms_and_sgd_settings_in_one_pack():
+    """Six arms in one pack (each its own group), different inits, scales, seeds and
+    schedules; a multistep schedule moves the learning rate inside the run."""
+    multistep = {"name": "multistep", "milestones": [1, 2], "gamma": 0.5}
+    assert_matches_unpacked(
+        [
+            config(INSGD_L2, 0.1, 0),
+            config(SGD_DAMPENED, 0.05, 1, init="orthogonal"),
+            config(INSGD_L1, 0.05, 2, init_scale=2.0),
+            config(INSGD_REF_L2, 0.1, 3, schedule=multistep, init="default"),
+            config(SGD_PLAIN, 0.2, 4, init="lecun_normal", schedule="constant"),
+            config(INSGD_REF_L1, 0.1, 5),
+            config(INSGD_L2, 0.02, 6, init="xavier_uniform"),  # a second member of a group
+        ]
+    )
+
+
+def test_other_optimizers_run_as_their_own_torch_optimizer_per_member(monkeypatch):
+    """Optimizers without a batched step (the registry's other ones; SGD forced here) run as
+    one real torch optimizer per member over views of the stacked parameters."""
+    monkeypatch.setattr(pack, "PACKED_OPTIMIZERS", ("insgd",))
+    configs = [config(SGD, 0.05, 0), config(INSGD_L2, 0.1, 1), config(SGD_DAMPENED, 0.1, 2)]
+    assert_matches_unpacked(configs)
+
+
+BASELINES = [name for name in OPTIMIZERS if name not in ("sgd", "insgd")]
+
+
+@pytest.mark.skipif(not BASELINES, reason="the registry has no optimizer besides sgd and insgd")
+def test_the_registrys_baselines_match_unpacked_trials():
+    configs = [
+        config({"optimizer": name}, 0.01, i, init="xavier_normal" if i % 2 else "kaiming_normal")
+        for i, name in enumerate(BASELINES)
+    ]
+    configs.append(config(INSGD_L2, 0.1, 99))
+    assert_matches_unpacked(configs)
+
+
+def test_one_member_is_a_plain_trial():
+    assert_matches_unpacked([config(INSGD_REF_L2, 0.1, 7, model={"name": "resnet20", "depth": 8})])
+
+
+def test_a_diverging_member_is_frozen_at_once_and_the_others_go_on():
+    """100 steps per epoch: the lr=1e4 member's loss is non-finite by the check after step 50;
+    it stops there (reported diverged in epoch 1, no later report) while the others train
+    all their epochs, exactly as their unpacked trials do."""
+    dataset = {"name": "synthetic", "num_classes": 4, "shape": [1, 4, 4], "n_train": 400}
+    common = {"model": {"name": "mlp", "hidden": [8]}, "dataset": dataset, "batch_size": 4}
+    configs = [
+        config(SGD, 0.05, 0, **common),
+        config(SGD_PLAIN, 1e4, 1, **common, schedule="constant"),
+        config(INSGD_L2, 0.05, 2, **common),
+    ]
+    results = assert_matches_unpacked(configs)
+    assert [r["diverged"] for r in results] == [False, True, False]
+    assert [r["epochs_completed"] for r in results] == [2, 1, 2]
+    assert results[1]["train_loss"] is None
+
+
+def test_members_have_their_own_data_order_and_augmentation():
+    """Two members that differ only in seed draw different batches (so different results),
+    and a member's result does not depend on who it is packed with."""
+    same = dict(init="kaiming_normal", init_scale=1.0)
+    a, b = train_pack([config(SGD, 0.05, 0, **same), config(SGD, 0.05, 1, **same)])
+    assert a["train_loss"] != b["train_loss"]
+    alone = train_pack([config(SGD, 0.05, 1, **same)])[0]
+    with_others = train_pack([config(INSGD_L1, 0.1, 5), config(SGD, 0.05, 1, **same)])[1]
+    for key in ("train_loss", "val_loss", "val_acc"):
+        assert close(alone[key], b[key]) and close(with_others[key], b[key])
+
+
+def test_a_pack_is_deterministic_and_leaves_rng_and_threads_alone():
+    threads = torch.get_num_threads()
+    torch.manual_seed(4321)
+    state = torch.get_rng_state()
+    configs = [config(INSGD_L2, 0.1, 0), config(SGD, 0.05, 1)]
+    first = train_pack(configs)
+    again = train_pack(configs)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+    strip = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in first]
+    assert strip == [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in again]
+
+
+# ---- refusals --------------------------------------------------------------------------------
+
+BAD_PACKS = [
+    ([], ["non-empty list"]),
+    ([config(SGD, 0.1, 0), config(SGD, 0.1, 1, epochs=3)], ["configs[1].epochs", "3 != 2"]),
+    ([config(SGD, 0.1, 0), config(SGD, 0.1, 1, batch_size=4)], ["configs[1].batch_size"]),
+    (
+        [config(SGD, 0.1, 0), config(SGD, 0.1, 1, model={"name": "toy_cnn", "width": 8})],
+        ["configs[1].model_options", "'width': 8"],
+    ),
+    ([config(SGD, 0.1, 0), config(SGD, 0.1, 1, precision="fp32")], ["configs[1].precision"]),
+    ([config(SGD, 0.1, 0), config(SGD, -1, 1)], ["configs[1]: lr must be a finite number > 0"]),
+    (
+        [config(SGD, 0.1, 0, model={"name": "wrn", "depth": 10, "widen": 1, "dropout": 0.3})] * 2,
+        ["model cannot be packed", "dropout", "p=0.3"],
+    ),
+    (
+        [config(SGD, 0.1, i, model={"name": "mobilenetv3_small"}) for i in range(2)],
+        ["model cannot be packed", "'mobilenetv3_small' has dropout"],
+    ),
+    (
+        [config(SGD, 0.1, 0), config({"optimizer": "sgd", "momentum": -1}, 0.1, 1)],
+        ["optimizer:", "momentum", "-1"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("configs", "parts"), BAD_PACKS)
+def test_bad_packs_are_refused_naming_the_field(configs, parts):
+    calls: list = []
+    with pytest.raises(ConfigError) as err:
+        train_pack(configs, report=calls.append)
+    for part in parts:
+        assert part in str(err.value), str(err.value)
+    assert calls == []
+
+
+def test_a_single_member_with_dropout_is_just_a_trial():
+    """Dropout only stops packing K > 1: one member draws its masks like train_trial."""
+    model = {"name": "wrn", "depth": 10, "widen": 1, "dropout": 0.3}
+    assert_matches_unpacked([config(SGD, 0.05, 0, model=model)])
