@@ -297,8 +297,8 @@ def train_trial(
             **hyperparameters}``), ``lr``, ``init``, ``epochs``, ``batch_size``. Optional:
             ``init_scale`` (1.0), ``seed`` (0), ``schedule`` (``cosine`` | ``multistep`` |
             ``constant`` or ``{name, **options}``; default cosine), ``precision`` (``fp32`` |
-            ``bf16`` | ``fp64``), ``device`` (``auto`` | ``cpu`` | ``cuda``), ``data_dir``, ``num_threads``
-            (``torch.set_num_threads`` for the trial; restored afterwards).
+            ``bf16`` | ``fp64``), ``device`` (``auto`` | ``cpu`` | ``cuda``), ``data_dir``,
+            ``num_threads`` (``torch.set_num_threads`` for the trial; restored afterwards).
         report: called after every epoch with ``epoch`` (1-based), ``train_loss``,
             ``val_loss``, ``val_acc``, ``lr`` (of the epoch's last step), ``epoch_time_s``,
             ``diverged``.
