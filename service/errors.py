@@ -11,6 +11,7 @@ RayUnavailableError, MLflow unreachable          503
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from service.jobs import RayUnavailableError
+from study.bounded import preview
 from study.errors import ConfigError, HprobustError, SpecError, StudyNotFoundError, StudyStateError
 
 log = logging.getLogger("hprobust.service")
@@ -45,8 +47,20 @@ class PlotNotFoundError(HprobustError, LookupError):
 
 
 def problems_response(problems: list[dict[str, Any]], status: int = 422) -> JSONResponse:
-    lines = [f"{p['field']} {p['rule']}, got {p.get('value')!r}" for p in problems]
-    body = {"detail": "; ".join(lines), "problems": problems}
+    """A 422 listing ``problems``. Each value is quoted by :func:`study.bounded.preview`: at
+    most a short prefix, non-finite numbers as text, so the answer is always valid JSON."""
+    safe = [
+        {
+            "field": str(preview(str(p.get("field", "spec")), limit=200)),
+            "rule": str(preview(str(p.get("rule", "is invalid")), limit=500)),
+            "value": preview(p.get("value")),
+        }
+        for p in problems[:50]
+    ]
+    lines = [
+        f"{p['field']} {p['rule']}, got {json.dumps(p['value'], ensure_ascii=False)}" for p in safe
+    ]
+    body = {"detail": "; ".join(lines), "problems": safe}
     return JSONResponse(jsonable_encoder(body), status_code=status)
 
 

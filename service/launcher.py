@@ -164,6 +164,8 @@ def serve(
                 child.stop(grace_s=10)
 
         # -- the API -------------------------------------------------------------------------
+        from service.api.http import bounded_protocol
+
         app = create_app(settings)
         config = uvicorn.Config(
             app,
@@ -172,6 +174,7 @@ def serve(
             log_level="info",
             timeout_graceful_shutdown=5,
             proxy_headers=False,
+            http=bounded_protocol(settings.max_header_bytes),  # 431 above the limit
         )
         server = uvicorn.Server(config)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host

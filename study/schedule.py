@@ -13,7 +13,10 @@ Registry (:data:`SCHEDULES`):
   start to 0 at the end of the run. No options.
 - ``multistep``: ``lr = base_lr * gamma ** (number of milestones <= epoch)``. Options
   ``milestones`` (strictly increasing epochs >= 1; default ``[round(0.5 T), round(0.75 T)]`` for
-  ``T`` total epochs) and ``gamma`` (> 0, default 0.1).
+  ``T`` total epochs) and ``gamma`` (in ``(0, 1]``, default 0.1: a schedule only decays).
+
+The spec (:mod:`study.spec_options`) checks the same rules at submission, and also that every
+milestone falls inside the run (``< epochs``); everything the spec accepts is accepted here.
 
 Example::
 
@@ -92,9 +95,9 @@ def create_schedule(spec: str | Mapping[str, Any] | Schedule) -> Schedule:
         isinstance(gamma, bool)
         or not isinstance(gamma, int | float)
         or not math.isfinite(gamma)
-        or gamma <= 0
+        or not 0 < gamma <= 1
     ):
-        raise ConfigError(f"schedule.gamma must be a finite number > 0, got {gamma!r}")
+        raise ConfigError(f"schedule.gamma must be a finite number in (0, 1], got {gamma!r}")
     milestones = options.get("milestones")
     if milestones is not None:
         if (

@@ -40,10 +40,19 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from study.errors import SpecError
+from study.spec_options import (
+    SCHEDULE_KINDS,
+    CosineSchedule,
+    DatasetSpec,
+    ScheduleSpec,
+    check_schedule_epochs,
+    dataset_before,
+    schedule_before,
+)
 from study.suggest import did_you_mean
 
 SAMPLERS = ("qmc", "tpe", "random", "grid")
-SCHEDULES = ("cosine", "multistep", "constant")
+SCHEDULES = SCHEDULE_KINDS
 PRECISIONS = ("fp32", "bf16")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Sanity bounds only: the service enforces its own (smaller) limits as settings.
@@ -69,7 +78,8 @@ def _one_of(names: Any, value: Any = None) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: ``epochs: true`` or ``seeds: 2.0`` are refused, not coerced; floats finite
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class LogRange(_Strict):
@@ -191,7 +201,7 @@ class StudySpec(_Strict):
     """A robustness study. See the module docstring; ``examples/*.yaml`` are complete specs."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    dataset: str | dict[str, Any]
+    dataset: DatasetSpec
     model: dict[str, Any]
     arms: Annotated[list[ArmSpec], Field(min_length=1, max_length=32)]
     search: SearchSpec
@@ -201,7 +211,7 @@ class StudySpec(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 10
     batch_size: Annotated[int, Field(ge=1, le=1 << 20)] = 128
-    schedule: str | dict[str, Any] = "cosine"
+    schedule: ScheduleSpec = Field(default_factory=CosineSchedule)
     precision: Literal["fp32", "bf16"] = "fp32"
     early_stopping: Literal["none"] | AshaSpec = "none"
     resources: ResourcesSpec = ResourcesSpec()
@@ -211,22 +221,22 @@ class StudySpec(_Strict):
     def _asha_shorthand(cls, value: Any) -> Any:
         return {"name": "asha"} if value == "asha" else value
 
-    @field_validator("dataset")
+    @field_validator("name")
     @classmethod
-    def _known_dataset(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        name = value if isinstance(value, str) else value.get("name")
-        if not isinstance(name, str):
-            raise _problem("name", "is required (a dataset name)", name)
-        datasets = _registry("study.data", "DATASETS")
-        if name not in datasets:
-            raise _problem("name" if isinstance(value, dict) else "", _one_of(datasets, name), name)
-        if isinstance(value, dict):
-            options = {k: v for k, v in value.items() if k != "name"}
-            try:
-                _registry("study.data", "dataset_info")(name, **options)
-            except (ValueError, TypeError) as exc:
-                raise _problem("", f"has bad options ({exc})", options) from None
+    def _printable_name(cls, value: str) -> str:
+        if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise _problem("", "must be printable text (no control characters, not blank)", value)
         return value
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, value: Any) -> Any:
+        return dataset_before(value)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, value: Any) -> Any:
+        return schedule_before(value)
 
     @field_validator("model")
     @classmethod
@@ -245,15 +255,6 @@ class StudySpec(_Strict):
                     + ", ".join(sorted(valid))
                 )
                 raise _problem(key, rule, option)
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _known_schedule(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        name = value if isinstance(value, str) else value.get("name")
-        if name not in SCHEDULES:
-            field = "name" if isinstance(value, dict) else ""
-            raise _problem(field, _one_of(SCHEDULES, name), name)
         return value
 
     @field_validator("arms")
@@ -306,6 +307,11 @@ class StudySpec(_Strict):
                 raise _problem("early_stopping.max_t", f"must be <= epochs ({self.epochs})", max_t)
         return self
 
+    @model_validator(mode="after")
+    def _schedule_fits_epochs(self) -> StudySpec:
+        check_schedule_epochs(self.schedule, self.epochs)
+        return self
+
     # ---- derived values -------------------------------------------------------------------
 
     @property
@@ -344,13 +350,12 @@ class StudySpec(_Strict):
 
     @property
     def dataset_name(self) -> str:
-        return self.dataset if isinstance(self.dataset, str) else self.dataset["name"]
+        return self.dataset.name
 
     @property
     def dataset_options(self) -> dict[str, Any]:
-        if isinstance(self.dataset, str):
-            return {}
-        return {k: v for k, v in self.dataset.items() if k != "name"}
+        """The dataset's options (every one, defaults included) as ``study.data`` takes them."""
+        return self.dataset.model_dump(mode="json", exclude={"name"})
 
     @property
     def num_classes(self) -> int:
@@ -374,7 +379,7 @@ class StudySpec(_Strict):
         """The ``study.train.train_trial`` config of one trial of this study."""
         arm_spec = self.arm(arm)
         config: dict[str, Any] = {
-            "dataset": self.dataset if isinstance(self.dataset, str) else dict(self.dataset),
+            "dataset": self.dataset.model_dump(mode="json"),
             "model": dict(self.model),
             "optimizer": {"optimizer": arm_spec.optimizer, **arm_spec.hparams},
             "lr": float(lr),
@@ -383,7 +388,7 @@ class StudySpec(_Strict):
             "seed": int(seed),
             "epochs": self.epochs,
             "batch_size": self.batch_size,
-            "schedule": self.schedule if isinstance(self.schedule, str) else dict(self.schedule),
+            "schedule": self.schedule.model_dump(mode="json"),
             "precision": self.precision,
             "device": device,
         }
@@ -518,19 +523,14 @@ def load_spec(path: str | Path) -> StudySpec:
                 }
             ]
         ) from None
+    from study.bounded import BoundedInputError, load_yaml
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            [
-                {
-                    "field": "spec",
-                    "rule": f"must be valid YAML ({problem} at {where})",
-                    "value": str(path),
-                }
-            ]
-        ) from None
+        data = load_yaml(text)
+    except BoundedInputError as exc:
+        where = str(path)
+        if exc.line is not None:
+            where += f":{exc.line}:{exc.column or 1}"
+        problem = {"field": "spec", "rule": f"{exc.rule} at {where}", "value": str(path)}
+        raise SpecError([problem]) from None
     return parse_spec(data, source=str(path))

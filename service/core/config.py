@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) accepted (431 above).",
+    )
     cpus: int | None = Field(
         None, ge=1, description="CPUs of the embedded Ray head. None: all of this machine's."
     )
@@ -104,8 +109,15 @@ class Settings(BaseSettings):
                 f"{self.host!r}: set HPROBUST_API_TOKEN (clients send 'Authorization: Bearer "
                 f"<token>') or bind 127.0.0.1"
             )
-        if self.api_token is not None and len(self.api_token.get_secret_value()) < 16:
-            raise ValueError("api_token must be at least 16 characters long, got a shorter one")
+        if self.api_token is not None:
+            token = self.api_token.get_secret_value()
+            if any(c.isspace() or not c.isprintable() for c in token):
+                raise ValueError(
+                    "api_token must not contain spaces or control characters (clients send it "
+                    "in 'Authorization: Bearer <token>'), got one that does"
+                )
+            if len(token) < 16:
+                raise ValueError("api_token must be at least 16 characters long, got a shorter one")
         return self
 
     # Derived locations ------------------------------------------------------------------

@@ -46,6 +46,15 @@ def test_a_short_token_is_refused() -> None:
         Settings(api_token="short")
 
 
+@pytest.mark.parametrize(
+    "token", [" " * 16, "\t" * 20, "a-token-of-24-chars " + "x" * 4, "\x00" * 16]
+)
+def test_a_blank_or_spaced_token_is_refused_for_a_public_bind(token: str) -> None:
+    """Issue 10: a token of 16 spaces was accepted for a public bind."""
+    with pytest.raises(ValidationError, match="api_token must not contain spaces or control"):
+        Settings(host="0.0.0.0", api_token=token)
+
+
 def test_settings_come_from_hprobust_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HPROBUST_MAX_EPOCHS", "7")
     monkeypatch.setenv("HPROBUST_DATA_DIR", str(tmp_path))

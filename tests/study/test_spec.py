@@ -97,7 +97,8 @@ def test_every_example_is_valid(path):
 def test_paper_settings():
     r20 = load_spec(Path(__file__).parents[2] / "examples" / "resnet20-cifar10.yaml")
     assert (r20.epochs, r20.batch_size) == (200, 128)
-    assert r20.schedule == {"name": "multistep", "milestones": [80, 120, 160], "gamma": 0.2}
+    schedule = {"name": "multistep", "milestones": [80, 120, 160], "gamma": 0.2}
+    assert r20.schedule.model_dump() == schedule
     for arm in r20.arms:
         assert arm.hparams == {"momentum": 0.9, "weight_decay": 5e-4}
     nobn = load_spec(Path(__file__).parents[2] / "examples" / "nobn-toycnn-cifar10.yaml")

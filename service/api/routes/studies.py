@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import yaml
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +35,8 @@ from service.schemas import (
     SummaryPublic,
     TrialsPublic,
 )
-from study.errors import SpecError, StudyStateError
+from study.bounded import BoundedInputError, load_json, load_yaml
+from study.errors import SpecError, StudyNotFoundError, StudyStateError
 from study.spec import parse_spec
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -175,16 +174,12 @@ async def create_study(
     """
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    try:
-        if content_type.lower() in YAML_TYPES:
-            data = yaml.safe_load(raw.decode("utf-8")) if raw else None
-        else:
-            data = json.loads(raw) if raw else None
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "YAML" if content_type.lower() in YAML_TYPES else "JSON"
-        return problems_response(
-            [{"field": "body", "rule": f"must be valid {kind} ({exc})", "value": None}]
-        )
+    is_yaml = content_type.lower() in YAML_TYPES
+    try:  # bounded: no YAML aliases/anchors, limited nesting, valid Unicode (study.bounded)
+        data = (load_yaml(raw) if is_yaml else load_json(raw)) if raw.strip() else None
+    except BoundedInputError as exc:
+        rule = str(exc) if exc.field is None else str(exc).removeprefix(f"{exc.field} ")
+        return problems_response([{"field": exc.field or "body", "rule": rule, "value": None}])
     if data is None:
         return problems_response(
             [{"field": "body", "rule": "is required (a study spec)", "value": None}]
@@ -334,7 +329,7 @@ def get_plot(study_id: str, name: str, _: ReadTokenDep, reader: ReaderDep) -> Re
     response_class=HTMLResponse,
     responses={
         200: {"content": {"text/html": {}}, "description": "The report page."},
-        **NOT_FOUND,
+        404: {"content": {"text/html": {}}, "description": "No study with this id (a page)."},
         **UNAUTHORIZED,
         **UNAVAILABLE,
     },
@@ -347,7 +342,11 @@ def get_report(
     reader: ReaderDep,
     scheduler: SchedulerDep,
 ) -> HTMLResponse:
-    study = study_public(reader.get(study_id), reader, settings, scheduler)
+    try:
+        record = reader.get(study_id)
+    except StudyNotFoundError as exc:  # a page, like the 200: a browser opened this link
+        return HTMLResponse(_not_found_page(str(exc)), status_code=404)
+    study = study_public(record, reader, settings, scheduler)
     summary = reader.summary(study_id)
     plots = []
     if study.status == "finished":
@@ -358,6 +357,16 @@ def get_report(
                 continue
             plots.append(stem)
     return HTMLResponse(render_report(study, summary, plots))
+
+
+def _not_found_page(message: str) -> str:
+    from html import escape
+
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>hprobust: no such study</title></head><body><h1>No such study</h1>"
+        f'<p>{escape(message)}</p><p><a href="/studies">All studies (JSON)</a></p></body></html>'
+    )
 
 
 @router.post(
