@@ -2,10 +2,13 @@
 
 Layout (DESIGN.md): one experiment ``hprobust-<study_id>`` per study with tags
 ``hprobust.study_id``, ``hprobust.name``, ``hprobust.status``, ``hprobust.created_at`` /
-``started_at`` / ``finished_at``, ``hprobust.num_classes``, ``hprobust.total_trials``; one
-study run (``hprobust.kind=study``) holding ``spec.yaml`` and, at the end, ``summary.json``,
-``trials.csv`` and ``plots/<stem>.png``; one run per trial (``hprobust.kind=trial``, written by
-:mod:`study.tracking`).
+``started_at`` / ``finished_at``, ``hprobust.num_classes``, ``hprobust.total_trials``, and
+``mlflow.experimentKind = custom_model_development`` so that MLflow 3's UI opens it on its runs
+table rather than on the GenAI overview; one study run (``hprobust.kind=study``) holding
+``spec.yaml`` and, at the end, ``summary.json``, ``trials.csv``, ``plots/<stem>.png`` and the
+headline summary as metrics (``<arm>.best``, ``<arm>.auc``, ...), with a description
+(``mlflow.note.content``) that links the report page; one run per trial
+(``hprobust.kind=trial``, nested under the study run, written by :mod:`study.tracking`).
 
 ``StudyStore`` talks to MLflow through its own ``MlflowClient`` (no global MLflow state). For
 a ``sqlite:///DIR/mlflow.db`` store, artifacts go under ``DIR/mlartifacts`` unless
@@ -49,12 +52,41 @@ TRIAL_FIELDS = (
 )
 PLOT_STEMS = ("acc_vs_lr", "heatmap", "expected_max")
 _SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
+#: The experiment kind MLflow 3's UI reads: model training opens on the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+NOTE_TAG = "mlflow.note.content"  # the run's "Description" in the MLflow UI
+#: A view of the runs table stored with the experiment (MLflow's "shared view"): the columns a
+#: researcher looks at first. ``runs_url`` opens the runs table with it.
+VIEW_KEY = "hprobust"
+VIEW_COLUMNS = (
+    "params.`arm`",
+    "params.`lr`",
+    "params.`init`",
+    "params.`init_scale`",
+    "params.`seed`",
+    "metrics.`final_val_acc`",
+    "metrics.`final_val_loss`",
+    "metrics.`diverged`",
+    "attributes.`Duration`",
+)
+#: Per-arm summary values logged as ``<arm>.<key>`` metrics of the study run (those present).
+HEADLINE = ("best", "auc", "lr_window_decades", "good_fraction", "divergence_rate")
 
 T = "hprobust."  # tag prefix
 
 
 def experiment_name(study_id: str) -> str:
     return EXPERIMENT_PREFIX + study_id
+
+
+def runs_url(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment, in model-training mode, with the study's
+    columns (params arm, lr, init, seed; final metrics), the trials nested under the study run.
+    """
+    return (
+        f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+    )
 
 
 @dataclass(frozen=True)
@@ -180,6 +212,10 @@ class StudyStore:
             T + "created_at": utc_now_iso(),
             T + "num_classes": str(spec.num_classes),
             T + "total_trials": str(spec.total_trials),
+            **EXPERIMENT_KIND,
+            f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(
+                {"selectedColumns": list(VIEW_COLUMNS)}
+            ),
         }
         if len(spec_json) <= _SPEC_TAG_MAX:
             tags[T + "spec"] = spec_json
@@ -187,8 +223,12 @@ class StudyStore:
         experiment_id = self.client.create_experiment(name, artifact_location=location, tags=tags)
         run = self.client.create_run(
             experiment_id,
-            tags={T + "kind": "study", T + "study_id": study_id},
-            run_name=f"study-{spec.name}"[:250],
+            tags={
+                T + "kind": "study",
+                T + "study_id": study_id,
+                NOTE_TAG: study_note(study_id, spec.name),
+            },
+            run_name=f"study {spec.name}"[:250],
         )
         params = {
             "name": spec.name,
@@ -287,6 +327,15 @@ class StudyStore:
             self.client.set_terminated(run_id, _RUN_END_STATES[status])
         else:
             self.client.update_run(run_id, status="RUNNING" if status == "running" else "SCHEDULED")
+
+    def describe(self, study_id: str, *, report_url: str | None = None) -> None:
+        """Link the study run's description to the report page at ``report_url`` (kept as
+        ``hprobust.report_url`` so the description at the end links it too)."""
+        run_id = self.study_run_id(study_id)
+        record = self.get(study_id)
+        if report_url:
+            self.client.set_tag(run_id, T + "report_url", report_url)
+        self.client.set_tag(run_id, NOTE_TAG, study_note(study_id, record.name, report_url))
 
     def set_error(self, study_id: str, message: str) -> None:
         """Record why a study failed (experiment tag ``hprobust.error``)."""
@@ -393,10 +442,42 @@ class StudyStore:
     ) -> None:
         """Write ``summary.json``, ``trials.csv`` and ``plots/*.png`` to the study run."""
         run_id = self.study_run_id(study_id)
+        self._log_headline(study_id, run_id, summary, trials)
         self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "summary.json")
         self.client.log_text(run_id, trials_csv(trials), "trials.csv")
         for path in plot_paths or []:
             self.client.log_artifact(run_id, str(path), artifact_path="plots")
+
+    def _log_headline(
+        self, study_id: str, run_id: str, summary: dict[str, Any], trials: list[dict[str, Any]]
+    ) -> None:
+        """The headline summary as metrics of the study run, and a description that
+        repeats it under the links."""
+        import time
+
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        arms = _plain(summary).get("arms") or {}
+        metrics = []
+        for arm, values in arms.items():
+            for key in HEADLINE:
+                value = _float((values or {}).get(key))
+                if value is not None:
+                    metrics.append(Metric(f"{arm}.{key}", value, now, 0))
+        counts = {
+            "trials_finished": sum(
+                r.get("status") in ("finished", "early_stopped") for r in trials
+            ),
+            "trials_diverged": sum(bool(r.get("diverged")) for r in trials),
+            "trials_failed": sum(r.get("status") == "failed" for r in trials),
+        }
+        metrics += [Metric(name, float(n), now, 0) for name, n in counts.items()]
+        run = self.client.get_run(run_id)
+        report_url = run.data.tags.get(T + "report_url")
+        name = self.get(study_id).name
+        note = study_note(study_id, name, report_url, summary=summary)
+        self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(NOTE_TAG, note)])
 
     def _read_artifact(self, study_id: str, path: str, *, binary: bool = False) -> Any:
         run_id = self.study_run_id(study_id)
@@ -409,6 +490,54 @@ class StudyStore:
             if not local_path.is_file():
                 raise LookupError(f"study {study_id!r} has no artifact {path!r}")
             return local_path.read_bytes() if binary else local_path.read_text()
+
+
+def study_note(
+    study_id: str,
+    name: str,
+    report_url: str | None = None,
+    *,
+    summary: dict[str, Any] | None = None,
+) -> str:
+    """The study run's description (Markdown): what the runs are, where the report is, and,
+    once there is a summary, its headline per arm."""
+    lines = [f"**hprobust study {name}** (`{study_id}`)", ""]
+    if report_url:
+        base = report_url.removesuffix("/report")
+        lines.append(
+            f"Report: [{report_url}]({report_url}) · [summary.json]({base}/summary) · "
+            f"[trials.csv]({base}/trials?format=csv)"
+        )
+    else:
+        lines.append(
+            f"Summary: `hprobust summary {study_id}`; report page: "
+            f"`/studies/{study_id}/report` under `hprobust serve` on the same data dir."
+        )
+    lines += [
+        "",
+        "Each trial is a child run of this one, named `<arm> lr=<lr> <init> s<seed>`, with "
+        "`final_val_acc`, `final_val_loss` and `diverged` as metrics.",
+    ]
+    arms = _plain(summary).get("arms") or {}
+    keys = [k for k in HEADLINE if any(k in (v or {}) for v in arms.values())]
+    if arms and keys:
+        lines += ["", "| arm | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for arm, values in arms.items():
+            cells = [_fmt_cell((values or {}).get(key)) for key in keys]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)[:4900]
+
+
+def _plain(summary: Any) -> dict[str, Any]:
+    """A summary as a dict (a pydantic summary model is dumped)."""
+    if summary is None:
+        return {}
+    return summary.model_dump() if hasattr(summary, "model_dump") else dict(summary)
+
+
+def _fmt_cell(value: Any) -> str:
+    number = _float(value)
+    return "–" if number is None else f"{number:.4g}"
 
 
 def trials_csv(rows: list[dict[str, Any]]) -> str:

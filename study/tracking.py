@@ -5,14 +5,21 @@ into MLflow runs keyed by trial identity ``hprobust.trial_key = <arm>/<point>/<s
 
 - ``on_trial_start``: a key that already has a terminal run (FINISHED, or FAILED after its
   retry) is left alone; any other run of the key (RUNNING: its driver died) is deleted; then
-  one new run gets the tags and every hyperparameter as params.
-- ``on_trial_result``: one ``log_batch`` per epoch (step = epoch), handed to the recorder's
+  one new run gets the tags and every hyperparameter as params. It is nested under the study
+  run (``mlflow.parentRunId``) and named ``<arm> lr=<lr> <init> s<seed>`` (with
+  ``scale=<init_scale>`` before the seed when the spec searches init scales), so that the
+  MLflow UI's runs table reads as the study's design.
+- ``on_trial_result``: one ``log_batch`` per epoch (step = epoch; the schedule's learning rate
+  as ``scheduled_lr``, since the param ``lr`` is the trial's base rate), handed to the recorder's
   writer thread so that Tune's control loop (and with it the blocked trial) does not wait
   for the store; every other event waits until the writes before it are done.
 - ``on_trial_complete``: ``diverged`` and ``hprobust.status`` (``finished``, or
-  ``early_stopped`` when a scheduler stopped it before the last epoch), run FINISHED.
+  ``early_stopped`` when a scheduler stopped it before the last epoch), the final metrics
+  ``final_val_acc``, ``final_val_loss``, ``final_train_loss`` (those that are finite) and
+  ``diverged`` (1 or 0), run FINISHED.
 - ``on_trial_recover``: the crashed attempt's run is deleted (the retry writes a fresh one,
-  tagged with the first error); ``on_trial_error``: the run ends FAILED with the error text.
+  tagged with the first error); ``on_trial_error``: the run ends FAILED with the error text
+  (and ``diverged`` 0).
 
 So after a ``Tuner.restore`` every key ends with exactly one live run and one metric history.
 The writes stay one at a time and in order (one writer): the per-epoch batches on the writer
@@ -38,6 +45,12 @@ if TYPE_CHECKING:
     from study.records import StudyStore
 
 EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "lr", "epoch_time_s")
+#: Result key -> MLflow metric name where they differ: the param ``lr`` is the base rate.
+METRIC_NAMES = {"lr": "scheduled_lr"}
+#: Metrics logged once when a trial ends: the last epoch's values.
+FINAL_METRICS = {"final_val_acc": "val_acc", "final_val_loss": "val_loss",
+                 "final_train_loss": "train_loss"}  # fmt: skip
+PARENT_TAG = "mlflow.parentRunId"
 T = "hprobust."
 
 # study id -> {"store": StudyStore, "progress": callable}: live objects of this process.
@@ -90,6 +103,7 @@ class MlflowRecorder(Callback):
         self._terminal: dict[str, dict[str, Any]] = {}  # key -> row of its terminal run
         self._stale: dict[str, list[str]] = {}  # key -> run ids to delete on (re)start
         self._run_of: dict[str, str] = {}  # tune trial id -> run id
+        self._parent: str | None = None  # the study run (parent of every trial run)
         self._skip: set[str] = set()  # tune trial ids whose key is already recorded
         self._last: dict[str, dict[str, Any]] = {}
         self._best: dict[str, float] = {}
@@ -222,6 +236,15 @@ class MlflowRecorder(Callback):
             for k, v in params.items()
         }
 
+    def _run_name(self, trial: Any) -> str:
+        """``<arm> lr=<lr> <init> s<seed>`` (``scale=<s>`` before the seed if searched)."""
+        config = trial.config
+        seed = int(self.spec.get("seed", 0)) + int(config.get(INDEX_KEY, 0))
+        scale = ""
+        if (self.spec.get("search") or {}).get("init_scale") is not None:
+            scale = f" scale={float(config.get('init_scale', 1.0)):.3g}"
+        return f"{config[ARM_KEY]} lr={float(config['lr']):.3g} {config['init']}{scale} s{seed}"
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = self._key(trial)
         if key in self._terminal:
@@ -235,7 +258,10 @@ class MlflowRecorder(Callback):
         for run_id in stale:
             client.delete_run(run_id)
         params = self._params(trial)
+        if self._parent is None:
+            self._parent = self.store.study_run_id(self.study_id)
         tags = {
+            PARENT_TAG: self._parent,
             T + "kind": "trial",
             T + "study_id": self.study_id,
             T + "arm": params["arm"],
@@ -250,7 +276,7 @@ class MlflowRecorder(Callback):
             tags[T + "retries"] = "1"
             tags[T + "first_error"] = self._first_error[trial.trial_id][-4900:]
         experiment_id = self.store.experiment_id(self.study_id)
-        run = client.create_run(experiment_id, tags=tags, run_name=key.replace("/", "-"))
+        run = client.create_run(experiment_id, tags=tags, run_name=self._run_name(trial))
         from mlflow.entities import Param
 
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
@@ -269,7 +295,7 @@ class MlflowRecorder(Callback):
         epoch = int(result.get("epoch", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
         metrics = [
-            Metric(name, float(result[name]), now, epoch)
+            Metric(METRIC_NAMES.get(name, name), float(result[name]), now, epoch)
             for name in EPOCH_METRICS
             if _finite(result.get(name))
         ]
@@ -290,9 +316,18 @@ class MlflowRecorder(Callback):
         epochs = int(self.spec.get("epochs", 0))
         status = "finished" if diverged or epoch >= epochs else "early_stopped"
         now = int(time.time() * 1000)
+        final = [
+            Metric(name, float(last[key]), now, epoch)
+            for name, key in FINAL_METRICS.items()
+            if _finite(last.get(key))
+        ]
         self.store.client.log_batch(
             run_id,
-            metrics=[Metric("epochs_completed", float(epoch), now, epoch)],
+            metrics=[
+                Metric("epochs_completed", float(epoch), now, epoch),
+                Metric("diverged", float(diverged), now, epoch),
+                *final,
+            ],
             tags=[RunTag("diverged", str(diverged).lower()), RunTag(T + "status", status)],
         )
         self.store.client.set_terminated(run_id, "FINISHED")
@@ -324,13 +359,14 @@ class MlflowRecorder(Callback):
             run_id = self._run_of.pop(trial.trial_id, None)
             if run_id is None:
                 return
-        from mlflow.entities import RunTag
+        from mlflow.entities import Metric, RunTag
 
         text = _error_text(trial)
         self.flush()
         client = self.store.client
         client.log_batch(
             run_id,
+            metrics=[Metric("diverged", 0.0, int(time.time() * 1000), 0)],
             tags=[
                 RunTag(T + "status", "failed"),
                 RunTag("diverged", "false"),

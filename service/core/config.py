@@ -142,7 +142,10 @@ class Settings(BaseSettings):
         return (self.dataset_dir or self.data_dir / "datasets").resolve()
 
     def experiment_url(self, experiment_id: str | None) -> str | None:
-        """Link to a study's experiment in the MLflow UI, if a UI URL is known."""
+        """Link to a study's runs table in the MLflow UI (its trials nested under the study
+        run), if a UI URL is known."""
         if not self.mlflow_ui_url or not experiment_id:
             return None
-        return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}"
+        from study.records import runs_url
+
+        return runs_url(self.mlflow_ui_url, experiment_id)

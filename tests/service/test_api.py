@@ -156,7 +156,9 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
     }
     assert state["started_at"] and state["finished_at"] and state["eta_s"] is None
     assert (
-        state["links"]["mlflow"] == f"http://127.0.0.1:5999/#/experiments/{state['experiment_id']}"
+        state["links"]["mlflow"]
+        == f"http://127.0.0.1:5999/#/experiments/{state['experiment_id']}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=hprobust"
     )
     assert state["spec"]["name"] == "e2e"
 

@@ -63,7 +63,10 @@ def test_settings_come_from_hprobust_env(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert settings.max_epochs == 7
     assert settings.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
     assert settings.tune_storage == tmp_path.resolve() / "ray_results"
-    assert settings.experiment_url("3") == "http://mlflow.lab:5000/#/experiments/3"
+    assert settings.experiment_url("3") == (
+        "http://mlflow.lab:5000/#/experiments/3/runs"
+        "?workflowType=machine_learning&viewStateShareKey=hprobust"
+    )
     monkeypatch.setenv("HPROBUST_MAX_EPOCHS", "0")
     with pytest.raises(ValidationError, match="max_epochs"):
         Settings()

@@ -207,3 +207,48 @@ def test_summary_partial_then_stored_and_plots(store, tmp_path):
     assert store.summary(sid) == stored
     assert store.plot(sid, "heatmap") == png.read_bytes()
     assert json.loads(json.dumps(store.summary(sid))) == stored
+
+
+def test_mlflow_presentation_tags_note_and_headline_metrics(store):
+    """A model-training experiment; the study run's description links the report page the
+    API gives it, and at the end carries the headline table, which is also its metrics."""
+    record = store.create_study(parse_spec(SPEC))
+    sid = record.id
+    experiment = store.client.get_experiment(record.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.hprobust"])
+    assert view["selectedColumns"][:3] == ["params.`arm`", "params.`lr`", "params.`init`"]
+    assert "metrics.`final_val_acc`" in view["selectedColumns"]
+    run_id = store.study_run_id(sid)
+    note = store.client.get_run(run_id).data.tags["mlflow.note.content"]
+    assert f"hprobust summary {sid}" in note  # the CLI's way to it, before any link is known
+    url = f"http://lab:8000/studies/{sid}/report"
+    store.describe(sid, report_url=url)
+    note = store.client.get_run(run_id).data.tags["mlflow.note.content"]
+    assert f"[{url}]({url})" in note
+    assert f"(http://lab:8000/studies/{sid}/trials?format=csv)" in note
+    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="finished", diverged=True)
+    summary = {
+        "arms": {
+            "sgd": {"best": 0.8, "auc": 0.45, "divergence_rate": 0.5, "good_fraction": None},
+            "insgd": {"best": 0.9, "auc": float("nan"), "lr_window_decades": 1.25},
+        }
+    }
+    store.store_results(sid, summary, store.trials(sid))
+    run = store.client.get_run(run_id)
+    assert run.data.metrics == {
+        "sgd.best": 0.8,
+        "sgd.auc": 0.45,
+        "sgd.divergence_rate": 0.5,
+        "insgd.best": 0.9,
+        "insgd.lr_window_decades": 1.25,
+        "trials_finished": 2.0,
+        "trials_diverged": 1.0,
+        "trials_failed": 0.0,
+    }
+    note = run.data.tags["mlflow.note.content"]
+    assert f"[{url}]({url})" in note  # the link survives the end
+    assert "| arm | best | auc | lr_window_decades | good_fraction | divergence_rate |" in note
+    assert "| sgd | 0.8 | 0.45 | – | – | 0.5 |" in note
+    assert "| insgd | 0.9 | – | 1.25 | – | – |" in note

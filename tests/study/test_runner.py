@@ -146,6 +146,53 @@ def test_summary_trials_and_plots_are_stored(digits_study):
         assert image.format == "PNG" and image.size[0] > 100
 
 
+def test_mlflow_shows_the_study_as_runs_nested_under_the_study_run(digits_study):
+    """DESIGN.md "What MLflow shows", read back through MlflowClient: a model-training
+    experiment, every trial a child of the study run named after its design point, final
+    metrics on every trial, the schedule's lr apart from the lr param, the headline summary
+    as metrics of the study run and a description with the links."""
+    store, sid, summary = digits_study
+    client = store.client
+    experiment = client.get_experiment(store.experiment_id(sid))
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    study_run = client.get_run(store.study_run_id(sid))
+    assert study_run.info.run_name == "study e2e"
+    note = study_run.data.tags["mlflow.note.content"]
+    assert f"hprobust summary {sid}" in note and "| arm |" in note and "| insgd |" in note
+    runs = store.trial_runs(sid)
+    assert len(runs) == 12
+    names = set()
+    for run in runs:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert tags["mlflow.parentRunId"] == study_run.info.run_id
+        lr = float(params["lr"])
+        assert run.info.run_name == (
+            f"{params['arm']} lr={lr:.3g} {params['init']} s{params['seed']}"
+        )
+        names.add(run.info.run_name)
+        assert metrics["diverged"] == (1.0 if tags["diverged"] == "true" else 0.0)
+        assert "lr" not in metrics and "scheduled_lr" in metrics
+        history = client.get_metric_history(run.info.run_id, "scheduled_lr")
+        assert max(m.value for m in history) <= lr * (1 + 1e-9)
+        if tags["diverged"] == "false":
+            assert metrics["final_val_acc"] == metrics["val_acc"]
+            assert metrics["final_val_loss"] == metrics["val_loss"]
+    assert len(names) == 12  # one name per trial
+    # Nested: the children of the study run are exactly the trial runs.
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{study_run.info.run_id}'"
+    )
+    assert {r.info.run_id for r in children} == {r.info.run_id for r in runs}
+    metrics = study_run.data.metrics
+    for arm in ("sgd", "insgd"):
+        for key in ("best", "divergence_rate", "lr_window_decades", "auc", "good_fraction"):
+            value = summary["arms"][arm].get(key)
+            if value is not None:
+                assert metrics[f"{arm}.{key}"] == pytest.approx(value), (arm, key)
+        assert metrics[f"{arm}.best"] == pytest.approx(summary["arms"][arm]["best"])
+    assert metrics["trials_finished"] == 12
+
+
 def test_crashing_trial_is_retried_once_then_recorded_failed(ray_local, tmp_path):
     # A spec that validates but whose trials crash for real: BatchNorm cannot train on a
     # batch of one sample whose feature maps shrink to 1x1 (mobilenetv3_small on 8x8).

@@ -247,7 +247,7 @@ PAPER_ARMS = [
         "name": "nadam",
         "optimizer": "nadam",
         "momentum_decay": 0.002,
-        "decoupled_weight_decay": 1 > 0,
+        "decoupled_weight_decay": True,
     },
 ]
 

@@ -189,12 +189,27 @@ async def create_study(
     if problems:
         raise SpecError(problems)
     record = await run_in_threadpool(reader.call, store.create_study, spec)
+    report_url = str(request.url_for("get_report", study_id=record.id))
+    await run_in_threadpool(reader.call, _describe, store, record.id, report_url)
     reader.invalidate(record.id)
     scheduler.wake()
     response.headers["Location"] = str(request.url_for("get_study", study_id=record.id))
     return StudyCreated(
         id=record.id, status=record.status, links=links(record.id, settings, record.experiment_id)
     )
+
+
+def _describe(store: Any, study_id: str, report_url: str) -> None:
+    """The study run's MLflow description links the report page (best effort: a study is
+    created even if this write fails)."""
+    try:
+        store.describe(study_id, report_url=report_url)
+    except Exception:  # presentation only: the study is recorded either way
+        import logging
+
+        logging.getLogger("hprobust.service").warning(
+            "could not link the report in study %s's MLflow description", study_id
+        )
 
 
 @router.get(
