@@ -8,6 +8,10 @@ to the end, then stores the summary, the trials table and the plots in MLflow:
 - trainable: a function trainable calling :func:`study.train.train_trial` with
   ``tune.report`` each epoch, ``num_threads = cpus_per_trial``, resources through
   ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials;
+- packing (``spec.pack_size`` > 1, DESIGN.md "Many trials per GPU"): one Tune trial trains
+  a pack of trials with :func:`study.pack.train_pack`; each report carries every member's
+  latest metrics (``result["__pack"][j]``) and the recorder writes one MLflow run per member,
+  keyed exactly as an unpacked trial;
 - failures: ``FailureConfig(max_failures=1)``: a crashed trial is retried once, then recorded
   failed; a diverged trial simply ends early (``train_trial`` stops it);
 - ``early_stopping: asha``: Ray Tune's ``ASHAScheduler`` on ``val_acc``; stopped trials are
@@ -21,6 +25,7 @@ Ray must be initialised by the caller (``ray.init``); otherwise a local Ray is s
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -57,6 +62,24 @@ def recorded_results(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return done
 
 
+def pack_result(members: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """A packed Tune trial's report: every member's latest metrics under ``__pack`` (None for
+    a member without any yet), and for Tune the pack's ``epoch`` (the furthest member's) and
+    ``val_acc`` (the best finite one, 0.0 without any)."""
+    from study.searcher import PACK_KEY
+
+    accs = [
+        m["val_acc"]
+        for m in members
+        if m and isinstance(m.get("val_acc"), int | float) and math.isfinite(m["val_acc"])
+    ]
+    return {
+        "epoch": max((int(m.get("epoch") or 0) for m in members if m), default=0),
+        "val_acc": float(max(accs, default=0.0)),
+        PACK_KEY: [dict(m) if m else None for m in members],
+    }
+
+
 def make_trainable(
     spec: StudySpec, *, data_dir: str | None, done: dict[str, dict[str, Any]] | None = None
 ) -> Callable[[dict[str, Any]], None]:
@@ -64,6 +87,8 @@ def make_trainable(
     spec_json = spec.model_dump(mode="json")
     num_threads = max(1, int(spec.resources.cpus_per_trial))
     done = dict(done or {})
+    if spec.pack_size > 1:
+        return _make_pack_trainable(spec_json, data_dir, num_threads, done)
 
     def hprobust_trial(config: dict[str, Any]) -> None:
         from ray import tune
@@ -89,6 +114,49 @@ def make_trainable(
         train_trial(trial_config, report=lambda metrics: tune.report(dict(metrics)))
 
     return hprobust_trial
+
+
+def _make_pack_trainable(
+    spec_json: dict[str, Any], data_dir: str | None, num_threads: int, done: dict[str, Any]
+) -> Callable[[dict[str, Any]], None]:
+    def hprobust_pack(config: dict[str, Any]) -> None:
+        from ray import tune
+
+        from study.pack import train_pack
+        from study.searcher import ARM_KEY, INDEX_KEY, trial_key, trial_members
+        from study.spec import StudySpec
+
+        study_spec = StudySpec.model_validate(spec_json)
+        members = trial_members(config)
+        keys = [trial_key(m, study_spec.seed) for m in members]
+        latest: list[dict[str, Any] | None] = [
+            dict(done[key]) if key in done else None for key in keys
+        ]
+        todo = [j for j, key in enumerate(keys) if key not in done]
+        if not todo:  # all recorded before a restore: report them, train nothing
+            tune.report(pack_result(latest))
+            return
+        configs = [
+            study_spec.trial_config(
+                members[j][ARM_KEY],
+                lr=members[j]["lr"],
+                init=members[j]["init"],
+                init_scale=members[j].get("init_scale", 1.0),
+                seed=study_spec.seed + int(members[j].get(INDEX_KEY, 0)),
+                data_dir=data_dir,
+                num_threads=num_threads,
+            )
+            for j in todo
+        ]
+
+        def report(by_member: dict[int, dict[str, Any]]) -> None:
+            for index, metrics in by_member.items():
+                latest[todo[index]] = dict(metrics)
+            tune.report(pack_result(latest))
+
+        train_pack(configs, report=report)
+
+    return hprobust_pack
 
 
 def _scheduler(spec: StudySpec) -> Any:
@@ -177,7 +245,7 @@ def run_study(
                 tune_config=tune.TuneConfig(
                     search_alg=study_searcher(spec),
                     scheduler=_scheduler(spec),
-                    num_samples=spec.total_trials,
+                    num_samples=math.ceil(spec.total_trials / spec.pack_size),
                     reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(

@@ -34,12 +34,18 @@ MODE = "max"
 ARM_KEY = "__arm"
 POINT_KEY = "__point"
 INDEX_KEY = "__trial_index__"  # set by Ray Tune's Repeater
+PACK_KEY = "__pack"  # a packed Tune trial's config: {"__pack": [member config, ...]}
 
 
 def trial_key(config: dict[str, Any], base_seed: int = 0) -> str:
     """The identity ``<arm>/<point>/<seed>`` of a trial from its Tune config."""
     seed = base_seed + int(config.get(INDEX_KEY, 0))
     return f"{config[ARM_KEY]}/{int(config[POINT_KEY])}/{seed}"
+
+
+def trial_members(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trial configs a Tune trial trains: its pack's members, or itself."""
+    return list(config[PACK_KEY]) if PACK_KEY in config else [config]
 
 
 class _PickledState:
@@ -237,9 +243,62 @@ class ArmInterleaver(_PickledState, Searcher):
             self.repeaters[arm].on_trial_complete(trial_id, result=result, error=error)
 
 
+class PackSearcher(_PickledState, Searcher):
+    """Packs of ``size`` consecutive suggestions of ``inner`` as one Tune trial each.
+
+    A pack's config is ``{"__pack": [member, ...]}``, every member exactly the config
+    ``inner`` suggested (so its key ``<arm>/<point>/<seed>`` is the unpacked trial's), in
+    ``inner``'s order: with ``size = arms x seeds`` a pack is one point's every arm and seed.
+    ``inner`` sees one trial per member (ids ``<n>~member``); when the pack completes each
+    member is completed with its own last result (``result["__pack"][j]``). The last pack may
+    be smaller.
+    """
+
+    def __init__(self, inner: Searcher, size: int) -> None:
+        super().__init__(metric=METRIC, mode=MODE)
+        self.inner = inner
+        self.size = size
+        self.drawn = 0  # member ids handed to inner
+        self.pending: list[tuple[str, dict[str, Any]]] = []  # drawn, not yet in a pack
+        self.packs: dict[str, list[str]] = {}  # tune trial id -> member ids
+        self.exhausted = False
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec):
+        return True  # the space comes from the study spec
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        while len(self.pending) < self.size and not self.exhausted:
+            member_id = f"{self.drawn}~member"
+            config = self.inner.suggest(member_id)
+            if config is None:
+                return None  # inner is not ready: keep what was drawn for the next call
+            if config == Searcher.FINISHED:
+                self.exhausted = True
+                break
+            self.drawn += 1
+            self.pending.append((member_id, config))
+        if not self.pending:
+            return Searcher.FINISHED
+        pack, self.pending = self.pending[: self.size], self.pending[self.size :]
+        self.packs[trial_id] = [member_id for member_id, _ in pack]
+        return {PACK_KEY: [config for _, config in pack]}
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        members = self.packs.pop(trial_id, [])
+        results = list((result or {}).get(PACK_KEY) or [])
+        for j, member_id in enumerate(members):
+            member = results[j] if j < len(results) else None
+            self.inner.on_trial_complete(member_id, result=member, error=error or member is None)
+
+
 def study_searcher(spec: StudySpec) -> Searcher:
     """The study's search algorithm: arms interleaved trial by trial (each arm replicating its
-    points with its own Repeater), concurrency-limited."""
-    return ConcurrencyLimiter(
-        ArmInterleaver(spec), max_concurrent=spec.resources.max_concurrent_trials
-    )
+    points with its own Repeater), packed ``spec.pack_size`` trials per Tune trial when that
+    is more than 1, concurrency-limited (``max_concurrent_trials`` counts Tune trials, i.e.
+    packs when packing)."""
+    searcher: Searcher = ArmInterleaver(spec)
+    if spec.pack_size > 1:
+        searcher = PackSearcher(searcher, spec.pack_size)
+    return ConcurrencyLimiter(searcher, max_concurrent=spec.resources.max_concurrent_trials)

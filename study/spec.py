@@ -22,6 +22,7 @@ paired and arm-vs-baseline comparisons match fewer rows.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import re
@@ -59,6 +60,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TRIALS_PER_ARM = 100_000
 MAX_SEEDS = 1_000
 MAX_EPOCHS = 100_000
+MAX_PACK_SIZE = 1024
+#: ``resources.pack_size: auto`` on GPUs packs about this many trials (a whole number of
+#: "all arms x seeds of one point"). Not yet measured on a GPU: bench/gpu_throughput.py says.
+AUTO_PACK_TARGET = 16
 
 
 def _problem(field: str, rule: str, value: Any) -> PydanticCustomError:
@@ -185,9 +190,15 @@ class AshaSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
+    """Resources per Ray Tune trial (a pack of trials counts as one: DESIGN.md "Many trials per
+    GPU (packing)"). ``pack_size``: ``auto`` packs when trials run on GPUs (``gpus_per_trial``
+    > 0; see :attr:`StudySpec.pack_size`), never on CPU; an integer forces that many trials
+    per pack (1: never pack)."""
+
     cpus_per_trial: Annotated[float, Field(gt=0, le=1024)] = 1.0
     gpus_per_trial: Annotated[float, Field(ge=0, le=64)] = 0.0
     max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] = 2
+    pack_size: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_PACK_SIZE)] = "auto"
 
     @field_validator("gpus_per_trial")
     @classmethod
@@ -312,6 +323,30 @@ class StudySpec(_Strict):
         check_schedule_epochs(self.schedule, self.epochs)
         return self
 
+    def _packing_possible(self) -> StudySpec:
+        size = self.resources.pack_size
+        if size == "auto" or size == 1:
+            return self
+        if isinstance(self.early_stopping, AshaSpec):
+            rule = (
+                "must be 1 or auto when early_stopping is asha (ASHA stops trials one at a "
+                "time; a pack trains its members together)"
+            )
+            raise _problem("resources.pack_size", rule, size)
+        reason = self._pack_refusal
+        if reason is not None:
+            raise _problem("resources.pack_size", f"must be 1 or auto ({reason})", size)
+        return self
+
+    @functools.cached_property
+    def _pack_refusal(self) -> str | None:
+        """Why this study's model cannot be packed (``study.pack.pack_refusal``), or None."""
+        info = _registry("study.data", "dataset_info")(self.dataset_name, **self.dataset_options)
+        options = {k: v for k, v in self.model.items() if k != "name"}
+        return _registry("study.pack", "pack_refusal")(
+            self.model["name"], options, tuple(info.in_shape), info.num_classes
+        )
+
     # ---- derived values -------------------------------------------------------------------
 
     @property
@@ -342,6 +377,25 @@ class StudySpec(_Strict):
     def total_trials(self) -> int:
         """arms x points per arm x seeds."""
         return len(self.arms) * self.points_per_arm * self.seeds
+
+    @property
+    def pack_size(self) -> int:
+        """Trials per pack (per Ray Tune trial), ``resources.pack_size`` resolved: ``auto`` is
+        1 on CPU (``gpus_per_trial`` 0), with ASHA or for a model that cannot be packed, and
+        otherwise the whole multiple of ``arms x seeds`` (every arm and seed of a point) nearest
+        :data:`AUTO_PACK_TARGET` from below (at least one point). Never more than the study's
+        trials."""
+        size = self.resources.pack_size
+        if size == "auto":
+            if (
+                self.resources.gpus_per_trial == 0
+                or isinstance(self.early_stopping, AshaSpec)
+                or self._pack_refusal is not None
+            ):
+                return 1
+            unit = len(self.arms) * self.seeds
+            size = max(unit, AUTO_PACK_TARGET // unit * unit)
+        return max(1, min(int(size), self.total_trials))
 
     @property
     def paired(self) -> bool:
@@ -427,7 +481,7 @@ def _loc(loc: tuple[Any, ...]) -> list[str]:
         text = str(part)
         if isinstance(part, str) and (
             text in {"str", "int", "float", "bool"}
-            or text.startswith(("dict[", "list[", "literal[", "function-"))
+            or text.startswith(("dict[", "list[", "literal[", "function-", "constrained-"))
             or text[:1].isupper()
         ):
             continue

@@ -21,6 +21,12 @@ into MLflow runs keyed by trial identity ``hprobust.trial_key = <arm>/<point>/<s
   tagged with the first error); ``on_trial_error``: the run ends FAILED with the error text
   (and ``diverged`` 0).
 
+A packed Tune trial (``config["__pack"]``, :class:`study.searcher.PackSearcher`) trains several
+trials: each member gets its own run exactly as above (key, params, tags, plus
+``hprobust.pack_size``), its epochs from ``result["__pack"][j]``, and is finished as soon as
+it is done (diverged, or its last epoch), while the pack goes on; a recovered or failed pack
+deletes or fails the runs of its members that were not finished.
+
 So after a ``Tuner.restore`` every key ends with exactly one live run and one metric history.
 The writes stay one at a time and in order (one writer): the per-epoch batches on the writer
 thread, every other write in the driver thread after waiting for the queued ones;
@@ -39,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
-from study.searcher import ARM_KEY, INDEX_KEY, POINT_KEY, trial_key
+from study.searcher import ARM_KEY, INDEX_KEY, PACK_KEY, POINT_KEY, trial_key, trial_members
 
 if TYPE_CHECKING:
     from study.records import StudyStore
@@ -102,9 +108,9 @@ class MlflowRecorder(Callback):
         self._pending: list[Any] = []  # futures of writes not known to be done
         self._terminal: dict[str, dict[str, Any]] = {}  # key -> row of its terminal run
         self._stale: dict[str, list[str]] = {}  # key -> run ids to delete on (re)start
-        self._run_of: dict[str, str] = {}  # tune trial id -> run id
+        self._run_of: dict[str, str] = {}  # slot (tune trial id, or <id>#<j> in a pack) -> run
         self._parent: str | None = None  # the study run (parent of every trial run)
-        self._skip: set[str] = set()  # tune trial ids whose key is already recorded
+        self._skip: set[str] = set()  # slots whose key is already recorded
         self._last: dict[str, dict[str, Any]] = {}
         self._best: dict[str, float] = {}
         self._first_error: dict[str, str] = {}
@@ -210,12 +216,21 @@ class MlflowRecorder(Callback):
             hook(self.progress())
 
     # ---- trial events ---------------------------------------------------------------------
+    #
+    # A Tune trial trains one trial, or a pack of them (``config["__pack"]``). Every trial it
+    # trains has a *slot*: the Tune trial id, or ``<id>#<j>`` for the j-th member of a pack;
+    # runs, skips and last results are kept per slot, keys come from each member's config.
 
-    def _key(self, trial: Any) -> str:
-        return trial_key(trial.config, int(self.spec.get("seed", 0)))
+    def _slots(self, trial: Any) -> list[tuple[str, dict[str, Any]]]:
+        if PACK_KEY not in trial.config:
+            return [(trial.trial_id, trial.config)]
+        members = trial_members(trial.config)
+        return [(f"{trial.trial_id}#{j}", member) for j, member in enumerate(members)]
 
-    def _params(self, trial: Any) -> dict[str, str]:
-        config = trial.config
+    def _key(self, config: dict[str, Any]) -> str:
+        return trial_key(config, int(self.spec.get("seed", 0)))
+
+    def _params(self, config: dict[str, Any]) -> dict[str, str]:
         arm = next(a for a in self.spec["arms"] if a["name"] == config[ARM_KEY])
         hparams = {k: v for k, v in arm.items() if k not in ("name", "optimizer")}
         seed = int(self.spec.get("seed", 0)) + int(config.get(INDEX_KEY, 0))
@@ -236,9 +251,8 @@ class MlflowRecorder(Callback):
             for k, v in params.items()
         }
 
-    def _run_name(self, trial: Any) -> str:
+    def _run_name(self, config: dict[str, Any]) -> str:
         """``<arm> lr=<lr> <init> s<seed>`` (``scale=<s>`` before the seed if searched)."""
-        config = trial.config
         seed = int(self.spec.get("seed", 0)) + int(config.get(INDEX_KEY, 0))
         scale = ""
         if (self.spec.get("search") or {}).get("init_scale") is not None:
@@ -246,18 +260,28 @@ class MlflowRecorder(Callback):
         return f"{config[ARM_KEY]} lr={float(config['lr']):.3g} {config['init']}{scale} s{seed}"
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = self._key(trial)
-        if key in self._terminal:
-            self._skip.add(trial.trial_id)
+        todo = []
+        for slot, config in self._slots(trial):
+            if self._key(config) in self._terminal:
+                self._skip.add(slot)
+            else:
+                todo.append((slot, config))
+        if not todo:
             return
         self.flush()
+        for slot, config in todo:
+            self._start(trial, slot, config)
+        self._emit()
+
+    def _start(self, trial: Any, slot: str, config: dict[str, Any]) -> None:
+        key = self._key(config)
         client = self.store.client
         stale = self._stale.pop(key, [])
-        if trial.trial_id in self._run_of:  # started again without a recover: start over
-            stale.append(self._run_of.pop(trial.trial_id))
+        if slot in self._run_of:  # started again without a recover: start over
+            stale.append(self._run_of.pop(slot))
         for run_id in stale:
             client.delete_run(run_id)
-        params = self._params(trial)
+        params = self._params(config)
         if self._parent is None:
             self._parent = self.store.study_run_id(self.study_id)
         tags = {
@@ -272,22 +296,40 @@ class MlflowRecorder(Callback):
             T + "tune_trial_id": trial.trial_id,
             "diverged": "false",
         }
+        if slot != trial.trial_id:
+            tags[T + "pack_size"] = str(len(trial_members(trial.config)))
         if trial.trial_id in self._first_error:
             tags[T + "retries"] = "1"
             tags[T + "first_error"] = self._first_error[trial.trial_id][-4900:]
         experiment_id = self.store.experiment_id(self.study_id)
-        run = client.create_run(experiment_id, tags=tags, run_name=self._run_name(trial))
+        run = client.create_run(experiment_id, tags=tags, run_name=self._run_name(config))
         from mlflow.entities import Param
 
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
-        self._run_of[trial.trial_id] = run.info.run_id
-        self._last.pop(trial.trial_id, None)
-        self._emit()
+        self._run_of[slot] = run.info.run_id
+        self._last.pop(slot, None)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        run_id = self._run_of.get(trial.trial_id)
+        if PACK_KEY not in trial.config:
+            self._log_epoch(trial.trial_id, result)
+            return
+        members = list(result.get(PACK_KEY) or [])
+        epochs = int(self.spec.get("epochs", 0))
+        for j, (slot, config) in enumerate(self._slots(trial)):
+            member = members[j] if j < len(members) else None
+            if not member or slot not in self._run_of:
+                continue
+            last = self._last.get(slot)
+            if last is not None and last.get("epoch") == member.get("epoch"):
+                continue  # a member that stopped earlier: nothing new
+            self._log_epoch(slot, member)
+            if member.get("diverged") or int(member.get("epoch") or 0) >= epochs:
+                self._finish(slot, config, member)  # done: recorded at once
+
+    def _log_epoch(self, slot: str, result: dict[str, Any]) -> None:
+        run_id = self._run_of.get(slot)
         if run_id is None:
             return
         from mlflow.entities import Metric
@@ -301,16 +343,25 @@ class MlflowRecorder(Callback):
         ]
         if metrics:
             self._submit(self.store.client.log_batch, run_id, metrics=metrics)
-        self._last[trial.trial_id] = dict(result)
+        self._last[slot] = dict(result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id = self._run_of.pop(trial.trial_id, None)
+        for slot, config in self._slots(trial):
+            if slot not in self._run_of:
+                continue
+            last = self._last.get(slot)
+            if last is None and slot == trial.trial_id:
+                last = dict(trial.last_result or {})
+            self._finish(slot, config, last or {})
+
+    def _finish(self, slot: str, config: dict[str, Any], last: dict[str, Any]) -> None:
+        run_id = self._run_of.pop(slot, None)
         if run_id is None:
             return
         self.flush()
         from mlflow.entities import Metric, RunTag
 
-        last = self._last.pop(trial.trial_id, None) or dict(trial.last_result or {})
+        self._last.pop(slot, None)
         diverged = bool(last.get("diverged"))
         epoch = int(last.get("epoch", 0) or 0)
         epochs = int(self.spec.get("epochs", 0))
@@ -334,51 +385,53 @@ class MlflowRecorder(Callback):
         row = {
             "status": status,
             "diverged": diverged,
-            "arm": trial.config[ARM_KEY],
+            "arm": config[ARM_KEY],
             "val_acc": last.get("val_acc"),
         }
-        self._terminal[self._key(trial)] = row
+        self._terminal[self._key(config)] = row
         self._count(row)
         self._emit()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id = self._run_of.pop(trial.trial_id, None)
         self._first_error[trial.trial_id] = _error_text(trial)
         self.flush()
-        if run_id is not None:
-            self.store.client.delete_run(run_id)
-        self._last.pop(trial.trial_id, None)
+        for slot, _ in self._slots(trial):
+            run_id = self._run_of.pop(slot, None)
+            if run_id is not None:
+                self.store.client.delete_run(run_id)
+            self._last.pop(slot, None)
         self._emit()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self._skip:
+        slots = [(s, c) for s, c in self._slots(trial) if s not in self._skip]
+        if not slots:
             return
-        run_id = self._run_of.pop(trial.trial_id, None)
-        if run_id is None:  # failed before it started: record it anyway
+        if not any(slot in self._run_of for slot, _ in slots):  # failed before it started
             self.on_trial_start(iteration, trials, trial)
-            run_id = self._run_of.pop(trial.trial_id, None)
-            if run_id is None:
-                return
         from mlflow.entities import Metric, RunTag
 
         text = _error_text(trial)
         self.flush()
         client = self.store.client
-        client.log_batch(
-            run_id,
-            metrics=[Metric("diverged", 0.0, int(time.time() * 1000), 0)],
-            tags=[
-                RunTag(T + "status", "failed"),
-                RunTag("diverged", "false"),
-                RunTag(T + "error", text[-4900:]),
-            ],
-        )
-        client.log_text(run_id, text, "error.txt")
-        client.set_terminated(run_id, "FAILED")
-        self._last.pop(trial.trial_id, None)
-        row = {"status": "failed", "diverged": False, "arm": trial.config[ARM_KEY]}
-        self._terminal[self._key(trial)] = row
-        self._count(row)
+        for slot, config in slots:
+            run_id = self._run_of.pop(slot, None)
+            if run_id is None:
+                continue
+            client.log_batch(
+                run_id,
+                metrics=[Metric("diverged", 0.0, int(time.time() * 1000), 0)],
+                tags=[
+                    RunTag(T + "status", "failed"),
+                    RunTag("diverged", "false"),
+                    RunTag(T + "error", text[-4900:]),
+                ],
+            )
+            client.log_text(run_id, text, "error.txt")
+            client.set_terminated(run_id, "FAILED")
+            self._last.pop(slot, None)
+            row = {"status": "failed", "diverged": False, "arm": config[ARM_KEY]}
+            self._terminal[self._key(config)] = row
+            self._count(row)
         self._emit()
 
 

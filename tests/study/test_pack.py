@@ -182,14 +182,29 @@ def test_other_optimizers_run_as_their_own_torch_optimizer_per_member(monkeypatc
     assert_matches_unpacked(configs)
 
 
-BASELINES = [name for name in OPTIMIZERS if name not in ("sgd", "insgd")]
+BASELINE_ARMS = [
+    {"optimizer": "adam"},
+    {"optimizer": "adam", "amsgrad": True, "weight_decay": 1e-3},
+    {
+        "optimizer": "adam",
+        "decoupled_weight_decay": True,
+        "weight_decay": 0.01,
+        "betas": [0.8, 0.99],
+    },
+    {"optimizer": "adamw", "eps": 1e-6},
+    {"optimizer": "adagrad", "lr_decay": 0.01, "initial_accumulator_value": 0.1},
+    {"optimizer": "rmsprop", "centered": True, "momentum": 0.9, "weight_decay": 1e-4},
+    {"optimizer": "nadam", "decoupled_weight_decay": True, "weight_decay": 0.01},
+]
+BASELINES = [arm for arm in BASELINE_ARMS if arm["optimizer"] in OPTIMIZERS]
 
 
 @pytest.mark.skipif(not BASELINES, reason="the registry has no optimizer besides sgd and insgd")
 def test_the_registrys_baselines_match_unpacked_trials():
+    assert {arm["optimizer"] for arm in BASELINES} == set(OPTIMIZERS) - {"sgd", "insgd"}
     configs = [
-        config({"optimizer": name}, 0.01, i, init="xavier_normal" if i % 2 else "kaiming_normal")
-        for i, name in enumerate(BASELINES)
+        config(arm, 0.01, i, init="xavier_normal" if i % 2 else "kaiming_normal")
+        for i, arm in enumerate(BASELINES)
     ]
     configs.append(config(INSGD_L2, 0.1, 99))
     assert_matches_unpacked(configs)
@@ -282,3 +297,130 @@ def test_a_single_member_with_dropout_is_just_a_trial():
     """Dropout only stops packing K > 1: one member draws its masks like train_trial."""
     model = {"name": "wrn", "depth": 10, "widen": 1, "dropout": 0.3}
     assert_matches_unpacked([config(SGD, 0.05, 0, model=model)])
+
+
+# ---- the spec's pack_size and the pack searcher -----------------------------------------------
+
+SPEC = {
+    "name": "p",
+    "dataset": "digits",
+    "model": {"name": "mlp"},
+    "arms": [{"name": "sgd", "optimizer": "sgd"}, {"name": "insgd", "optimizer": "insgd"}],
+    "search": {"lr": {"low": 0.01, "high": 1.0}, "init": ["kaiming_normal", "xavier_normal"]},
+    "trials_per_arm": 5,
+    "seeds": 3,
+}
+
+
+def spec_with(**changes):
+    from study.spec import parse_spec
+
+    data = {**SPEC, **changes}
+    return parse_spec(data)
+
+
+@pytest.mark.parametrize(
+    ("changes", "size"),
+    [
+        ({}, 1),  # auto on CPU: never packs
+        ({"resources": {"pack_size": "auto"}}, 1),
+        ({"resources": {"gpus_per_trial": 1}}, 12),  # auto on GPUs: 2 arms x 3 seeds x 2
+        ({"resources": {"gpus_per_trial": 0.5}, "seeds": 1, "trials_per_arm": 20}, 16),
+        ({"resources": {"gpus_per_trial": 1}, "seeds": 10}, 20),  # at least one point
+        ({"resources": {"gpus_per_trial": 1}, "trials_per_arm": 1, "seeds": 1}, 2),  # all trials
+        ({"resources": {"gpus_per_trial": 1}, "early_stopping": "asha"}, 1),
+        (
+            {
+                "resources": {"gpus_per_trial": 1},
+                "model": {"name": "wrn", "depth": 10, "dropout": 0.1},
+            },
+            1,
+        ),
+        ({"resources": {"pack_size": 4}}, 4),  # forced, on CPU too
+        ({"resources": {"pack_size": 1, "gpus_per_trial": 1}}, 1),
+        ({"resources": {"pack_size": 1000}}, 30),  # never more than the study's trials
+    ],
+)
+def test_pack_size_resolves(changes, size):
+    spec = spec_with(**changes)
+    assert spec.pack_size == size
+
+
+@pytest.mark.parametrize(
+    ("changes", "parts"),
+    [
+        (
+            {"resources": {"pack_size": 4}, "early_stopping": "asha"},
+            ["resources.pack_size", "must be 1 or auto when early_stopping is asha", "got 4"],
+        ),
+        (
+            {"resources": {"pack_size": 2}, "model": {"name": "mobilenetv3_small"}},
+            ["resources.pack_size", "must be 1 or auto", "dropout", "got 2"],
+        ),
+        ({"resources": {"pack_size": 0}}, ["resources.pack_size", ">= 1", "got 0"]),
+        ({"resources": {"pack_size": "many"}}, ["resources.pack_size", "'auto'", "'many'"]),
+    ],
+)
+def test_bad_pack_size_is_refused_naming_field_rule_and_value(changes, parts):
+    from study.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        spec_with(**changes)
+    for part in parts:
+        assert part in str(err.value), str(err.value)
+
+
+def test_pack_searcher_packs_the_interleaved_suggestions_and_completes_each_member():
+    pytest.importorskip("ray.tune")
+    from study.searcher import (
+        ARM_KEY,
+        PACK_KEY,
+        ArmInterleaver,
+        PackSearcher,
+        study_searcher,
+        trial_key,
+    )
+
+    spec = spec_with(resources={"pack_size": 4})
+    plain = ArmInterleaver(spec_with())
+    expected = []
+    n = 0
+    while (config := plain.suggest(f"u{n}")) != "FINISHED":
+        plain.on_trial_complete(f"u{n}", result={"val_acc": 0.5, "epoch": 10})
+        expected.append(trial_key(config))
+        n += 1
+    assert len(expected) == 30
+
+    searcher = PackSearcher(ArmInterleaver(spec), 4)
+    packs, n = [], 0
+    while (config := searcher.suggest(f"p{n}")) != "FINISHED":
+        members = config[PACK_KEY]
+        packs.append(members)
+        # a point's arms and seeds together: 2 arms x the first 2 of 3 seeds, then the third ...
+        assert {m[ARM_KEY] for m in members} <= {"sgd", "insgd"}
+        searcher.on_trial_complete(
+            f"p{n}", result={PACK_KEY: [{"val_acc": 0.5, "epoch": 10} for _ in members]}
+        )
+        n += 1
+    assert [len(p) for p in packs] == [4] * 7 + [2]  # the last pack is smaller
+    assert [trial_key(m) for p in packs for m in p] == expected  # the unpacked order
+    assert not searcher.packs and not searcher.inner.live  # every member completed
+    assert isinstance(study_searcher(spec).searcher, PackSearcher)
+    assert not isinstance(study_searcher(spec_with()).searcher, PackSearcher)
+
+
+def test_pack_searcher_saves_and_restores_mid_study(tmp_path):
+    pytest.importorskip("ray.tune")
+    from study.searcher import PACK_KEY, ArmInterleaver, PackSearcher, trial_key
+
+    spec = spec_with(resources={"pack_size": 4})
+    first = PackSearcher(ArmInterleaver(spec), 4)
+    a = first.suggest("a")
+    first.save(str(tmp_path / "state.pkl"))
+    b = first.suggest("b")
+    restored = PackSearcher(ArmInterleaver(spec), 4)
+    restored.restore(str(tmp_path / "state.pkl"))
+    assert [trial_key(m) for m in restored.suggest("b")[PACK_KEY]] == [
+        trial_key(m) for m in b[PACK_KEY]
+    ]
+    assert "a" in restored.packs and len(a[PACK_KEY]) == 4

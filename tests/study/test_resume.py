@@ -64,9 +64,12 @@ def _states(store, sid):
     return runs
 
 
-def test_kill_9_then_resume_records_every_trial_exactly_once(ray_local, tmp_path):
+@pytest.mark.parametrize("pack_size", [1, 2], ids=["unpacked", "packs-of-2"])
+def test_kill_9_then_resume_records_every_trial_exactly_once(ray_local, tmp_path, pack_size):
+    """Packed (``pack_size: 2``, each pack one point's two arms), a pack killed mid-way
+    trains again as a whole and its members' runs are replaced, exactly as a single trial's."""
     store = StudyStore(sqlite_uri(tmp_path))
-    spec = parse_spec(SPEC)
+    spec = parse_spec({**SPEC, "resources": {**SPEC["resources"], "pack_size": pack_size}})
     sid = store.create_study(spec).id
     ray_tmp = tempfile.mkdtemp(prefix="hpr-kill-", dir="/tmp")
     command = [
