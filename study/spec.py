@@ -323,6 +323,7 @@ class StudySpec(_Strict):
         check_schedule_epochs(self.schedule, self.epochs)
         return self
 
+    @model_validator(mode="after")
     def _packing_possible(self) -> StudySpec:
         size = self.resources.pack_size
         if size == "auto" or size == 1:
