@@ -111,6 +111,8 @@ def create_app(
         version=study.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: service/api/routes/pages.py, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.include_router(api_router)

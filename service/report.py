@@ -8,6 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from service.pages import progress_view
+
 _ENV = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -41,6 +43,7 @@ def fmt(value: Any) -> str:
 
 
 _ENV.filters["fmt"] = fmt
+_ENV.globals["progress_view"] = progress_view  # the shared progress block (_progress.html)
 
 
 def render_report(study: Any, summary: dict[str, Any], plots: list[str]) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import health, studies
+from service.api.routes import health, pages, studies
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(studies.router)
+api_router.include_router(pages.router)

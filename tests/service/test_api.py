@@ -306,6 +306,13 @@ def test_queue_and_cancel(
     assert after["progress"]["finished"] >= finished_before
     r = httpx.post(f"{api.url}/studies/{running_id}/cancel", headers=auth(api_token))
     assert r.status_code == 409
+    # The cancelled study's pages show no running or pending counts (they could be stale).
+    for page_url in (f"{api.url}/studies/{running_id}/report", f"{api.url}/"):
+        page = httpx.get(page_url).text
+        block = page.split(f'data-study="{running_id}"', 1)[1]
+        text = block.split('class="progress-text">', 1)[1].split("</span>", 1)[0]
+        assert "running" not in text and "to go" not in text, text
+        assert text.startswith(f"{after['progress']['finished']} of 6 finished"), text
 
 
 def test_hprobust_submit_waits_and_prints_the_summary(
@@ -447,3 +454,108 @@ def test_openapi_schemathesis(
     assert result.returncode == 0, out[-6000:]
     assert "8 selected" in out and "Tested: 8" in out, out[-3000:]  # GET routes + POST /studies
     assert "passed" in out and "failures" not in out
+
+
+def _offline_browser(p: Any) -> tuple[Any, Any, list[str]]:
+    """Chromium whose every request off 127.0.0.1 is aborted and recorded (no outside
+    network), with console errors, page errors and failed requests recorded too."""
+    from urllib.parse import urlsplit
+
+    browser = p.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []
+
+    def route(r: Any) -> None:
+        if urlsplit(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            problems.append(f"outside request {r.request.url}")
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("requestfailed", lambda r: problems.append(f"failed {r.url}"))
+    return browser, page, problems
+
+
+def test_index_page_lists_studies_with_progress_and_links(
+    api: ServeProcess, finished_study: dict[str, Any], baseline_study: dict[str, Any], tmp_path
+) -> None:
+    """``/`` in Chromium without outside network: every study newest first with its status,
+    a full progress bar for a finished one, and links that open its report, its runs in
+    MLflow and its trials CSV."""
+    from urllib.parse import urljoin
+
+    from playwright import sync_api as playwright
+
+    listed = httpx.get(f"{api.url}/studies").json()["data"]
+    with playwright.sync_playwright() as p:
+        browser, page, problems = _offline_browser(p)
+        try:
+            response = page.goto(f"{api.url}/", wait_until="load")
+            assert response is not None and response.status == 200
+            assert "text/html" in response.headers["content-type"]
+            rows = page.locator("#studies tr[id^=study-]")
+            assert [r.get_attribute("id") for r in rows.all()] == [
+                f"study-{s['id']}" for s in listed
+            ]  # newest first, as GET /studies
+            study_id = finished_study["created"]["id"]
+            row = page.locator(f"#study-{study_id}")
+            assert row.locator(".status").inner_text() == "finished"
+            assert row.locator(".progress-fill").get_attribute("style") == "width: 100.0%"
+            assert row.locator(".progress-text").inner_text() == "4 of 4 finished"
+            mlflow = row.locator("a.mlflow").get_attribute("href")
+            assert mlflow == finished_study["state"]["links"]["mlflow"]
+            assert mlflow.endswith("/runs?workflowType=machine_learning&viewStateShareKey=hprobust")
+            page.screenshot(path=str(tmp_path / "index.png"), full_page=True)
+            csv_url = urljoin(page.url, row.locator("a.csv").get_attribute("href"))
+            got = page.request.get(csv_url)
+            assert got.status == 200 and got.headers["content-type"].startswith("text/csv")
+            assert got.text().splitlines()[0].startswith("arm,lr,init")
+            row.locator("a.report").click()
+            page.wait_for_load_state("load")
+            assert page.url == f"{api.url}/studies/{study_id}/report"
+            assert page.inner_text("#status") == "finished"
+            assert page.locator(".progress-text").inner_text() == "4 of 4 finished"
+        finally:
+            browser.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [("/docs", ".swagger-ui .opblock-summary-path"), ("/redoc", "h2 >> text=Submit a study")],
+)
+def test_api_docs_render_with_no_outside_network(
+    api: ServeProcess, path: str, ready: str, tmp_path
+) -> None:
+    """Swagger UI and ReDoc from the installed fastapi-offline assets: both render every
+    operation of the OpenAPI schema in Chromium while any outside request is aborted."""
+    from playwright import sync_api as playwright
+
+    schema = httpx.get(f"{api.url}/openapi.json").json()
+    with playwright.sync_playwright() as p:
+        browser, page, problems = _offline_browser(p)
+        try:
+            response = page.goto(f"{api.url}{path}", wait_until="load")
+            assert response is not None and response.status == 200
+            page.wait_for_selector(ready, timeout=60_000)
+            if path == "/docs":
+                shown = {
+                    e.inner_text().replace("\u200b", "")
+                    for e in page.locator(".opblock-summary-path").all()
+                }
+                assert shown == set(schema["paths"])
+            else:
+                for operation in ("Submit a study", "Cancel a study"):
+                    assert page.locator(f"text={operation}").count() >= 1
+            page.screenshot(path=str(tmp_path / f"{path.strip('/')}.png"))
+        finally:
+            browser.close()
+    assert problems == []
+    assert httpx.get(f"{api.url}/assets/docs/../main.py").status_code == 404
