@@ -10,14 +10,16 @@ seed-driven data order and augmentation, its BatchNorm statistics, its divergenc
 per-epoch reports. Results equal K ``train_trial`` calls to floating-point tolerance
 (``tests/study/test_pack.py`` checks it in float64 over the zoo).
 
-How (chosen by measurement, see ``bench/gpu_throughput.py`` and the README): the members'
-parameters and buffers are stacked (``torch.func.stack_module_state``) and the model runs
-under ``torch.func.vmap(functional_call)``. vmap's batching rules turn a conv with stacked
-weights into one grouped convolution, a Linear into one batched matmul and a BatchNorm into one
-BatchNorm over K·C channels: the fusion HFTA (Wang et al., MLSys 2021) writes by hand, for
-every model of the zoo, including the ones whose forward reshapes (option-A shortcuts pad
-channels, a ViT reshapes tokens), which layer-by-layer fusion would get wrong. A hand-fused
-toy CNN ran at about the same speed on this project's CPU.
+How: the members' parameters and buffers are stacked (``torch.func.stack_module_state``) and
+the model runs under ``torch.func.vmap(functional_call)``. vmap's batching rules turn a conv
+with stacked weights into one grouped convolution, a Linear into one batched matmul and a
+BatchNorm into one BatchNorm over K·C channels: the fusion HFTA (Wang et al., MLSys 2021)
+writes by hand, here for every model of the zoo, including those whose forward reshapes
+(option-A shortcuts pad channels, a ViT reshapes tokens), where layer-by-layer fusion would be
+wrong. The choice was measured (``bench/gpu_throughput.py --fusion``): on this project's CPU a
+hand-fused ResNet trains about 1.3x faster than the vmapped one at small K; vmap was kept for
+exactness over the whole zoo without a second implementation of every model, and the same
+benchmark decides on a GPU whether a fused ResNet-20 is worth adding.
 
 - Loss: each member's mean cross-entropy over its own batch; their sum is differentiated once,
   which gives every member its own gradient (members share no parameter).
@@ -36,6 +38,11 @@ toy CNN ran at about the same speed on this project's CPU.
   go on). An epoch whose mean loss exceeds ``3 ln C`` ends the member after that epoch.
 - Host syncs: one per :data:`~study.train.NONFINITE_CHECK_EVERY` steps and a few per epoch,
   for the whole pack.
+- Fast path (CUDA, :func:`step_mode`): the step reads fixed input buffers (batch, labels,
+  learning rates), keeps every state in place, and after :data:`GRAPH_WARMUP` eager steps is
+  captured once as a CUDA graph and replayed (the per-member optimizers of other arms step
+  eagerly on its gradients); a member leaving changes the shapes, so the capture starts over.
+  A single trial on CUDA runs as a pack of one this way (``train_trial``), channels-last.
 """
 
 from __future__ import annotations
@@ -67,6 +74,9 @@ SHARED_FIELDS = (
 #: Optimizers stepped as one batched update per group; the others of the registry run as one
 #: torch optimizer per member (still exact, K small steps).
 PACKED_OPTIMIZERS = ("sgd", "insgd")
+
+#: Eager steps before a CUDA graph is captured (lazy initializations, first-step branches).
+GRAPH_WARMUP = 3
 
 _DROPOUT_NAMES = ("Dropout", "AlphaDropout", "FeatureAlphaDropout")
 
@@ -134,9 +144,58 @@ def validate_pack(configs: Sequence[Mapping[str, Any]]) -> list[Any]:
 # --------------------------------------------------------------------------- the pack
 
 
+def step_mode(fast: bool | None, device: Any) -> str:
+    """The training step's mode: ``graph`` (CUDA graphs: the fast path on CUDA), ``static``
+    (the fast path's fixed buffers without a capture: ``fast=True`` on CPU, to test it) or
+    ``eager``. ``fast=None`` means the fast path on CUDA unless the environment variable
+    ``HPROBUST_FAST_PATH`` is ``0``, eager elsewhere."""
+    import os
+
+    if fast is None:
+        off = os.environ.get("HPROBUST_FAST_PATH", "").strip().lower() in ("0", "off", "false")
+        fast = device.type == "cuda" and not off
+    if not fast:
+        return "eager"
+    return "graph" if device.type == "cuda" else "static"
+
+
+def run_members(
+    cfgs: list[Any],
+    device: Any,
+    report: Callable[[dict[int, dict[str, Any]]], None] | None,
+    start: float,
+    fast: bool | None,
+    *,
+    channels_last: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Train validated configs with the pack engine (threads and RNG as ``train_trial``).
+    ``channels_last`` (one member's conv weights and inputs): default on CUDA."""
+    import torch
+
+    mode = step_mode(fast, device)
+    threads = cfgs[0].num_threads
+    prev_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if mode == "graph":
+        torch.backends.cudnn.benchmark = True  # static shapes: let cuDNN pick once
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=fork_devices):
+            if channels_last is None:
+                channels_last = device.type == "cuda"
+            pack = _Pack(cfgs, device, mode=mode, channels_last=channels_last)
+            return pack.run(report, start)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(prev_threads)
+
+
 def train_pack(
     configs: Sequence[Mapping[str, Any]],
     report: Callable[[dict[int, dict[str, Any]]], None] | None = None,
+    *,
+    fast: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train K trials as one batched computation; returns K results in the order given.
 
@@ -148,31 +207,22 @@ def train_pack(
             that epoch (``index`` into ``configs``; ``metrics`` as ``train_trial`` reports
             them). A member that diverged is in the epoch it diverged in and in no later one.
 
+        fast: the fast path (:func:`step_mode`): on CUDA by default, CUDA graphs of the whole
+            step after a few eager ones (and channels-last for one member).
+
     Returns:
         one dict per config, with ``train_trial``'s keys (``wall_time_s`` is the whole pack's)
-        plus ``pack_size``.
+        plus ``pack_size`` and ``fast_path`` (the step mode used, and why not a graph if one
+        could not be captured).
 
     Raises:
         ConfigError: see :func:`validate_pack` (and ``train_trial``'s model/optimizer errors).
     """
-    import torch
-
     from study.train import _resolve_device
 
     start = time.perf_counter()
     cfgs = validate_pack(configs)
-    device = _resolve_device(cfgs[0].device)
-    threads = cfgs[0].num_threads
-    prev_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=fork_devices):
-            return _Pack(cfgs, device).run(report, start)
-    finally:
-        if threads is not None:
-            torch.set_num_threads(prev_threads)
+    return run_members(cfgs, _resolve_device(cfgs[0].device), report, start, fast)
 
 
 class _Member:
@@ -198,7 +248,9 @@ def _group_key(cfg: Any) -> tuple[str, str]:
 class _Pack:
     """The stacked members, their groups and the training loop."""
 
-    def __init__(self, cfgs: list[Any], device: Any) -> None:
+    def __init__(
+        self, cfgs: list[Any], device: Any, *, mode: str = "eager", channels_last: bool = False
+    ) -> None:
         import torch
         from torch.func import stack_module_state
 
@@ -224,6 +276,14 @@ class _Pack:
         self.num_params = sum(p.numel() for p in modules[0].parameters())
         params, buffers = stack_module_state(modules)
         self.names = list(params)
+        self.channels_last = channels_last and len(cfgs) == 1
+        if self.channels_last:  # one member: its 4-d conv weights in channels-last layout
+            params = {
+                n: p[0].contiguous(memory_format=torch.channels_last).unsqueeze(0)
+                if p.dim() == 5
+                else p
+                for n, p in params.items()
+            }
         self.leaves = [params[n].detach().requires_grad_() for n in self.names]
         self.buffers = dict(buffers)
         self.skeleton = modules[0].to("meta")
@@ -238,14 +298,14 @@ class _Pack:
             count = sum(1 for i in order if keys[i] == key)
             cfg = next(cfgs[i] for i in order if keys[i] == key)
             rows = (row, row + count)
-            if cfg.optimizer == "insgd":
+            if cfg.optimizer == "insgd" and "insgd" in PACKED_OPTIMIZERS:
                 hp = {"norm": "l2", "variant": "paper", **cfg.optimizer_hparams}
                 kind = (hp["variant"], hp["norm"])
                 if kind not in kinds:
                     kinds.append(kind)
-                group = _SgdFamily(rows, cfg, self._layers, kinds.index(kind), len(kinds))
-            elif cfg.optimizer == "sgd":
-                group = _SgdFamily(rows, cfg, {}, None, 0)
+                group = _SgdFamily(rows, cfg, self._layers, kinds.index(kind), device)
+            elif cfg.optimizer in PACKED_OPTIMIZERS:
+                group = _SgdFamily(rows, cfg, {}, None, device)
             else:
                 group = _PerMember(rows, cfg, self.leaves)
             self.groups.append(group)
@@ -258,6 +318,16 @@ class _Pack:
         self._records: dict[int, list[list[Any]]] = {}
         if kinds:
             self._install_hooks()
+        # The step's modes: "eager"; "static" (inputs copied into fixed buffers, every state
+        # updated in place: what a CUDA graph needs, runnable anywhere); "graph" (CUDA: after
+        # GRAPH_WARMUP eager steps the static step is captured once and replayed).
+        self.mode = mode
+        self.fast_path = {"graph": "cuda_graph"}.get(mode, mode)
+        self.loss_sum: Any = None
+        self._static: tuple[Any, ...] | None = None
+        self._graph: Any = None
+        self._graph_grads: Any = None
+        self._warm = 0
 
     # ---- the batched forward ---------------------------------------------------------------
 
@@ -311,6 +381,7 @@ class _Pack:
     def forward(self, x: Any, *, train: bool) -> tuple[Any, tuple]:
         """Logits ``(K, N, C)`` (and stats) of every member; ``x`` is ``(K, N, ...)`` in
         training, ``(N, ...)`` shared by all members in evaluation."""
+        import torch
         from torch.func import vmap
 
         params = dict(zip(self.names, self.leaves, strict=True))
@@ -320,7 +391,10 @@ class _Pack:
             if len(self.members) == 1:  # no vmap for one member (the single-trial path)
                 one = {n: p[0] for n, p in params.items()}
                 bufs = {n: b[0] for n, b in self.buffers.items()}
-                out, stats = self._functional(one, bufs, x[0] if train else x)
+                x = x[0] if train else x
+                if self.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out, stats = self._functional(one, bufs, x)
                 return out.unsqueeze(0), tuple(s.unsqueeze(0) for s in stats)
             return vmap(self._functional, in_dims=(0, 0, in_x))(params, self.buffers, x)
         finally:
@@ -329,15 +403,85 @@ class _Pack:
     def autocast(self) -> Any:
         import torch
 
-        if self.precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.precision == "bf16":  # no weight-cast cache: a CUDA graph may capture it
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
+
+    # ---- one training step -----------------------------------------------------------------
+
+    def _core(self, x: Any, y: Any, lr: Any) -> Any:
+        """Forward, per-member losses, gradients, the batched groups' steps and the running
+        loss sums; returns the gradients (for the per-member groups). Reads and writes only
+        tensors that persist between steps (or are made inside), so it can be captured."""
+        import torch
+        import torch.nn.functional as F
+
+        with self.autocast():
+            logits, stats = self.forward(x, train=True)
+            k = logits.shape[0]
+            losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+            losses = losses.view(k, -1).mean(1)
+        grads = torch.autograd.grad(losses.sum(), self.leaves, allow_unused=True)
+        with torch.no_grad():
+            for group in self.groups:
+                if group.batched:
+                    group.step(self.leaves, grads, stats, lr)
+            self.loss_sum += losses.detach().to(self.loss_sum.dtype)
+        return grads
+
+    def train_step(self, x: Any, y: Any, lr: Any, lr_host: list[list[float]], i: int) -> None:
+        """One step of every member: ``x`` ``(K, N, ...)``, ``y`` ``(K, N)``, ``lr`` ``(K,)``;
+        ``lr_host[k][i]`` the same rates as Python floats (for the per-member optimizers)."""
+        import torch
+
+        grads = self._core(x, y, lr) if self.mode == "eager" else self._static_step(x, y, lr)
+        with torch.no_grad():
+            for group in self.groups:
+                if not group.batched:
+                    group.step(self.leaves, grads, lr_host, i)
+
+    def _static_step(self, x: Any, y: Any, lr: Any) -> Any:
+        import torch
+
+        if self._static is None:
+            self._static = (x.clone(), y.clone(), lr.clone())
+        else:
+            for buffer, value in zip(self._static, (x, y, lr), strict=True):
+                buffer.copy_(value)
+        if self.mode == "static":
+            return self._core(*self._static)
+        if self._graph is not None:
+            self._graph.replay()
+            return self._graph_grads
+        if self._warm < GRAPH_WARMUP:  # eager steps on a side stream before the capture
+            self._warm += 1
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                grads = self._core(*self._static)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            return grads
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                grads = self._core(*self._static)
+        except Exception as exc:  # run on without graphs, and say why
+            self.mode = "static"
+            self.fast_path = f"static (CUDA graph capture failed: {type(exc).__name__}: {exc})"
+            return self._core(*self._static)
+        self._graph, self._graph_grads = graph, grads
+        graph.replay()  # the capture recorded the step without running it
+        return grads
+
+    def _drop_graph(self) -> None:
+        """Shapes change (members left): the static buffers and the graph start over."""
+        self._static = self._graph = self._graph_grads = None
+        self._warm = 0
 
     # ---- the loop --------------------------------------------------------------------------
 
     def run(self, report: Callable | None, start: float) -> list[dict[str, Any]]:
         import torch
-        import torch.nn.functional as F
 
         import study.train as train
         from study.schedule import lr_at
@@ -351,6 +495,9 @@ class _Pack:
         diverge_above = 3.0 * math.log(data.num_classes)
         dtype = self.leaves[0].dtype
         results: dict[int, dict[str, Any]] = {}
+        self.loss_sum = torch.zeros(
+            len(self.members), device=device, dtype=accumulator_dtype(self.cfg)
+        )
         step = 0
         for epoch in range(epochs):
             if not self.members:
@@ -371,40 +518,25 @@ class _Pack:
                 for m in self.members
             ]
             lr_table = torch.tensor(lr_host, dtype=dtype, device=device).T.contiguous()
-            loss_sum = torch.zeros(
-                len(self.members), device=device, dtype=accumulator_dtype(self.cfg)
-            )
+            self.loss_sum.zero_()
             steps_done = 0
             epoch_reports: dict[int, dict[str, Any]] = {}
             for i in range(steps_per_epoch):
                 idx = perms[:, i * bs : (i + 1) * bs]
                 x = data.augment_pack(self.x_train[idx], [m.generator for m in self.members])
-                y = data.y_train[idx]
-                with self.autocast():
-                    logits, stats = self.forward(x, train=True)
-                    k = logits.shape[0]
-                    losses = F.cross_entropy(
-                        logits.flatten(0, 1), y.flatten(), reduction="none"
-                    ).view(k, -1)
-                    losses = losses.mean(1)
-                grads = torch.autograd.grad(losses.sum(), self.leaves, allow_unused=True)
-                with torch.no_grad():
-                    for group in self.groups:
-                        group.step(self.leaves, grads, stats, lr_table[i], lr_host, i)
-                loss_sum += losses.detach().to(loss_sum.dtype)
+                self.train_step(x, data.y_train[idx], lr_table[i], lr_host, i)
                 step += 1
                 steps_done += 1
                 if steps_done % train.NONFINITE_CHECK_EVERY == 0:
-                    finite = torch.isfinite(loss_sum).tolist()
+                    finite = torch.isfinite(self.loss_sum).tolist()
                     if not all(finite):
                         stopped = [j for j, ok in enumerate(finite) if not ok]
-                        sums = loss_sum.tolist()
+                        sums = self.loss_sum.tolist()
                         self._finish_epoch(
                             stopped, sums, steps_done, lr_host, i, epoch, epoch_start, bs,
                             diverge_above, epoch_reports,
                         )  # fmt: skip
                         keep = [j for j, ok in enumerate(finite) if ok]
-                        loss_sum = loss_sum[keep]
                         lr_host = [lr_host[j] for j in keep]
                         lr_table = lr_table[:, keep]
                         perms = perms[keep]
@@ -414,7 +546,7 @@ class _Pack:
             if self.members:
                 everyone = list(range(len(self.members)))
                 self._finish_epoch(
-                    everyone, loss_sum.tolist(), steps_done, lr_host, steps_per_epoch - 1,
+                    everyone, self.loss_sum.tolist(), steps_done, lr_host, steps_per_epoch - 1,
                     epoch, epoch_start, bs, diverge_above, epoch_reports,
                 )  # fmt: skip
                 keep = [j for j, m in enumerate(self.members) if not m.last["diverged"]]
@@ -435,6 +567,7 @@ class _Pack:
                 num_params=self.num_params,
                 steps_per_epoch=steps_per_epoch,
                 pack_size=self.size,
+                fast_path=self.fast_path,
             )
             out.append(result)
         return out
@@ -522,6 +655,8 @@ class _Pack:
         if len(keep) == len(self.members):
             return
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self._drop_graph()
+        self.loss_sum = self.loss_sum.index_select(0, index)
         self.leaves = [
             leaf.detach().index_select(0, index).requires_grad_() for leaf in self.leaves
         ]
@@ -607,7 +742,7 @@ class _SgdFamily:
         cfg: Any,
         layers: Mapping[Any, _Layer],
         kind: int | None,
-        stride: int,
+        device: Any,
     ) -> None:
         from study.optimizers import optimizer_hparams
 
@@ -636,12 +771,19 @@ class _SgdFamily:
             else {}
         )
         self.kind = kind
-        self.stride = stride
+        self.stride = 0  # kinds of statistics per layer in the forward's output (set later)
         self.buffers: dict[int, Any] | None = None
         self.powers: dict[int, Any] = {}
-        self._gathers: dict[int, Any] = {}
+        # Grouped-conv channel indices on the device up front (no copy inside a graph).
+        self._gathers = {
+            j: layer.gather.to(device)
+            for j, (_, layer) in self.hooked.items()
+            if layer.gather is not None
+        }
 
-    def step(self, leaves, grads, stats, lr, lr_host, i) -> None:
+    batched = True
+
+    def step(self, leaves, grads, stats, lr) -> None:
         import torch
 
         a, b = self.rows
@@ -669,18 +811,16 @@ class _SgdFamily:
                 continue
             position, layer = hooked
             s = stats[position * self.stride + self.kind][a:b]
-            power = self.powers.get(j)
-            if power is None or self.variant == "reference":
-                power = s
+            power = self.powers.get(j)  # P, updated in place after its first step
+            if power is None:
+                power = self.powers[j] = s.clone()
+            elif self.variant == "reference":
+                power.copy_(s)
             else:
-                power = power.lerp(s, 1 - self.power_momentum)
-            self.powers[j] = power
+                power.lerp_(s, 1 - self.power_momentum)
             d = torch.log(power).clamp_min(self.floor)
             if layer.gather is not None:
-                gather = self._gathers.get(j)
-                if gather is None or gather.device != d.device:
-                    gather = self._gathers[j] = layer.gather.to(d.device)
-                d = d.index_select(1, gather)
+                d = d.index_select(1, self._gathers[j])
             d = d.view(d.shape[0], *layer.d_shape) if layer.d_shape else _column(d, g.dim())
             factors.append((column * self.scale) / d)
         torch._foreach_sub_(params, torch._foreach_mul(gs, factors))
@@ -722,7 +862,9 @@ class _PerMember:
             holder = nn.ParameterList(views)
             self.optimizers.append(build_optimizer(cfg, holder))
 
-    def step(self, leaves, grads, stats, lr, lr_host, i) -> None:
+    batched = False
+
+    def step(self, leaves, grads, lr_host, i) -> None:
         a, _ = self.rows
         for offset, (views, optimizer) in enumerate(zip(self.params, self.optimizers, strict=True)):
             row = a + offset

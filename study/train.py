@@ -287,7 +287,10 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def train_trial(
-    config: Mapping[str, Any], report: Callable[[dict[str, Any]], None] | None = None
+    config: Mapping[str, Any],
+    report: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    fast: bool | None = None,
 ) -> dict[str, Any]:
     """Train one model on one dataset with one optimizer configuration; return final metrics.
 
@@ -302,13 +305,21 @@ def train_trial(
         report: called after every epoch with ``epoch`` (1-based), ``train_loss``,
             ``val_loss``, ``val_acc``, ``lr`` (of the epoch's last step), ``epoch_time_s``,
             ``diverged``.
+        fast: the fast single-trial path (default: on CUDA only; the environment variable
+            ``HPROBUST_FAST_PATH=0`` turns the default off). The trial runs as a pack of one
+            (:mod:`study.pack`): the whole step (forward, backward, SGD/INSGD step) is
+            captured as a CUDA graph after a few eager steps and replayed, with fixed input
+            buffers, the learning rate as a device tensor and every state updated in place
+            (no host sync per step); conv weights and inputs channels-last. ``fast=True`` on
+            CPU runs the same fixed-buffer step without a capture (to test it).
 
     Returns:
         ``val_acc``, ``val_loss``, ``train_loss`` (of the last epoch run), ``best_val_acc``,
         ``diverged``, ``epochs_completed`` (epochs run, a diverged one included),
         ``wall_time_s`` (whole call, data loading included), plus ``precision_used``,
-        ``device``, ``num_params``, ``steps_per_epoch``. Losses that are not finite are
-        ``None``.
+        ``device``, ``num_params``, ``steps_per_epoch``, ``fast_path`` (``eager``,
+        ``cuda_graph``, ``static``, or why a graph could not be captured). Losses that are not
+        finite are ``None``.
 
     Raises:
         ConfigError: a bad config (message names the key, the rule and the value);
@@ -327,9 +338,16 @@ def train_trial(
     """
     import torch
 
+    from study.pack import run_members, step_mode
+
     start = time.perf_counter()
     cfg = validate_config(config)
     device = _resolve_device(cfg.device)
+    if step_mode(fast, device) != "eager":
+        forward = None if report is None else (lambda by_member: report(by_member[0]))
+        (result,) = run_members([cfg], device, forward, start, fast)
+        result.pop("pack_size", None)
+        return result
     prev_threads = torch.get_num_threads()
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
@@ -479,6 +497,7 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
         "device": str(device),
         "num_params": sum(p.numel() for p in model.parameters()),
         "steps_per_epoch": steps_per_epoch,
+        "fast_path": "eager",
     }
 
 

@@ -424,3 +424,56 @@ def test_pack_searcher_saves_and_restores_mid_study(tmp_path):
         trial_key(m) for m in b[PACK_KEY]
     ]
     assert "a" in restored.packs and len(a[PACK_KEY]) == 4
+
+
+# ---- the fast path's fixed-buffer step (what a CUDA graph captures), on CPU -------------------
+
+
+@pytest.mark.parametrize(
+    "optimizer", [SGD, INSGD_L2, INSGD_REF_L1, {"optimizer": "adam", "amsgrad": True}]
+)
+def test_the_fast_single_trial_path_matches_the_eager_loop(optimizer):
+    """train_trial(fast=True) on CPU runs the fast path's step without a capture: a pack of
+    one with fixed input buffers, a device learning rate and in-place state."""
+    cfg = config(optimizer, 0.05, 3, model={"name": "resnet20", "depth": 8})
+    reports: list[dict] = []
+    fast = train_trial(cfg, report=reports.append, fast=True)
+    eager_reports: list[dict] = []
+    eager = train_trial(cfg, report=eager_reports.append, fast=False)
+    assert fast["fast_path"] == "static" and eager["fast_path"] == "eager"
+    assert set(fast) == set(eager)
+    for key in set(eager) - TIMING_KEYS - {"fast_path"}:
+        assert close(eager[key], fast[key]), (key, eager, fast)
+    for want, got in zip(eager_reports, reports, strict=True):
+        for key in set(want) - TIMING_KEYS:
+            assert close(want[key], got[key]), (key, want, got)
+
+
+def test_a_fast_pack_with_a_diverging_member_matches_unpacked():
+    """The fixed buffers start over when a member leaves (its shapes change)."""
+    dataset = {"name": "synthetic", "num_classes": 4, "shape": [1, 4, 4], "n_train": 400}
+    common = {"model": {"name": "mlp", "hidden": [8]}, "dataset": dataset, "batch_size": 4}
+    configs = [
+        config(INSGD_L2, 0.05, 0, **common),
+        config(SGD_PLAIN, 1e4, 1, **common, schedule="constant"),
+        config({"optimizer": "rmsprop"}, 0.01, 2, **common),
+    ]
+    fast = train_pack(configs, fast=True)
+    assert {r["fast_path"] for r in fast} == {"static"}
+    eager = train_pack(configs, fast=False)
+    assert [r["diverged"] for r in fast] == [False, True, False]
+    for a, b in zip(eager, fast, strict=True):
+        for key in set(a) - TIMING_KEYS - {"fast_path"}:
+            assert close(a[key], b[key]), (key, a, b)
+
+
+def test_the_fast_path_is_off_on_cpu_by_default_and_can_be_switched_off(monkeypatch):
+    import torch as _torch
+
+    from study.pack import step_mode
+
+    cpu, cuda = _torch.device("cpu"), _torch.device("cuda")
+    assert step_mode(None, cpu) == "eager" and step_mode(True, cpu) == "static"
+    assert step_mode(None, cuda) == "graph" and step_mode(False, cuda) == "eager"
+    monkeypatch.setenv("HPROBUST_FAST_PATH", "0")
+    assert step_mode(None, cuda) == "eager" and step_mode(True, cuda) == "graph"
