@@ -71,9 +71,10 @@ SHARED_FIELDS = (
     "num_threads",
 )
 
-#: Optimizers stepped as one batched update per group; the others of the registry run as one
-#: torch optimizer per member (still exact, K small steps).
-PACKED_OPTIMIZERS = ("sgd", "insgd")
+#: Optimizers stepped as one batched update per group (the formulas of torch.optim / INSGD over
+#: all the group's members at once); any other optimizer of the registry runs as one torch
+#: optimizer per member (still exact, K small steps, outside a CUDA graph).
+PACKED_OPTIMIZERS = ("sgd", "insgd", "adam", "adamw", "adagrad", "rmsprop", "nadam")
 
 #: Eager steps before a CUDA graph is captured (lazy initializations, first-step branches).
 GRAPH_WARMUP = 3
@@ -304,8 +305,10 @@ class _Pack:
                 if kind not in kinds:
                     kinds.append(kind)
                 group = _SgdFamily(rows, cfg, self._layers, kinds.index(kind), device)
-            elif cfg.optimizer in PACKED_OPTIMIZERS:
+            elif cfg.optimizer == "sgd" and "sgd" in PACKED_OPTIMIZERS:
                 group = _SgdFamily(rows, cfg, {}, None, device)
+            elif cfg.optimizer in PACKED_OPTIMIZERS and cfg.optimizer in _TorchFamily.NAMES:
+                group = _TorchFamily(rows, cfg)
             else:
                 group = _PerMember(rows, cfg, self.leaves)
             self.groups.append(group)
@@ -409,7 +412,23 @@ class _Pack:
 
     # ---- one training step -----------------------------------------------------------------
 
-    def _core(self, x: Any, y: Any, lr: Any) -> Any:
+    def _coefficients(self, lr_host: list[list[float]], step: int, dtype: Any) -> Any:
+        """``(steps, K, C)`` on the device: each member's per-step numbers from its group
+        (the learning rate, and bias corrections and the like that move with the step count),
+        computed on the host in float64 as torch.optim computes them; padded with zeros."""
+        import torch
+
+        group_of = [g for g in self.groups for _ in range(*g.rows)]
+        rows = [
+            [group_of[k].coefficients(lr, step + i + 1) for i, lr in enumerate(lrs)]
+            for k, lrs in enumerate(lr_host)
+        ]
+        width = max((len(c) for member in rows for c in member), default=1)
+        padded = [[list(c) + [0.0] * (width - len(c)) for c in member] for member in rows]
+        table = torch.tensor(padded, dtype=torch.float64).to(dtype)
+        return table.permute(1, 0, 2).contiguous().to(self.device)
+
+    def _core(self, x: Any, y: Any, coef: Any) -> Any:
         """Forward, per-member losses, gradients, the batched groups' steps and the running
         loss sums; returns the gradients (for the per-member groups). Reads and writes only
         tensors that persist between steps (or are made inside), so it can be captured."""
@@ -425,28 +444,30 @@ class _Pack:
         with torch.no_grad():
             for group in self.groups:
                 if group.batched:
-                    group.step(self.leaves, grads, stats, lr)
+                    group.step(self.leaves, grads, stats, coef)
             self.loss_sum += losses.detach().to(self.loss_sum.dtype)
         return grads
 
-    def train_step(self, x: Any, y: Any, lr: Any, lr_host: list[list[float]], i: int) -> None:
-        """One step of every member: ``x`` ``(K, N, ...)``, ``y`` ``(K, N)``, ``lr`` ``(K,)``;
-        ``lr_host[k][i]`` the same rates as Python floats (for the per-member optimizers)."""
+    def train_step(self, x: Any, y: Any, coef: Any, lr_host: list[list[float]], i: int) -> None:
+        """One step of every member: ``x`` ``(K, N, ...)``, ``y`` ``(K, N)``, ``coef``
+        ``(K, C)`` (the groups' per-step numbers, :meth:`_coefficients`); ``lr_host[k][i]``
+        the learning rates as Python floats (for the per-member optimizers)."""
         import torch
 
-        grads = self._core(x, y, lr) if self.mode == "eager" else self._static_step(x, y, lr)
+        run = self._core if self.mode == "eager" else self._static_step
+        grads = run(x, y, coef)
         with torch.no_grad():
             for group in self.groups:
                 if not group.batched:
                     group.step(self.leaves, grads, lr_host, i)
 
-    def _static_step(self, x: Any, y: Any, lr: Any) -> Any:
+    def _static_step(self, x: Any, y: Any, coef: Any) -> Any:
         import torch
 
         if self._static is None:
-            self._static = (x.clone(), y.clone(), lr.clone())
+            self._static = (x.clone(), y.clone(), coef.clone())
         else:
-            for buffer, value in zip(self._static, (x, y, lr), strict=True):
+            for buffer, value in zip(self._static, (x, y, coef), strict=True):
                 buffer.copy_(value)
         if self.mode == "static":
             return self._core(*self._static)
@@ -517,14 +538,14 @@ class _Pack:
                 ]
                 for m in self.members
             ]
-            lr_table = torch.tensor(lr_host, dtype=dtype, device=device).T.contiguous()
+            coef_table = self._coefficients(lr_host, step, dtype)
             self.loss_sum.zero_()
             steps_done = 0
             epoch_reports: dict[int, dict[str, Any]] = {}
             for i in range(steps_per_epoch):
                 idx = perms[:, i * bs : (i + 1) * bs]
                 x = data.augment_pack(self.x_train[idx], [m.generator for m in self.members])
-                self.train_step(x, data.y_train[idx], lr_table[i], lr_host, i)
+                self.train_step(x, data.y_train[idx], coef_table[i], lr_host, i)
                 step += 1
                 steps_done += 1
                 if steps_done % train.NONFINITE_CHECK_EVERY == 0:
@@ -538,7 +559,7 @@ class _Pack:
                         )  # fmt: skip
                         keep = [j for j, ok in enumerate(finite) if ok]
                         lr_host = [lr_host[j] for j in keep]
-                        lr_table = lr_table[:, keep]
+                        coef_table = coef_table[:, keep]
                         perms = perms[keep]
                         self._keep(keep, results)
                         if not self.members:
@@ -783,7 +804,10 @@ class _SgdFamily:
 
     batched = True
 
-    def step(self, leaves, grads, stats, lr) -> None:
+    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        return (lr,)
+
+    def step(self, leaves, grads, stats, coef) -> None:
         import torch
 
         a, b = self.rows
@@ -801,7 +825,7 @@ class _SgdFamily:
                 torch._foreach_add_(bufs, gs, alpha=1 - self.dampening)
             bufs = [self.buffers[j] for j in index]
             gs = torch._foreach_add(gs, bufs, alpha=self.momentum) if self.nesterov else bufs
-        lr = lr[a:b]
+        lr = coef[a:b, 0]
         factors = []
         for j, g in zip(index, gs, strict=True):
             column = _column(lr, g.dim())
@@ -842,6 +866,176 @@ class _SgdFamily:
         self.powers = {j: select(t) for j, t in self.powers.items()}
 
 
+class _TorchFamily:
+    """``adam``, ``adamw``, ``adagrad``, ``rmsprop`` and ``nadam`` for a group of members that
+    share every hyperparameter but the learning rate, as one batched update: the operations of
+    torch.optim's implementation (``_single_tensor_*``), with ``torch._foreach_*`` over the
+    group's rows. Whatever moves with the step count (bias corrections, NAdam's momentum
+    products, Adagrad's decayed rate, decoupled weight decay) is a per-member number computed
+    on the host as torch computes it (:meth:`coefficients`) and read from a device table, so
+    the step can be captured as a CUDA graph."""
+
+    NAMES = ("adam", "adamw", "adagrad", "rmsprop", "nadam")
+    batched = True
+
+    def __init__(self, rows: tuple[int, int], cfg: Any) -> None:
+        from study.optimizers import optimizer_hparams
+
+        self.rows = rows
+        self.name = cfg.optimizer
+        hp = {**optimizer_hparams(cfg.optimizer), **cfg.optimizer_hparams}
+        self.hp = hp
+        self.weight_decay = float(hp.get("weight_decay", 0.0))
+        # torch's AdamW is Adam with decoupled weight decay.
+        self.decoupled = self.name == "adamw" or bool(hp.get("decoupled_weight_decay", False))
+        if "betas" in hp:
+            self.beta1, self.beta2 = (float(b) for b in hp["betas"])
+        self.eps = float(hp.get("eps", 0.0))
+        self.state: dict[str, dict[int, Any]] | None = None
+        self._mu_products = [1.0]  # NAdam: torch keeps the product in a float32 tensor
+
+    def _mu(self, t: int) -> float:
+        return self.beta1 * (1.0 - 0.5 * (0.96 ** (t * float(self.hp["momentum_decay"]))))
+
+    def _mu_product(self, t: int) -> float:
+        import numpy as np
+
+        while len(self._mu_products) <= t:
+            n = len(self._mu_products)
+            product = np.float32(self._mu_products[-1]) * np.float32(self._mu(n))
+            self._mu_products.append(float(np.float32(product)))
+        return self._mu_products[t]
+
+    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        """The per-member numbers of step ``t`` (1-based) at learning rate ``lr``."""
+        decay = 1 - lr * self.weight_decay
+        if self.name in ("adam", "adamw"):
+            return (lr / (1 - self.beta1**t), (1 - self.beta2**t) ** 0.5, decay)
+        if self.name == "adagrad":
+            return (lr / (1 + (t - 1) * float(self.hp["lr_decay"])),)
+        if self.name == "rmsprop":
+            return (lr,)
+        mu, mu_next = self._mu(t), self._mu(t + 1)
+        product = self._mu_product(t)
+        product_next = product * mu_next
+        return (
+            -lr * (1.0 - mu) / (1.0 - product),
+            (-lr * mu_next) / (1.0 - product_next),
+            1 - self.beta2**t,
+            decay,
+        )
+
+    def _init_state(self, params: list[Any]) -> dict[str, dict[int, Any]]:
+        import torch
+
+        def zeros() -> list[Any]:
+            return [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+
+        hp = self.hp
+        if self.name == "adagrad":
+            value = float(hp["initial_accumulator_value"])
+            return {"sum": [torch.full_like(p, value) for p in params]}
+        if self.name == "rmsprop":
+            state = {"square_avg": zeros()}
+            if hp["momentum"] > 0:
+                state["momentum_buffer"] = zeros()
+            if hp["centered"]:
+                state["grad_avg"] = zeros()
+            return state
+        state = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
+        if self.name in ("adam", "adamw") and hp.get("amsgrad"):
+            state["max_exp_avg_sq"] = zeros()
+        return state
+
+    def step(self, leaves, grads, stats, coef) -> None:
+        import torch
+
+        a, b = self.rows
+        index = [j for j, g in enumerate(grads) if g is not None]
+        params = [leaves[j][a:b] for j in index]
+        gs = [grads[j][a:b] for j in index]
+        if self.state is None:
+            self.state = self._init_state(params)
+        state = self.state
+        c = coef[a:b]
+
+        def col(k: int) -> list[Any]:
+            return [_column(c[:, k], p.dim()) for p in params]
+
+        decoupled_column = 2 if self.name in ("adam", "adamw") else 3
+        if self.weight_decay != 0:
+            if self.decoupled:
+                torch._foreach_mul_(params, col(decoupled_column))
+            else:
+                gs = torch._foreach_add(gs, params, alpha=self.weight_decay)
+        if self.name == "adagrad":
+            torch._foreach_addcmul_(state["sum"], gs, gs, value=1)
+            std = torch._foreach_sqrt(state["sum"])
+            torch._foreach_add_(std, self.eps)
+            update = torch._foreach_div(gs, std)
+            torch._foreach_mul_(update, col(0))
+            torch._foreach_sub_(params, update)
+            return
+        if self.name == "rmsprop":
+            alpha, momentum = float(self.hp["alpha"]), float(self.hp["momentum"])
+            square = state["square_avg"]
+            torch._foreach_mul_(square, alpha)
+            torch._foreach_addcmul_(square, gs, gs, value=1 - alpha)
+            if self.hp["centered"]:
+                torch._foreach_lerp_(state["grad_avg"], gs, 1 - alpha)
+                avg = torch._foreach_addcmul(square, state["grad_avg"], state["grad_avg"], value=-1)
+                torch._foreach_sqrt_(avg)
+            else:
+                avg = torch._foreach_sqrt(square)
+            torch._foreach_add_(avg, self.eps)
+            if momentum > 0:
+                buf = state["momentum_buffer"]
+                torch._foreach_mul_(buf, momentum)
+                torch._foreach_addcdiv_(buf, gs, avg)
+                update = torch._foreach_mul(buf, col(0))
+            else:
+                update = torch._foreach_div(gs, avg)
+                torch._foreach_mul_(update, col(0))
+            torch._foreach_sub_(params, update)
+            return
+        torch._foreach_lerp_(state["exp_avg"], gs, 1 - self.beta1)
+        torch._foreach_mul_(state["exp_avg_sq"], self.beta2)
+        torch._foreach_addcmul_(state["exp_avg_sq"], gs, gs, value=1 - self.beta2)
+        if self.name == "nadam":
+            denom = torch._foreach_div(state["exp_avg_sq"], col(2))
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, self.eps)
+            update = torch._foreach_div(gs, denom)
+            torch._foreach_mul_(update, col(0))
+            torch._foreach_add_(params, update)
+            update = torch._foreach_div(state["exp_avg"], denom)
+            torch._foreach_mul_(update, col(1))
+            torch._foreach_add_(params, update)
+            return
+        second = state["exp_avg_sq"]
+        if "max_exp_avg_sq" in state:
+            torch._foreach_maximum_(state["max_exp_avg_sq"], second)
+            second = state["max_exp_avg_sq"]
+        denom = torch._foreach_sqrt(second)
+        torch._foreach_div_(denom, col(1))
+        torch._foreach_add_(denom, self.eps)
+        update = torch._foreach_div(state["exp_avg"], denom)
+        torch._foreach_mul_(update, col(0))
+        torch._foreach_sub_(params, update)
+
+    def keep(self, local: list[int], rows: tuple[int, int], leaves) -> None:
+        import torch
+
+        self.rows = rows
+        if self.state is None:
+            return
+        index = None
+        for name, tensors in self.state.items():
+            if index is None:
+                index = torch.tensor(local, dtype=torch.long, device=tensors[0].device)
+            self.state[name] = [t.index_select(0, index) for t in tensors]
+
+
 class _PerMember:
     """Any other optimizer of the registry: one real ``torch.optim`` instance per member, over
     parameters that are views of the member's rows of the stacked parameters (its own code,
@@ -863,6 +1057,9 @@ class _PerMember:
             self.optimizers.append(build_optimizer(cfg, holder))
 
     batched = False
+
+    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        return (lr,)  # unused: the torch optimizers take lr_host
 
     def step(self, leaves, grads, lr_host, i) -> None:
         a, _ = self.rows

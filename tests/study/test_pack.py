@@ -199,14 +199,19 @@ BASELINE_ARMS = [
 BASELINES = [arm for arm in BASELINE_ARMS if arm["optimizer"] in OPTIMIZERS]
 
 
-@pytest.mark.skipif(not BASELINES, reason="the registry has no optimizer besides sgd and insgd")
-def test_the_registrys_baselines_match_unpacked_trials():
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "per-member"])
+def test_the_registrys_baselines_match_unpacked_trials(batched, monkeypatch):
+    """Batched (one update per arm, torch.optim's formulas) and as one torch optimizer per
+    member (what any optimizer without a batched step gets)."""
+    if not batched:
+        monkeypatch.setattr(pack, "PACKED_OPTIMIZERS", ("sgd", "insgd"))
     assert {arm["optimizer"] for arm in BASELINES} == set(OPTIMIZERS) - {"sgd", "insgd"}
     configs = [
         config(arm, 0.01, i, init="xavier_normal" if i % 2 else "kaiming_normal")
         for i, arm in enumerate(BASELINES)
     ]
     configs.append(config(INSGD_L2, 0.1, 99))
+    configs.append(config(BASELINES[0], 0.02, 98, init="orthogonal"))  # two in one group
     assert_matches_unpacked(configs)
 
 
