@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from service.errors import PlotNotFoundError, TrackingUnavailableError
+from study.analysis import PLOT_STEMS
 from study.errors import HprobustError, StudyNotFoundError
 from study.ids import STUDY_ID_RE
 
 TERMINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
-PLOT_STEMS = ("acc_vs_lr", "heatmap", "expected_max")
 
 T = TypeVar("T")
 

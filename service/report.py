@@ -1,62 +1,141 @@
-"""The HTML report page of a study (``service/templates/report.html``, Jinja2)."""
+"""The HTML report page of a study (``service/templates/report.html``, Jinja2).
+
+It answers the study's question first: one verdict sentence per compared arm, built from the
+numbers, then the warnings where the design is too small for the claims, a legend with each
+metric's direction, the per-arm and per-init table, the comparisons, the importances, the
+spec's essentials and the plots (each a link to the full-size PNG). Numbers, directions and
+missing values are formatted by :mod:`study.analysis.present`, as in the CLI.
+"""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from service.pages import progress_view
+from study.analysis import present
+from study.analysis.models import Summary
 
 _ENV = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
 )
-
-ARM_COLUMNS = (
-    ("n", "trials"),
-    ("best", "best acc"),
-    ("median", "median acc"),
-    ("worst", "worst acc"),
-    ("divergence_rate", "diverged"),
-    ("best_lr", "best lr"),
-    ("lr_window_decades", "lr window (decades)"),
-    ("lr_sensitivity", "lr sensitivity"),
-    ("init_sensitivity", "init sensitivity"),
-)
+_ENV.filters["fmt"] = present.fmt
+_ENV.filters["interval"] = present.fmt_interval
+_ENV.globals["progress_view"] = progress_view  # the shared progress block (_progress.html)
 REFRESH_S = 5
 
+PLOT_CAPTIONS = {
+    "lr_curves": "Accuracy vs learning rate, one panel per init, arms overlaid (band: lowest "
+    "to highest seed; dashed: g; dotted: chance).",
+    "heatmap": "Mean accuracy per lr × init for each arm, and the difference to the baseline "
+    "(blue: the arm is better).",
+    "profile": "Robustness profile: the share of each arm's cells at or above an accuracy "
+    "(higher is more robust).",
+    "expected_max": "Expected best accuracy after n random cells, with a 95% bootstrap band.",
+}
 
-def fmt(value: Any) -> str:
-    """A number for a table cell: 4 significant digits; ``–`` for a missing one."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
+
+def _hparams(arm: Mapping[str, Any]) -> str:
+    extra = {k: v for k, v in arm.items() if k not in ("name", "optimizer")}
+    inner = ", ".join(f"{k}={v}" for k, v in extra.items())
+    return f"{arm.get('optimizer')}" + (f" ({inner})" if inner else "")
+
+
+def _named(value: Any) -> str:
+    if isinstance(value, Mapping):
+        options = ", ".join(f"{k}={v}" for k, v in value.items() if k != "name")
+        return f"{value.get('name')}" + (f" ({options})" if options else "")
     return str(value)
 
 
-_ENV.filters["fmt"] = fmt
-_ENV.globals["progress_view"] = progress_view  # the shared progress block (_progress.html)
+def spec_essentials(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """``(label, text)`` rows: model, dataset, arms, design, budget, training."""
+    if not spec:
+        return []
+    search = spec.get("search") or {}
+    lr = search.get("lr") or {}
+    density = (
+        f"{lr['points']} points"
+        if lr.get("points")
+        else f"{lr.get('points_per_decade', 4)} points per decade"
+        if spec.get("sampler", "grid") == "grid"
+        else "log-uniform"
+    )
+    design = (
+        f"sampler {spec.get('sampler', 'grid')}; lr {lr.get('low')}–{lr.get('high')} "
+        f"({density}); inits {', '.join(search.get('init') or [])}"
+    )
+    scale = search.get("init_scale")
+    if scale:
+        design += f"; init_scale {scale.get('low')}–{scale.get('high')}"
+    arms = "; ".join(f"{a.get('name')}: {_hparams(a)}" for a in spec.get("arms") or [])
+    tolerance = (spec.get("analysis") or {}).get("tolerance", 0.02)
+    budget = f"{spec.get('seeds', 1)} seeds" + (
+        f", {spec['trials_per_arm']} points per arm" if spec.get("trials_per_arm") else ""
+    )
+    return [
+        ("model", _named(spec.get("model"))),
+        ("dataset", _named(spec.get("dataset"))),
+        ("arms", arms),
+        ("design", design),
+        ("budget", budget),
+        (
+            "training",
+            f"{spec.get('epochs')} epochs, batch {spec.get('batch_size')}, schedule "
+            f"{_named(spec.get('schedule'))}, {spec.get('precision', 'fp32')}",
+        ),
+        ("analysis", f"tolerance τ = {tolerance}"),
+    ]
 
 
-def render_report(study: Any, summary: dict[str, Any], plots: list[str]) -> str:
-    """The page: status and progress, the per-arm table, the comparisons and the plots.
+def render_report(
+    study: Any,
+    summary: Summary | Mapping[str, Any],
+    plots: list[str],
+    *,
+    spec: Mapping[str, Any] | None = None,
+    design_warnings: list[str] | None = None,
+) -> str:
+    """The page: verdicts, warnings, status, legend, tables, importances, spec, plots.
 
     It reloads itself every few seconds while the study is queued or running.
     """
+    s = summary if isinstance(summary, Summary) else Summary.model_validate(summary)
+    by_name = dict(s.arms)
+    rows = []
+    current = None
+    for level, label, cells in present.arm_rows(s):
+        if level == "arm":
+            current = by_name[label]
+            best = present.best_cell_text(current)
+        else:
+            best = present.best_cell_text(current.by_init[label])
+        rows.append({"level": level, "label": label, "cells": cells, "best_cell": best})
     return _ENV.get_template("report.html").render(
         study=study,
-        summary=summary,
-        arms=summary.get("arms") or {},
-        comparisons=summary.get("comparisons") or [],
-        columns=ARM_COLUMNS,
-        plots=plots,
+        summary=s,
+        verdicts=[(c, present.verdict_sentence(c)) for c in s.comparisons],
+        warnings=list(design_warnings or []) + list(s.warnings),
+        columns=present.COLUMNS,
+        rows=rows,
+        comparison_headers=present.COMPARISON_HEADERS,
+        comparison_rows=present.comparison_rows(s),
+        importances=[
+            (
+                name,
+                present.importance_text(arm.importance.ped_anova),
+                present.importance_text(arm.importance.fanova),
+            )
+            for name, arm in s.arms.items()
+        ],
+        reference=present.reference_text(s),
+        left_out=present.left_out_text(s),
+        essentials=spec_essentials(spec),
+        plots=[(stem, PLOT_CAPTIONS.get(stem, stem)) for stem in plots],
+        missing=present.MISSING,
         refresh_s=REFRESH_S if study.status in ("queued", "running") else None,
     )

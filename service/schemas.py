@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from study.analysis.models import Summary
 from study.spec import StudySpec
 
 StudyStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
@@ -42,6 +43,11 @@ class StudyCreated(BaseModel):
     id: str
     status: StudyStatus
     links: Links
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What this design cannot support in the summary (the study is accepted "
+        "anyway): e.g. one lr per init, fewer than 3 seeds, tpe with comparisons.",
+    )
 
 
 class StudyPublic(BaseModel):
@@ -95,15 +101,9 @@ class TrialsPublic(BaseModel):
     count: int
 
 
-class SummaryPublic(BaseModel):
-    """The sensitivity summary (DESIGN.md). ``partial`` while the study has not finished."""
-
-    model_config = ConfigDict(extra="allow")
-
-    arms: dict[str, dict[str, Any]]
-    comparisons: list[dict[str, Any]]
-    settings: dict[str, Any]
-    partial: bool = False
+#: The robustness summary (DESIGN.md, version 2): the typed model ``summarize`` returns, so the
+#: OpenAPI schema documents every field. ``partial`` while the study has not finished.
+SummaryPublic = Summary
 
 
 class Message(BaseModel):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from study.analysis import PLOT_STEMS
 from study.errors import ConfigError, StudyNotFoundError
 from study.ids import check_study_id, new_study_id, utc_now_iso
 
@@ -50,7 +51,6 @@ TRIAL_FIELDS = (
     "diverged",
     "status",
 )
-PLOT_STEMS = ("acc_vs_lr", "heatmap", "expected_max")
 _SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
 #: The experiment kind MLflow 3's UI reads: model training opens on the runs table.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -236,7 +236,7 @@ class StudyStore:
             "model": spec.model["name"],
             "arms": ",".join(spec.arm_names),
             "sampler": spec.sampler,
-            "trials_per_arm": spec.trials_per_arm,
+            "trials_per_arm": spec.points_per_arm,
             "seeds": spec.seeds,
             "epochs": spec.epochs,
             "batch_size": spec.batch_size,
@@ -416,15 +416,20 @@ class StudyStore:
         record = self.get(study_id)
         if record.status == "finished":
             try:
-                return json.loads(self._read_artifact(study_id, "summary.json"))
+                stored = json.loads(self._read_artifact(study_id, "summary.json"))
             except LookupError:
-                pass
-        from study.analysis import summarize
+                stored = None
+            if isinstance(stored, dict) and stored.get("version") == 2:
+                return stored
+        from study.analysis import summarize, summary_args
 
-        arms = [arm["name"] for arm in record.spec.get("arms", [])]
-        summary = summarize(self.trials(study_id), num_classes=record.num_classes, arms=arms)
-        summary["partial"] = True
-        return summary
+        summary = summarize(
+            self.trials(study_id), num_classes=record.num_classes, **summary_args(record.spec)
+        )
+        # a finished study whose stored summary is missing or of an older version: recomputed
+        # from its trials, and complete
+        summary.partial = record.status != "finished"
+        return summary.model_dump(mode="json")
 
     def plot(self, study_id: str, stem: str) -> bytes:
         """PNG bytes of ``plots/<stem>.png`` (StudyNotFoundError / LookupError if absent)."""
@@ -436,11 +441,14 @@ class StudyStore:
     def store_results(
         self,
         study_id: str,
-        summary: dict[str, Any],
+        summary: Any,
         trials: list[dict[str, Any]],
         plot_paths: list[Path] | None = None,
     ) -> None:
-        """Write ``summary.json``, ``trials.csv`` and ``plots/*.png`` to the study run."""
+        """Write ``summary.json`` (a :class:`~study.analysis.models.Summary` or its JSON dict),
+        ``trials.csv`` and ``plots/*.png`` to the study run."""
+        if hasattr(summary, "model_dump"):
+            summary = summary.model_dump(mode="json")
         run_id = self.study_run_id(study_id)
         self._log_headline(study_id, run_id, summary, trials)
         self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "summary.json")

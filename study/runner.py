@@ -269,13 +269,12 @@ def run_study(
 
 def finalize(store: Any, study_id: str) -> dict[str, Any]:
     """Summarize the recorded trials and store summary.json, trials.csv and the plots."""
-    from study.analysis import plots, summarize
+    from study.analysis import plots, summarize, summary_args
 
     record = store.get(study_id)
     rows = store.trials(study_id)
-    arms = [arm["name"] for arm in record.spec.get("arms", [])]
-    summary = summarize(rows, num_classes=record.num_classes, arms=arms)
+    summary = summarize(rows, num_classes=record.num_classes, **summary_args(record.spec))
     with tempfile.TemporaryDirectory(prefix="hprobust-plots-") as tmp:
-        paths = plots(rows, tmp, num_classes=record.num_classes, summary=summary, arms=arms)
+        paths = plots(rows, tmp, num_classes=record.num_classes, summary=summary)
         store.store_results(study_id, summary, rows, [Path(p) for p in paths])
-    return summary
+    return summary.model_dump(mode="json")

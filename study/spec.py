@@ -11,13 +11,19 @@ resources. Unknown keys are rejected and every error names the field, the rule a
     Traceback (most recent call last):
     study.errors.SpecError: search.lr.low must be > 0, got -1
 
-Grids (``sampler: grid``): ``search.lr.points`` log-spaced learning rates (and
-``search.init_scale.points`` scales, if searched) x every ``init``; each arm runs
-``min(trials_per_arm, grid size)`` points and the study stops when the grid is used up.
+The default design is a grid (``sampler: grid``): learning rates log-spaced from
+``search.lr.low`` to ``high`` at ``search.lr.points_per_decade`` (default 4; both ends included)
+or exactly ``search.lr.points`` of them, crossed with every ``init`` (and with the
+``search.init_scale`` grid, if searched). Each arm runs the whole grid unless
+``trials_per_arm`` asks for fewer points, with the same points and seeds for every arm.
 
-Pairing: ``qmc``, ``random`` and ``grid`` give every arm the same points and seeds (one
+Pairing: ``grid``, ``qmc`` and ``random`` give every arm the same points and seeds (one
 Optuna sampler per arm, all with the same seed). ``tpe`` is adaptive, so its arms are not
 paired and arm-vs-baseline comparisons match fewer rows.
+
+A spec can be valid and still too small for the summary's claims (one lr per init, fewer
+than 3 seeds, tpe with comparisons, ...): :meth:`StudySpec.design_warnings` says so; the API
+returns these warnings with the 202 and ``hprobust run`` prints them.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ MAX_PACK_SIZE = 1024
 #: ``resources.pack_size: auto`` on GPUs packs about this many trials (a whole number of
 #: "all arms x seeds of one point"). Not yet measured on a GPU: bench/gpu_throughput.py says.
 AUTO_PACK_TARGET = 16
+DEFAULT_TRIALS_PER_ARM = 16  # samplers other than grid
 
 
 def _problem(field: str, rule: str, value: Any) -> PydanticCustomError:
@@ -87,26 +94,51 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
+DEFAULT_POINTS_PER_DECADE = 4
+
+
 class LogRange(_Strict):
-    """A log-scale range ``[low, high]``; ``points`` log-spaced values for a grid."""
+    """A log-scale range ``[low, high]``. On a grid: ``points`` values, or
+    ``points_per_decade`` (default 4) values per decade, log-spaced with both ends included
+    (not both keys)."""
 
     low: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     points: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    points_per_decade: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> LogRange:
         if self.high < self.low:
             raise _problem("high", f"must be >= low ({self.low:g})", self.high)
+        if self.points is not None and self.points_per_decade is not None:
+            raise _problem(
+                "points_per_decade",
+                f"must not be given together with points ({self.points}); give one of them",
+                self.points_per_decade,
+            )
         return self
 
+    @property
+    def n_points(self) -> int:
+        """Values on the grid: ``points``, or ``1 + round(points_per_decade x decades)`` (at
+        least 2 when high > low, so both ends are in; 1 when low == high)."""
+        if self.points is not None:
+            return self.points
+        if self.high == self.low:
+            return 1
+        density = self.points_per_decade or DEFAULT_POINTS_PER_DECADE
+        decades = math.log10(self.high) - math.log10(self.low)
+        return 1 + max(1, math.floor(density * decades + 0.5))
+
     def grid(self) -> list[float]:
-        """``points`` values evenly spaced in log10 from low to high (both included)."""
-        n = self.points or 1
+        """:attr:`n_points` values evenly spaced in log10 from low to high, both ends exact."""
+        n = self.n_points
         if n == 1:
             return [self.low]
         lo, hi = math.log10(self.low), math.log10(self.high)
-        return [float(10 ** (lo + (hi - lo) * i / (n - 1))) for i in range(n)]
+        inner = [float(10 ** (lo + (hi - lo) * i / (n - 1))) for i in range(1, n - 1)]
+        return [self.low, *inner, self.high]
 
 
 class SearchSpec(_Strict):
@@ -208,6 +240,13 @@ class ResourcesSpec(_Strict):
         return value
 
 
+class AnalysisSpec(_Strict):
+    """Settings of the robustness summary: the tolerance ``τ`` of the good threshold
+    ``g = A* - τ`` (DESIGN.md)."""
+
+    tolerance: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.02
+
+
 class StudySpec(_Strict):
     """A robustness study. See the module docstring; ``examples/*.yaml`` are complete specs."""
 
@@ -216,8 +255,8 @@ class StudySpec(_Strict):
     model: dict[str, Any]
     arms: Annotated[list[ArmSpec], Field(min_length=1, max_length=32)]
     search: SearchSpec
-    sampler: Literal["qmc", "tpe", "random", "grid"] = "qmc"
-    trials_per_arm: Annotated[int, Field(ge=1, le=MAX_TRIALS_PER_ARM)] = 16
+    sampler: Literal["qmc", "tpe", "random", "grid"] = "grid"
+    trials_per_arm: Annotated[int, Field(ge=1, le=MAX_TRIALS_PER_ARM)] | None = None
     seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 10
@@ -226,6 +265,7 @@ class StudySpec(_Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     early_stopping: Literal["none"] | AshaSpec = "none"
     resources: ResourcesSpec = ResourcesSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
 
     @field_validator("early_stopping", mode="before")
     @classmethod
@@ -306,12 +346,7 @@ class StudySpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _grid_needs_points(self) -> StudySpec:
-        if self.sampler == "grid":
-            if self.search.lr.points is None:
-                raise _problem("search.lr.points", "is required when sampler is grid", None)
-            if self.search.init_scale is not None and self.search.init_scale.points is None:
-                raise _problem("search.init_scale.points", "is required when sampler is grid", None)
+    def _asha_within_epochs(self) -> StudySpec:
         if isinstance(self.early_stopping, AshaSpec):
             max_t = self.early_stopping.max_t
             if max_t is not None and max_t > self.epochs:
@@ -362,17 +397,20 @@ class StudySpec(_Strict):
 
     @property
     def grid_size(self) -> int | None:
-        """Points in the grid (``sampler: grid``), else None."""
+        """Points in the grid (``sampler: grid``): lrs x inits (x init_scales), else None."""
         if self.sampler != "grid":
             return None
-        scales = self.search.init_scale.points if self.search.init_scale else 1
-        return (self.search.lr.points or 1) * len(self.search.init) * (scales or 1)
+        scales = self.search.init_scale.n_points if self.search.init_scale else 1
+        return self.search.lr.n_points * len(self.search.init) * scales
 
     @property
     def points_per_arm(self) -> int:
-        """Search points each arm runs (a grid may hold fewer than ``trials_per_arm``)."""
+        """Search points each arm runs: the whole grid unless ``trials_per_arm`` asks for
+        fewer; ``trials_per_arm`` (default 16) for the other samplers."""
         grid = self.grid_size
-        return self.trials_per_arm if grid is None else min(self.trials_per_arm, grid)
+        if grid is None:
+            return self.trials_per_arm or DEFAULT_TRIALS_PER_ARM
+        return grid if self.trials_per_arm is None else min(self.trials_per_arm, grid)
 
     @property
     def total_trials(self) -> int:
@@ -402,6 +440,62 @@ class StudySpec(_Strict):
     def paired(self) -> bool:
         """Whether every arm gets the same points and seeds (non-adaptive samplers)."""
         return self.sampler != "tpe"
+
+    def design_warnings(self) -> list[str]:
+        """Plain sentences naming what this design cannot support in the summary (it is
+        accepted anyway): too few lrs per init, points or seeds for a verdict, unpaired arms,
+        lrs confounded with inits, a grid cut short, trials that early stopping removes."""
+        out: list[str] = []
+        n_inits = len(self.search.init)
+        compares = len(self.arms) >= 2
+        if self.sampler == "grid":
+            n_lrs = self.search.lr.n_points
+            if n_lrs < 2:
+                out.append(
+                    "search.lr gives 1 learning rate: every lr window is 0 and every AUC flat; "
+                    "widen search.lr or raise its points_per_decade"
+                )
+            grid = self.grid_size or 0
+            if self.trials_per_arm is not None and self.trials_per_arm < grid:
+                out.append(
+                    f"trials_per_arm {self.trials_per_arm} is less than the grid's {grid} "
+                    "points: every arm runs the same subset, so some lr x init cells are "
+                    "missing; leave trials_per_arm out to run the whole grid"
+                )
+        else:
+            per_init = self.points_per_arm / n_inits
+            if per_init < 2:
+                out.append(
+                    f"{self.points_per_arm} points per arm over {n_inits} inits: fewer than 2 "
+                    "lrs per init, so lr windows are 0 and AUCs flat; raise trials_per_arm"
+                )
+            if n_inits > 1:
+                out.append(
+                    f"sampler {self.sampler} draws lr and init together: each init gets its own "
+                    "lrs, so per-init curves compare different lrs; the default grid crosses "
+                    "every lr with every init"
+                )
+        if compares and self.sampler == "tpe":
+            out.append(
+                "sampler tpe is adaptive: the arms get different points, so comparisons are "
+                "unpaired and use only the points both arms happen to share"
+            )
+        if compares and self.points_per_arm < 6:
+            out.append(
+                f"{self.points_per_arm} points per arm (fewer than 6): every verdict will be "
+                "not_enough_data"
+            )
+        if compares and self.seeds < 3:
+            out.append(
+                f"seeds {self.seeds} (fewer than 3): the seed-bootstrap CIs are unreliable and "
+                "every verdict will be not_enough_data"
+            )
+        if isinstance(self.early_stopping, AshaSpec):
+            out.append(
+                "early_stopping asha: trials stopped early are left out of the summary, so "
+                "poor lrs lose cells and the curves look better than they are"
+            )
+        return out
 
     @property
     def dataset_name(self) -> str:

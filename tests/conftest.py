@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+# ---- Hypothesis: derandomized in CI (the same examples on every run, no example database),
+# no shrinking (a failure is reported as found, never after minutes of shrinking), small
+# budgets. HYPOTHESIS_PROFILE=dev explores with random seeds and shrinks failures.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("dev", deadline=None, max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # ---- studies (issue #3): one local Ray per test session, SQLite MLflow stores ---------------
 

@@ -1,5 +1,5 @@
-"""The sensitivity analysis of a study: :func:`summarize` (the numbers of DESIGN.md's "The
-sensitivity summary") and :func:`plots` (its PNG figures).
+"""The robustness analysis of a study: :func:`summarize` (the numbers of DESIGN.md's "The
+robustness summary, version 2", as a typed :class:`Summary`) and :func:`plots` (its PNG figures).
 
 Importing this package is light: numpy, scipy, optuna and matplotlib are imported by the
 functions that need them.
@@ -7,18 +7,43 @@ functions that need them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["PLOT_STEMS", "plots", "summarize"]
+__all__ = ["PLOT_STEMS", "Summary", "plots", "summarize", "summary_args"]
 
 #: The file stems :func:`plots` writes (``<stem>.png``); the HTTP API serves them by stem.
-PLOT_STEMS = ("acc_vs_lr", "heatmap", "expected_max")
+PLOT_STEMS = ("lr_curves", "heatmap", "profile", "expected_max")
 
 if TYPE_CHECKING:  # pragma: no cover
     from study.analysis.figures import plots
+    from study.analysis.models import Summary
     from study.analysis.summary import summarize
 
-_LAZY = {"summarize": "study.analysis.summary", "plots": "study.analysis.figures"}
+_LAZY = {
+    "summarize": "study.analysis.summary",
+    "plots": "study.analysis.figures",
+    "Summary": "study.analysis.models",
+}
+
+
+def summary_args(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keyword arguments of :func:`summarize` that come from a study's spec (as recorded,
+    a JSON mapping): ``arms`` (the spec's order; the first is the baseline), ``tolerance``
+    (``analysis.tolerance``) and ``lr_range`` (``search.lr.low/high``). Keys a spec lacks
+    (one recorded before they existed) are left to summarize's defaults."""
+    spec = spec or {}
+    out: dict[str, Any] = {}
+    arms = [arm["name"] for arm in spec.get("arms") or [] if isinstance(arm, Mapping)]
+    if arms:
+        out["arms"] = arms
+    tolerance = (spec.get("analysis") or {}).get("tolerance")
+    if tolerance is not None:
+        out["tolerance"] = tolerance
+    lr = (spec.get("search") or {}).get("lr") or {}
+    if lr.get("low") is not None and lr.get("high") is not None:
+        out["lr_range"] = (float(lr["low"]), float(lr["high"]))
+    return out
 
 
 def __getattr__(name: str) -> Any:

@@ -1,9 +1,10 @@
-"""The figures of the sensitivity summary (PNG): accuracy vs learning rate, lr x init heatmap,
-expected-max curves.
+"""The figures of the robustness summary (PNG, DESIGN.md "Plots"): lr curves per init with the
+arms overlaid, accuracy heatmaps with difference panels, the robustness profile and the
+expected-maximum curves with their bands.
 
 Built on :class:`matplotlib.figure.Figure` with the Agg canvas only — no ``pyplot`` and no
 global state — so several threads (the HTTP service) may draw at once. Each arm keeps one
-colour in every figure (:func:`arm_colors`); the inits have their own palette.
+colour in every figure (:func:`arm_colors`, by position in the spec's arm order).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from study.analysis import PLOT_STEMS
-from study.analysis.metrics import bin_index, expected_max, lr_bins
+from study.analysis.cells import Cells, build_cells
+from study.analysis.models import Summary
 from study.analysis.table import TrialTable, build_table
 
 DPI = 110
@@ -30,19 +32,16 @@ _ARM_PALETTE = (
     "#8c564b",  # brown
     "#e377c2",  # pink
 )
-_INIT_CMAP = "Dark2"
+GOOD_COLOR = "#2b8a3e"
+CHANCE_COLOR = "0.45"
+#: More distinct lrs than this: the heatmap bins lr into BIN_DECADES-wide columns.
+MAX_LR_COLUMNS = 40
+BIN_DECADES = 0.25
 
 
 def arm_colors(arms: Sequence[str]) -> dict[str, str]:
     """One colour per arm, by position in the spec's arm order (baseline first)."""
     return {arm: _ARM_PALETTE[i % len(_ARM_PALETTE)] for i, arm in enumerate(arms)}
-
-
-def _init_colors(inits: Sequence[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps[_INIT_CMAP]
-    return {init: cmap(i % cmap.N) for i, init in enumerate(inits)}
 
 
 def _figure(width: float, height: float):
@@ -60,173 +59,355 @@ def _no_data(ax, text: str = "no finished trials yet") -> None:
     ax.set_yticks([])
 
 
-def _lr_label(k: int, bin_width: float) -> str:
-    return f"{10 ** (k * bin_width):.2g}"
+def _lr_label(lr: float) -> str:
+    return f"{lr:.2g}"
 
 
-def plot_acc_vs_lr(table: TrialTable, path: Path, *, bin_width: float) -> Path:
-    """One panel per arm: final val accuracy vs lr (log axis), raw points and the line of bin
-    means (diverged rows imputed) per init; diverged trials drawn as x at chance."""
-    arms = table.arms or ["no trials"]
-    inits = sorted(set(table.init.tolist()))
-    init_color = _init_colors(inits)
-    colors = arm_colors(arms)
-    fig = _figure(5.2 * len(arms) + 0.6, 4.4)
-    axes = fig.subplots(1, len(arms), sharey=True, squeeze=False)[0]
-    chance = table.chance_acc
-    lr_all = table.lr
-    for ax, arm in zip(axes, arms, strict=True):
-        sub = table.select(table.arm == arm)
-        n = len(sub)
-        rate = float(np.mean(sub.diverged)) if n else 0.0
-        title = f"{arm}  (n={n}, diverged {rate:.0%})" if n else f"{arm}  (n=0)"
-        ax.set_title(title, color=colors[arm], fontweight="bold")
-        ax.set_xlabel("learning rate")
-        if n == 0:
+class _Data:
+    """The canonical table, its cells and the summary's reference, for drawing."""
+
+    def __init__(self, table: TrialTable, summary: Summary) -> None:
+        self.table = table
+        self.cells: Cells = build_cells(table)
+        self.summary = summary
+        self.arms = list(summary.arms) or list(table.arms)
+        self.colors = arm_colors(self.arms)
+        self.inits = sorted(set(self.cells.init.tolist()))
+        ref = summary.reference
+        self.chance = ref.chance_acc
+        self.best = ref.best_acc
+        self.good = ref.good_threshold
+        self.lr_range = ref.lr_range
+
+    def arm_index(self, arm: str) -> int:
+        return self.table.arms.index(arm)
+
+    def arm_cells(self, arm: str) -> np.ndarray:
+        return np.flatnonzero(self.cells.arm == self.arm_index(arm))
+
+
+# ---- lr_curves.png ---------------------------------------------------------------------------
+
+
+def _seed_band(data: _Data, arm: int, init: str, lrs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per lr: the lowest and highest seed (each seed's accuracy averaged over init_scales)."""
+    t = data.table
+    mask = (t.arm_index == arm) & (t.init == init)
+    low = np.full(lrs.size, np.nan)
+    high = np.full(lrs.size, np.nan)
+    for j, lr in enumerate(lrs.tolist()):
+        at = mask & (t.lr == lr)
+        seeds = np.unique(t.seed[at])
+        per_seed = [t.acc[at & (t.seed == s)].mean() for s in seeds.tolist()]
+        if per_seed:
+            low[j], high[j] = min(per_seed), max(per_seed)
+    return low, high
+
+
+def plot_lr_curves(data: _Data, path: Path) -> Path:
+    """One panel per init, every arm overlaid: the cell means at the real lrs (averaged over
+    init_scales), a band from the lowest to the highest seed, diverged trials marked below the
+    chance line, ``g`` and chance as horizontal lines."""
+    inits = data.inits or ["no trials"]
+    ncols = min(len(inits), 2)
+    nrows = math.ceil(len(inits) / ncols)
+    fig = _figure(5.6 * ncols + 0.4, 3.9 * nrows + 0.9)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
+    t, cells = data.table, data.cells
+    for ax in axes[len(inits) :]:
+        ax.set_visible(False)
+    for ax, init in zip(axes, inits, strict=False):
+        ax.set_title(f"init: {init}", loc="left", fontweight="bold")
+        if len(t) == 0:
             _no_data(ax)
             continue
-        for init in inits:
-            part = sub.select(sub.init == init)
-            if len(part) == 0:
+        for k, arm in enumerate(data.arms):
+            a = data.arm_index(arm)
+            index = np.flatnonzero((cells.arm == a) & (cells.init == init))
+            if index.size == 0:
                 continue
-            color = init_color[init]
-            ok = ~part.diverged
-            ax.scatter(part.lr[ok], part.acc[ok], s=16, color=color, alpha=0.55, linewidths=0)
-            ax.scatter(part.lr[~ok], part.acc[~ok], s=36, marker="x", color=color, linewidths=1.4)
-            bins = lr_bins(part.lr, part.acc, part.loss, bin_width)
-            # bin means at the bins' geometric centres, broken where a bin is empty
-            xs: list[float] = []
-            ys: list[float] = []
-            for j, k in enumerate(bins.k.tolist()):
-                if j and k != bins.k[j - 1] + 1:
-                    xs.append(math.nan)
-                    ys.append(math.nan)
-                xs.append(10 ** ((k + 0.5) * bin_width))
-                ys.append(float(bins.acc[j]))
-            ax.plot(xs, ys, color=color, linewidth=2, marker="o", markersize=3, label=init)
-        ax.axhline(chance, color="0.5", linestyle="--", linewidth=1)
-        ax.set_xscale("log")
-        if lr_all.size:
-            ax.set_xlim(lr_all.min() / 1.5, lr_all.max() * 1.5)
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("final validation accuracy")
-    axes[0].set_ylim(-0.02, 1.02)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=init_color[i], linewidth=2, label=i) for i in inits] + [
-        Line2D([], [], color="0.2", marker="x", linestyle="none", label="diverged (at chance)"),
-        Line2D([], [], color="0.5", linestyle="--", label=f"chance (1/{table.num_classes})"),
-    ]
-    if len(table):
-        fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="init")
-    fig.suptitle("Accuracy vs learning rate, per initialization (lines: mean per lr bin)")
-    fig.savefig(path, dpi=DPI)
-    return path
-
-
-def plot_heatmap(table: TrialTable, path: Path, *, bin_width: float) -> Path:
-    """One panel per arm: rows = inits, columns = log10(lr) bins (the same columns in every
-    panel), colour and label = mean accuracy of the cell (diverged rows imputed)."""
-    arms = table.arms or ["no trials"]
-    inits = sorted(set(table.init.tolist()))
-    colors = arm_colors(arms)
-    ks = np.unique(bin_index(table.lr, bin_width)) if len(table) else np.array([], int)
-    k_cols = np.arange(ks.min(), ks.max() + 1) if ks.size else ks
-    n_cols, n_rows = max(len(k_cols), 1), max(len(inits), 1)
-    width = min(3.0 + 0.55 * n_cols, 14.0)
-    fig = _figure(width + 1.2, (1.2 + 0.45 * n_rows) * len(arms) + 0.8)
-    axes = fig.subplots(len(arms), 1, squeeze=False)[:, 0]
-    grids = {}
-    for arm in arms:
-        grid = np.full((len(inits), len(k_cols)), np.nan)
-        sub = table.select(table.arm == arm)
-        for r, init in enumerate(inits):
-            part = sub.select(sub.init == init)
-            if len(part):
-                bins = lr_bins(part.lr, part.acc, part.loss, bin_width)
-                grid[r, bins.k - k_cols[0]] = bins.acc
-        grids[arm] = grid
-    finite = [g[np.isfinite(g)] for g in grids.values()]
-    values = np.concatenate(finite) if finite else np.array([])
-    vmin = min(table.chance_acc, float(values.min())) if values.size else table.chance_acc
-    vmax = max(float(values.max()) if values.size else 1.0, vmin + 1e-6)
-    annotate = len(k_cols) <= 30
-    image = None
-    for ax, arm in zip(axes, arms, strict=True):
-        ax.set_title(arm, color=colors[arm], fontweight="bold", loc="left")
-        grid = grids[arm]
-        if not np.isfinite(grid).any():
-            _no_data(ax)
-            continue
-        image = ax.imshow(
-            np.ma.masked_invalid(grid), cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto"
-        )
-        ax.set_facecolor("0.88")  # empty cells
-        ax.set_yticks(range(len(inits)), inits)
-        ax.set_xticks(
-            range(len(k_cols)),
-            [_lr_label(int(k), bin_width) for k in k_cols],
-            rotation=45,
-            ha="right",
-        )
-        ax.set_xlabel(f"learning rate (bin start; bins of {bin_width:g} decades)")
-        if annotate:
-            for r, c in zip(*np.nonzero(np.isfinite(grid)), strict=True):
-                v = grid[r, c]
-                light = (v - vmin) / (vmax - vmin) > 0.6
-                ax.text(
-                    c,
-                    r,
-                    f"{v:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7 if len(k_cols) > 14 else 8,
-                    color="black" if light else "white",
+            lrs, inverse = np.unique(cells.lr[index], return_inverse=True)
+            y = np.bincount(inverse, weights=cells.acc[index]) / np.bincount(inverse)
+            color = data.colors[arm]
+            low, high = _seed_band(data, a, init, lrs)
+            ax.fill_between(lrs, low, high, color=color, alpha=0.18, linewidth=0)
+            ax.plot(lrs, y, color=color, linewidth=2, marker="o", markersize=3.5, label=arm)
+            div = (t.arm_index == a) & (t.init == init) & t.diverged
+            if div.any():
+                dl = np.unique(t.lr[div])
+                ax.scatter(
+                    dl,
+                    np.full(dl.size, data.chance - 0.035 * (k + 1)),
+                    marker="x",
+                    s=28,
+                    color=color,
+                    linewidths=1.4,
+                    zorder=3,
                 )
-    if image is not None:
-        fig.colorbar(image, ax=list(axes), label="mean final val accuracy", shrink=0.9)
-    fig.suptitle("Mean accuracy per lr bin x initialization (grey: no trials)")
-    fig.savefig(path, dpi=DPI)
-    return path
+        if data.good is not None:
+            ax.axhline(data.good, color=GOOD_COLOR, linestyle="--", linewidth=1.2)
+        ax.axhline(data.chance, color=CHANCE_COLOR, linestyle=":", linewidth=1.2)
+        ax.set_xscale("log")
+        ax.grid(True, which="major", alpha=0.3)
+    lo_y = max(-0.02, data.chance - 0.035 * (len(data.arms) + 1))
+    axes[0].set_ylim(lo_y, 1.02)
+    if data.lr_range is not None and data.lr_range[1] > data.lr_range[0]:
+        axes[0].set_xlim(data.lr_range[0] / 1.4, data.lr_range[1] * 1.4)
+    for c in range(ncols):  # the lowest visible panel of each column carries the lr axis
+        visible = [r for r in range(nrows) if r * ncols + c < len(inits)]
+        if visible:
+            ax = axes[visible[-1] * ncols + c]
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("learning rate (log scale)")
+    for r in range(nrows):
+        axes[r * ncols].set_ylabel("final val accuracy")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=data.colors[a], linewidth=2, label=a) for a in data.arms]
+    handles += [
+        Patch(color="0.6", alpha=0.35, label="lowest to highest seed"),
+        Line2D([], [], color="0.2", marker="x", linestyle="none", label="diverged (below chance)"),
+    ]
+    if data.good is not None:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=GOOD_COLOR,
+                linestyle="--",
+                label=f"g = A* − τ = {data.good:.3f}",
+            )
+        )
+    handles.append(
+        Line2D([], [], color=CHANCE_COLOR, linestyle=":", label=f"chance {data.chance:.3g}")
+    )
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 6), fontsize=9)
+    return _save(fig, path)
 
 
-def plot_expected_max(
-    table: TrialTable, path: Path, *, curves: Mapping[str, Sequence[float]] | None = None
-) -> Path:
-    """Expected best val accuracy after n trials (Dodge et al. 2019), all arms on one axis."""
-    arms = table.arms
-    colors = arm_colors(arms)
-    fig = _figure(6.4, 4.4)
-    ax = fig.subplots()
-    drawn = False
-    for arm in arms:
-        curve = curves.get(arm) if curves is not None else None
-        if curve is None:
-            curve = expected_max(table.acc[table.arm == arm])
-        if not curve:
-            continue
-        n = np.arange(1, len(curve) + 1)
-        ax.plot(n, curve, color=colors[arm], linewidth=2, label=f"{arm} (N={len(curve)})")
-        drawn = True
-    if not drawn:
-        _no_data(ax)
-    else:
-        ax.axhline(table.chance_acc, color="0.5", linestyle="--", linewidth=1, label="chance")
-        from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+# ---- heatmap.png -----------------------------------------------------------------------------
 
-        longest = max(len(c) for c in (curves or {}).values()) if curves else 0
-        longest = max(longest, *(int(np.count_nonzero(table.arm == a)) for a in arms))
-        if longest <= 30:  # few trials: a plain integer axis reads best
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+def _columns(data: _Data) -> tuple[np.ndarray, list[str], str]:
+    """The heatmap's lr columns: each cell's column index, the labels and the axis title. One
+    column per distinct lr when there are few (a grid), else 0.25-decade bins."""
+    lrs = np.unique(data.cells.lr)
+    if lrs.size <= MAX_LR_COLUMNS:
+        col = np.searchsorted(lrs, data.cells.lr)
+        return col, [_lr_label(v) for v in lrs.tolist()], "learning rate"
+    k = np.floor(np.log10(data.cells.lr) / BIN_DECADES + 1e-9).astype(np.int64)
+    k0, k1 = int(k.min()), int(k.max())
+    labels = [_lr_label(10 ** (b * BIN_DECADES)) for b in range(k0, k1 + 1)]
+    return k - k0, labels, f"learning rate (bins of {BIN_DECADES:g} decades, from)"
+
+
+def _rows(data: _Data) -> tuple[np.ndarray, list[str]]:
+    """The heatmap's rows: init (x init_scale when several scales were tried)."""
+    cells = data.cells
+    scales = np.unique(cells.init_scale)
+    if scales.size <= 1:
+        names = data.inits
+        pos = {n: i for i, n in enumerate(names)}
+        return np.array([pos[x] for x in cells.init.tolist()], dtype=np.int64), names
+    keys = sorted(
+        {(i, s) for i, s in zip(cells.init.tolist(), cells.init_scale.tolist(), strict=False)}
+    )
+    pos = {key: i for i, key in enumerate(keys)}
+    row = [
+        pos[(i, s)] for i, s in zip(cells.init.tolist(), cells.init_scale.tolist(), strict=False)
+    ]
+    return np.array(row, dtype=np.int64), [f"{i} ×{s:g}" for i, s in keys]
+
+
+def _grid(data: _Data, arm: str, row: np.ndarray, col: np.ndarray, shape) -> np.ndarray:
+    grid_sum = np.zeros(shape)
+    grid_n = np.zeros(shape)
+    index = data.arm_cells(arm)
+    np.add.at(grid_sum, (row[index], col[index]), data.cells.acc[index])
+    np.add.at(grid_n, (row[index], col[index]), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(grid_n > 0, grid_sum / grid_n, np.nan)
+
+
+def _annotate(ax, grid: np.ndarray, norm, cmap, fmt: str, fontsize: float) -> None:
+    for r, c in zip(*np.nonzero(np.isfinite(grid)), strict=True):
+        v = grid[r, c]
+        rgba = cmap(norm(v))
+        light = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] > 0.55
+        ax.text(
+            c,
+            r,
+            format(v, fmt),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="black" if light else "white",
+        )
+
+
+def plot_heatmap(data: _Data, path: Path) -> Path:
+    """Mean accuracy ``ā`` per arm (rows: init, columns: lr) and, for each compared arm, a
+    difference panel ``B − A`` on a diverging scale centred at 0."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    arms = data.arms or ["no trials"]
+    comparisons = [(c.arm, c.baseline) for c in data.summary.comparisons]
+    panels = [("arm", a, None) for a in arms] + [("diff", b, a) for b, a in comparisons]
+    if len(data.table) == 0:
+        fig = _figure(8, 3)
+        _no_data(fig.subplots())
+        return _save(fig, path)
+    col, col_labels, col_title = _columns(data)
+    row, row_labels = _rows(data)
+    shape = (len(row_labels), len(col_labels))
+    annotate = shape[1] <= 30
+    fontsize = 7 if shape[1] > 14 else 8
+    width = min(2.6 + 0.62 * shape[1], 18.0)
+    height_each = 0.9 + 0.42 * shape[0]
+    fig = _figure(width + 1.4, height_each * len(panels) + 1.0)
+    axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
+    grids = {a: _grid(data, a, row, col, shape) for a in arms}
+    lo = data.chance
+    hi = data.best if data.best is not None else 1.0
+    acc_norm = Normalize(vmin=min(lo, hi - 1e-6), vmax=max(hi, lo + 1e-6))
+    acc_cmap = colormaps["viridis"]
+    diffs = {}
+    for kind, b, a in panels:
+        if kind == "diff":
+            diffs[(b, a)] = grids[b] - grids[a]
+    span = max([np.nanmax(np.abs(d)) for d in diffs.values() if np.isfinite(d).any()] + [0.05])
+    diff_norm = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
+    diff_cmap = colormaps["RdBu"]
+    acc_image = diff_image = None
+    for ax, (kind, b, a) in zip(axes, panels, strict=True):
+        if kind == "arm":
+            grid = grids[b]
+            ax.set_title(
+                f"{b}: mean accuracy ā", loc="left", color=data.colors[b], fontweight="bold"
+            )
+            image = ax.imshow(
+                np.ma.masked_invalid(grid), cmap=acc_cmap, norm=acc_norm, aspect="auto"
+            )
+            acc_image = image
+            fmt, cmap, norm = ".2f", acc_cmap, acc_norm
         else:
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("number of trials n (random lr x init draws)")
-        ax.set_ylabel("expected best val accuracy")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="lower right")
+            grid = diffs[(b, a)]
+            ax.set_title(
+                f"{b} − {a}: difference in ā (blue: {b} better, red: {a} better)",
+                loc="left",
+                fontweight="bold",
+            )
+            image = ax.imshow(
+                np.ma.masked_invalid(grid), cmap=diff_cmap, norm=diff_norm, aspect="auto"
+            )
+            diff_image = image
+            fmt, cmap, norm = "+.2f", diff_cmap, diff_norm
+        ax.set_facecolor("0.88")  # no cell there
+        ax.set_yticks(range(shape[0]), row_labels)
+        ax.set_xticks(range(shape[1]), col_labels, rotation=45, ha="right")
+        ax.xaxis.set_tick_params(labelbottom=ax is axes[-1])
+        if annotate and np.isfinite(grid).any():
+            _annotate(ax, grid, norm, cmap, fmt, fontsize)
+        if not np.isfinite(grid).any():
+            ax.text(0.5, 0.5, "no cells", ha="center", va="center", transform=ax.transAxes)
+    axes[-1].set_xlabel(col_title)
+    arm_axes = [ax for ax, p in zip(axes, panels, strict=True) if p[0] == "arm"]
+    diff_axes = [ax for ax, p in zip(axes, panels, strict=True) if p[0] == "diff"]
+    if acc_image is not None:
+        fig.colorbar(acc_image, ax=arm_axes, label="ā (chance to A*)", shrink=0.9)
+    if diff_image is not None:
+        fig.colorbar(diff_image, ax=diff_axes, label="B − A", shrink=0.9)
+    fig.suptitle("Mean accuracy per lr × init (grey: not tried)")
+    return _save(fig, path)
+
+
+# ---- profile.png -----------------------------------------------------------------------------
+
+
+def plot_profile(data: _Data, path: Path) -> Path:
+    """For each arm the fraction of its cells with ``ā >= a`` as ``a`` runs from chance to A*
+    (a robustness profile: the higher the curve, the more of the arm's design is good)."""
+    fig = _figure(6.6, 4.4)
+    ax = fig.subplots()
+    if data.best is None:
+        _no_data(ax)
+        return _save(fig, path)
+    lo, hi = data.chance, data.best
+    a = np.linspace(lo, hi, 400) if hi > lo else np.array([lo])
+    for arm in data.arms:
+        index = data.arm_cells(arm)
+        if index.size == 0:
+            continue
+        values = data.cells.acc[index]
+        frac = (values[None, :] >= a[:, None] - 1e-12).mean(axis=1)
+        ax.step(
+            a,
+            frac,
+            where="post",
+            color=data.colors[arm],
+            linewidth=2,
+            label=f"{arm} ({index.size} cells)",
+        )
+    if data.good is not None:
+        ax.axvline(
+            data.good,
+            color=GOOD_COLOR,
+            linestyle="--",
+            linewidth=1.2,
+            label=f"g = {data.good:.3f} (good fraction)",
+        )
+    ax.set_xlim(lo, hi + (hi - lo) * 0.02 + 1e-6)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("accuracy threshold a (from chance to the study's best A*)")
+    ax.set_ylabel("fraction of cells with ā ≥ a")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=9)
+    ax.set_title("Robustness profile (higher is more robust)")
+    return _save(fig, path)
+
+
+# ---- expected_max.png ------------------------------------------------------------------------
+
+
+def plot_expected_max(data: _Data, path: Path) -> Path:
+    """Expected best accuracy of n cells drawn at random (Dodge et al. 2019), every arm on one
+    axis, with the 95% bootstrap band."""
+    fig = _figure(6.6, 4.4)
+    ax = fig.subplots()
+    longest = 0
+    for arm in data.arms:
+        s = data.summary.arms[arm]
+        if not s.expected_max:
+            continue
+        n = np.arange(1, len(s.expected_max) + 1)
+        color = data.colors[arm]
+        low, high = s.expected_max_band
+        ax.fill_between(n, low, high, color=color, alpha=0.18, linewidth=0)
+        ax.plot(n, s.expected_max, color=color, linewidth=2, label=f"{arm} (N={n.size})")
+        longest = max(longest, n.size)
+    if longest == 0:
+        _no_data(ax)
+        return _save(fig, path)
+    ax.axhline(data.chance, color=CHANCE_COLOR, linestyle=":", linewidth=1.2, label="chance")
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+    if longest <= 30:  # few cells: a plain integer axis reads best
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("number of cells n (random lr × init draws)")
+    ax.set_ylabel("expected best val accuracy")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9, title="band: 95% bootstrap", title_fontsize=8)
     ax.set_title("Expected maximum accuracy vs budget (Dodge et al. 2019)")
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -236,37 +417,42 @@ def plots(
     out_dir: str | Path,
     *,
     num_classes: int,
-    summary: Mapping[str, Any] | None = None,
+    summary: Summary | Mapping[str, Any] | None = None,
     arms: Sequence[str] | None = None,
-    bin_width: float | None = None,
+    tolerance: float | None = None,
+    lr_range: Sequence[float] | None = None,
 ) -> list[Path]:
     """Draw the summary's figures into ``out_dir`` (created if missing).
 
-    Writes ``acc_vs_lr.png``, ``heatmap.png`` and ``expected_max.png`` (:data:`PLOT_STEMS`)
-    and returns their paths in that order. With no finished trial yet, each figure says so.
+    Writes ``lr_curves.png``, ``heatmap.png``, ``profile.png`` and ``expected_max.png``
+    (:data:`PLOT_STEMS`) and returns their paths in that order. With no finished trial yet,
+    each figure says so.
 
     Args:
         trials: the trial rows (as for :func:`study.analysis.summarize`).
         out_dir: folder for the PNG files.
         num_classes: number of classes (chance level, imputation of diverged rows).
-        summary: the output of ``summarize`` for these rows, if already computed: its arm
-            order, bin width and expected-max curves are used instead of recomputing them.
-        arms: the spec's arm order (default: the summary's, else first appearance).
-        bin_width: lr bin width in decades (default: the summary's, else 0.25).
+        summary: ``summarize``'s result for these rows (a Summary or its JSON dict), if
+            already computed; else it is computed with ``arms``, ``tolerance``, ``lr_range``.
+        arms, tolerance, lr_range: as for ``summarize`` (ignored when ``summary`` is given).
     """
-    if arms is None and summary is not None:
-        arms = list(summary.get("arms", {}))
-    if bin_width is None:
-        bin_width = float((summary or {}).get("settings", {}).get("bin_width", 0.25))
-    table = build_table(trials, num_classes=num_classes, arms=arms)
-    curves = None
-    if summary is not None:
-        curves = {a: v.get("expected_max") or [] for a, v in summary.get("arms", {}).items()}
+    if summary is None:
+        from study.analysis.summary import summarize
+
+        extra: dict[str, Any] = {}
+        if tolerance is not None:
+            extra["tolerance"] = tolerance
+        summary = summarize(trials, num_classes=num_classes, arms=arms, lr_range=lr_range, **extra)
+    elif not isinstance(summary, Summary):
+        summary = Summary.model_validate(summary)
+    table = build_table(trials, num_classes=num_classes, arms=list(summary.arms) or arms)
+    data = _Data(table, summary)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = dict(zip(PLOT_STEMS, (out / f"{stem}.png" for stem in PLOT_STEMS), strict=True))
+    paths = {stem: out / f"{stem}.png" for stem in PLOT_STEMS}
     return [
-        plot_acc_vs_lr(table, paths["acc_vs_lr"], bin_width=bin_width),
-        plot_heatmap(table, paths["heatmap"], bin_width=bin_width),
-        plot_expected_max(table, paths["expected_max"], curves=curves),
+        plot_lr_curves(data, paths["lr_curves"]),
+        plot_heatmap(data, paths["heatmap"]),
+        plot_profile(data, paths["profile"]),
+        plot_expected_max(data, paths["expected_max"]),
     ]

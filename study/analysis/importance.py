@@ -1,8 +1,8 @@
-"""Hyperparameter importances of one arm with Optuna's evaluators.
+"""Hyperparameter importances of one arm with Optuna's evaluators, on its cells.
 
-The rows of the arm are first averaged over seeds: one point per distinct
-``(lr, init, init_scale)`` with the mean imputed accuracy. The points, sorted so the result
-does not depend on row order, become COMPLETE trials of an in-memory, maximizing Optuna study
+Each cell of the arm (one per distinct ``(lr, init, init_scale)``, value ``ā``: the seed mean
+of the imputed accuracy), in canonical order so the result does not depend on row order,
+becomes a COMPLETE trial of an in-memory, maximizing Optuna study
 over ``lr`` (log float), ``init`` (categorical) and ``init_scale`` (log float, only when it
 varies). Then :func:`optuna.importance.get_param_importances` with
 ``PedAnovaImportanceEvaluator()`` (Optuna's defaults) and
@@ -28,28 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from study.analysis.table import TrialTable
-
 FANOVA_SEED = 0
 FANOVA_TREES = 32
 FANOVA_MAX_DEPTH = 6
 
 
-def seed_averaged_points(table: TrialTable) -> list[tuple[float, str, float, float]]:
-    """``(lr, init, init_scale, mean acc)`` per distinct point, sorted."""
-    sums: dict[tuple[float, str, float], list[float]] = {}
-    keys = zip(table.lr.tolist(), table.init.tolist(), table.init_scale.tolist(), strict=True)
-    for key, a in zip(keys, table.acc.tolist(), strict=True):
-        s = sums.setdefault(key, [0.0, 0.0])
-        s[0] += a
-        s[1] += 1.0
-    return sorted((lr, init, scale, s[0] / s[1]) for (lr, init, scale), s in sums.items())
-
-
-def importances(table: TrialTable) -> dict[str, dict[str, float] | None]:
-    """``{"ped_anova": {param: value} | None, "fanova": {param: value} | None}``."""
-    points = seed_averaged_points(table)
-    values = np.array([p[3] for p in points], dtype=np.float64)
+def importances(
+    lr: np.ndarray, init: np.ndarray, init_scale: np.ndarray, value: np.ndarray
+) -> dict[str, dict[str, float] | None]:
+    """``{"ped_anova": {param: value} | None, "fanova": {param: value} | None}`` over the
+    cells given as columns (one entry per cell, canonical order)."""
+    points = list(zip(lr.tolist(), init.tolist(), init_scale.tolist(), value.tolist(), strict=True))
+    values = np.asarray(value, dtype=np.float64)
     if len(points) < 2 or np.ptp(values) == 0.0:
         return {"ped_anova": None, "fanova": None}
 

@@ -1,110 +1,35 @@
-"""The per-group sensitivity metrics of DESIGN.md ("The sensitivity summary").
+"""The expected-maximum curve (Dodge et al. 2019) with Tang et al. 2020's unbiased estimator,
+and its bootstrap band.
 
-Every function takes plain numpy arrays of one group (an arm, or an arm x init) whose diverged
-rows are already imputed (accuracy ``1/C``, loss ``ln C``), and returns Python floats or
-``None`` where the value cannot be computed (an empty group).
+Over ``N`` values sorted ascending, ``E[max of n] = Σ_i a_(i) C(i-1, n-1) / C(N, n)`` (``i``
+1-based) for ``n = 1..N``. ``C(N, n)`` overflows a float long before N = 10,000, so the weights
+are evaluated in log space from a table of ``ln m!`` (:func:`scipy.special.gammaln`), a block
+of ``n`` values at a time (only the columns ``i >= n`` can be non-zero). Each weight vector is
+divided by its sum (exactly 1 in exact arithmetic, by the hockey-stick identity), so the curve
+starts at the mean and ends at the maximum up to rounding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import numpy as np
-from scipy.special import gammaln
 
-#: Tolerance, in bins, for ``floor(log10(lr) / w)`` at exact bin edges (1e-2 with w = 0.25 is
-#: bin -8, although ``log10(1e-2) / 0.25`` may come out a hair below -8 in floating point).
-BIN_EDGE_TOL = 1e-9
-#: Floating-point slack when comparing a bin mean to ``best bin mean - delta``.
-WINDOW_TOL = 1e-12
-
-
-@dataclass(frozen=True)
-class Bins:
-    """Non-empty log10(lr) bins of one group: bin ``k[j]`` covers ``[k w, (k + 1) w)`` decades."""
-
-    k: np.ndarray  # int64, sorted ascending, unique
-    acc: np.ndarray  # mean (imputed) accuracy per bin
-    loss: np.ndarray  # mean (imputed) loss per bin
-    count: np.ndarray  # rows per bin
+N_BAND_BOOTSTRAP = 1_000
+BAND_SEED = 0
+_BLOCK = 64
+_CHUNK_ELEMENTS = 2_000_000
+_NEGLIGIBLE = 1e-18
 
 
-def bin_index(lr: np.ndarray, bin_width: float) -> np.ndarray:
-    """``k = floor(log10(lr) / w)`` with a 1e-9-bin tolerance at the edges."""
-    return np.floor(np.log10(np.asarray(lr, dtype=np.float64)) / bin_width + BIN_EDGE_TOL).astype(
-        np.int64
-    )
+def _weight_blocks(n_total: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(first, start, W)`` for blocks of n = start..start+len(W)-1: ``W[k, i - first]`` is the
+    weight of the sorted value ``a_(i)`` (1-based ``i >= first``) in ``E[max of n]``."""
+    from scipy.special import gammaln
 
-
-def lr_bins(lr: np.ndarray, acc: np.ndarray, loss: np.ndarray, bin_width: float) -> Bins:
-    """Mean accuracy and loss of every non-empty bin."""
-    k_all = bin_index(lr, bin_width)
-    k, inverse, count = np.unique(k_all, return_inverse=True, return_counts=True)
-    acc_mean = np.bincount(inverse, weights=acc, minlength=k.size) / np.maximum(count, 1)
-    loss_mean = np.bincount(inverse, weights=loss, minlength=k.size) / np.maximum(count, 1)
-    return Bins(k=k, acc=acc_mean, loss=loss_mean, count=count)
-
-
-def lr_window_decades(bins: Bins, bin_width: float, delta: float) -> float | None:
-    """Longest run of adjacent non-empty bins with mean accuracy >= best bin mean - delta, x w.
-
-    Bins ``k`` and ``k + 1`` are adjacent when both are non-empty; an empty bin ends a run.
-    """
-    if bins.k.size == 0:
-        return None
-    good = bins.acc >= bins.acc.max() - delta - WINDOW_TOL
-    best_run = run = 0
-    prev_k = None
-    for k, ok in zip(bins.k.tolist(), good.tolist(), strict=True):
-        if not ok:
-            run = 0
-        elif prev_k is not None and k == prev_k + 1 and run > 0:
-            run += 1
-        else:
-            run = 1
-        best_run = max(best_run, run)
-        prev_k = k
-    return best_run * float(bin_width)
-
-
-def lr_sensitivity(bins: Bins, chance_loss: float) -> float | None:
-    """Wortsman et al. 2023: mean over non-empty bins of ``min(l_bin, l0) - min_bins l_bin``.
-
-    Taken literally from DESIGN.md: the subtracted minimum is not capped at ``l0``, so in the
-    degenerate case where every bin's mean loss exceeds ``l0 = ln C`` the value is negative.
-    """
-    if bins.k.size == 0:
-        return None
-    return float(np.mean(np.minimum(bins.loss, chance_loss) - bins.loss.min()))
-
-
-def init_sensitivity(best_bin_acc: dict[str, float]) -> float | None:
-    """Mean over inits of ``max_init b_init - b_init``; ``None`` with fewer than two inits."""
-    if len(best_bin_acc) < 2:
-        return None
-    b = np.array(list(best_bin_acc.values()), dtype=np.float64)
-    return float(np.mean(b.max() - b))
-
-
-def expected_max(acc: np.ndarray, *, block: int = 64) -> list[float]:
-    """Dodge et al. 2019's unbiased expected maximum of ``n`` draws without replacement.
-
-    Over the ``N`` values sorted ascending, ``E[max_n] = sum_i a_(i) C(i-1, n-1) / C(N, n)``
-    (``i`` 1-based) for ``n = 1..N``. ``C(N, n)`` overflows a float long before N = 10,000, so
-    the weights are evaluated in log space from a table of ``ln m!``
-    (:func:`scipy.special.gammaln`), ``block`` values of ``n`` at a time (only the columns
-    ``i >= n`` that can be non-zero). Each weight vector is divided by its sum (exactly 1 in
-    exact arithmetic, by the hockey-stick identity), so the curve starts at the mean and ends at
-    the maximum up to rounding.
-    """
-    a = np.sort(np.asarray(acc, dtype=np.float64))
-    n_total = a.size
-    if n_total == 0:
-        return []
     log_fact = gammaln(np.arange(1, n_total + 2, dtype=np.float64))  # log_fact[m] = ln m!
-    out = np.empty(n_total, dtype=np.float64)
-    for start in range(1, n_total + 1, block):
-        n = np.arange(start, min(start + block, n_total + 1))[:, None]
+    for start in range(1, n_total + 1, _BLOCK):
+        n = np.arange(start, min(start + _BLOCK, n_total + 1))[:, None]
         i = np.arange(start, n_total + 1)[None, :]
         # ln C(i-1, n-1) - ln C(N, n); entries with i < n are zeroed below.
         log_w = (log_fact[i - 1] - log_fact[n - 1] - log_fact[np.maximum(i - n, 0)]) - (
@@ -113,51 +38,44 @@ def expected_max(acc: np.ndarray, *, block: int = 64) -> list[float]:
         w = np.exp(log_w)
         w[i < n] = 0.0
         w /= w.sum(axis=1, keepdims=True)
-        out[start - 1 : start - 1 + n.shape[0]] = w @ a[start - 1 :]
+        # For large n the weight sits on the top values: the leading columns whose weights are
+        # all below _NEGLIGIBLE change the curve by less than N * _NEGLIGIBLE (relative).
+        # Weights grow with i for every n >= 2, so the negligible columns are a prefix.
+        keep = np.flatnonzero(w.max(axis=0) >= _NEGLIGIBLE)
+        first = int(keep[0]) if keep.size else 0
+        yield start + first, start, w[:, first:]
+
+
+def expected_max(values: np.ndarray) -> list[float]:
+    """The curve ``E[max of n]`` for n = 1..N over ``values`` (any order)."""
+    a = np.sort(np.asarray(values, dtype=np.float64))
+    out = np.empty(a.size, dtype=np.float64)
+    for first, start, w in _weight_blocks(a.size):
+        out[start - 1 : start - 1 + w.shape[0]] = w @ a[first - 1 :]
     return out.tolist()
 
 
-def best_row(lr: np.ndarray, acc: np.ndarray, loss: np.ndarray) -> int:
-    """Index of the best row: highest accuracy, then lowest loss, then smallest lr (so the
-    choice does not depend on row order)."""
-    return int(np.lexsort((lr, loss, -acc))[0])
-
-
-def group_metrics(
-    lr: np.ndarray,
-    acc: np.ndarray,
-    loss: np.ndarray,
-    diverged: np.ndarray,
-    *,
-    bin_width: float,
-    delta: float,
-    chance_loss: float,
-) -> tuple[dict[str, object], Bins]:
-    """The metrics every group shares (DESIGN.md's table, less init_sensitivity/importance),
-    plus its bins."""
-    n = int(acc.size)
-    bins = lr_bins(lr, acc, loss, bin_width)
-    if n == 0:
-        empty: dict[str, object] = dict.fromkeys(
-            (
-                "best",
-                "median",
-                "worst",
-                "divergence_rate",
-                "best_lr",
-                "lr_window_decades",
-                "lr_sensitivity",
-            )
-        )
-        return {"n": 0, **empty, "expected_max": []}, bins
-    return {
-        "n": n,
-        "best": float(acc.max()),
-        "median": float(np.median(acc)),
-        "worst": float(acc.min()),
-        "divergence_rate": float(np.count_nonzero(diverged)) / n,
-        "best_lr": float(lr[best_row(lr, acc, loss)]),
-        "lr_window_decades": lr_window_decades(bins, bin_width, delta),
-        "lr_sensitivity": lr_sensitivity(bins, chance_loss),
-        "expected_max": expected_max(acc),
-    }, bins
+def expected_max_band(
+    values: np.ndarray, *, n_resamples: int = N_BAND_BOOTSTRAP, seed: int = BAND_SEED
+) -> list[list[float]]:
+    """``[low, high]``: per n, the 2.5 and 97.5 percentiles of the curve over ``n_resamples``
+    bootstrap resamples of ``values`` (``values`` in canonical cell order; the draw is
+    ``default_rng(seed).integers(0, N, size=(n_resamples, N))``, taken in row chunks)."""
+    a = np.asarray(values, dtype=np.float64)
+    n_total = a.size
+    if n_total == 0:
+        return [[], []]
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_ELEMENTS // n_total)
+    resampled = np.empty((n_resamples, n_total), dtype=np.float64)
+    for start in range(0, n_resamples, rows):
+        stop = min(start + rows, n_resamples)
+        resampled[start:stop] = np.sort(a[rng.integers(0, n_total, size=(stop - start, n_total))])
+    low = np.empty(n_total, dtype=np.float64)
+    high = np.empty(n_total, dtype=np.float64)
+    for first, start, w in _weight_blocks(n_total):
+        curves = w @ resampled[:, first - 1 :].T  # (block, n_resamples)
+        lo, hi = np.percentile(curves, [2.5, 97.5], axis=1)
+        low[start - 1 : start - 1 + w.shape[0]] = lo
+        high[start - 1 : start - 1 + w.shape[0]] = hi
+    return [low.tolist(), high.tolist()]

@@ -1,4 +1,4 @@
-"""``summarize``: the sensitivity summary of a study's trial table (DESIGN.md)."""
+"""``summarize``: the robustness summary of a study's trial table (DESIGN.md, version 2)."""
 
 from __future__ import annotations
 
@@ -8,139 +8,248 @@ from typing import Any
 
 import numpy as np
 
-from study.analysis.compare import compare_arms
-from study.analysis.importance import importances
-from study.analysis.metrics import group_metrics, init_sensitivity
+from study.analysis.cells import build_cells
+from study.analysis.compare import N_BOOTSTRAP, point_comparison
+from study.analysis.groups import Context, arm_summary, best_cell_index
+from study.analysis.metrics import N_BAND_BOOTSTRAP
+from study.analysis.models import Summary
+from study.analysis.seedboot import N_SEED_BOOTSTRAP, seed_bootstrap
 from study.analysis.table import TrialTable, build_table
 from study.errors import ConfigError
 
+#: DESIGN.md: a verdict needs at least this many seeds and points.
+MIN_SEEDS = 3
+MIN_POINTS = 6
+DEFAULT_TOLERANCE = 0.02
 
-def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    rule = ">= 0" if allow_zero else "> 0"
+
+def check_tolerance(value: Any) -> float:
+    """``tolerance`` as a float in [0, 1), or a ConfigError naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a finite number {rule}, got {value!r}")
+        raise ConfigError(f"tolerance must be a number in [0, 1), got {value!r}")
     x = float(value)
-    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
-        raise ConfigError(f"{name} must be a finite number {rule}, got {value!r}")
+    if not (math.isfinite(x) and 0.0 <= x < 1.0):
+        raise ConfigError(f"tolerance must be a number in [0, 1), got {value!r}")
     return x
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays turned into Python ones and NaN/inf into ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        x = float(value)
-        return x if math.isfinite(x) else None
-    return value
+def check_lr_range(value: Any) -> tuple[float, float] | None:
+    """``lr_range`` as ``(low, high)`` with 0 < low <= high, finite; or None."""
+    if value is None:
+        return None
+    rule = "must be two finite numbers (low, high) with 0 < low <= high"
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"lr_range {rule}, got {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+        raise ConfigError(f"lr_range {rule}, got {value!r}")
+    return low, high
 
 
-def _arm_summary(table: TrialTable, *, bin_width: float, delta: float) -> dict[str, Any]:
-    def metrics_of(rows: TrialTable):
-        return group_metrics(
-            rows.lr,
-            rows.acc,
-            rows.loss,
-            rows.diverged,
-            bin_width=bin_width,
-            delta=delta,
-            chance_loss=table.chance_loss,
-        )
-
-    metrics, _ = metrics_of(table)
-    by_init: dict[str, Any] = {}
-    best_bin: dict[str, float] = {}
-    for init in sorted(set(table.init.tolist())):
-        init_metrics, bins = metrics_of(table.select(table.init == init))
-        by_init[init] = init_metrics
-        best_bin[init] = float(bins.acc.max())
-    expected = metrics.pop("expected_max")
-    return {
-        **metrics,
-        "init_sensitivity": init_sensitivity(best_bin),
-        "expected_max": expected,
-        "importance": importances(table),
-        "by_init": by_init,
+def _reference(table: TrialTable, ctx_cells, tolerance: float, lr_range) -> dict[str, Any]:
+    cells = ctx_cells
+    ref: dict[str, Any] = {
+        "best_acc": None,
+        "best_loss": None,
+        "good_threshold": None,
+        "learned_threshold": None,
+        "tolerance": tolerance,
+        "chance_acc": table.chance_acc,
+        "chance_loss": table.chance_loss,
+        "lr_range": list(lr_range) if lr_range is not None else None,
+        "best_cell": None,
     }
+    if len(cells) == 0:
+        return ref
+    best_acc = float(cells.acc.max())
+    best = best_cell_index(cells, np.arange(len(cells)), arm_first=True)
+    ref.update(
+        best_acc=best_acc,
+        best_loss=float(np.minimum(cells.loss, table.chance_loss).min()),
+        good_threshold=best_acc - tolerance,
+        learned_threshold=(table.chance_acc + best_acc) / 2,
+        best_cell={
+            "lr": float(cells.lr[best]),
+            "init": str(cells.init[best]),
+            "init_scale": float(cells.init_scale[best]),
+            "arm": table.arms[int(cells.arm[best])],
+        },
+    )
+    return ref
+
+
+def _verdict(c: dict[str, Any]) -> str:
+    ci, window = c["auc_diff_ci"], c["window_diff"]
+    if c["n_seeds"] < MIN_SEEDS or c["n_points"] < MIN_POINTS or ci is None or window is None:
+        return "not_enough_data"
+    if ci[0] > 0 and window >= 0:
+        return "more_robust"
+    if ci[1] < 0 and window <= 0:
+        return "less_robust"
+    return "no_clear_difference"
+
+
+def _diff(b: float | None, a: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
+def _warnings(
+    table: TrialTable, arms: dict[str, dict[str, Any]], comparisons: list[dict[str, Any]]
+) -> list[str]:
+    out: list[str] = []
+    if len(table) == 0:
+        out.append("no finished trials: every number is null")
+    for name, arm in arms.items():
+        if arm["n_cells"] == 0:
+            if len(table):
+                out.append(f"arm {name}: no finished trials; its numbers are null")
+            continue
+        for init in arm["by_init"]:
+            n_lrs = _n_lrs(table, name, init)
+            if n_lrs < 2:
+                out.append(
+                    f"arm {name}, init {init}: only 1 lr tried; its lr window is 0 and its "
+                    "AUC is flat"
+                )
+    n_seeds = int(np.unique(table.seed).size)
+    if comparisons and len(table):
+        if n_seeds < 2:
+            out.append(
+                "only 1 seed: no seed-bootstrap CIs, and verdicts are not_enough_data "
+                f"(run at least {MIN_SEEDS} seeds)"
+            )
+        elif n_seeds < MIN_SEEDS:
+            out.append(
+                f"fewer than {MIN_SEEDS} seeds ({n_seeds}): seed-bootstrap CIs are unreliable "
+                "and verdicts are not_enough_data"
+            )
+    for c in comparisons:
+        pair = f"{c['arm']} vs {c['baseline']}"
+        if c["n_points"] == 0:
+            out.append(f"comparison {pair}: no shared points; nothing to compare")
+            continue
+        if not c["paired"]:
+            out.append(
+                f"comparison {pair} is unpaired (different points): it uses only the "
+                f"{c['n_points']} points both arms have"
+            )
+        if c["n_points"] < MIN_POINTS:
+            out.append(
+                f"comparison {pair}: only {c['n_points']} shared points (fewer than "
+                f"{MIN_POINTS}); its verdict is not_enough_data"
+            )
+    excluded = {k: v for k, v in table.excluded.items() if v}
+    if excluded:
+        parts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded.items())
+        out.append(f"trials left out of every number: {parts}")
+    if table.nonfinite_as_diverged:
+        out.append(
+            f"{table.nonfinite_as_diverged} finished trials had no finite accuracy or loss "
+            "and count as diverged"
+        )
+    return out
+
+
+def _n_lrs(table: TrialTable, arm: str, init: str) -> int:
+    mask = (table.arm == arm) & (table.init == init)
+    return int(np.unique(table.lr[mask]).size)
 
 
 def summarize(
     trials: Iterable[Mapping[str, Any]] | Any,
     *,
     num_classes: int,
-    bin_width: float = 0.25,
-    delta: float = 0.01,
     arms: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """The sensitivity summary of a trial table: per-arm metrics and paired comparisons.
-
-    Every number is defined in DESIGN.md ("The sensitivity summary"); the choices it leaves
-    open are stated in the docstrings of :mod:`study.analysis.table` (filtering, imputation),
-    :mod:`study.analysis.metrics`, :mod:`study.analysis.compare` and
-    :mod:`study.analysis.importance`.
+    tolerance: float = DEFAULT_TOLERANCE,
+    lr_range: Sequence[float] | None = None,
+) -> Summary:
+    """The robustness summary of a trial table (DESIGN.md, "The robustness summary, version 2";
+    docs/summary.md explains every number with a worked example).
 
     Args:
         trials: rows (mappings, or a pandas DataFrame) with ``arm, lr, init, init_scale, seed,
-            val_acc, val_loss, diverged`` and optionally ``status``. Only finished rows count;
-            the others are left out and counted in ``settings.excluded``.
+            val_acc, val_loss, diverged`` and optionally ``status`` (strings from MLflow are
+            accepted). Only finished rows count; the others are counted in
+            ``settings.excluded``.
         num_classes: number of classes C (chance accuracy 1/C, chance loss ln C).
-        bin_width: width ``w`` of the log10(lr) bins, in decades.
-        delta: tolerance of the lr window (bins within ``delta`` of the best bin mean).
-        arms: the spec's arm order; its first arm is the baseline of the comparisons. Arms
-            found in the rows but not listed follow in order of first appearance. Default:
-            order of first appearance.
+        arms: the spec's arm order; the first arm is the baseline. Arms found in the rows but
+            not listed follow, sorted by name.
+        tolerance: τ; the good threshold is ``g = A* - τ`` (0 <= τ < 1).
+        lr_range: ``(low, high)``, the spec's ``search.lr.low/high``: the range the AUC and
+            lr_sensitivity average over. Default: the smallest and largest lr of the rows.
 
     Returns:
-        A JSON-serializable dict ``{"arms": {arm: {...}}, "comparisons": [...],
-        "settings": {...}}``; values that cannot be computed are ``None``, never NaN.
+        A :class:`~study.analysis.models.Summary`; ``summary.model_dump(mode="json")`` is the
+        JSON form. Values that cannot be computed are ``None``, never NaN. The result is the
+        same, bit for bit, for any order of the rows.
 
     Raises:
         ConfigError: a bad argument or row; the message names the field, rule and value.
 
     Example:
         >>> rows = [
-        ...     {"arm": "sgd", "lr": 0.1, "init": "kaiming", "init_scale": 1.0, "seed": 0,
-        ...      "val_acc": 0.9, "val_loss": 0.3, "diverged": False},
-        ...     {"arm": "sgd", "lr": 1.0, "init": "kaiming", "init_scale": 1.0, "seed": 0,
-        ...      "val_acc": None, "val_loss": None, "diverged": True},
+        ...     {"arm": "sgd", "lr": lr, "init": "kaiming", "init_scale": 1.0, "seed": 0,
+        ...      "val_acc": acc, "val_loss": 0.5, "diverged": False}
+        ...     for lr, acc in [(0.01, 0.5), (0.1, 0.9), (1.0, 0.9)]
         ... ]
-        >>> s = summarize(rows, num_classes=10)
-        >>> s["arms"]["sgd"]["best"], s["arms"]["sgd"]["worst"], s["arms"]["sgd"]["expected_max"]
-        (0.9, 0.1, [0.5, 0.9])
+        >>> s = summarize(rows, num_classes=10, lr_range=(0.01, 1.0))
+        >>> s.reference.best_acc, s.arms["sgd"].lr_window_decades, s.arms["sgd"].auc
+        (0.9, 1.05, 0.8)
     """
-    bin_width = _check_positive("bin_width", bin_width)
-    delta = _check_positive("delta", delta, allow_zero=True)
+    tolerance = check_tolerance(tolerance)
+    checked_range = check_lr_range(lr_range)
     table = build_table(trials, num_classes=num_classes, arms=arms)
-    per_arm = {
-        arm: _arm_summary(table.select(table.arm == arm), bin_width=bin_width, delta=delta)
-        for arm in table.arms
-    }
-    comparisons = []
-    if table.arms:
-        baseline = table.arms[0]
-        base = table.select(table.arm == baseline)
-        for arm in table.arms[1:]:
-            comparisons.append(
-                compare_arms(
-                    table.select(table.arm == arm), base, arm_name=arm, baseline_name=baseline
-                )
-            )
+    cells = build_cells(table)
+    if checked_range is None and len(table):
+        checked_range = (float(table.lr.min()), float(table.lr.max()))
+    ref = _reference(table, cells, tolerance, checked_range)
+    ctx = Context(
+        table=table,
+        cells=cells,
+        tolerance=tolerance,
+        best_acc=ref["best_acc"],
+        best_loss=ref["best_loss"],
+        x_lo=math.log10(checked_range[0]) if checked_range else None,
+        x_hi=math.log10(checked_range[1]) if checked_range else None,
+    )
+    per_arm = {name: arm_summary(ctx, k) for k, name in enumerate(table.arms)}
+    pairs = [(k, 0) for k in range(1, len(table.arms))]
+    comparisons: list[dict[str, Any]] = []
+    for (b, a), cis in zip(pairs, seed_bootstrap(ctx, pairs), strict=True):
+        arm_b, arm_a = per_arm[table.arms[b]], per_arm[table.arms[a]]
+        c: dict[str, Any] = {"arm": table.arms[b], "baseline": table.arms[a]}
+        c.update(point_comparison(ctx, b, a))
+        for key, metric in (
+            ("auc_diff", "auc"),
+            ("window_diff", "lr_window_decades"),
+            ("good_fraction_diff", "good_fraction"),
+            ("init_regret_diff", "init_regret"),
+        ):
+            c[key] = _diff(arm_b[metric], arm_a[metric])
+            c[f"{key}_ci"] = cis[metric]
+        c["verdict"] = _verdict(c)
+        comparisons.append(c)
     settings = {
-        "bin_width": bin_width,
-        "delta": delta,
         "num_classes": table.num_classes,
-        "chance_acc": table.chance_acc,
-        "chance_loss": table.chance_loss,
+        "tolerance": tolerance,
         "baseline": table.arms[0] if table.arms else None,
+        "arms": list(table.arms),
         "n_rows": table.n_rows,
         "n_used": len(table),
         "excluded": dict(table.excluded),
         "nonfinite_as_diverged": table.nonfinite_as_diverged,
+        "n_seeds": int(np.unique(table.seed).size),
+        "n_bootstrap": N_BOOTSTRAP,
+        "n_seed_bootstrap": N_SEED_BOOTSTRAP,
+        "n_band_bootstrap": N_BAND_BOOTSTRAP,
     }
-    return json_safe({"arms": per_arm, "comparisons": comparisons, "settings": settings})
+    return Summary.model_validate(
+        {
+            "reference": ref,
+            "arms": per_arm,
+            "comparisons": comparisons,
+            "settings": settings,
+            "warnings": _warnings(table, per_arm, comparisons),
+        }
+    )

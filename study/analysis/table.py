@@ -1,4 +1,4 @@
-"""The trial table the sensitivity summary works on: validated, filtered and imputed rows.
+"""The trial table the robustness summary works on: validated, filtered, imputed, canonical rows.
 
 A trial row is a mapping with ``arm, lr, init, init_scale, seed, val_acc, val_loss, diverged``
 and optionally ``status``. Values may come straight from MLflow (params and tags are strings),
@@ -15,8 +15,14 @@ Choices made here (DESIGN.md leaves them open):
   is treated as diverged too (a non-finite loss is the trainer's own divergence rule); such rows
   are counted in ``settings.nonfinite_as_diverged``. A row that lacks the ``val_acc`` or
   ``val_loss`` key altogether is an error, not a divergence.
-- Arms are ordered by the ``arms`` argument (the spec's order) and then by first appearance in
-  the rows, excluded rows included, so an arm whose trials are all still pending is listed too.
+- Arms are ordered by the ``arms`` argument (the spec's order); arms found in the rows (excluded
+  rows included, so an arm whose trials are all still pending is listed too) but not in
+  ``arms`` follow, sorted by name.
+- ``lr`` and ``init_scale`` are rounded to 12 significant digits (MLflow gives params back as
+  decimal strings); the rounded value is used everywhere.
+- Rows are put in the canonical order (arm, lr, init name, init_scale, seed, then accuracy,
+  loss, diverged) so that everything computed from them is the same, bit for bit, for any
+  input order.
 """
 
 from __future__ import annotations
@@ -63,6 +69,12 @@ class TrialTable:
     def chance_loss(self) -> float:
         return math.log(self.num_classes)
 
+    @property
+    def arm_index(self) -> np.ndarray:
+        """Position of each row's arm in :attr:`arms` (int64)."""
+        pos = {arm: i for i, arm in enumerate(self.arms)}
+        return np.array([pos[a] for a in self.arm.tolist()], dtype=np.int64)
+
     def __len__(self) -> int:
         return int(self.lr.size)
 
@@ -92,6 +104,11 @@ def check_num_classes(num_classes: Any) -> int:
     if num_classes < 2:
         raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     return int(num_classes)
+
+
+def round12(x: float) -> float:
+    """``x`` rounded to 12 significant digits (the key of an lr or init_scale)."""
+    return float(f"{x:.11e}")
 
 
 def _rows(trials: Any) -> list[Mapping[str, Any]]:
@@ -181,7 +198,8 @@ def build_table(
             raise ConfigError(f"arms must be a list of non-empty arm names, got {arms!r}")
         if len(set(arms)) != len(arms):
             raise ConfigError(f"arms must not repeat a name, got {list(arms)!r}")
-    order: dict[str, None] = dict.fromkeys(arms or ())
+    listed = list(arms or ())
+    seen: set[str] = set()
     excluded = dict.fromkeys(EXCLUDED_STATUSES, 0)
     cols: dict[str, list[Any]] = {
         k: [] for k in ("arm", "lr", "init", "init_scale", "seed", "acc", "loss", "diverged")
@@ -198,16 +216,17 @@ def build_table(
         if status != "finished":  # counted; its other fields may be incomplete
             excluded[status] += 1
             if not _missing(row.get("arm")) and str(row["arm"]):
-                order.setdefault(str(row["arm"]), None)
+                seen.add(str(row["arm"]))
             continue
         arm = _text(row, i, "arm")
-        order.setdefault(arm, None)
+        seen.add(arm)
         for key in ("lr", "init", "val_acc", "val_loss"):
             if key not in row:
                 raise ConfigError(f"trials[{i}] lacks the required field {key!r}")
-        lr = _positive(row, i, "lr")
+        lr = round12(_positive(row, i, "lr"))
         init = _text(row, i, "init")
         scale = 1.0 if _missing(row.get("init_scale")) else _positive(row, i, "init_scale")
+        scale = round12(scale)
         seed = _seed(row, i)
         diverged = _bool(row, i, "diverged")
         acc = loss = math.nan
@@ -225,16 +244,32 @@ def build_table(
             acc, loss = chance_acc, chance_loss
         for key, value in zip(cols, (arm, lr, init, scale, seed, acc, loss, diverged), strict=True):
             cols[key].append(value)
+    order = listed + sorted(seen - set(listed))
+    arm = np.array(cols["arm"], dtype=object)
+    init = np.array(cols["init"], dtype=object)
+    lr = np.array(cols["lr"], dtype=np.float64)
+    scale = np.array(cols["init_scale"], dtype=np.float64)
+    seed = np.array(cols["seed"], dtype=np.int64)
+    acc = np.array(cols["acc"], dtype=np.float64)
+    loss = np.array(cols["loss"], dtype=np.float64)
+    diverged = np.array(cols["diverged"], dtype=bool)
+    pos = {name: k for k, name in enumerate(order)}
+    arm_rank = np.array([pos[a] for a in arm.tolist()], dtype=np.int64)
+    init_names = sorted(set(init.tolist()))
+    init_pos = {name: k for k, name in enumerate(init_names)}
+    init_rank = np.array([init_pos[x] for x in init.tolist()], dtype=np.int64)
+    # canonical order: np.lexsort sorts by the last key first
+    perm = np.lexsort((diverged, loss, acc, seed, scale, init_rank, lr, arm_rank))
     return TrialTable(
-        arm=np.array(cols["arm"], dtype=object),
-        lr=np.array(cols["lr"], dtype=np.float64),
-        init=np.array(cols["init"], dtype=object),
-        init_scale=np.array(cols["init_scale"], dtype=np.float64),
-        seed=np.array(cols["seed"], dtype=np.int64),
-        acc=np.array(cols["acc"], dtype=np.float64),
-        loss=np.array(cols["loss"], dtype=np.float64),
-        diverged=np.array(cols["diverged"], dtype=bool),
-        arms=list(order),
+        arm=arm[perm],
+        lr=lr[perm],
+        init=init[perm],
+        init_scale=scale[perm],
+        seed=seed[perm],
+        acc=acc[perm],
+        loss=loss[perm],
+        diverged=diverged[perm],
+        arms=order,
         num_classes=num_classes,
         excluded=excluded,
         nonfinite_as_diverged=nonfinite,

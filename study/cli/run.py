@@ -100,6 +100,8 @@ def run(
         store, record = opening.result()
         study_id = record.id
         console.print(f"study {study_id}", highlight=False)
+        for warning in parsed.design_warnings() if spec is not None else []:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
         try:
             summary = _run_with_progress(
@@ -117,7 +119,15 @@ def run(
     finally:
         if owns_ray and ray.is_initialized():
             stop_ray(temp_dir)
-    _print_arms(console, summary, store.progress(study_id))
+    from study.cli.tables import render
+
+    render(summary, console)
+    progress = store.progress(study_id)
+    console.print(
+        f"{progress['finished']}/{progress['total']} finished, {progress['diverged']} diverged, "
+        f"{progress['failed']} failed",
+        highlight=False,
+    )
     console.print(
         f"trials: hprobust trials {study_id} --data-dir {data_dir}\n"
         f"browse: hprobust ui --data-dir {data_dir}",
@@ -173,31 +183,10 @@ def _run_with_progress(
         )
 
 
-def _fmt(value: Any, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
+def _fmt(value: Any, spec: str) -> str:
+    from study.analysis.present import MISSING
 
-
-def _print_arms(console: Any, summary: dict[str, Any], progress: dict[str, int]) -> None:
-    from rich.table import Table
-
-    table = Table(title="val_acc per arm")
-    for column in ("arm", "best", "median", "worst", "divergence rate", "best lr"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
-    for arm, stats in summary.get("arms", {}).items():
-        table.add_row(
-            arm,
-            _fmt(stats.get("best")),
-            _fmt(stats.get("median")),
-            _fmt(stats.get("worst")),
-            _fmt(stats.get("divergence_rate"), ".0%"),
-            _fmt(stats.get("best_lr"), ".3g"),
-        )
-    console.print(table)
-    console.print(
-        f"{progress['finished']}/{progress['total']} finished, {progress['diverged']} diverged, "
-        f"{progress['failed']} failed",
-        highlight=False,
-    )
+    return MISSING if value is None else format(value, spec)
 
 
 @app.command()

@@ -101,6 +101,8 @@ def submit(
         created = client.submit(spec)
         study_id = created["id"]
         console.print(f"study [bold]{study_id}[/bold] {created['status']}")
+        for warning in created.get("warnings") or []:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(f"  {url.rstrip('/')}{created['links']['self']}")
         console.print(f"  report: {url.rstrip('/')}{created['links']['report']}")
         if created["links"].get("mlflow"):
@@ -111,7 +113,9 @@ def submit(
         if state["status"] != "finished":
             console.print(f"study {study_id} ended [bold red]{state['status']}[/bold red]")
             raise typer.Exit(1)
-        console.print(summary_table(client.summary(study_id)))
+        from study.cli.tables import render
+
+        render(client.summary(study_id), console)
     except ApiError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(1) from None
@@ -145,41 +149,3 @@ def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, 
             bar.update(task, total=p["total"], completed=p["finished"] + p["failed"], extra=extra)
 
         return client.wait(study_id, poll_s=poll, on_update=update)
-
-
-def summary_table(summary: dict[str, Any]) -> Any:
-    """The per-arm table of a summary (rich Table), with the comparisons as a caption."""
-    from rich.table import Table
-
-    def fmt(value: Any) -> str:
-        if value is None:
-            return "–"
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    columns = (
-        ("best", "best"),
-        ("median", "median"),
-        ("worst", "worst"),
-        ("divergence_rate", "diverged"),
-        ("best_lr", "best lr"),
-        ("lr_window_decades", "lr window (dec)"),
-        ("lr_sensitivity", "lr sens."),
-        ("init_sensitivity", "init sens."),
-    )
-    title = "summary" + (" (partial)" if summary.get("partial") else "")
-    table = Table(title=title)
-    table.add_column("arm")
-    for _, label in columns:
-        table.add_column(label, justify="right")
-    for name, arm in (summary.get("arms") or {}).items():
-        table.add_row(name, *(fmt(arm.get(key)) for key, _ in columns))
-    notes = []
-    for c in summary.get("comparisons") or []:
-        notes.append(
-            f"{c.get('arm')} vs {c.get('baseline')}: mean diff {fmt(c.get('mean_diff'))} "
-            f"[{fmt(c.get('ci_low'))}, {fmt(c.get('ci_high'))}], p={fmt(c.get('p_value'))}, "
-            f"win rate {fmt(c.get('win_rate'))} ({c.get('n_pairs')} pairs)"
-        )
-    if notes:
-        table.caption = "\n".join(notes)
-    return table

@@ -191,7 +191,7 @@ def test_digits_study_on_postgresql_backed_mlflow(api: dict, mlflow_server: dict
 
     summary = httpx.get(f"{api['url']}/studies/{study_id}/summary", timeout=30).json()
     assert set(summary["arms"]) == {"sgd", "insgd"}
-    assert summary["arms"]["sgd"]["n"] == TINY_SPEC["trials_per_arm"]
+    assert summary["arms"]["sgd"]["n_trials"] == TINY_SPEC["trials_per_arm"]
     png = httpx.get(f"{api['url']}/studies/{study_id}/plots/expected_max.png", timeout=30)
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 

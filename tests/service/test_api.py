@@ -57,6 +57,9 @@ def finished_study(api: ServeProcess, api_token: str) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     created = response.json()
     assert created["status"] == "queued"
+    # accepted, with what the tiny design cannot support
+    assert any(w.startswith("seeds 1 (fewer than 3)") for w in created["warnings"])
+    assert any(w.startswith("2 points per arm (fewer than 6)") for w in created["warnings"])
     assert response.headers["location"].endswith(f"/studies/{created['id']}")
     state = wait_status(api, created["id"], ("finished", "failed", "cancelled"))
     assert state["status"] == "finished", api.output()[-3000:]
@@ -183,13 +186,14 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
     summary = httpx.get(f"{api.url}/studies/{study_id}/summary").json()
     assert summary["partial"] is False
     assert list(summary["arms"]) == ["sgd", "insgd"]
-    assert summary["arms"]["sgd"]["n"] == 2
+    assert summary["version"] == 2 and summary["arms"]["sgd"]["n_trials"] == 2
     best = max(r["val_acc"] for r in rows if r["arm"] == "insgd")
     assert summary["arms"]["insgd"]["best"] == pytest.approx(best)
     assert summary["comparisons"][0]["arm"] == "insgd"
-    assert summary["comparisons"][0]["n_pairs"] == 2
+    assert summary["comparisons"][0]["n_points"] == 2
+    assert summary["comparisons"][0]["verdict"] == "not_enough_data"  # 1 seed, 2 points
 
-    for stem in ("acc_vs_lr", "heatmap", "expected_max"):
+    for stem in ("lr_curves", "heatmap", "profile", "expected_max"):
         r = httpx.get(f"{api.url}/studies/{study_id}/plots/{stem}.png")
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         assert r.content.startswith(b"\x89PNG\r\n\x1a\n") and len(r.content) > 5000
@@ -197,7 +201,8 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
 
     page = httpx.get(f"{api.url}/studies/{study_id}/report").text
     assert 'http-equiv="refresh"' not in page  # finished: no more refreshing
-    assert "insgd" in page and page.count("<img ") == 3
+    assert "insgd" in page and page.count("<img ") == 4
+    assert "insgd vs sgd: AUC " in page and "over 2 points" in page
 
 
 BASELINE_ARMS = [
@@ -337,8 +342,9 @@ def test_hprobust_submit_waits_and_prints_the_summary(
     assert done.returncode == 0, done.stdout + done.stderr
     study_id = done.stdout.split()[1]
     assert study_state(api, study_id)["status"] == "finished"
-    assert "summary" in done.stdout and "insgd vs sgd" in done.stdout
+    assert "Robustness per arm" in done.stdout and "insgd vs sgd: AUC" in done.stdout
     assert "sgd" in done.stdout and "lr window" in done.stdout
+    assert "warning: seeds 1 (fewer than 3)" in done.stdout  # the design's, at submission
 
     spec.write_text(yaml.safe_dump(tiny_spec(epochs=0)))
     bad = subprocess.run(
@@ -363,8 +369,9 @@ def test_hprobust_submit_waits_and_prints_the_summary(
 def test_report_page_in_headless_chromium(
     api: ServeProcess, finished_study: dict[str, Any], tmp_path
 ) -> None:
-    """The report opened in Debian's Chromium: three plots loaded, no console errors, and a
-    screenshot that shows them (not blank; the plot area holds coloured pixels)."""
+    """The report opened in Debian's Chromium: the verdict first, four plots loaded (each a link
+    to the full PNG), no console errors, and a screenshot that shows them (not blank; the plot
+    area holds coloured pixels)."""
     import numpy as np
     from PIL import Image
     from playwright import sync_api as playwright
@@ -387,9 +394,21 @@ def test_report_page_in_headless_chromium(
             widths = page.eval_on_selector_all(
                 ".plots img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
             )
-            assert len(widths) == 3 and all(w > 100 for w in widths), widths
+            assert len(widths) == 4 and all(w > 100 for w in widths), widths
             assert page.inner_text("#status") == "finished"
-            assert page.locator("#arms tr").count() == 3  # header + sgd + insgd
+            verdict = page.inner_text("#verdicts")
+            assert verdict.startswith("insgd vs sgd: AUC "), verdict
+            assert "not enough data for a verdict" in verdict
+            # the verdict is the first thing on the page, above the tables
+            assert (
+                page.locator("#verdicts").bounding_box()["y"]
+                < page.locator("#arms").bounding_box()["y"]
+            )
+            assert page.locator("#arms tr.arm").count() == 2  # sgd + insgd, inits below
+            assert page.locator("#arms tr.init").count() >= 2
+            links = page.eval_on_selector_all(".plots a", "as => as.map(a => a.href)")
+            assert len(links) == 4 and all(h.endswith(".png") for h in links)
+            assert "lower" in page.inner_text("#legend")
             box = page.locator(".plots").bounding_box()
             page.screenshot(path=str(shot), full_page=True)
         finally:

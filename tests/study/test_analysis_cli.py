@@ -107,13 +107,18 @@ def test_partial_summary_tables(study):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "PARTIAL" in out and record.id in out and "status: running" in out
-    for text in ("sgd", "insgd", "kaiming_normal", "xavier_normal", "Paired comparison"):
+    # the verdict sentence comes first, built from the numbers
+    first = out.index("insgd vs sgd: AUC ")
+    assert first < out.index("Robustness per arm")
+    assert "over 4 points: not enough data for a verdict" in out
+    for text in ("kaiming_normal", "xavier_normal", "Each arm vs the baseline", "AUC ↑"):
         assert text in out
     # sgd: best .900, worst .100 (diverged), divergence 25%; comparison +0.238, wins 88%
     assert "0.900" in out and "0.100" in out and "25%" in out
     assert "+0.237" in out or "+0.238" in out
     assert "88%" in out
     assert "8 finished trials used; left out: 1 running" in out
+    assert "warning: only 1 seed" in out
 
 
 def test_partial_summary_json_matches_summarize(study):
@@ -121,7 +126,7 @@ def test_partial_summary_json_matches_summarize(study):
     result = _invoke(record.id, "--data-dir", str(data_dir), "--json")
     assert result.exit_code == 0, result.output
     got = json.loads(result.output)
-    assert got["partial"] is True
+    assert got["partial"] is True and got["version"] == 2
     rows = [
         {
             "arm": a,
@@ -135,11 +140,15 @@ def test_partial_summary_json_matches_summarize(study):
         }
         for a, _, lr, i, acc, loss, d in TRIALS
     ]
-    expected = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
+    # the spec's arm order, tolerance and lr range (digits-quick: 1e-3 to 10)
+    expected = summarize(
+        rows, num_classes=10, arms=["sgd", "insgd"], lr_range=(1e-3, 10.0)
+    ).model_dump(mode="json")
+    assert got["reference"]["lr_range"] == [1e-3, 10.0]
     assert got["arms"] == expected["arms"]
     assert got["comparisons"] == expected["comparisons"]
     (c,) = got["comparisons"]
-    assert c["n_pairs"] == 4
+    assert c["n_points"] == 4
     assert c["mean_diff"] == pytest.approx(0.2375)
     assert c["win_rate"] == pytest.approx(0.875)
     assert got["settings"]["excluded"]["running"] == 1
@@ -148,8 +157,8 @@ def test_partial_summary_json_matches_summarize(study):
 def test_finished_study_shows_the_stored_summary(study, tmp_path):
     store, record, data_dir = study
     rows = store.trials(record.id)
-    stored = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
-    stored["settings"]["marker"] = "stored"  # proves the CLI reads summary.json
+    stored = summarize(rows, num_classes=10, arms=["sgd", "insgd"]).model_dump(mode="json")
+    stored["warnings"].append("marker: read from summary.json")  # proves the CLI reads it
     paths = plots(rows, tmp_path / "plots", num_classes=10, summary=stored)
     store.store_results(record.id, stored, rows, paths)
     store.set_status(record.id, "finished")
@@ -157,11 +166,25 @@ def test_finished_study_shows_the_stored_summary(study, tmp_path):
         result = _invoke(record.id, "--data-dir", str(data_dir), "--json")
         assert result.exit_code == 0, result.output
         got = json.loads(result.output)
-        assert "partial" not in got and got["settings"]["marker"] == "stored"
+        assert got["partial"] is False and "marker: read from summary.json" in got["warnings"]
         assert store.plot(record.id, "heatmap")[:8] == b"\x89PNG\r\n\x1a\n"
         table = _invoke(record.id, "--data-dir", str(data_dir))
         assert table.exit_code == 0 and "PARTIAL" not in table.output
         assert "status: finished" in table.output
+        assert "warning: marker: read from summary.json" in table.output
+    finally:
+        store.set_status(record.id, "running")
+
+
+def test_a_stored_version_1_summary_is_recomputed(study, tmp_path):
+    store, record, _data_dir = study
+    rows = store.trials(record.id)
+    store.store_results(record.id, {"arms": {}, "comparisons": [], "settings": {}}, rows, [])
+    store.set_status(record.id, "finished")
+    try:
+        got = store.summary(record.id)
+        assert got["version"] == 2 and got["partial"] is False
+        assert got["arms"]["sgd"]["n_trials"] == 4
     finally:
         store.set_status(record.id, "running")
 

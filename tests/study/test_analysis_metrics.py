@@ -1,4 +1,5 @@
-"""Hand-worked checks of every per-group metric of the sensitivity summary (DESIGN.md)."""
+"""Hand-worked examples for every per-arm number of the summary (DESIGN.md, version 2;
+docs/summary.md works the first one through in prose)."""
 
 from __future__ import annotations
 
@@ -9,184 +10,241 @@ import numpy as np
 import pytest
 
 from study.analysis import summarize
-from study.analysis.metrics import bin_index, expected_max
+from study.analysis.curves import area_weights, mean_over_range, window_decades
+from study.analysis.metrics import expected_max, expected_max_band
 from tests.study.analysis_rows import row
 
-LN10 = math.log(10)
+L = math.log(10)  # ln C, C = 10
 
-
-# One arm, one init, C = 10, w = 0.25, delta = 0.01. Bins k = floor(log10(lr) / 0.25):
-#   lr 1e-3       -> -3/0.25      = -12        rows a .50 l 1.2 and a .60 l 1.0 -> a .55,  l 1.1
-#   lr 2e-3       -> -2.699/0.25  = -10.80 -> -11   a .80  l .60
-#   lr 10**-2.5   -> -2.5/0.25    = -10 (edge)      a .805 l .50
-#   (bin -9 empty)
-#   lr 1e-2       -> -2/0.25      = -8  (edge)      a .81  l .55
-#   lr 1e-1       -> -4, diverged: imputed a = 1/10, l = ln 10
-TABLE = [
-    row("sgd", 1e-3, "he", 0, 0.50, 1.2),
-    row("sgd", 1e-3, "he", 1, 0.60, 1.0),
-    row("sgd", 2e-3, "he", 0, 0.80, 0.6),
-    row("sgd", 10**-2.5, "he", 0, 0.805, 0.5),
-    row("sgd", 1e-2, "he", 0, 0.81, 0.55),
-    row("sgd", 1e-1, "he", 0, None, None, diverged=True),
+# One seed, C = 10, tau = 0.02, lr range [1e-4, 10] (x from -4 to 1, 5 decades).
+#   sgd, init a: lr 1e-3 1e-2 1e-1 1    acc .3 .9 .8 .2   loss 1.5 .4 .6 3.0 (> ln 10: clipped)
+#   sgd, init b: lr      1e-2 1e-1      acc    .5 .7      loss     1.2 .9
+#   adam, init a: lr     1e-2           acc    .85        loss     .3  (the study's best loss)
+# A* = .9 (sgd a 1e-2), g = .88, h = (.1 + .9)/2 = .5, l* = .3 (adam).
+WORKED = [
+    row("sgd", 1e-3, "a", 0, 0.3, 1.5),
+    row("sgd", 1e-2, "a", 0, 0.9, 0.4),
+    row("sgd", 1e-1, "a", 0, 0.8, 0.6),
+    row("sgd", 1.0, "a", 0, 0.2, 3.0),
+    row("sgd", 1e-2, "b", 0, 0.5, 1.2),
+    row("sgd", 1e-1, "b", 0, 0.7, 0.9),
+    row("adam", 1e-2, "a", 0, 0.85, 0.3),
 ]
 
 
-def test_bin_edges_are_exact():
-    # 1e-2 is bin -8 and 10**-2.5 bin -10, although log10/w may land a hair below the edge.
-    assert bin_index(np.array([1e-2, 10**-2.5, 1e-3, 2e-3, 0.1, 1.0]), 0.25).tolist() == [
-        -8,
-        -10,
-        -12,
-        -11,
-        -4,
-        0,
-    ]
-    # Each bin covers [k w, (k + 1) w): just below an edge is the previous bin.
-    assert bin_index(np.array([1e-2 * 0.9999, 10**0.25]), 0.25).tolist() == [-9, 1]
+@pytest.fixture(scope="module")
+def worked():
+    return summarize(WORKED, num_classes=10, arms=["sgd", "adam"], lr_range=(1e-4, 10.0))
 
 
-def test_hand_worked_arm_metrics():
-    s = summarize(TABLE, num_classes=10)
-    arm = s["arms"]["sgd"]
-    assert arm["n"] == 6
-    assert arm["best"] == pytest.approx(0.81)
-    assert arm["worst"] == pytest.approx(0.1)  # the diverged row, imputed at chance
-    # sorted a: .1 .5 .6 .8 .805 .81 -> median (.6 + .8) / 2
-    assert arm["median"] == pytest.approx(0.7)
-    assert arm["divergence_rate"] == pytest.approx(1 / 6)
-    assert arm["best_lr"] == pytest.approx(1e-2)
-    # best bin mean .81, threshold .80: bins -11 (.80, equality counts) and -10 (.805) form a
-    # run of 2; bin -8 (.81) is cut off by the empty bin -9; -12 (.55) and -4 (.1) fail.
-    assert arm["lr_window_decades"] == pytest.approx(0.5)
-    # Wortsman: bin losses 1.1 .6 .5 .55 ln10, min .5 ->
-    # mean(.6, .1, 0, .05, ln10 - .5) = (0.75 + ln10 - 0.5) / 5
-    assert arm["lr_sensitivity"] == pytest.approx((0.75 + LN10 - 0.5) / 5)
-    assert arm["init_sensitivity"] is None  # one init
-    # expected max: n=1 the mean 3.615/6; n=2: sum a_(i) (i-1) / C(6,2)
-    #   = (.5 + 2*.6 + 3*.8 + 4*.805 + 5*.81) / 15 = 11.37 / 15; n=6 the max.
-    em = arm["expected_max"]
-    assert len(em) == 6
-    assert em[0] == pytest.approx(3.615 / 6)
-    assert em[1] == pytest.approx(11.37 / 15)
-    assert em[-1] == pytest.approx(0.81)
-    # the only init: by_init repeats the arm's numbers
-    he = arm["by_init"]["he"]
-    for key in ("n", "best", "median", "worst", "divergence_rate", "best_lr"):
-        assert he[key] == pytest.approx(arm[key])
-    assert he["lr_window_decades"] == pytest.approx(0.5)
-    assert he["expected_max"] == pytest.approx(em)
+def test_reference(worked):
+    ref = worked.reference
+    assert ref.best_acc == 0.9 and ref.best_loss == 0.3
+    assert ref.good_threshold == pytest.approx(0.88, abs=1e-15)
+    assert ref.learned_threshold == pytest.approx(0.5, abs=1e-15)
+    assert (ref.chance_acc, ref.chance_loss, ref.tolerance) == (0.1, L, 0.02)
+    assert ref.lr_range == [1e-4, 10.0]
+    assert ref.best_cell.model_dump() == {"lr": 0.01, "init": "a", "init_scale": 1.0, "arm": "sgd"}
 
 
-def test_window_depends_on_delta_and_bin_width():
-    # delta = 0.02: threshold .79 -> the same runs ({-11, -10} and {-8}): still 0.5
-    assert summarize(TABLE, num_classes=10, delta=0.02)["arms"]["sgd"][
-        "lr_window_decades"
-    ] == pytest.approx(0.5)
-    # delta = 0.3: threshold .51 -> bins -12 (.55), -11, -10 form a run of 3 -> 0.75
-    assert summarize(TABLE, num_classes=10, delta=0.3)["arms"]["sgd"][
-        "lr_window_decades"
-    ] == pytest.approx(0.75)
-    # w = 1 decade: bins -3 (1e-3, 2e-3, 10**-2.5: a .5 .6 .8 .805 -> .67625), -2 (.81),
-    # -1 (.1). Best .81, threshold .80: only bin -2 -> 1 bin x 1 decade.
-    s = summarize(TABLE, num_classes=10, bin_width=1.0)["arms"]["sgd"]
-    assert s["lr_window_decades"] == pytest.approx(1.0)
-    # Wortsman with w = 1: bin losses (1.2+1.0+.6+.5)/4 = .825, .55, ln10; min .55
-    #   -> mean(.275, 0, ln10 - .55)
-    assert s["lr_sensitivity"] == pytest.approx((0.275 + LN10 - 0.55) / 3)
+def test_window_crossings_are_interpolated(worked):
+    a = worked.arms["sgd"].by_init["a"]
+    # only lr 1e-2 (.9) is >= g. Left, .3 -> .9 crosses .88 at 0.58/0.6 of the decade: 1/30 of
+    # a decade above g; right, .9 -> .8 crosses at 0.02/0.1 = 0.2. Window = 1/30 + 0.2.
+    assert a.lr_window_decades == pytest.approx(1 / 30 + 0.2, abs=1e-12)
+    # init b never reaches g: 0
+    assert worked.arms["sgd"].by_init["b"].lr_window_decades == 0.0
+    # the arm: the mean over its inits
+    assert worked.arms["sgd"].lr_window_decades == pytest.approx((1 / 30 + 0.2) / 2, abs=1e-12)
 
 
-def test_init_sensitivity_uses_best_bin_mean_per_init():
-    # init A: lr 1e-2 a .9 and .7 (bin -8 mean .8), lr 1e-1 a .75 -> b_A = .8 (best ROW .9)
-    # init B: lr 1e-2 a .6, lr 1e-1 a .85 -> b_B = .85
-    # init C: lr 1e-2 diverged -> a = 1/10 -> b_C = .1
-    # max b = .85 -> mean(.05, 0, .75) = .8 / 3
-    rows = [
-        row("sgd", 1e-2, "A", 0, 0.9, 0.3),
-        row("sgd", 1e-2, "A", 1, 0.7, 0.6),
-        row("sgd", 1e-1, "A", 0, 0.75, 0.5),
-        row("sgd", 1e-2, "B", 0, 0.6, 0.9),
-        row("sgd", 1e-1, "B", 0, 0.85, 0.4),
-        row("sgd", 1e-2, "C", 0, float("nan"), float("nan"), diverged=True),
-    ]
-    arm = summarize(rows, num_classes=10)["arms"]["sgd"]
-    assert arm["init_sensitivity"] == pytest.approx(0.8 / 3)
-    assert sorted(arm["by_init"]) == ["A", "B", "C"]
-    a, b, c = (arm["by_init"][k] for k in "ABC")
-    assert (a["n"], a["best"], a["worst"], a["best_lr"]) == (3, 0.9, 0.7, 1e-2)
-    assert a["median"] == pytest.approx(0.75)
-    # A's bins: -8 mean .8, -4 mean .75; threshold .79 -> only -8 -> .25 decades
-    assert a["lr_window_decades"] == pytest.approx(0.25)
-    # A's losses: -8 (.3+.6)/2 = .45, -4 .5 -> mean(0, .05)
-    assert a["lr_sensitivity"] == pytest.approx(0.025)
-    assert b["best_lr"] == pytest.approx(1e-1)
-    assert b["expected_max"] == pytest.approx([0.725, 0.85])
-    assert c == {
-        "n": 1,
-        "best": pytest.approx(0.1),
-        "median": pytest.approx(0.1),
-        "worst": pytest.approx(0.1),
-        "divergence_rate": 1.0,
-        "best_lr": pytest.approx(1e-2),
-        "lr_window_decades": pytest.approx(0.25),
-        "lr_sensitivity": 0.0,  # min(ln10, ln10) - ln10
-        "expected_max": [pytest.approx(0.1)],
-    }
+def test_auc_is_flat_beyond_the_tried_lrs(worked):
+    # a: flat .3 on [-4,-3], trapezoids .6 .85 .5, flat .2 on [0, 1]: 2.45 / 5
+    assert worked.arms["sgd"].by_init["a"].auc == pytest.approx(0.49, abs=1e-12)
+    # b: flat .5 on [-4,-2] (2 decades), .6, flat .7 on [-1, 1] (2 decades): 3.0 / 5
+    assert worked.arms["sgd"].by_init["b"].auc == pytest.approx(0.6, abs=1e-12)
+    assert worked.arms["sgd"].auc == pytest.approx(0.545, abs=1e-12)
+    assert worked.arms["adam"].auc == pytest.approx(0.85, abs=1e-12)  # one lr: flat
 
 
-def test_expected_max_three_values_by_hand():
-    # sorted .2 .5 .9: n=1 mean 1.6/3; n=2 over the pairs {.2,.5} {.2,.9} {.5,.9}: (.5+.9+.9)/3
-    assert expected_max(np.array([0.9, 0.2, 0.5])) == pytest.approx([1.6 / 3, 2.3 / 3, 0.9])
+def test_lr_sensitivity_is_against_the_study_wide_best_loss(worked):
+    # a: clipped losses 1.5 .4 .6 ln10: (1.5 + .95 + .5 + (.6 + L)/2 + L) / 5 - .3 = .35 + .3 L
+    a = worked.arms["sgd"].by_init["a"].lr_sensitivity
+    assert a == pytest.approx(0.35 + 0.3 * L, abs=1e-12)
+    # b: (2 * 1.2 + 1.05 + 2 * .9) / 5 - .3 = .75 -- not 0 although it is b's own best loss
+    assert worked.arms["sgd"].by_init["b"].lr_sensitivity == pytest.approx(0.75, abs=1e-12)
+    assert worked.arms["sgd"].lr_sensitivity == pytest.approx(0.55 + 0.15 * L, abs=1e-12)
+    assert worked.arms["adam"].lr_sensitivity == 0.0  # adam's one cell defines l*
 
 
-@pytest.mark.parametrize("n_values", [1, 2, 5, 8])
-def test_expected_max_matches_enumeration_of_subsets(n_values):
-    values = np.random.default_rng(n_values).random(n_values).round(2)  # with ties
-    em = expected_max(values)
-    for n in range(1, n_values + 1):
-        maxima = [max(c) for c in itertools.combinations(values.tolist(), n)]
-        assert em[n - 1] == pytest.approx(sum(maxima) / len(maxima), abs=1e-12)
-
-
-def test_expected_max_is_exact_for_large_n_where_binomials_overflow():
-    # C(10000, 5000) ~ 1e3008 overflows a float; the log-space weights do not.
-    values = np.random.default_rng(0).random(10_000)
-    em = np.array(expected_max(values))
-    assert np.all(np.isfinite(em))
-    assert em[0] == pytest.approx(values.mean(), abs=1e-12)
-    assert em[-1] == pytest.approx(values.max(), abs=1e-12)
-    assert np.all(np.diff(em) >= -1e-12)
-    # E[max of 2] = sum_i a_(i) (i-1) / C(N, 2), computed directly
-    a = np.sort(values)
-    direct = float(np.sum(a * np.arange(10_000)) / (10_000 * 9_999 / 2))
-    assert em[1] == pytest.approx(direct, rel=1e-12)
-    # n = N-1: every (N-1)-subset misses one value; the max is a_(N) unless it misses a_(N)
-    # -> (a_(N) (N-1) + a_(N-1)) / N
-    assert em[-2] == pytest.approx((a[-1] * 9_999 + a[-2]) / 10_000, rel=1e-12)
-
-
-def test_lr_sensitivity_is_zero_when_every_bin_is_equally_good():
-    rows = [row("sgd", lr, "he", 0, 0.9, 0.3) for lr in (1e-3, 1e-2, 1e-1)]
-    arm = summarize(rows, num_classes=10)["arms"]["sgd"]
-    assert arm["lr_sensitivity"] == 0.0
-    # three non-adjacent bins (-12, -8, -4): each run has length 1
-    assert arm["lr_window_decades"] == pytest.approx(0.25)
-
-
-def test_loss_above_chance_is_capped_in_wortsman():
-    # bins: lr 1e-2 loss .5, lr 1e-1 loss 5.0 (worse than ln 10, not diverged)
-    # -> mean(min(.5, ln10) - .5, min(5, ln10) - .5) = (ln10 - .5) / 2
-    rows = [row("sgd", 1e-2, "he", 0, 0.9, 0.5), row("sgd", 1e-1, "he", 0, 0.3, 5.0)]
-    assert summarize(rows, num_classes=10)["arms"]["sgd"]["lr_sensitivity"] == pytest.approx(
-        (LN10 - 0.5) / 2
+def test_group_numbers(worked):
+    sgd = worked.arms["sgd"]
+    assert (sgd.n_trials, sgd.n_cells) == (6, 6)
+    assert (sgd.best, sgd.median, sgd.worst) == (0.9, pytest.approx(0.6), 0.2)
+    assert sgd.best_cell.model_dump() == {"lr": 0.01, "init": "a", "init_scale": 1.0}
+    assert sgd.divergence_rate == 0.0
+    assert sgd.failure_rate == pytest.approx(2 / 6)  # .3 and .2 are < h = .5; .5 is not
+    assert sgd.good_fraction == pytest.approx(1 / 6)
+    assert sgd.init_regret == pytest.approx((0.0 + 0.2) / 2)
+    assert sgd.init_spread == pytest.approx(0.2)
+    assert sgd.by_init["b"].best_cell.lr == pytest.approx(0.1)
+    adam = worked.arms["adam"]
+    assert adam.good_fraction == 0.0 and adam.init_spread is None
+    assert adam.init_regret == pytest.approx(0.05)
+    assert "arm adam, init a: only 1 lr tried; its lr window is 0 and its AUC is flat" in (
+        worked.warnings
     )
 
 
-def test_best_lr_tie_breaks_on_loss_then_lr():
+def test_a_run_that_only_touches_g_has_length_zero():
+    rows = [row("sgd", lr, "a", 0, acc) for lr, acc in ((1e-3, 0.5), (1e-2, 0.9), (1e-1, 0.5))]
+    s = summarize(rows, num_classes=10, tolerance=0.0)
+    assert s.reference.good_threshold == 0.9
+    assert s.arms["sgd"].lr_window_decades == 0.0
+    # tau = .2: g = .7, crossings at .5 of each decade: 1 decade
+    s = summarize(rows, num_classes=10, tolerance=0.2)
+    assert s.arms["sgd"].lr_window_decades == pytest.approx(1.0, abs=1e-12)
+
+
+def test_window_stays_inside_the_tried_range_and_auc_inside_the_lr_range():
+    rows = [row("sgd", lr, "a", 0, 0.9) for lr in (1e-2, 1e-1)]
+    # flat at A*: the window is the tried range (1 decade), not the lr range
+    s = summarize(rows, num_classes=10, lr_range=(1e-4, 1.0))
+    assert s.arms["sgd"].lr_window_decades == pytest.approx(1.0, abs=1e-12)
+    assert s.arms["sgd"].auc == pytest.approx(0.9, abs=1e-12)
+    # a narrower lr range integrates only its part; a point range gives the value there
+    rows = [row("sgd", 1e-2, "a", 0, 0.2), row("sgd", 1.0, "a", 0, 0.6)]
+    s = summarize(rows, num_classes=10, lr_range=(0.1, 1.0))  # from .4 (at 0.1) to .6
+    assert s.arms["sgd"].auc == pytest.approx(0.5, abs=1e-12)
+    s = summarize(rows, num_classes=10, lr_range=(0.1, 0.1))
+    assert s.arms["sgd"].auc == pytest.approx(0.4, abs=1e-12)
+    assert s.reference.lr_range == [0.1, 0.1]
+    # no lr_range: the rows' smallest and largest lr
+    s = summarize(rows, num_classes=10)
+    assert s.reference.lr_range == [0.01, 1.0]
+    assert s.arms["sgd"].auc == pytest.approx(0.4, abs=1e-12)
+
+
+def test_init_scales_are_averaged_into_the_curve():
     rows = [
-        row("sgd", 1e-1, "he", 0, 0.9, 0.4),
-        row("sgd", 1e-2, "he", 0, 0.9, 0.3),  # same accuracy, lower loss -> best
-        row("sgd", 1e-3, "he", 0, 0.9, 0.3),  # same again: the smaller lr wins the tie
+        row("sgd", 1e-2, "a", 0, 0.4) | {"init_scale": 0.5},
+        row("sgd", 1e-2, "a", 0, 0.8) | {"init_scale": 2.0},
+        row("sgd", 1e-1, "a", 0, 0.8) | {"init_scale": 0.5},
+        row("sgd", 1e-1, "a", 0, 0.6) | {"init_scale": 2.0},
     ]
-    assert summarize(rows, num_classes=10)["arms"]["sgd"]["best_lr"] == pytest.approx(1e-3)
-    assert summarize(rows[:2], num_classes=10)["arms"]["sgd"]["best_lr"] == pytest.approx(1e-2)
+    s = summarize(rows, num_classes=10)
+    arm = s.arms["sgd"]
+    assert arm.n_cells == 4 and arm.best == 0.8
+    assert arm.auc == pytest.approx((0.6 + 0.7) / 2, abs=1e-12)  # curve .6 -> .7
+    assert arm.lr_window_decades == 0.0  # the curve never reaches g = .78
+    # best cell ties at .8: lowest loss (equal), then lowest lr
+    assert arm.best_cell.model_dump() == {"lr": 0.01, "init": "a", "init_scale": 2.0}
+
+
+def test_seeds_average_into_cells_and_diverged_rows_count_at_chance():
+    rows = [
+        row("sgd", 1e-2, "a", 0, 0.9, 0.3),
+        row("sgd", 1e-2, "a", 1, 0.7, 0.5),
+        row("sgd", 1.0, "a", 0, None, None, diverged=True),
+        row("sgd", 1.0, "a", 1, 0.5, float("nan")),  # non-finite loss: diverged
+    ]
+    s = summarize(rows, num_classes=10)
+    arm = s.arms["sgd"]
+    assert (arm.n_trials, arm.n_cells) == (4, 2)
+    assert (arm.best, arm.worst) == (pytest.approx(0.8), pytest.approx(0.1))
+    assert arm.divergence_rate == 0.5
+    assert arm.failure_rate == 0.5  # h = (.1 + .8) / 2 = .45: only the two diverged rows
+    assert s.reference.best_loss == pytest.approx(0.4)
+    assert s.settings.nonfinite_as_diverged == 1
+
+
+def test_best_cell_ties():
+    rows = [
+        row("sgd", 1e-1, "b", 0, 0.9, 0.3),
+        row("sgd", 1e-2, "b", 0, 0.9, 0.3),
+        row("sgd", 1e-2, "a", 0, 0.9, 0.3),
+        row("sgd", 1e-3, "a", 0, 0.9, 0.4),  # lower lr but higher loss
+        row("adam", 1e-3, "a", 0, 0.9, 0.3),  # lower lr, same loss: wins study-wide
+    ]
+    s = summarize(rows, num_classes=10, arms=["sgd", "adam"])
+    assert s.arms["sgd"].best_cell.model_dump() == {"lr": 0.01, "init": "a", "init_scale": 1.0}
+    assert s.reference.best_cell.model_dump() == {
+        "lr": 0.001,
+        "init": "a",
+        "init_scale": 1.0,
+        "arm": "adam",
+    }
+    s = summarize([*rows[:3], {**rows[2], "arm": "adam"}], num_classes=10, arms=["sgd", "adam"])
+    assert s.reference.best_cell.arm == "sgd"  # a full tie: arm order
+
+
+def test_expected_max_by_hand():
+    # .2 .5 .9: E1 = mean; E2 = (0 * .2 + 1 * .5 + 2 * .9) / C(3, 2); E3 = max
+    assert expected_max(np.array([0.9, 0.2, 0.5])) == pytest.approx(
+        [1.6 / 3, 2.3 / 3, 0.9], abs=1e-12
+    )
+    assert expected_max(np.array([])) == []
+
+
+def _brute_expected_max(values):
+    a = list(values)
+    return [np.mean([max(c) for c in itertools.combinations(a, n)]) for n in range(1, len(a) + 1)]
+
+
+def test_expected_max_matches_brute_force_and_its_band_the_recipe():
+    values = np.array([0.31, 0.72, 0.55, 0.9, 0.12, 0.66, 0.72])
+    assert expected_max(values) == pytest.approx(_brute_expected_max(values), abs=1e-12)
+    low, high = expected_max_band(values, n_resamples=200)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, values.size, size=(200, values.size))
+    curves = np.array([_brute_expected_max(values[i]) for i in idx])
+    want_low, want_high = np.percentile(curves, [2.5, 97.5], axis=0)
+    assert low == pytest.approx(want_low.tolist(), abs=1e-12)
+    assert high == pytest.approx(want_high.tolist(), abs=1e-12)
+    assert all(lo <= e + 1e-12 for lo, e in zip(low, expected_max(values), strict=True))
+
+
+def test_expected_max_of_many_values_starts_at_the_mean_and_ends_at_the_max():
+    values = np.random.default_rng(1).uniform(0.1, 0.95, 3000)
+    curve = np.array(expected_max(values))
+    assert curve[0] == pytest.approx(values.mean(), abs=1e-12)
+    assert curve[-1] == pytest.approx(values.max(), abs=1e-12)
+    assert np.all(np.diff(curve) >= -1e-12)
+
+
+def _window_by_segments(x, y, g):
+    """A literal walk over the segments, for comparison with the batch implementation."""
+    best = run = 0.0
+    for j in range(len(x) - 1):
+        dx, y0, y1 = x[j + 1] - x[j], y[j], y[j + 1]
+        if y0 >= g and y1 >= g:
+            run += dx
+        elif y0 >= g:  # leaves at the crossing
+            run += (y0 - g) / (y0 - y1) * dx
+            best, run = max(best, run), 0.0
+        elif y1 >= g:  # enters at the crossing
+            run = (y1 - g) / (y1 - y0) * dx
+        else:
+            run = 0.0
+        best = max(best, run)
+    return best
+
+
+def test_batch_window_matches_a_segment_walk():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 5, 9, 17):
+        x = np.sort(rng.uniform(-4, 1, n))
+        y = rng.uniform(0, 1, (50, n))
+        g = rng.uniform(0.2, 0.8, 50)
+        got = window_decades(x, y, g)
+        want = [_window_by_segments(x, y[r], g[r]) if n > 1 else 0.0 for r in range(50)]
+        assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_area_weights_equal_the_area():
+    rng = np.random.default_rng(4)
+    x = np.sort(rng.uniform(-3, 0, 7))
+    for lo, hi in ((-4.0, 1.0), (-2.0, -1.0), (-1.5, -1.5), (-0.5, 2.0)):
+        v = area_weights(x, lo, hi)
+        for y in rng.uniform(0, 1, (5, 7)):
+            assert y @ v == pytest.approx(mean_over_range(x, y, lo, hi), abs=1e-12)

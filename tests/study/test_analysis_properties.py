@@ -1,5 +1,5 @@
-"""Property tests of the sensitivity summary (hypothesis): expected-max curve shape, row-order
-independence, ordering of the statistics, strict JSON."""
+"""Property tests of the robustness summary (Hypothesis, derandomized CI profile in
+tests/conftest.py): exact row-order independence, bounds and orderings, strict JSON."""
 
 from __future__ import annotations
 
@@ -8,32 +8,33 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from study.analysis import summarize
 from study.analysis.metrics import expected_max
 
-LRS = [1e-3, 3e-3, 1e-2, 0.1, 1.0]
+LRS = [1e-3, 1e-2, 0.1, 1.0]
 C = 10
 
 row_strategy = st.fixed_dictionaries(
     {
         "arm": st.sampled_from(["sgd", "insgd"]),
         "lr": st.sampled_from(LRS),
-        "init": st.sampled_from(["he", "xavier", "orthogonal"]),
-        "init_scale": st.sampled_from([1.0, 1.0, 2.0]),
+        "init": st.sampled_from(["he", "xavier"]),
+        "init_scale": st.sampled_from([1.0, 2.0]),
         "seed": st.integers(0, 2),
-        "val_acc": st.floats(0.0, 1.0),
-        "val_loss": st.floats(0.0, 2 * math.log(C)),
-        "diverged": st.booleans(),
-        "status": st.sampled_from(["finished"] * 4 + ["early_stopped", "failed"]),
+        # a few values only, so that ties (the hard case for order independence) are common
+        "val_acc": st.sampled_from([0.1, 0.3, 0.5, 0.5, 0.8, 0.9]),
+        "val_loss": st.sampled_from([0.2, 0.7, 2.0, 5.0]),
+        "diverged": st.sampled_from([False, False, False, True]),
+        "status": st.sampled_from(["finished"] * 5 + ["early_stopped"]),
     }
 )
-tables = st.lists(row_strategy, min_size=1, max_size=30)
+tables = st.lists(row_strategy, min_size=1, max_size=16)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=60))
 def test_expected_max_curve(values):
     em = np.array(expected_max(np.array(values)))
@@ -41,59 +42,73 @@ def test_expected_max_curve(values):
     assert em[0] == pytest.approx(np.mean(values), abs=1e-12)
     assert em[-1] == pytest.approx(max(values), abs=1e-12)
     assert np.all(np.diff(em) >= -1e-12)  # never decreases
-    assert np.all(em <= max(values) + 1e-12) and np.all(em >= min(values) - 1e-12)
 
 
-def _imputed(rows):
-    return [1 / C if r["diverged"] else r["val_acc"] for r in rows if r["status"] == "finished"]
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tables, st.randoms(use_true_random=False))
-def test_summary_does_not_depend_on_row_order(rows, rnd):
-    arms = sorted({r["arm"] for r in rows})
-    shuffled = list(rows)
-    rnd.shuffle(shuffled)
-    a = summarize(rows, num_classes=C, arms=arms)
-    b = summarize(shuffled, num_classes=C, arms=arms)
+@settings(max_examples=15)
+@given(tables, st.data())
+def test_summary_does_not_depend_on_row_order(rows, data):
+    shuffled = data.draw(st.permutations(rows))
+    arms = ["sgd", "insgd"]
+    a = summarize(rows, num_classes=C, arms=arms).model_dump_json()
+    b = summarize(shuffled, num_classes=C, arms=arms).model_dump_json()
     assert a == b
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20)
 @given(tables)
 def test_summary_invariants(rows):
-    s = summarize(rows, num_classes=C)
-    json.dumps(s, allow_nan=False)
-    assert s["settings"]["n_used"] + sum(s["settings"]["excluded"].values()) == len(rows)
-    for arm, out in s["arms"].items():
-        mine = [r for r in rows if r["arm"] == arm]
-        acc = _imputed(mine)
-        assert out["n"] == len(acc)
-        if not acc:
-            assert out["best"] is None and out["expected_max"] == []
+    s = summarize(rows, num_classes=C, arms=["sgd", "insgd"], lr_range=(1e-3, 1.0))
+    data = s.model_dump(mode="json")
+    json.dumps(data, allow_nan=False)
+    st_ = s.settings
+    assert st_.n_used + sum(st_.excluded.values()) == len(rows)
+    ref = s.reference
+    for name, arm in s.arms.items():
+        used = [r for r in rows if r["arm"] == name and r["status"] == "finished"]
+        assert arm.n_trials == len(used)
+        groups = [arm, *arm.by_init.values()]
+        if not used:
+            assert arm.best is None and arm.expected_max == [] and arm.by_init == {}
             continue
-        assert out["worst"] <= out["median"] <= out["best"]
-        assert out["expected_max"][0] == pytest.approx(np.mean(acc), abs=1e-12)
-        assert out["expected_max"][-1] == pytest.approx(max(acc), abs=1e-12)
-        assert np.all(np.diff(out["expected_max"]) >= -1e-12)
-        assert 0.0 <= out["divergence_rate"] <= 1.0
-        n_bins = len(
-            {
-                math.floor(math.log10(r["lr"]) / 0.25 + 1e-9)
-                for r in mine
-                if r["status"] == "finished"
-            }
-        )
-        assert 0.25 <= out["lr_window_decades"] <= 0.25 * n_bins + 1e-12
-        assert out["lr_sensitivity"] <= math.log(C)
-        inits = {r["init"] for r in mine if r["status"] == "finished"}
-        assert set(out["by_init"]) == inits
-        assert (out["init_sensitivity"] is None) == (len(inits) < 2)
-        if out["init_sensitivity"] is not None:
-            assert 0.0 <= out["init_sensitivity"] <= 1.0
-        assert sum(v["n"] for v in out["by_init"].values()) == out["n"]
-    for c in s["comparisons"]:
-        if c["n_pairs"]:
-            assert c["ci_low"] <= c["mean_diff"] + 1e-12
-            assert c["mean_diff"] <= c["ci_high"] + 1e-12
-            assert 0.0 <= c["win_rate"] <= 1.0
+        assert sum(v.n_trials for v in arm.by_init.values()) == arm.n_trials
+        assert (arm.init_spread is None) == (len(arm.by_init) < 2)
+        assert arm.best <= ref.best_acc
+        assert arm.init_regret >= 0
+        assert arm.expected_max[0] == pytest.approx(np.mean(_cell_means(used)), abs=1e-12)
+        for g in groups:
+            assert g.worst <= g.median <= g.best
+            assert g.expected_max[-1] == pytest.approx(g.best, abs=1e-12)
+            low, high = g.expected_max_band
+            assert len(low) == len(high) == g.n_cells
+            assert all(lo <= hi for lo, hi in zip(low, high, strict=True))
+            assert g.divergence_rate <= g.failure_rate <= 1.0
+            assert 0.0 <= g.good_fraction <= 1.0
+            assert g.worst - 1e-12 <= g.auc <= g.best + 1e-12
+            assert g.lr_sensitivity >= 0.0
+            assert 0.0 <= g.lr_window_decades <= 3.0 + 1e-12  # the tried range, at most
+    for c in s.comparisons:
+        if c.n_points:
+            assert c.ci[0] <= c.mean_diff + 1e-12 and c.mean_diff <= c.ci[1] + 1e-12
+            assert 0.0 <= c.win_rate <= 1.0 and c.n_live <= c.n_points
+        for key in ("auc_diff", "window_diff", "good_fraction_diff", "init_regret_diff"):
+            ci = getattr(c, f"{key}_ci")
+            assert ci is None or ci[0] <= ci[1]
+
+
+def _cell_means(used):
+    """The arm's cell means (E[max of 1] is their mean)."""
+    cells: dict[tuple, list[float]] = {}
+    for r in used:
+        a = 1 / C if r["diverged"] else r["val_acc"]
+        cells.setdefault((r["lr"], r["init"], r["init_scale"]), []).append(a)
+    return [sum(v) / len(v) for v in cells.values()]
+
+
+def test_lr_window_is_at_most_the_tried_range():
+    rows = [
+        {"arm": "sgd", "lr": lr, "init": "he", "seed": 0, "val_acc": 0.9, "val_loss": 0.1}
+        for lr in (1e-3, 1e-1)
+    ]
+    s = summarize(rows, num_classes=C)
+    assert s.arms["sgd"].lr_window_decades == pytest.approx(2.0, abs=1e-12)
+    assert math.isclose(s.arms["sgd"].auc, 0.9)

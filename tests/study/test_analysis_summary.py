@@ -1,4 +1,5 @@
-"""summarize(): comparisons, null cases, filtering by status, imputation, input validation, JSON."""
+"""summarize(): comparisons over points, the seed bootstrap, verdicts, arms that never learn,
+filtering by status, input validation, null (never NaN), exact order independence."""
 
 from __future__ import annotations
 
@@ -11,273 +12,429 @@ import pandas as pd
 import pytest
 
 from study.analysis import summarize
+from study.analysis.cells import build_cells
+from study.analysis.groups import Context, curve_numbers
+from study.analysis.seedboot import seed_bootstrap
+from study.analysis.table import build_table
 from study.errors import ConfigError
 from tests.study.analysis_rows import row
 
-# Paired table (C = 10). Matched keys and differences insgd - sgd:
-#   (1e-2, he, s0): .7 - .5 = +.2      (1e-2, he, s1): .6 - .6 = 0 (tie)
-#   (1e-1, he, s0): .4 - .1 = +.3 (sgd diverged, imputed .1)   (1e-1, he, s1): .4 - .5 = -.1
-# insgd at lr 1.0 has no sgd partner. mean_diff = .4/4 = .1, win_rate = (2 + .5)/4 = .625.
-# Wilcoxon (zeros dropped): |d| = .2 .3 .1 -> ranks 2 3 1, T+ = 5, T- = 1; of the 8 sign
-# patterns of 3 ranks, T+ >= 5 in 2 (5, 6): two-sided p = 2 * 2/8 = 0.5.
+# Two arms, init he, C = 10. Restricted to the seeds both arms have at each point:
+#   lr 1e-3: sgd {s0: .2, s1: .4}, insgd {s0: .5}          -> seed 0 only: d = .5 - .2 = .3
+#   lr 1e-2: sgd .8 .6 (.7), insgd .9 .7 (.8)              -> d = .1
+#   lr 1e-1: sgd diverged (.1) .5 (.3), insgd .7 .7        -> d = .4
+#   lr 1:    sgd both diverged (.1), insgd .35 .15 (.25)   -> d = .15
+#   lr 10:   insgd only (.2): not a shared point, so the comparison is unpaired
+# A* = .8 (insgd at 1e-2), h = .45: live points are those where either arm reached .45:
+# 1e-3 (.5), 1e-2, 1e-1 (.7); not lr 1 (.1, .25).
 PAIRED = [
-    row("sgd", 1e-2, "he", 0, 0.5),
-    row("sgd", 1e-2, "he", 1, 0.6),
+    row("sgd", 1e-3, "he", 0, 0.2),
+    row("sgd", 1e-3, "he", 1, 0.4),
+    row("sgd", 1e-2, "he", 0, 0.8),
+    row("sgd", "0.01", "he", 1, 0.6),  # MLflow gives params back as strings
     row("sgd", 1e-1, "he", 0, None, None, diverged=True),
-    row("sgd", 1e-1, "he", 1, 0.5),
-    row("insgd", "0.01", "he", 0, 0.7),  # MLflow gives params back as strings
-    row("insgd", 0.010000000000000002, "he", 1, 0.6),  # float noise: still the same point
-    row("insgd", 1e-1, "he", "0", 0.4),
-    row("insgd", 1e-1, "he", 1, 0.4),
-    row("insgd", 1.0, "he", 0, 0.9),
+    row("sgd", 1e-1, "he", "1", 0.5),
+    row("sgd", 1.0, "he", 0, None, None, diverged="true"),
+    row("sgd", 1.0, "he", 1, None, None, diverged=True),
+    row("insgd", 1e-3, "he", 0, 0.5),
+    row("insgd", 0.010000000000000002, "he", 0, 0.9),  # float noise: still the same point
+    row("insgd", 1e-2, "he", 1, 0.7),
+    row("insgd", 1e-1, "he", 0, 0.7),
+    row("insgd", 1e-1, "he", 1, 0.7),
+    row("insgd", 1.0, "he", 0, 0.35),
+    row("insgd", 1.0, "he", 1, 0.15),
+    row("insgd", 10.0, "he", 0, 0.2),
 ]
+D = np.array([0.5 - 0.2, 0.8 - 0.7, 0.7 - 0.3, 0.25 - 0.1])
 
 
-def test_paired_comparison_by_hand():
-    s = summarize(PAIRED, num_classes=10)
-    assert list(s["arms"]) == ["sgd", "insgd"]
-    (c,) = s["comparisons"]
-    assert (c["arm"], c["baseline"], c["n_pairs"]) == ("insgd", "sgd", 4)
-    assert c["mean_diff"] == pytest.approx(0.1)
-    assert c["win_rate"] == pytest.approx(0.625)
-    assert c["p_value"] == pytest.approx(0.5)
-    # The bootstrap CI: with 4 pairs the exact bootstrap distribution has 4^4 equally likely
-    # resamples; 10,000 draws put the percentiles within one atom (.025) of the exact ones.
-    diffs = [0.2, 0.0, 0.3, -0.1]
-    means = sorted(sum(r) / 4 for r in itertools.product(diffs, repeat=4))
-    exact_low, exact_high = np.percentile(means, [2.5, 97.5])
-    assert c["ci_low"] == pytest.approx(exact_low, abs=0.026)
-    assert c["ci_high"] == pytest.approx(exact_high, abs=0.026)
-    assert -0.1 <= c["ci_low"] < 0.1 < c["ci_high"] <= 0.3
-    # seed 0: the same CI every time
-    assert summarize(PAIRED, num_classes=10)["comparisons"] == s["comparisons"]
+@pytest.fixture(scope="module")
+def paired():
+    return summarize(PAIRED, num_classes=10, arms=["sgd", "insgd"])
 
 
-def test_baseline_follows_the_arms_argument():
-    s = summarize(PAIRED, num_classes=10, arms=["insgd", "sgd"])
-    assert list(s["arms"]) == ["insgd", "sgd"]
-    (c,) = s["comparisons"]
-    assert (c["arm"], c["baseline"]) == ("sgd", "insgd")
-    assert c["mean_diff"] == pytest.approx(-0.1)
-    assert c["win_rate"] == pytest.approx(0.375)
-    assert s["settings"]["baseline"] == "insgd"
+def test_comparison_over_points_by_hand(paired):
+    (c,) = paired.comparisons
+    assert (c.arm, c.baseline, c.paired, c.n_seeds, c.n_points) == ("insgd", "sgd", False, 2, 4)
+    assert c.mean_diff == pytest.approx(0.2375, abs=1e-12)
+    assert (c.n_nonzero, c.win_rate) == (4, 1.0)
+    # Wilcoxon, exact: 4 positive differences of distinct size: T- = 0, p = 2 / 2^4
+    assert c.wilcoxon_p == pytest.approx(0.125)
+    assert c.n_live == 3
+    assert c.mean_diff_live == pytest.approx((0.3 + 0.1 + 0.4) / 3, abs=1e-12)
+    assert c.verdict == "not_enough_data"  # 2 seeds, 4 points
+    assert "comparison insgd vs sgd is unpaired (different points): it uses only the 4 " in (
+        " ".join(paired.warnings)
+    )
 
 
-def test_identical_arms_compare_equal():
-    base = [
-        row("sgd", lr, init, seed, acc)
-        for (lr, init, seed), acc in zip(
-            itertools.product([1e-3, 1e-2, 1e-1], ["he", "xavier"], [0, 1]),
-            np.linspace(0.2, 0.9, 12),
-            strict=True,
-        )
+def _point_ci(d: np.ndarray) -> list[float]:
+    """The contract's recipe: 10,000 resamples of the points, default_rng(0), int64."""
+    idx = np.random.default_rng(0).integers(0, d.size, size=(10_000, d.size))
+    return np.percentile(d[idx].mean(axis=1), [2.5, 97.5]).tolist()
+
+
+def test_point_bootstrap_follows_the_recipe(paired):
+    (c,) = paired.comparisons
+    assert c.ci == pytest.approx(_point_ci(D), abs=1e-12)
+    assert c.ci_live == pytest.approx(_point_ci(D[:3]), abs=1e-12)
+    # and against the exact bootstrap distribution (4^4 equally likely resamples)
+    means = [sum(r) / 4 for r in itertools.product(D, repeat=4)]
+    exact = np.percentile(means, [2.5, 97.5])
+    assert c.ci == pytest.approx(exact.tolist(), abs=0.03)
+
+
+def test_seed_bootstrap_with_two_seeds_by_hand(paired):
+    """With 2 seeds a resample is seed 0 alone, seed 1 alone or both (each well above 2.5%), so
+    each CI runs from the smallest to the largest of the three differences, each computed
+    from that seed's rows alone (weights 2 or 1 do not change a mean)."""
+    (c,) = paired.comparisons
+    lr_range = tuple(paired.reference.lr_range)
+    alone = [
+        summarize(
+            [r for r in PAIRED if int(r["seed"]) == s],
+            num_classes=10,
+            lr_range=lr_range,
+            arms=["sgd", "insgd"],
+        ).comparisons[0]
+        for s in (0, 1)
     ]
-    twin = [{**r, "arm": "twin"} for r in base]
-    s = summarize(base + twin, num_classes=10)
-    (c,) = s["comparisons"]
-    assert c["n_pairs"] == 12
-    assert c["mean_diff"] == 0.0
-    assert c["win_rate"] == 0.5
-    assert (c["ci_low"], c["ci_high"]) == (0.0, 0.0)
-    assert c["p_value"] is None  # Wilcoxon on all-zero differences
-    a, b = s["arms"]["sgd"], s["arms"]["twin"]
-    assert a == b
+    for key in ("auc_diff", "window_diff", "good_fraction_diff", "init_regret_diff"):
+        values = [getattr(c, key)] + [getattr(a, key) for a in alone]
+        assert getattr(c, f"{key}_ci") == pytest.approx([min(values), max(values)], abs=1e-12)
+    # seed 1 alone: insgd has no cell at 1e-3 or 10 (those rows are seed 0): its curve loses
+    # points, which the batch code handles by grouping resamples
+    assert alone[1].auc_diff != c.auc_diff
 
 
-def test_no_pairs_gives_nulls():
-    rows = [row("sgd", 1e-2, "he", 0, 0.5), row("insgd", 1e-1, "he", 0, 0.7)]
-    (c,) = summarize(rows, num_classes=10)["comparisons"]
-    assert c == {
-        "arm": "insgd",
-        "baseline": "sgd",
-        "n_pairs": 0,
-        "mean_diff": None,
-        "ci_low": None,
-        "ci_high": None,
-        "p_value": None,
-        "win_rate": None,
+def _naive_seed_bootstrap(rows, arms, n_resamples, lr_range, tolerance=0.02):
+    """Resample seeds literally: duplicate every row by its seed's multiplicity, rebuild the
+    table and read the four metrics off it, one resample at a time."""
+    seeds = sorted({int(r["seed"]) for r in rows})
+    idx = np.random.default_rng(0).integers(0, len(seeds), size=(n_resamples, len(seeds)))
+    x_lo, x_hi = (math.log10(v) for v in lr_range)
+    out = []
+    for draw in idx:
+        mult = np.bincount(draw, minlength=len(seeds))
+        dup = [r for r in rows for _ in range(mult[seeds.index(int(r["seed"]))])]
+        table = build_table(dup, num_classes=10, arms=arms)
+        cells = build_cells(table)
+        best = float(cells.acc.max())
+        ctx = Context(table, cells, tolerance, best, 0.0, x_lo, x_hi)
+        per_arm = {}
+        for k in range(len(arms)):
+            index = np.flatnonzero(cells.arm == k)
+            if index.size == 0:
+                per_arm[k] = None
+                continue
+            inits = sorted(set(cells.init[index].tolist()))
+            nums = [curve_numbers(ctx, index[cells.init[index] == i]) for i in inits]
+            bests = [cells.acc[index[cells.init[index] == i]].max() for i in inits]
+            per_arm[k] = {
+                "auc": np.mean([n["auc"] for n in nums]),
+                "lr_window_decades": np.mean([n["lr_window_decades"] for n in nums]),
+                "good_fraction": np.mean(cells.acc[index] >= best - tolerance - 1e-12),
+                "init_regret": np.mean([best - b for b in bests]),
+            }
+        out.append(per_arm)
+    cis = []
+    for b in range(1, len(arms)):
+        ci = {}
+        for m in ("auc", "lr_window_decades", "good_fraction", "init_regret"):
+            d = [o[b][m] - o[0][m] for o in out if o[b] is not None and o[0] is not None]
+            ci[m] = np.percentile(d, [2.5, 97.5]).tolist() if d else None
+        cis.append(ci)
+    return cis
+
+
+def _grid_rows(arms, lrs, inits, seeds, acc_of, drop=()):
+    rows = []
+    for arm, lr, init, seed in itertools.product(arms, lrs, inits, seeds):
+        if (arm, lr, init, seed) in drop:
+            continue
+        acc = acc_of(arm, lr, init, seed)
+        rows.append(row(arm, lr, init, seed, acc, loss=1.0 - acc))
+    return rows
+
+
+def test_batch_seed_bootstrap_equals_a_literal_resampling():
+    rng = np.random.default_rng(7)
+    noise = {}
+
+    def acc_of(arm, lr, init, seed):
+        key = (arm, lr, init, seed)
+        noise.setdefault(key, rng.normal(0, 0.05))
+        centre = -2.0 if arm == "sgd" else -1.5
+        width = 0.8 if arm == "sgd" else 1.4
+        bump = 0.85 * math.exp(-(((math.log10(lr) - centre) / width) ** 2))
+        return float(np.clip(0.1 + bump + noise[key] - (0.1 if init == "b" else 0), 0, 1))
+
+    arms = ["sgd", "insgd", "adam"]
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    # a partial study: some cells lack seeds, so resamples lose cells and curve points
+    drop = {
+        ("insgd", 1e-4, "a", 0),
+        ("insgd", 1e-4, "a", 1),
+        ("sgd", 1.0, "b", 2),
+        ("adam", 1e-2, "a", 3),
+        ("adam", 1e-2, "a", 0),
+        ("adam", 1e-2, "a", 1),
     }
+    rows = _grid_rows(arms, lrs, ["a", "b"], [0, 1, 2, 3], acc_of, drop)
+    table = build_table(rows, num_classes=10, arms=arms)
+    cells = build_cells(table)
+    best = float(cells.acc.max())
+    ctx = Context(table, cells, 0.02, best, 0.0, -4.0, 0.0)
+    got = seed_bootstrap(ctx, [(1, 0), (2, 0)], n_resamples=150)
+    want = _naive_seed_bootstrap(rows, arms, 150, (1e-4, 1.0))
+    for g, w in zip(got, want, strict=True):
+        for metric, ci in w.items():
+            assert g[metric] == pytest.approx(ci, abs=1e-12), metric
 
 
-def test_one_arm_has_no_comparisons_and_one_row_has_no_importance():
-    s = summarize([row("sgd", 1e-2, "he", 0, 0.5)], num_classes=10)
-    assert s["comparisons"] == []
-    arm = s["arms"]["sgd"]
-    assert arm["importance"] == {"ped_anova": None, "fanova": None}
-    assert arm["init_sensitivity"] is None
-    assert (arm["n"], arm["best"], arm["median"], arm["worst"]) == (1, 0.5, 0.5, 0.5)
-    assert arm["expected_max"] == [0.5]
+def _learns(arm, lr, init, seed):
+    x = math.log10(lr)
+    return 0.1 + 0.8 * math.exp(-(((x + 2) / 1.0) ** 2)) + 0.01 * seed - 0.05 * (init == "b")
 
 
-def test_empty_table_and_arm_without_finished_trials():
+def test_an_arm_that_never_learns_ranks_worst():
+    """v1 scored an arm that never learns (and one whose trials all diverge) as the most robust:
+    a whole-range window and zero sensitivity. Against the study-wide reference both rank
+    worst on every robustness number."""
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    rows = _grid_rows(["sgd"], lrs, ["a", "b"], [0, 1, 2], _learns)
+    rows += _grid_rows(["dead"], lrs, ["a", "b"], [0, 1, 2], lambda *k: 0.1 + 0.001 * k[3])
+    rows += [
+        {**r, "arm": "diverges", "val_acc": None, "val_loss": None, "diverged": True}
+        for r in rows
+        if r["arm"] == "sgd"
+    ]
+    s = summarize(rows, num_classes=10, arms=["sgd", "dead", "diverges"])
+    sgd, dead, div = (s.arms[a] for a in ("sgd", "dead", "diverges"))
+    for worst in (dead, div):
+        assert worst.auc < sgd.auc
+        assert worst.good_fraction == 0.0 < sgd.good_fraction
+        assert worst.init_regret > sgd.init_regret
+        assert worst.lr_window_decades == 0.0 < sgd.lr_window_decades
+        assert worst.lr_sensitivity > sgd.lr_sensitivity
+        assert worst.failure_rate == 1.0
+    assert div.divergence_rate == 1.0 and div.auc == pytest.approx(0.1)
+    for c in s.comparisons:
+        assert c.auc_diff < 0 and c.window_diff < 0 and c.init_regret_diff > 0
+        assert c.auc_diff_ci[1] < 0
+        assert c.verdict == "less_robust"
+        assert c.n_live == 2  # only sgd at lr 1e-2 (both inits) reached h = .5
+    flipped = summarize(rows, num_classes=10, arms=["dead", "sgd"])
+    assert flipped.comparisons[0].verdict == "more_robust"
+
+
+def test_correlated_seeds_widen_the_point_bootstrap():
+    """Seeds of one point share its difference (correlation ~1): the 48 seed pairs carry the
+    information of 12 points. The bootstrap over points is measurably wider than v1's
+    bootstrap over rows, which treated the 48 pairs as independent."""
+    lrs = [10 ** (-4 + k / 3) for k in range(12)]
+    effect = np.array([0.12, -0.08, 0.15, -0.1, 0.05, 0.2, -0.12, 0.09, -0.04, 0.18, -0.06, 0.1])
+    jitter = np.random.default_rng(2).normal(0, 0.005, (12, 4))
+    rows = []
+    for p, lr in enumerate(lrs):
+        for seed in range(4):
+            base = 0.5 + 0.01 * seed
+            rows.append(row("sgd", lr, "a", seed, base))
+            rows.append(row("insgd", lr, "a", seed, base + effect[p] + jitter[p, seed]))
+    s = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
+    (c,) = s.comparisons
+    assert c.n_points == 12
+    row_d = (effect[:, None] + jitter).ravel()  # the 48 per-row differences
+    idx = np.random.default_rng(0).integers(0, row_d.size, size=(10_000, row_d.size))
+    row_ci = np.percentile(row_d[idx].mean(axis=1), [2.5, 97.5])
+    point_width = c.ci[1] - c.ci[0]
+    row_width = row_ci[1] - row_ci[0]
+    assert c.mean_diff == pytest.approx(row_d.mean(), abs=1e-12)
+    assert point_width > 1.6 * row_width, (point_width, row_width)
+
+
+def test_verdicts_need_three_seeds_and_six_points():
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    better = lambda arm, lr, init, seed: _learns(arm, lr, init, seed) + 0.05 * (arm == "insgd")  # noqa: E731
+    rows = _grid_rows(["sgd", "insgd"], lrs, ["a"], [0, 1, 2], better)
+    s = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
+    (c,) = s.comparisons
+    assert (c.n_seeds, c.n_points, c.paired) == (3, 6, True)
+    assert c.auc_diff == pytest.approx(0.05, abs=1e-12) and c.window_diff > 0
+    assert c.auc_diff_ci[0] > 0 and c.verdict == "more_robust"
+    two_seeds = summarize([r for r in rows if r["seed"] < 2], num_classes=10, arms=["sgd", "insgd"])
+    assert two_seeds.comparisons[0].verdict == "not_enough_data"
+    assert any("fewer than 3 seeds (2)" in w for w in two_seeds.warnings)
+    five_points = summarize(
+        [r for r in rows if r["lr"] != 10.0], num_classes=10, arms=["sgd", "insgd"]
+    )
+    assert five_points.comparisons[0].verdict == "not_enough_data"
+    same = summarize(
+        rows + [{**r, "arm": "twin"} for r in rows if r["arm"] == "sgd"],
+        num_classes=10,
+        arms=["sgd", "insgd", "twin"],
+    )
+    twin = same.comparisons[1]
+    assert (twin.mean_diff, twin.ci, twin.win_rate, twin.wilcoxon_p) == (0.0, [0.0, 0.0], 0.5, None)
+    assert twin.auc_diff_ci == [0.0, 0.0] and twin.verdict == "no_clear_difference"
+    one_seed = summarize([r for r in rows if r["seed"] == 0], num_classes=10)
+    assert one_seed.comparisons[0].auc_diff_ci is None
+    assert any(w.startswith("only 1 seed") for w in one_seed.warnings)
+
+
+def test_empty_table_arms_without_rows_and_a_missing_baseline():
     empty = summarize([], num_classes=10)
-    assert empty["arms"] == {} and empty["comparisons"] == []
-    assert empty["settings"]["n_rows"] == 0 and empty["settings"]["baseline"] is None
+    assert empty.arms == {} and empty.comparisons == []
+    assert empty.reference.best_acc is None and empty.reference.lr_range is None
+    assert empty.settings.baseline is None and empty.settings.n_rows == 0
 
     rows = [row("sgd", 1e-2, "he", 0, 0.5), row("insgd", 1e-2, "he", 0, None, status="pending")]
-    s = summarize(rows, num_classes=10)
-    insgd = s["arms"]["insgd"]
-    assert insgd["n"] == 0
-    for key in (
-        "best",
-        "median",
-        "worst",
-        "divergence_rate",
-        "best_lr",
-        "lr_window_decades",
-        "lr_sensitivity",
-        "init_sensitivity",
-    ):
-        assert insgd[key] is None, key
-    assert insgd["expected_max"] == [] and insgd["by_init"] == {}
-    assert insgd["importance"] == {"ped_anova": None, "fanova": None}
-    assert s["comparisons"][0]["n_pairs"] == 0
-    json.dumps(s, allow_nan=False)
+    s = summarize(rows, num_classes=10, arms=["sgd", "insgd", "adam"])
+    assert list(s.arms) == ["sgd", "insgd", "adam"]
+    for name in ("insgd", "adam"):
+        arm = s.arms[name]
+        assert (arm.n_trials, arm.n_cells, arm.best, arm.auc, arm.init_regret) == (
+            0,
+            0,
+            None,
+            None,
+            None,
+        )
+        assert arm.expected_max == [] and arm.expected_max_band == [[], []]
+        assert arm.by_init == {}
+    c = s.comparisons[0]
+    assert (c.n_points, c.mean_diff, c.ci, c.win_rate, c.auc_diff) == (0, None, None, None, None)
+    assert c.verdict == "not_enough_data"
+    assert s.settings.excluded["pending"] == 1 and s.settings.n_used == 1
+    assert "arm insgd: no finished trials; its numbers are null" in s.warnings
+    s = summarize([row("insgd", 1e-2, "he", 0, 0.5)], num_classes=10, arms=["sgd", "insgd"])
+    assert s.settings.baseline == "sgd" and s.comparisons[0].n_points == 0
 
 
-def test_unfinished_rows_are_left_out_and_counted():
+def test_arms_not_listed_follow_by_name():
+    rows = [row(a, 1e-2, "he", 0, 0.5) for a in ("zeta", "alpha", "sgd", "mid")]
+    assert list(summarize(rows, num_classes=10, arms=["sgd"]).arms) == [
+        "sgd",
+        "alpha",
+        "mid",
+        "zeta",
+    ]
+    assert list(summarize(rows[::-1], num_classes=10).arms) == ["alpha", "mid", "sgd", "zeta"]
+
+
+def test_filtering_by_status():
     rows = [
-        row("sgd", 1e-2, "he", 0, 0.5, status="finished"),
-        row("sgd", 1e-2, "he", 1, 0.6),  # no status: finished
-        row("sgd", 1e-1, "he", 0, 0.99, status="early_stopped"),  # partial value: left out
-        row("sgd", 1e-1, "he", 1, 0.99, status="early_stopped"),
-        {"arm": None, "status": "failed"},  # a failed run may lack everything
-        {"arm": "sgd", "lr": None, "status": "running"},
-        {"arm": "insgd", "status": "pending"},
+        row("sgd", 1e-2, "he", 0, 0.5),
+        row("sgd", 1e-1, "he", 0, 0.99, status="early_stopped"),
+        row("sgd", 1e-1, "he", 1, None, None, status="failed"),
+        {"arm": "sgd", "status": "running"},
+        {"arm": "sgd", "status": "pending"},
     ]
     s = summarize(rows, num_classes=10)
-    assert s["arms"]["sgd"]["n"] == 2
-    assert s["arms"]["sgd"]["best"] == pytest.approx(0.6)  # not the early-stopped .99
-    assert s["settings"]["excluded"] == {
-        "early_stopped": 2,
-        "failed": 1,
-        "running": 1,
-        "pending": 1,
-    }
-    assert (s["settings"]["n_rows"], s["settings"]["n_used"]) == (7, 2)
-    assert list(s["arms"]) == ["sgd", "insgd"]
-
-
-def test_nonfinite_results_count_as_diverged():
-    rows = [
-        row("sgd", 1e-2, "he", 0, 0.8, 0.4),
-        row("sgd", 1e-1, "he", 0, 0.3, float("nan")),  # NaN loss, not flagged
-        row("sgd", 1.0, "he", 0, None, float("inf")),  # missing accuracy, inf loss
-        row("sgd", 1.0, "he", 1, 0.1, 2.0, diverged="true"),  # MLflow tag string
-    ]
-    s = summarize(rows, num_classes=4)
-    arm = s["arms"]["sgd"]
-    assert arm["divergence_rate"] == pytest.approx(3 / 4)
-    assert arm["worst"] == pytest.approx(0.25)  # imputed 1/C, C = 4
-    assert s["settings"]["nonfinite_as_diverged"] == 2
-    # bins -8 (l .4), -4 (l ln4), 0 (l ln4) -> mean(0, ln4 - .4, ln4 - .4)
-    assert arm["lr_sensitivity"] == pytest.approx(2 * (math.log(4) - 0.4) / 3)
-    text = json.dumps(s, allow_nan=False)  # no NaN anywhere
-    assert "NaN" not in text and "Infinity" not in text
-
-
-def test_init_scale_missing_means_one_and_matches():
-    rows = [
-        {**row("sgd", 1e-2, "he", 0, 0.5), "init_scale": None},
-        {k: v for k, v in row("insgd", 1e-2, "he", 0, 0.7).items() if k != "init_scale"},
-        row("insgd", 1e-2, "he", 0, 0.9) | {"init_scale": 2.0, "seed": 0},
-    ]
-    s = summarize(rows, num_classes=10)
-    assert s["comparisons"][0]["n_pairs"] == 1
-    assert s["comparisons"][0]["mean_diff"] == pytest.approx(0.2)
-
-
-def test_dataframe_input_gives_the_same_summary():
-    df = pd.DataFrame(PAIRED)
-    assert summarize(df, num_classes=10) == summarize(PAIRED, num_classes=10)
-
-
-def test_importances_over_lr_and_init():
-    # accuracy depends on lr only; init has no effect -> lr dominates both importances
-    rows = [
-        row("sgd", lr, init, seed, acc)
-        for lr, acc in zip(np.logspace(-4, 0, 12), np.linspace(0.1, 0.9, 12), strict=True)
-        for init in ("he", "xavier")
-        for seed in (0, 1)
-    ]
-    imp = summarize(rows, num_classes=10)["arms"]["sgd"]["importance"]
-    for name in ("ped_anova", "fanova"):
-        assert set(imp[name]) == {"lr", "init"}
-        assert sum(imp[name].values()) == pytest.approx(1.0)
-        assert imp[name]["lr"] > 0.8, name
-    # init_scale enters only when it varies
-    varied = [r | {"init_scale": 0.5 if i % 2 else 2.0} for i, r in enumerate(rows)]
-    imp = summarize(varied, num_classes=10)["arms"]["sgd"]["importance"]
-    assert set(imp["fanova"]) == {"lr", "init", "init_scale"}
-    # constant accuracy: nothing to attribute -> null
-    flat = [r | {"val_acc": 0.5} for r in rows]
-    assert summarize(flat, num_classes=10)["arms"]["sgd"]["importance"] == {
-        "ped_anova": None,
-        "fanova": None,
-    }
+    assert s.arms["sgd"].best == 0.5 and s.arms["sgd"].n_trials == 1
+    assert s.settings.excluded == {"early_stopped": 1, "failed": 1, "running": 1, "pending": 1}
+    assert "trials left out of every number: 1 early stopped, 1 failed, 1 running, 1 pending" in (
+        s.warnings
+    )
 
 
 @pytest.mark.parametrize(
-    ("change", "field", "value"),
+    ("bad", "message"),
     [
-        ({"lr": 0}, "lr", "0"),
-        ({"lr": -1e-3}, "lr", "-0.001"),
-        ({"lr": "fast"}, "lr", "'fast'"),
-        ({"lr": float("inf")}, "lr", "inf"),
-        ({"val_acc": 95.0}, "val_acc", "95.0"),
-        ({"init_scale": 0.0}, "init_scale", "0.0"),
-        ({"seed": 1.5}, "seed", "1.5"),
-        ({"seed": None}, "seed", "seed"),
-        ({"diverged": "maybe"}, "diverged", "'maybe'"),
-        ({"status": "done"}, "status", "'done'"),
-        ({"arm": ""}, "arm", "arm"),
-        ({"init": None}, "init", "init"),
+        ({"lr": 0}, "trials[0].lr must be a finite number > 0, got 0"),
+        ({"val_acc": 1.5}, "trials[0].val_acc must be a fraction in [0, 1], got 1.5"),
+        ({"seed": 1.5}, "trials[0].seed must be an integer, got 1.5"),
+        ({"diverged": "maybe"}, "trials[0].diverged must be a boolean (true/false), got 'maybe'"),
+        ({"status": "done"}, "trials[0].status must be one of finished, early_stopped"),
+        ({"arm": ""}, "trials[0] lacks the required field 'arm'"),
     ],
 )
-def test_bad_rows_name_the_field_and_value(change, field, value):
-    rows = [row("sgd", 1e-2, "he", 0, 0.5), row("sgd", 1e-1, "he", 0, 0.5) | change]
+def test_bad_rows_are_refused_naming_row_field_and_value(bad, message):
     with pytest.raises(ConfigError) as err:
-        summarize(rows, num_classes=10)
-    msg = str(err.value)
-    assert "trials[1]" in msg and field in msg and value in msg
-
-
-def test_missing_result_key_is_an_error_not_a_divergence():
-    bad = row("sgd", 1e-2, "he", 0, 0.5)
-    del bad["val_loss"]
-    with pytest.raises(ConfigError, match=r"trials\[0\].*val_loss"):
-        summarize([bad], num_classes=10)
+        summarize([row("sgd", 1e-2, "he", 0, 0.5) | bad], num_classes=10)
+    assert message in str(err.value)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "text"),
+    ("kwargs", "message"),
     [
         ({"num_classes": 1}, "num_classes must be an integer >= 2, got 1"),
-        ({"num_classes": 10.0}, "num_classes must be an integer >= 2, got 10.0"),
-        ({"num_classes": 10, "bin_width": 0}, "bin_width must be a finite number > 0, got 0"),
-        ({"num_classes": 10, "delta": -0.1}, "delta must be a finite number >= 0, got -0.1"),
-        ({"num_classes": 10, "arms": ["sgd", "sgd"]}, "arms must not repeat a name"),
-        ({"num_classes": 10, "arms": "sgd"}, "arms must be a list"),
+        ({"tolerance": 1.0}, "tolerance must be a number in [0, 1), got 1.0"),
+        ({"tolerance": -0.1}, "tolerance must be a number in [0, 1), got -0.1"),
+        ({"tolerance": float("nan")}, "tolerance must be a number in [0, 1), got nan"),
+        ({"lr_range": (1.0, 0.1)}, "lr_range must be two finite numbers (low, high)"),
+        ({"lr_range": (0, 1)}, "with 0 < low <= high, got (0, 1)"),
+        ({"arms": ["sgd", "sgd"]}, "arms must not repeat a name"),
     ],
 )
-def test_bad_arguments(kwargs, text):
-    with pytest.raises(ConfigError, match=text):
-        summarize([row("sgd", 1e-2, "he", 0, 0.5)], **kwargs)
+def test_bad_arguments(kwargs, message):
+    args = {"num_classes": 10} | kwargs
+    with pytest.raises(ConfigError) as err:
+        summarize([row("sgd", 1e-2, "he", 0, 0.5)], **args)
+    assert message in str(err.value)
 
 
-def test_trials_must_be_rows():
-    with pytest.raises(ConfigError, match=r"trials\[0\] must be a mapping"):
-        summarize([("sgd", 0.1)], num_classes=10)
-    with pytest.raises(ConfigError, match="trials must be an iterable"):
-        summarize({"arm": "sgd"}, num_classes=10)
+def test_strict_json_with_nulls_never_nan(paired):
+    text = paired.model_dump_json()
+    data = json.loads(text)
+    json.dumps(data, allow_nan=False)
+    assert "NaN" not in text and "Infinity" not in text
+    one = summarize([row("sgd", 1e-2, "he", 0, 0.5)], num_classes=10).model_dump(mode="json")
+    json.dumps(one, allow_nan=False)
+    assert one["arms"]["sgd"]["init_spread"] is None
+    assert one["arms"]["sgd"]["importance"] == {"ped_anova": None, "fanova": None}
+    assert list(data) == [
+        "version",
+        "partial",
+        "reference",
+        "arms",
+        "comparisons",
+        "settings",
+        "warnings",
+    ]
 
 
-def test_summary_is_strict_json_and_reports_settings():
-    s = summarize(PAIRED, num_classes=10, bin_width=0.5, delta=0.02)
-    assert json.loads(json.dumps(s, allow_nan=False)) == s
-    st = s["settings"]
-    assert (st["bin_width"], st["delta"], st["num_classes"]) == (0.5, 0.02, 10)
-    assert st["chance_acc"] == pytest.approx(0.1) and st["chance_loss"] == pytest.approx(
-        math.log(10)
+def test_dataframe_input_equals_rows():
+    a = summarize(pd.DataFrame(PAIRED), num_classes=10, arms=["sgd", "insgd"])
+    b = summarize(PAIRED, num_classes=10, arms=["sgd", "insgd"])
+    assert a.model_dump_json() == b.model_dump_json()
+
+
+def _study_table():
+    """Three arms, two inits, two init_scales, three seeds, a duplicate row, diverged and
+    missing values, unequal points: every path of the summary."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for arm, lr, init, scale, seed in itertools.product(
+        ("sgd", "insgd", "adam"),
+        (1e-3, 3e-3, 1e-2, 0.1, 1.0),
+        ("he", "xavier"),
+        (0.5, 2.0),
+        (0, 1, 2),
+    ):
+        if arm == "adam" and lr == 1.0:
+            continue
+        acc = float(rng.uniform(0.05, 0.95))
+        diverged = bool(rng.uniform() < 0.1)
+        rows.append(
+            row(arm, lr, init, seed, acc, loss=float(rng.uniform(0.1, 3)), diverged=diverged)
+            | {"init_scale": scale}
+        )
+    rows.append(dict(rows[5]))  # an exact duplicate
+    rows.append(rows[9] | {"val_acc": 0.3})  # a second row in the same cell and seed
+    rows.append(row("insgd", 0.1, "he", 7, 0.6, status="failed"))
+    return rows
+
+
+def test_the_summary_does_not_depend_on_row_order():
+    rows = _study_table()
+    want = summarize(rows, num_classes=10, arms=["sgd", "insgd", "adam"]).model_dump_json()
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(len(rows))
+        shuffled = [rows[i] for i in order]
+        got = summarize(shuffled, num_classes=10, arms=["sgd", "insgd", "adam"])
+        assert got.model_dump_json() == want
+    assert (
+        summarize(rows[::-1], num_classes=10, arms=["sgd", "insgd", "adam"]).model_dump_json()
+        == want
     )
-    assert (st["n_rows"], st["n_used"]) == (9, 9)

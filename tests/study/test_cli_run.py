@@ -66,9 +66,14 @@ def test_run_then_trials_then_resume_refused(ray_local, tmp_path):
     match = re.fullmatch(r"study (s\d{8}-\d{6}-[0-9a-f]{6})", first)
     assert match, first
     sid = match.group(1)
-    assert "val_acc per arm" in result.output
-    assert re.search(r"│ sgd\s+│\s+0\.\d{3} │", result.output)
-    assert re.search(r"│ insgd\s+│\s+0\.\d{3} │", result.output)
+    # the design's warnings right after the id (a grid cut to 2 points, 1 seed), the summary's
+    # tables at the end: trials, cells, best of each arm
+    assert "warning: trials_per_arm 2 is less than the grid's 9 points" in result.output
+    assert "warning: seeds 1 (fewer than 3)" in result.output
+    assert "Robustness per arm and init" in result.output
+    assert re.search(r"│ sgd\s+│\s+2 │\s+2 │\s+0\.\d{3} │", result.output)
+    assert re.search(r"│ insgd\s+│\s+2 │\s+2 │\s+0\.\d{3} │", result.output)
+    assert "insgd vs sgd: AUC " in result.output
     assert "4/4 finished" in result.output
     assert (data_dir / "mlflow.db").is_file() and (data_dir / "mlartifacts").is_dir()
 

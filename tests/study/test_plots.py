@@ -1,7 +1,9 @@
-"""plots(): one readable PNG per stem, from real summarize() output; arm colours consistent."""
+"""plots(): one readable PNG per stem, from real summarize() output; arm colours consistent;
+the difference panel on a diverging scale."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 
@@ -15,13 +17,14 @@ from study.analysis.figures import arm_colors
 C = 10
 
 
-def synthetic(n_points: int = 24, seeds: int = 2) -> list[dict]:
-    """Two paired arms over lr in [1e-4, 10], 3 inits; sgd diverges above lr = 1."""
+def synthetic(n_lrs: int = 9, seeds: int = 2) -> list[dict]:
+    """Two arms on a grid over lr in [1e-4, 10] x 3 inits; sgd diverges above lr = 1."""
     rng = np.random.default_rng(0)
     rows = []
     for arm, width in (("sgd", 0.6), ("insgd", 1.2)):
-        for p, log_lr in enumerate(np.linspace(-4, 1, n_points)):
-            init = ("he", "xavier", "orthogonal")[p % 3]
+        for log_lr, init in itertools.product(
+            np.linspace(-4, 1, n_lrs), ("he", "xavier", "orthogonal")
+        ):
             for seed in range(seeds):
                 diverged = arm == "sgd" and log_lr > 0
                 acc = 0.1 + 0.85 * math.exp(-(((log_lr + 1.5) / width) ** 2))
@@ -58,7 +61,7 @@ def _pixels_near(im, hex_color: str, tol: int = 10) -> int:
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory):
     rows = synthetic()
-    summary = summarize(rows, num_classes=C)
+    summary = summarize(rows, num_classes=C, arms=["sgd", "insgd"], lr_range=(1e-4, 10.0))
     out = tmp_path_factory.mktemp("plots") / "nested" / "dir"  # created on demand
     paths = plots(rows, out, num_classes=C, summary=summary)
     return rows, summary, out, paths
@@ -82,9 +85,9 @@ def test_one_png_per_stem(drawn):
 
 def test_arm_colours_are_the_same_in_every_figure(drawn):
     _, summary, _, paths = drawn
-    colors = arm_colors(list(summary["arms"]))
+    colors = arm_colors(list(summary.arms))
     assert colors["sgd"] != colors["insgd"]
-    for path in paths:  # titles (acc_vs_lr, heatmap) and curves (expected_max) use them
+    for path in paths:  # curves (lr_curves, profile, expected_max) and titles (heatmap)
         im = _open(path)
         for arm, color in colors.items():
             assert _pixels_near(im, color) > 30, (path.name, arm)
@@ -92,7 +95,7 @@ def test_arm_colours_are_the_same_in_every_figure(drawn):
 
 def test_figures_without_a_summary_match_those_with_it(drawn, tmp_path):
     rows, _, _, paths = drawn
-    again = plots(rows, tmp_path, num_classes=C)
+    again = plots(rows, tmp_path, num_classes=C, arms=["sgd", "insgd"], lr_range=(1e-4, 10.0))
     for a, b in zip(paths, again, strict=True):
         assert np.array_equal(np.asarray(_open(a)), np.asarray(_open(b))), a.name
 
@@ -108,7 +111,7 @@ def test_no_finished_trials_still_draws_every_figure(tmp_path):
 
 
 def test_plots_from_two_threads(tmp_path):
-    rows = synthetic(n_points=6, seeds=1)
+    rows = synthetic(n_lrs=4, seeds=1)
     errors: list[BaseException] = []
 
     def draw(i: int) -> None:
@@ -127,6 +130,25 @@ def test_plots_from_two_threads(tmp_path):
         a = np.asarray(_open(tmp_path / str(i) / "heatmap.png"))
         assert a.shape[0] > 300
     assert np.array_equal(
-        np.asarray(_open(tmp_path / "0" / "acc_vs_lr.png")),
-        np.asarray(_open(tmp_path / "1" / "acc_vs_lr.png")),
+        np.asarray(_open(tmp_path / "0" / "lr_curves.png")),
+        np.asarray(_open(tmp_path / "1" / "lr_curves.png")),
     )
+
+
+def test_difference_panel_is_diverging_and_centred(drawn):
+    """insgd is far better than sgd where sgd diverges: the difference panel's largest cells
+    take the dark-blue end of the diverging map (RdBu, symmetric around 0), a colour neither
+    the accuracy map (viridis) nor an arm uses."""
+    _, summary, out, _ = drawn
+    im = _open(out / "heatmap.png")
+    assert _pixels_near(im, "#053061", tol=12) > 300
+    c = summary.comparisons[0]
+    assert (c.arm, c.baseline) == ("insgd", "sgd") and c.mean_diff > 0
+
+
+def test_plot_stems_are_listed_once():
+    from service.reads import PLOT_STEMS as served
+    from study.records import PLOT_STEMS as stored
+
+    assert PLOT_STEMS == ("lr_curves", "heatmap", "profile", "expected_max")
+    assert served is PLOT_STEMS and stored is PLOT_STEMS

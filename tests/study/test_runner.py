@@ -131,16 +131,16 @@ def test_summary_trials_and_plots_are_stored(digits_study):
 
     store, sid, summary = digits_study
     assert store.summary(sid) == summary
-    assert "partial" not in summary
-    assert set(summary["arms"]) == {"sgd", "insgd"}
-    assert summary["comparisons"][0]["n_pairs"] > 0  # paired rows matched
+    assert summary["partial"] is False and summary["version"] == 2
+    assert list(summary["arms"]) == ["sgd", "insgd"]  # the spec's order
+    assert summary["comparisons"][0]["n_points"] > 0  # paired rows matched
     run_id = store.study_run_id(sid)
     names = {a.path for a in store.client.list_artifacts(run_id)}
     assert {"spec.yaml", "summary.json", "trials.csv", "plots"} <= names
     csv_path = store.client.download_artifacts(run_id, "trials.csv", str(store.artifact_root))
     with open(csv_path) as f:
         assert len(f.read().strip().splitlines()) == 1 + 12
-    for stem in ("acc_vs_lr", "heatmap", "expected_max"):
+    for stem in ("lr_curves", "heatmap", "profile", "expected_max"):
         image = Image.open(io.BytesIO(store.plot(sid, stem)))
         image.load()
         assert image.format == "PNG" and image.size[0] > 100
@@ -241,4 +241,4 @@ def test_asha_stops_are_marked_early_stopped(ray_local, tmp_path):
     full = [r for r in rows if r["status"] == "finished" and not r["diverged"]]
     assert all(r["epochs_completed"] == 4 for r in full)
     assert summary["settings"]["excluded"]["early_stopped"] == len(stopped)
-    assert summary["arms"]["sgd"]["n"] == len(rows) - len(stopped)
+    assert summary["arms"]["sgd"]["n_trials"] == len(rows) - len(stopped)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from study.errors import ConfigError, SpecError
@@ -46,7 +47,8 @@ _DROP = object()
 
 def test_good_spec_defaults_and_derived_values():
     spec = parse_spec(GOOD)
-    assert spec.sampler == "qmc"
+    assert spec.sampler == "grid"
+    assert spec.analysis.tolerance == 0.02
     assert spec.early_stopping == "none"
     assert spec.resources.max_concurrent_trials == 2
     assert spec.total_trials == 2 * 4 * 2
@@ -74,6 +76,77 @@ def test_grid_counts_points_and_stops_at_the_grid():
     assert spec.points_per_arm == 6
     assert spec.total_trials == 2 * 6 * 2
     assert spec.search.lr.grid() == pytest.approx([1e-3, 10**-1.5, 1.0])
+
+
+def test_the_default_grid_is_four_lrs_per_decade_crossed_with_every_init():
+    data = copy.deepcopy(GOOD)
+    del data["trials_per_arm"]
+    spec = parse_spec(data)
+    lrs = spec.search.lr.grid()
+    assert len(lrs) == 13  # 1e-3 to 1: 3 decades x 4 + 1, both ends included
+    assert (lrs[0], lrs[-1]) == (1e-3, 1.0)  # the ends are exact
+    assert lrs[4] == pytest.approx(1e-2) and lrs[8] == pytest.approx(0.1)
+    assert spec.grid_size == spec.points_per_arm == 13 * 2  # trials_per_arm: the whole grid
+    assert spec.total_trials == 2 * 26 * 2
+    assert spec.paired
+
+
+@pytest.mark.parametrize(
+    ("lr", "n"),
+    [
+        ({"low": 1e-4, "high": 10.0, "points_per_decade": 2}, 11),
+        ({"low": 1e-3, "high": 1e-3 * 10**1.3, "points_per_decade": 4}, 6),  # 5.2 -> 5 steps
+        ({"low": 0.1, "high": 0.1}, 1),
+        ({"low": 0.1, "high": 0.100001, "points_per_decade": 4}, 2),  # both ends, always
+        ({"low": 1e-3, "high": 1.0, "points": 5}, 5),
+    ],
+)
+def test_grid_density(lr, n):
+    spec = parse_spec(_with("search.lr", lr))
+    grid = spec.search.lr.grid()
+    assert len(grid) == spec.search.lr.n_points == n
+    assert grid[0] == lr["low"] and grid[-1] == lr["high"]
+    steps = np.diff(np.log10(grid))
+    assert np.allclose(steps, steps[0]) if n > 1 else grid == [0.1]
+
+
+def test_init_scale_grid_and_trials_per_arm():
+    data = _with("search.init_scale", {"low": 0.5, "high": 2.0, "points": 3})
+    spec = parse_spec(data)
+    assert spec.search.init_scale.grid() == pytest.approx([0.5, 1.0, 2.0])
+    assert spec.grid_size == 13 * 2 * 3 and spec.points_per_arm == 4  # trials_per_arm: 4
+    data = _with("sampler", "qmc", _with("trials_per_arm", _DROP))
+    assert parse_spec(data).points_per_arm == 16  # other samplers: 16 by default
+
+
+def test_points_and_points_per_decade_together_are_refused():
+    with pytest.raises(SpecError) as info:
+        parse_spec(
+            _with("search.lr", {"low": 1e-3, "high": 1.0, "points": 4, "points_per_decade": 2})
+        )
+    (problem,) = info.value.problems
+    assert problem["field"] == "search.lr.points_per_decade"
+    assert problem["rule"] == "must not be given together with points (4); give one of them"
+    assert problem["value"] == 2
+
+
+def test_design_warnings():
+    assert parse_spec(_with("seeds", 3, _with("trials_per_arm", _DROP))).design_warnings() == []
+    warnings = parse_spec(GOOD).design_warnings()  # 2 seeds, 4 of 26 grid points
+    assert any(w.startswith("trials_per_arm 4 is less than the grid's 26 points") for w in warnings)
+    assert any(w.startswith("4 points per arm (fewer than 6)") for w in warnings)
+    assert any(w.startswith("seeds 2 (fewer than 3)") for w in warnings)
+    one_lr = _with("search.lr", {"low": 0.1, "high": 0.1}, _with("seeds", 3))
+    del one_lr["trials_per_arm"]
+    assert parse_spec(one_lr).design_warnings()[0].startswith("search.lr gives 1 learning rate")
+    tpe = parse_spec(_with("sampler", "tpe", _with("trials_per_arm", 3))).design_warnings()
+    assert any(
+        w.startswith("3 points per arm over 2 inits: fewer than 2 lrs per init") for w in tpe
+    )
+    assert any(w.startswith("sampler tpe is adaptive") for w in tpe)
+    assert any(w.startswith("sampler tpe draws lr and init together") for w in tpe)
+    asha = parse_spec(_with("early_stopping", "asha")).design_warnings()
+    assert any(w.startswith("early_stopping asha") for w in asha)
 
 
 def test_yaml_round_trip():
@@ -115,6 +188,10 @@ BAD = [
     ("search.init_scale", {"low": 0, "high": 2}, "search.init_scale.low must be > 0, got 0"),
     ("sampler", "cmaes", "sampler must be one of 'qmc', 'tpe', 'random' or 'grid', got 'cmaes'"),
     ("trials_per_arm", 0, "trials_per_arm must be >= 1, got 0"),
+    ("search.lr.points_per_decade", 0, "search.lr.points_per_decade must be > 0, got 0"),
+    ("analysis.tolerance", 1.0, "analysis.tolerance must be < 1, got 1"),
+    ("analysis.tolerance", -0.01, "analysis.tolerance must be >= 0, got -0.01"),
+    ("analysis.delta", 0.01, "analysis.delta is not a known key, got 0.01"),
     ("seeds", 0, "seeds must be >= 1, got 0"),
     ("epochs", "ten", "epochs must be a valid integer"),
     ("batch_size", -5, "batch_size must be >= 1, got -5"),
@@ -171,11 +248,6 @@ def test_model_must_build_for_the_dataset_shape():
     assert "must build for synthetic inputs of shape (1, 2, 2)" in problem["rule"]
     data["dataset"]["shape"] = [1, 4, 4]
     assert parse_spec(data).model["name"] == "toy_cnn"
-
-
-def test_grid_needs_lr_points():
-    with pytest.raises(SpecError, match=r"search\.lr\.points is required when sampler is grid"):
-        parse_spec(_with("sampler", "grid"))
 
 
 def test_several_problems_are_all_reported():

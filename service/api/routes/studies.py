@@ -116,9 +116,10 @@ def _limit_problems(spec: Any, settings: Settings) -> list[dict[str, Any]]:
         problems.append(
             {
                 "field": "trials_per_arm",
-                "rule": "must keep arms x trials per arm x seeds <= "
+                "rule": "must keep arms x points per arm x seeds <= "
                 f"{settings.max_trials_per_study} (HPROBUST_MAX_TRIALS_PER_STUDY; this spec asks "
-                f"for {spec.total_trials} trials)",
+                f"for {spec.total_trials} trials: {len(spec.arms)} arms x "
+                f"{spec.points_per_arm} points x {spec.seeds} seeds)",
                 "value": spec.trials_per_arm,
             }
         )
@@ -195,7 +196,10 @@ async def create_study(
     scheduler.wake()
     response.headers["Location"] = str(request.url_for("get_study", study_id=record.id))
     return StudyCreated(
-        id=record.id, status=record.status, links=links(record.id, settings, record.experiment_id)
+        id=record.id,
+        status=record.status,
+        links=links(record.id, settings, record.experiment_id),
+        warnings=spec.design_warnings(),
     )
 
 
@@ -302,7 +306,7 @@ def get_trials(
     "/{study_id}/summary",
     response_model=SummaryPublic,
     responses={**NOT_FOUND, **UNAUTHORIZED, **UNAVAILABLE},
-    summary="The sensitivity summary (partial, flagged, until the study finishes)",
+    summary="The robustness summary (partial, flagged, until the study finishes)",
 )
 async def get_summary(study_id: str, _: ReadTokenDep, reader: ReaderDep) -> Response:
     key = ("summary.json", study_id)
@@ -329,7 +333,7 @@ def _summary_json(study_id: str, reader: StudyReader, key: tuple) -> bytes:
         **UNAUTHORIZED,
         **UNAVAILABLE,
     },
-    summary="A plot of a finished study: acc_vs_lr, heatmap or expected_max",
+    summary="A plot of a finished study: " + ", ".join(PLOT_STEMS),
 )
 def get_plot(study_id: str, name: str, _: ReadTokenDep, reader: ReaderDep) -> Response:
     ended = reader.get(study_id).status in TERMINAL_STATUSES
@@ -348,7 +352,7 @@ def get_plot(study_id: str, name: str, _: ReadTokenDep, reader: ReaderDep) -> Re
         **UNAUTHORIZED,
         **UNAVAILABLE,
     },
-    summary="An HTML report: status, per-arm table, comparisons, plots",
+    summary="An HTML report: verdicts, warnings, per-arm table, comparisons, spec, plots",
 )
 def get_report(
     study_id: str,
@@ -371,7 +375,7 @@ def get_report(
             except LookupError:
                 continue
             plots.append(stem)
-    return HTMLResponse(render_report(study, summary, plots))
+    return HTMLResponse(render_report(study, summary, plots, spec=record.spec))
 
 
 def _not_found_page(message: str) -> str:

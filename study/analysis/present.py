@@ -1,0 +1,231 @@
+"""How the summary's numbers are shown: one formatter, one column list, one legend, and the
+verdict sentences. The CLI tables (``study.cli.tables``) and the report page
+(``service/templates/report.html``) both render from here, so a number, its direction and a
+missing value (:data:`MISSING`) look the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from study.analysis.models import ArmSummary, Comparison, InitSummary, Summary
+
+#: How a value that cannot be computed is shown (``null`` in JSON).
+MISSING = "–"
+
+_FORMATS = {
+    "int": "d",
+    "acc": ".3f",
+    "pct": ".0%",
+    "lr": ".3g",
+    "decades": ".2f",
+    "loss": ".3f",
+    "diff": "+.3f",
+    "decades_diff": "+.2f",
+    "p": ".3g",
+}
+
+
+def fmt(value: Any, kind: str = "acc") -> str:
+    """``value`` as text in the style of ``kind`` (see :data:`_FORMATS`); :data:`MISSING` for
+    ``None`` or a non-finite number."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if kind == "int":
+        return str(int(value))
+    text = format(value, _FORMATS.get(kind, ".4g"))
+    return text.replace("-", "−") if kind.endswith("diff") else text
+
+
+def fmt_interval(pair: list[float] | None, kind: str = "diff") -> str:
+    """``[low, high]`` or :data:`MISSING`."""
+    if pair is None:
+        return MISSING
+    return f"[{fmt(pair[0], kind)}, {fmt(pair[1], kind)}]"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A column of the per-arm table: summary key, header, format kind, direction, meaning."""
+
+    key: str
+    label: str
+    kind: str
+    better: str  # "higher", "lower" or "" (a count or a description)
+    meaning: str
+
+
+#: The per-arm (and per arm x init) table, in column order.
+COLUMNS: tuple[Metric, ...] = (
+    Metric("n_trials", "trials", "int", "", "finished trials used (diverged included)"),
+    Metric("n_cells", "cells", "int", "", "points tried (seeds averaged into one cell)"),
+    Metric("best", "best", "acc", "higher", "best cell mean val accuracy"),
+    Metric("median", "median", "acc", "higher", "median cell mean val accuracy"),
+    Metric("worst", "worst", "acc", "higher", "worst cell mean val accuracy"),
+    Metric(
+        "auc",
+        "AUC",
+        "acc",
+        "higher",
+        "mean accuracy over log10(lr) across the study's lr range (flat beyond the lrs tried)",
+    ),
+    Metric(
+        "lr_window_decades",
+        "lr window",
+        "decades",
+        "higher",
+        "longest lr interval (decades) where accuracy stays within the tolerance of the "
+        "study's best (>= g)",
+    ),
+    Metric("good_fraction", "good", "pct", "higher", "share of cells with accuracy >= g"),
+    Metric(
+        "lr_sensitivity",
+        "lr sens.",
+        "loss",
+        "lower",
+        "mean clipped val loss over log10(lr) minus the study's best loss (Wortsman et al.)",
+    ),
+    Metric(
+        "init_regret",
+        "init regret",
+        "acc",
+        "lower",
+        "mean over inits of (study's best - the init's best cell)",
+    ),
+    Metric("init_spread", "init spread", "acc", "lower", "best init's best - worst init's best"),
+    Metric("divergence_rate", "diverged", "pct", "lower", "share of trials that diverged"),
+    Metric(
+        "failure_rate",
+        "failed",
+        "pct",
+        "lower",
+        "share of trials that diverged or ended below h (halfway from chance to the best)",
+    ),
+)
+#: Columns that exist for a whole arm only.
+ARM_ONLY = ("init_regret", "init_spread")
+
+
+def arm_rows(summary: Summary) -> list[tuple[str, str, list[str]]]:
+    """``(level, label, cells)`` per arm and then per init under it (level ``arm``/``init``)."""
+    out: list[tuple[str, str, list[str]]] = []
+    for name, arm in summary.arms.items():
+        out.append(("arm", name, _cells(arm)))
+        for init, sub in arm.by_init.items():
+            out.append(("init", init, _cells(sub)))
+    return out
+
+
+def _cells(group: InitSummary | ArmSummary) -> list[str]:
+    values = []
+    for m in COLUMNS:
+        if m.key in ARM_ONLY and not isinstance(group, ArmSummary):
+            values.append("")
+        else:
+            values.append(fmt(getattr(group, m.key), m.kind))
+    return values
+
+
+def best_cell_text(group: InitSummary) -> str:
+    cell = group.best_cell
+    if cell is None:
+        return MISSING
+    scale = "" if cell.init_scale == 1.0 else f" ×{cell.init_scale:g}"
+    return f"lr {cell.lr:.3g}, {cell.init}{scale}"
+
+
+_VERDICT_WORDS = {
+    "more_robust": "more robust",
+    "less_robust": "less robust",
+    "no_clear_difference": "no clear difference",
+    "not_enough_data": "not enough data for a verdict",
+}
+
+
+def verdict_words(verdict: str) -> str:
+    return _VERDICT_WORDS.get(verdict, verdict)
+
+
+def verdict_sentence(c: Comparison) -> str:
+    """One sentence built from a comparison's numbers, e.g. ``insgd vs sgd: AUC +0.031
+    [+0.012, +0.050], LR window +0.50 decades; mean paired accuracy difference +0.020
+    [−0.010, +0.050] over 68 points: more robust``."""
+    auc = f"AUC {fmt(c.auc_diff, 'diff')} {fmt_interval(c.auc_diff_ci)}"
+    window = f"LR window {fmt(c.window_diff, 'decades_diff')} decades"
+    points = "point" if c.n_points == 1 else "points"
+    paired = (
+        f"mean paired accuracy difference {fmt(c.mean_diff, 'diff')} {fmt_interval(c.ci)} "
+        f"over {c.n_points} {points}"
+    )
+    return f"{c.arm} vs {c.baseline}: {auc}, {window}; {paired}: {verdict_words(c.verdict)}"
+
+
+def comparison_rows(summary: Summary) -> list[list[str]]:
+    """One row per comparison, the columns of :data:`COMPARISON_HEADERS`."""
+    rows = []
+    for c in summary.comparisons:
+        rows.append(
+            [
+                f"{c.arm} vs {c.baseline}",
+                verdict_words(c.verdict),
+                f"{fmt(c.auc_diff, 'diff')} {fmt_interval(c.auc_diff_ci)}",
+                f"{fmt(c.window_diff, 'decades_diff')} "
+                f"{fmt_interval(c.window_diff_ci, 'decades_diff')}",
+                f"{fmt(c.good_fraction_diff, 'diff')} {fmt_interval(c.good_fraction_diff_ci)}",
+                f"{fmt(c.init_regret_diff, 'diff')} {fmt_interval(c.init_regret_diff_ci)}",
+                f"{fmt(c.mean_diff, 'diff')} {fmt_interval(c.ci)}",
+                f"{fmt(c.mean_diff_live, 'diff')} {fmt_interval(c.ci_live)} ({c.n_live})",
+                fmt(c.wilcoxon_p, "p"),
+                fmt(c.win_rate, "pct"),
+                f"{c.n_points}{'' if c.paired else ' (unpaired)'}",
+                str(c.n_seeds),
+            ]
+        )
+    return rows
+
+
+COMPARISON_HEADERS = (
+    "arm vs baseline",
+    "verdict",
+    "AUC diff [95% CI]",
+    "lr window diff",
+    "good diff",
+    "init regret diff",
+    "mean acc diff [CI]",
+    "learned points only (n)",
+    "Wilcoxon p",
+    "wins",
+    "points",
+    "seeds",
+)
+
+
+def importance_text(values: dict[str, float] | None) -> str:
+    if not values:
+        return MISSING
+    ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k} {v:.2f}" for k, v in ranked)
+
+
+def left_out_text(summary: Summary) -> str:
+    excluded = {k: v for k, v in summary.settings.excluded.items() if v}
+    return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded.items()) or "none"
+
+
+def reference_text(summary: Summary) -> str:
+    """One line: A*, g, h, the lr range, tau and C."""
+    ref = summary.reference
+    lr_range = MISSING if ref.lr_range is None else f"{ref.lr_range[0]:.3g}–{ref.lr_range[1]:.3g}"
+    where = ""
+    if ref.best_cell is not None:
+        b = ref.best_cell
+        where = f" ({b.arm}, lr {b.lr:.3g}, {b.init})"
+    return (
+        f"study's best A* = {fmt(ref.best_acc)}{where}; good g = A* − τ = "
+        f"{fmt(ref.good_threshold)} (τ = {ref.tolerance:g}); learned h = "
+        f"{fmt(ref.learned_threshold)}; chance {fmt(ref.chance_acc)}; lr range {lr_range}"
+    )
