@@ -61,7 +61,7 @@ def spec_essentials(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     density = (
         f"{lr['points']} points"
         if lr.get("points")
-        else f"{lr.get('points_per_decade', 4)} points per decade"
+        else f"{lr.get('points_per_decade') or 4:g} lrs per decade"
         if spec.get("sampler", "grid") == "grid"
         else "log-uniform"
     )
@@ -122,8 +122,7 @@ def render_report(
         warnings=list(design_warnings or []) + list(s.warnings),
         columns=present.COLUMNS,
         rows=rows,
-        comparison_headers=present.COMPARISON_HEADERS,
-        comparison_rows=present.comparison_rows(s),
+        comparison=present.comparison_table(s) if s.comparisons else None,
         importances=[
             (
                 name,

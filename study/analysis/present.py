@@ -66,6 +66,14 @@ COLUMNS: tuple[Metric, ...] = (
     Metric("best", "best", "acc", "higher", "best cell mean val accuracy"),
     Metric("median", "median", "acc", "higher", "median cell mean val accuracy"),
     Metric("worst", "worst", "acc", "higher", "worst cell mean val accuracy"),
+    Metric("divergence_rate", "diverged", "pct", "lower", "share of trials that diverged"),
+    Metric(
+        "failure_rate",
+        "failed",
+        "pct",
+        "lower",
+        "share of trials that diverged or ended below h (halfway from chance to the best)",
+    ),
     Metric(
         "auc",
         "AUC",
@@ -75,54 +83,57 @@ COLUMNS: tuple[Metric, ...] = (
     ),
     Metric(
         "lr_window_decades",
-        "lr window",
+        "window",
         "decades",
         "higher",
-        "longest lr interval (decades) where accuracy stays within the tolerance of the "
-        "study's best (>= g)",
+        "lr window: the longest lr interval (decades) where accuracy stays within the "
+        "tolerance of the study's best (≥ g)",
     ),
-    Metric("good_fraction", "good", "pct", "higher", "share of cells with accuracy >= g"),
+    Metric("good_fraction", "good", "pct", "higher", "share of cells with accuracy ≥ g"),
     Metric(
         "lr_sensitivity",
-        "lr sens.",
+        "lr sens",
         "loss",
         "lower",
         "mean clipped val loss over log10(lr) minus the study's best loss (Wortsman et al.)",
     ),
     Metric(
         "init_regret",
-        "init regret",
+        "regret",
         "acc",
         "lower",
-        "mean over inits of (study's best - the init's best cell)",
+        "init regret: mean over inits of (study's best − the init's best cell)",
     ),
-    Metric("init_spread", "init spread", "acc", "lower", "best init's best - worst init's best"),
-    Metric("divergence_rate", "diverged", "pct", "lower", "share of trials that diverged"),
     Metric(
-        "failure_rate",
-        "failed",
-        "pct",
-        "lower",
-        "share of trials that diverged or ended below h (halfway from chance to the best)",
+        "init_spread", "spread", "acc", "lower", "best init's best cell − worst init's best cell"
     ),
 )
 #: Columns that exist for a whole arm only.
 ARM_ONLY = ("init_regret", "init_spread")
 
 
-def arm_rows(summary: Summary) -> list[tuple[str, str, list[str]]]:
-    """``(level, label, cells)`` per arm and then per init under it (level ``arm``/``init``)."""
+#: The per-arm table in two parts, for narrow terminals: what accuracy each arm reaches, and
+#: how robust it is.
+ACCURACY_COLUMNS = COLUMNS[:7]
+ROBUSTNESS_COLUMNS = COLUMNS[7:]
+
+
+def arm_rows(
+    summary: Summary, columns: tuple[Metric, ...] = COLUMNS
+) -> list[tuple[str, str, list[str]]]:
+    """``(level, label, cells)`` per arm and then per init under it (level ``arm``/``init``),
+    with the cells of ``columns``."""
     out: list[tuple[str, str, list[str]]] = []
     for name, arm in summary.arms.items():
-        out.append(("arm", name, _cells(arm)))
+        out.append(("arm", name, _cells(arm, columns)))
         for init, sub in arm.by_init.items():
-            out.append(("init", init, _cells(sub)))
+            out.append(("init", init, _cells(sub, columns)))
     return out
 
 
-def _cells(group: InitSummary | ArmSummary) -> list[str]:
+def _cells(group: InitSummary | ArmSummary, columns: tuple[Metric, ...]) -> list[str]:
     values = []
-    for m in COLUMNS:
+    for m in columns:
         if m.key in ARM_ONLY and not isinstance(group, ArmSummary):
             values.append("")
         else:
@@ -130,11 +141,16 @@ def _cells(group: InitSummary | ArmSummary) -> list[str]:
     return values
 
 
-def best_cell_text(group: InitSummary) -> str:
+def best_cell_text(group: InitSummary, *, short: bool = False) -> str:
+    """Where the group's best cell is: ``lr 0.01, kaiming_normal`` (``short``: ``0.01`` for
+    an init's row, ``0.01 kaiming_normal`` for an arm's)."""
     cell = group.best_cell
     if cell is None:
         return MISSING
     scale = "" if cell.init_scale == 1.0 else f" ×{cell.init_scale:g}"
+    if short:
+        init = "" if not isinstance(group, ArmSummary) else f" {cell.init}"
+        return f"{cell.lr:.3g}{init}{scale}"
     return f"lr {cell.lr:.3g}, {cell.init}{scale}"
 
 
@@ -164,44 +180,58 @@ def verdict_sentence(c: Comparison) -> str:
     return f"{c.arm} vs {c.baseline}: {auc}, {window}; {paired}: {verdict_words(c.verdict)}"
 
 
-def comparison_rows(summary: Summary) -> list[list[str]]:
-    """One row per comparison, the columns of :data:`COMPARISON_HEADERS`."""
-    rows = []
-    for c in summary.comparisons:
-        rows.append(
-            [
-                f"{c.arm} vs {c.baseline}",
-                verdict_words(c.verdict),
-                f"{fmt(c.auc_diff, 'diff')} {fmt_interval(c.auc_diff_ci)}",
-                f"{fmt(c.window_diff, 'decades_diff')} "
-                f"{fmt_interval(c.window_diff_ci, 'decades_diff')}",
-                f"{fmt(c.good_fraction_diff, 'diff')} {fmt_interval(c.good_fraction_diff_ci)}",
-                f"{fmt(c.init_regret_diff, 'diff')} {fmt_interval(c.init_regret_diff_ci)}",
-                f"{fmt(c.mean_diff, 'diff')} {fmt_interval(c.ci)}",
-                f"{fmt(c.mean_diff_live, 'diff')} {fmt_interval(c.ci_live)} ({c.n_live})",
-                fmt(c.wilcoxon_p, "p"),
-                fmt(c.win_rate, "pct"),
-                f"{c.n_points}{'' if c.paired else ' (unpaired)'}",
-                str(c.n_seeds),
-            ]
-        )
-    return rows
+def _with_ci(value: float | None, ci: list[float] | None, kind: str = "diff") -> str:
+    return f"{fmt(value, kind)} {fmt_interval(ci, kind)}"
 
 
-COMPARISON_HEADERS = (
-    "arm vs baseline",
-    "verdict",
-    "AUC diff [95% CI]",
-    "lr window diff",
-    "good diff",
-    "init regret diff",
-    "mean acc diff [CI]",
-    "learned points only (n)",
-    "Wilcoxon p",
-    "wins",
-    "points",
-    "seeds",
+#: The comparison table: one row per number (label, how to read it), one column per compared
+#: arm. Each entry maps a Comparison to its text.
+COMPARISON_ROWS: tuple[tuple[str, str, Any], ...] = (
+    ("verdict", "", lambda c: verdict_words(c.verdict)),
+    (
+        "AUC diff [95% CI]",
+        "↑ seed bootstrap",
+        lambda c: _with_ci(c.auc_diff, c.auc_diff_ci),
+    ),
+    (
+        "lr window diff (decades)",
+        "↑ seed bootstrap",
+        lambda c: _with_ci(c.window_diff, c.window_diff_ci, "decades_diff"),
+    ),
+    (
+        "good fraction diff",
+        "↑ seed bootstrap",
+        lambda c: _with_ci(c.good_fraction_diff, c.good_fraction_diff_ci),
+    ),
+    (
+        "init regret diff",
+        "↓ seed bootstrap",
+        lambda c: _with_ci(c.init_regret_diff, c.init_regret_diff_ci),
+    ),
+    ("mean acc diff [95% CI]", "↑ point bootstrap", lambda c: _with_ci(c.mean_diff, c.ci)),
+    (
+        "… where either learned",
+        "↑ point bootstrap",
+        lambda c: f"{_with_ci(c.mean_diff_live, c.ci_live)} ({c.n_live} pts)",
+    ),
+    ("Wilcoxon p", "", lambda c: fmt(c.wilcoxon_p, "p")),
+    ("win rate", "↑", lambda c: fmt(c.win_rate, "pct")),
+    (
+        "points (seeds)",
+        "",
+        lambda c: f"{c.n_points}{'' if c.paired else ' unpaired'} ({c.n_seeds} seeds)",
+    ),
 )
+
+
+def comparison_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """``(headers, rows)``: a column per comparison (``B vs A``), a row per number."""
+    headers = ["B − A", ""] + [f"{c.arm} vs {c.baseline}" for c in summary.comparisons]
+    rows = [
+        [label, how] + [text(c) for c in summary.comparisons]
+        for label, how, text in COMPARISON_ROWS
+    ]
+    return headers, rows
 
 
 def importance_text(values: dict[str, float] | None) -> str:

@@ -21,6 +21,7 @@ def as_summary(summary: Any) -> Any:
 def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") -> None:
     """Print the verdicts, the per-arm (and per-init) table, the comparisons, the importances,
     the reference and the warnings."""
+    from rich import box
     from rich.table import Table
 
     from study.analysis import present
@@ -32,44 +33,65 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
     for c in s.comparisons:
         console.print(f"[bold]{present.verdict_sentence(c)}[/]", highlight=False)
 
-    arms = Table(
-        title="Robustness per arm and init (accuracy: final val, diverged = chance; "
-        "↑ higher is better, ↓ lower is better)",
-        title_justify="left",
-    )
-    arms.add_column("arm / init")
-    for m in present.COLUMNS:
-        arrow = {"higher": " ↑", "lower": " ↓"}.get(m.better, "")
-        arms.add_column(m.label + arrow, justify="right")
-    arms.add_column("best cell")
-    by_name = dict(s.arms)
-    current = None
-    for level, label, cells in present.arm_rows(s):
-        if level == "arm":
-            if current is not None:
-                arms.add_section()
-            current = by_name[label]
-            arms.add_row(f"[bold]{label}[/]", *cells, present.best_cell_text(current))
-        else:
-            sub = current.by_init[label]
-            arms.add_row(f"  {label}", *cells, present.best_cell_text(sub), style="dim")
-    console.print(arms)
+    for title, columns, best in (
+        ("Accuracy per arm and init (final val; diverged = chance)", present.ACCURACY_COLUMNS, 0),
+        (
+            "Robustness per arm and init (↑ higher is better, ↓ lower is better; "
+            "g = A* − τ, h = halfway from chance to A*)",
+            present.ROBUSTNESS_COLUMNS,
+            1,
+        ),
+    ):
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
+        )
+        table.add_column("arm / init", no_wrap=True)
+        for m in columns:
+            arrow = {"higher": "↑", "lower": "↓"}.get(m.better, "")
+            table.add_column(m.label + arrow, justify="right", no_wrap=True)
+        if best:
+            table.add_column("best at lr")
+        by_name = dict(s.arms)
+        current = None
+        for level, label, cells in present.arm_rows(s, columns):
+            if level == "arm":
+                if current is not None:
+                    table.add_section()
+                current = by_name[label]
+                group = current
+            else:
+                group = current.by_init[label]
+            extra = [present.best_cell_text(group, short=True)] if best else []
+            name = f"[bold]{label}[/]" if level == "arm" else f"  {label}"
+            table.add_row(name, *cells, *extra, style=None if level == "arm" else "dim")
+        console.print(table)
 
     if s.comparisons:
+        headers, rows = present.comparison_table(s)
         comp = Table(
-            title="Each arm vs the baseline (B − A; CIs 95%: seed bootstrap for the arm-level "
-            "differences, point bootstrap for the accuracy difference)",
+            title="Each arm against the baseline (B − A, 95% CIs)",
             title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
         )
-        for i, name in enumerate(present.COMPARISON_HEADERS):
-            comp.add_column(name, justify="left" if i < 2 else "right")
-        for row in present.comparison_rows(s):
+        for k, name in enumerate(headers):
+            comp.add_column(name, no_wrap=k < 2)
+        for row in rows:
             comp.add_row(*row)
         console.print(comp)
     elif len(s.arms) < 2:
         console.print("No comparison (fewer than two arms).")
 
-    imp = Table(title="Importance over cells (normalized)", title_justify="left")
+    imp = Table(
+        title="Importance over cells (normalized)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for name in ("arm", "PED-ANOVA", "fANOVA"):
         imp.add_column(name)
     for name, arm in s.arms.items():

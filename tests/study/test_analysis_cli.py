@@ -111,7 +111,7 @@ def test_partial_summary_tables(study):
     first = out.index("insgd vs sgd: AUC ")
     assert first < out.index("Robustness per arm")
     assert "over 4 points: not enough data for a verdict" in out
-    for text in ("kaiming_normal", "xavier_normal", "Each arm vs the baseline", "AUC ↑"):
+    for text in ("kaiming_normal", "xavier_normal", "Each arm against the baseline", "AUC↑"):
         assert text in out
     # sgd: best .900, worst .100 (diverged), divergence 25%; comparison +0.238, wins 88%
     assert "0.900" in out and "0.100" in out and "25%" in out

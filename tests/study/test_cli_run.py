@@ -71,8 +71,8 @@ def test_run_then_trials_then_resume_refused(ray_local, tmp_path):
     assert "warning: trials_per_arm 2 is less than the grid's 9 points" in result.output
     assert "warning: seeds 1 (fewer than 3)" in result.output
     assert "Robustness per arm and init" in result.output
-    assert re.search(r"│ sgd\s+│\s+2 │\s+2 │\s+0\.\d{3} │", result.output)
-    assert re.search(r"│ insgd\s+│\s+2 │\s+2 │\s+0\.\d{3} │", result.output)
+    assert re.search(r"\n sgd +2 +2 +0\.\d{3} ", result.output)
+    assert re.search(r"\n insgd +2 +2 +0\.\d{3} ", result.output)
     assert "insgd vs sgd: AUC " in result.output
     assert "4/4 finished" in result.output
     assert (data_dir / "mlflow.db").is_file() and (data_dir / "mlartifacts").is_dir()

@@ -1,0 +1,112 @@
+"""The report page, rendered from a real summary (no server): it states the answer first, warns
+where the design is too small, explains every metric with its direction, and shows missing
+values as the CLI does. The browser test is in test_api.py (test_report_page_in_headless_chromium)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from types import SimpleNamespace
+
+from service.report import render_report, spec_essentials
+from study.analysis import present, summarize
+from tests.study.analysis_rows import row
+
+SPEC = {
+    "name": "r",
+    "dataset": "digits",
+    "model": {"name": "toy_cnn", "width": 8},
+    "arms": [
+        {"name": "sgd", "optimizer": "sgd", "momentum": 0.9},
+        {"name": "insgd", "optimizer": "insgd", "momentum": 0.9},
+    ],
+    "search": {"lr": {"low": 1e-4, "high": 10.0, "points_per_decade": 1}, "init": ["a", "b"]},
+    "sampler": "grid",
+    "seeds": 3,
+    "epochs": 4,
+    "batch_size": 64,
+    "schedule": "cosine",
+    "analysis": {"tolerance": 0.02},
+}
+
+
+def _rows(seeds=(0, 1, 2)):
+    out = []
+    for arm, lr, init, seed in itertools.product(
+        ("sgd", "insgd"), (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), ("a", "b"), seeds
+    ):
+        x = math.log10(lr)
+        width = 1.0 if arm == "sgd" else 1.8
+        acc = 0.1 + 0.8 * math.exp(-(((x + 2) / width) ** 2)) + 0.01 * seed
+        out.append(row(arm, lr, init, seed, acc, loss=1 - acc))
+    return out
+
+
+def _study(status="finished"):
+    links = SimpleNamespace(
+        mlflow=None,
+        summary="/s/summary",
+        trials="/s/trials",
+        plots={s: f"/s/plots/{s}.png" for s in ("lr_curves", "heatmap", "profile")},
+    )
+    progress = SimpleNamespace(finished=72, total=72, running=0, pending=0, diverged=0, failed=0)
+    return SimpleNamespace(
+        id="s1",
+        name="r",
+        status=status,
+        links=links,
+        progress=progress,
+        eta_s=None,
+        created_at="t0",
+        started_at=None,
+        finished_at=None,
+    )
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_verdict_comes_first_with_its_numbers():
+    s = summarize(_rows(), num_classes=10, arms=["sgd", "insgd"], lr_range=(1e-4, 10.0))
+    (c,) = s.comparisons
+    assert c.verdict == "more_robust"
+    html = render_report(_study(), s, ["lr_curves", "heatmap", "profile"], spec=SPEC)
+    text = _text(html)
+    sentence = present.verdict_sentence(c)
+    assert sentence.startswith(f"insgd vs sgd: AUC +{c.auc_diff:.3f} [+")
+    assert sentence.endswith("over 12 points: more robust")
+    assert text.index("insgd vs sgd: AUC") < text.index("Per arm and init")
+    assert 'class="verdict v-more_robust">more robust</span>' in html
+    # a legend with the direction of every metric
+    for m in present.COLUMNS:
+        if m.better:
+            assert f"{m.label} {'↑ higher' if m.better == 'higher' else '↓ lower'}" in text
+    # per-init rows under each arm, the spec's essentials, each plot a link to its PNG
+    assert html.count('<tr class="arm">') == 2 and html.count('<tr class="init">') == 4
+    assert "toy_cnn (width=8)" in text and "3 seeds" in text and "(1 lrs per decade)" in text
+    assert html.count('<a href="/s/plots/') == 3
+    assert "Read with care" not in text  # 3 seeds, 12 paired points: nothing to warn about
+    assert 'http-equiv="refresh"' not in html
+
+
+def test_a_small_design_warns_and_missing_values_look_like_the_cli():
+    s = summarize(_rows(seeds=(0,)), num_classes=10, arms=["sgd", "insgd", "adam"])
+    html = render_report(_study("running"), s, [], spec=SPEC)
+    text = _text(html)
+    assert "Read with care" in text and "only 1 seed" in text
+    assert "not enough data for a verdict" in text
+    assert 'http-equiv="refresh"' in html and "Partial summary" not in text  # not partial
+    # adam has no trials: its row shows the shared missing mark, as the CLI does
+    adam = re.search(r'<tr class="arm"><td>adam</td>(.*?)</tr>', html).group(1)
+    assert present.MISSING in adam and "nan" not in adam.lower() and "None" not in adam
+
+
+def test_spec_essentials_of_an_old_spec():
+    old = {**SPEC, "sampler": "qmc", "trials_per_arm": 16}
+    old["search"] = {"lr": {"low": 1e-3, "high": 1.0}, "init": ["a"]}
+    rows = dict(spec_essentials(old))
+    assert rows["design"].startswith("sampler qmc; lr 0.001–1.0 (log-uniform)")
+    assert rows["budget"] == "3 seeds, 16 points per arm"
+    assert spec_essentials(None) == []
