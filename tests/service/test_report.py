@@ -1,6 +1,7 @@
 """The report page, rendered from a real summary (no server): it states the answer first, warns
 where the design is too small, explains every metric with its direction, and shows missing
-values as the CLI does. The browser test is in test_api.py (test_report_page_in_headless_chromium)."""
+values as the CLI does. The browser test is test_api.py's test_report_page_in_headless_chromium.
+"""
 
 from __future__ import annotations
 
