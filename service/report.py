@@ -61,7 +61,7 @@ def spec_essentials(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     density = (
         f"{lr['points']} points"
         if lr.get("points")
-        else f"{lr.get('points_per_decade') or 4:g} lrs per decade"
+        else f"{lr.get('points_per_decade') or 4:g} per decade"
         if spec.get("sampler", "grid") == "grid"
         else "log-uniform"
     )

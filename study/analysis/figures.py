@@ -264,7 +264,7 @@ def plot_heatmap(data: _Data, path: Path) -> Path:
     shape = (len(row_labels), len(col_labels))
     annotate = shape[1] <= 30
     fontsize = 7 if shape[1] > 14 else 8
-    width = min(2.6 + 0.62 * shape[1], 18.0)
+    width = min(max(6.6, 2.6 + 0.62 * shape[1]), 18.0)
     height_each = 0.9 + 0.42 * shape[0]
     fig = _figure(width + 1.4, height_each * len(panels) + 1.0)
     axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
@@ -295,7 +295,7 @@ def plot_heatmap(data: _Data, path: Path) -> Path:
         else:
             grid = diffs[(b, a)]
             ax.set_title(
-                f"{b} − {a}: difference in ā (blue: {b} better, red: {a} better)",
+                f"{b} − {a} (blue: {b} better, red: {a} better)",
                 loc="left",
                 fontweight="bold",
             )
@@ -384,7 +384,9 @@ def plot_expected_max(data: _Data, path: Path) -> Path:
         n = np.arange(1, len(s.expected_max) + 1)
         color = data.colors[arm]
         low, high = s.expected_max_band
-        ax.fill_between(n, low, high, color=color, alpha=0.18, linewidth=0)
+        ax.fill_between(n, low, high, color=color, alpha=0.14, linewidth=0)
+        for edge in (low, high):
+            ax.plot(n, edge, color=color, linewidth=0.8, linestyle="--", alpha=0.7)
         ax.plot(n, s.expected_max, color=color, linewidth=2, label=f"{arm} (N={n.size})")
         longest = max(longest, n.size)
     if longest == 0:
@@ -402,7 +404,7 @@ def plot_expected_max(data: _Data, path: Path) -> Path:
     ax.set_xlabel("number of cells n (random lr × init draws)")
     ax.set_ylabel("expected best val accuracy")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9, title="band: 95% bootstrap", title_fontsize=8)
+    ax.legend(loc="best", fontsize=9, title="dashed: 95% bootstrap band", title_fontsize=8)
     ax.set_title("Expected maximum accuracy vs budget (Dodge et al. 2019)")
     return _save(fig, path)
 

@@ -86,7 +86,7 @@ def test_the_verdict_comes_first_with_its_numbers():
             assert f"{m.label} {'↑ higher' if m.better == 'higher' else '↓ lower'}" in text
     # per-init rows under each arm, the spec's essentials, each plot a link to its PNG
     assert html.count('<tr class="arm">') == 2 and html.count('<tr class="init">') == 4
-    assert "toy_cnn (width=8)" in text and "3 seeds" in text and "(1 lrs per decade)" in text
+    assert "toy_cnn (width=8)" in text and "3 seeds" in text and "(1 per decade)" in text
     assert html.count('<a href="/s/plots/') == 3
     assert "Read with care" not in text  # 3 seeds, 12 paired points: nothing to warn about
     assert 'http-equiv="refresh"' not in html
@@ -111,3 +111,30 @@ def test_spec_essentials_of_an_old_spec():
     assert rows["design"].startswith("sampler qmc; lr 0.001–1.0 (log-uniform)")
     assert rows["budget"] == "3 seeds, 16 points per arm"
     assert spec_essentials(None) == []
+
+
+def test_openapi_documents_every_summary_field():
+    """GET /studies/{id}/summary declares the typed Summary: every key of summarize's output,
+    nested models included, is in the OpenAPI schema with its description."""
+    from fastapi import FastAPI
+
+    from service.api.routes import studies
+    from study.analysis.models import ArmSummary, Comparison, InitSummary, Reference, Summary
+
+    app = FastAPI()
+    app.include_router(studies.router)
+    schema = app.openapi()
+    ok = schema["paths"]["/studies/{study_id}/summary"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Summary"}
+    components = schema["components"]["schemas"]
+    for model in (Summary, Reference, ArmSummary, InitSummary, Comparison):
+        props = components[model.__name__]["properties"]
+        assert set(props) == set(model.model_fields), model.__name__
+    verdict = components["Comparison"]["properties"]["verdict"]
+    assert set(verdict["enum"]) == {
+        "more_robust",
+        "less_robust",
+        "no_clear_difference",
+        "not_enough_data",
+    }
+    assert "seed-bootstrap" in components["Comparison"]["properties"]["auc_diff_ci"]["description"]
