@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= ./hprobust-data
 
-.PHONY: install up study test lint format bench clean
+.PHONY: install up study test compose-test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ study: install
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The GPU-host deployment built and run for real under Docker (CPU override): needs root;
+# installs and starts Docker if missing. About 25 min and 10 GB of disk on a fresh machine,
+# 6-8 min with the images of an earlier run (see tests/compose/run.py).
+compose-test: install
+	$(BIN)/python -m tests.compose.run $(COMPOSE_TEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

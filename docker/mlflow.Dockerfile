@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # MLflow tracking server with the PostgreSQL driver (the official image lacks psycopg2).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE}
@@ -7,6 +6,9 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# PIP_INDEX_URL / PIP_TRUSTED_HOST: a PyPI mirror, as in ray.Dockerfile (unset: PyPI).
+ARG PIP_INDEX_URL
+ARG PIP_TRUSTED_HOST
 RUN pip install mlflow==3.17.2 psycopg2-binary==2.9.13 \
     && useradd --create-home --uid 1000 --shell /usr/sbin/nologin mlflow \
     && mkdir -p /mlartifacts && chown mlflow:mlflow /mlartifacts

@@ -64,7 +64,7 @@ def _make_jobs(settings: Settings) -> StudyJobs:
     return StudyJobs(
         settings.ray_address,
         token=resolve_ray_token(token),
-        tracking_uri=settings.tracking_uri,
+        tracking_uri=settings.driver_tracking_uri,
         storage=settings.tune_storage,
         data_dir=settings.datasets_dir,
         python=settings.python,

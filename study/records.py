@@ -167,6 +167,8 @@ def trial_row(run: Run) -> dict[str, Any]:
         if "epochs_completed" in metrics
         else None,
         "error": tags.get(T + "error"),
+        "node_id": tags.get(T + "node_id"),  # the Ray node that trained it
+        "node_ip": tags.get(T + "node_ip"),
     }
 
 

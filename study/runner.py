@@ -34,6 +34,8 @@ from typing import Any
 
 from study.spec import AshaSpec, StudySpec
 
+NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on
+
 
 def _quiet_tune() -> None:
     import logging
@@ -111,9 +113,18 @@ def make_trainable(
             data_dir=data_dir,
             num_threads=num_threads,
         )
-        train_trial(trial_config, report=lambda metrics: tune.report(dict(metrics)))
+        node = _where()
+        train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
 
     return hprobust_trial
+
+
+def _where() -> dict[str, str]:
+    """What every trained result carries: the Ray node that trains it (the recorder tags the
+    run with it, so trial records say which node, hence which host, ran each trial)."""
+    import ray
+
+    return {NODE_ID_KEY: ray.get_runtime_context().get_node_id()}
 
 
 def _make_pack_trainable(
@@ -149,10 +160,12 @@ def _make_pack_trainable(
             for j in todo
         ]
 
+        node = _where()
+
         def report(by_member: dict[int, dict[str, Any]]) -> None:
             for index, metrics in by_member.items():
                 latest[todo[index]] = dict(metrics)
-            tune.report(pack_result(latest))
+            tune.report({**pack_result(latest), **node})
 
         train_pack(configs, report=report)
 

@@ -12,7 +12,9 @@ into MLflow runs keyed by trial identity ``hprobust.trial_key = <arm>/<point>/<s
 - ``on_trial_result``: one ``log_batch`` per epoch (step = epoch; the schedule's learning rate
   as ``scheduled_lr``, since the param ``lr`` is the trial's base rate), handed to the recorder's
   writer thread so that Tune's control loop (and with it the blocked trial) does not wait
-  for the store; every other event waits until the writes before it are done.
+  for the store; every other event waits until the writes before it are done. The first
+  result also tags the run with the Ray node that trains it (``hprobust.node_id``,
+  ``hprobust.node_ip``).
 - ``on_trial_complete``: ``diverged`` and ``hprobust.status`` (``finished``, or
   ``early_stopped`` when a scheduler stopped it before the last epoch), the final metrics
   ``final_val_acc``, ``final_val_loss``, ``final_train_loss`` (those that are finite) and
@@ -324,11 +326,16 @@ class MlflowRecorder(Callback):
             last = self._last.get(slot)
             if last is not None and last.get("epoch") == member.get("epoch"):
                 continue  # a member that stopped earlier: nothing new
-            self._log_epoch(slot, member)
+            self._log_epoch(slot, member, where=result)
             if member.get("diverged") or int(member.get("epoch") or 0) >= epochs:
                 self._finish(slot, config, member)  # done: recorded at once
 
-    def _log_epoch(self, slot: str, result: dict[str, Any]) -> None:
+    def _log_epoch(
+        self, slot: str, result: dict[str, Any], where: dict[str, Any] | None = None
+    ) -> None:
+        """Log one epoch of ``slot``; ``where``: the Tune result naming the node (a pack's
+        members share their pack's)."""
+        where = result if where is None else where
         run_id = self._run_of.get(slot)
         if run_id is None:
             return
@@ -341,8 +348,15 @@ class MlflowRecorder(Callback):
             for name in EPOCH_METRICS
             if _finite(result.get(name))
         ]
-        if metrics:
-            self._submit(self.store.client.log_batch, run_id, metrics=metrics)
+        tags = []
+        if slot not in self._last:  # the first result: where the trial runs
+            from mlflow.entities import RunTag
+
+            for name in ("node_id", "node_ip"):
+                if isinstance(where.get(name), str) and where[name]:
+                    tags.append(RunTag(T + name, where[name]))
+        if metrics or tags:
+            self._submit(self.store.client.log_batch, run_id, metrics=metrics, tags=tags)
         self._last[slot] = dict(result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI. None: sqlite:///<data_dir>/mlflow.db."
     )
+    driver_mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI the study drivers use (they run on the Ray head). "
+        "None: the same as mlflow_uri; set it where the head reaches MLflow by another "
+        "address than the API does (a multi-host head on host networking).",
+    )
     mlflow_ui_url: str | None = Field(
         None, description="Base URL of the MLflow UI, used for experiment links."
     )
@@ -127,6 +133,11 @@ class Settings(BaseSettings):
         if self.mlflow_uri:
             return self.mlflow_uri
         return f"sqlite:///{self.data_dir.resolve() / 'mlflow.db'}"
+
+    @property
+    def driver_tracking_uri(self) -> str:
+        """The MLflow tracking URI handed to the study drivers."""
+        return self.driver_mlflow_uri or self.tracking_uri
 
     @property
     def artifact_root(self) -> Path:

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_FILES = [
     COMPOSE_FILE,
+    ROOT / "docker" / "compose.cpu.yml",
     ROOT / "docker" / "compose.worker.yml",
     ROOT / "docker" / "compose.multihost.yml",
 ]

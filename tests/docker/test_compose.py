@@ -135,8 +135,11 @@ def test_images_are_pinned_non_root_and_healthy(path: Path) -> None:
     for image in re.findall(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.M):
         assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", image), image
     # Every package pip installs by name is pinned (the project itself pins in pyproject.toml).
-    joined = text.replace("\\\n", " ")
-    for line in re.findall(r"pip install ([^\n&]+)", joined):
+    instructions = re.sub(r"^\s*#.*\n", "", text, flags=re.M).replace("\\\n", " ")
+    runs = re.findall(r"^RUN (.+)$", instructions, flags=re.M)
+    assert runs
+    for line in re.findall(r"pip install ([^\n&;]+)", "\n".join(runs)):
+        line = re.sub(r"\$\{\w+:\+[^}]*\}", "", line)  # ${ARG:+--index-url "$ARG"}
         args = [a for a in line.split() if not a.startswith("-") and not a.startswith("http")]
         names = [a for a in args if a not in (".", "/tmp/requirements.txt")]
         assert all("==" in a for a in names), f"{path.name}: unpinned pip install {line!r}"
@@ -174,3 +177,98 @@ def test_env_example_lists_every_service_setting_with_its_default() -> None:
         name = key.removeprefix("HPROBUST_").lower()
         if key.startswith("HPROBUST_") and name.startswith(tuning):
             assert value.lower() == _setting_text(Settings.model_fields[name].default), key
+
+
+def _merged(name: str, override: str) -> dict:
+    """``name`` of the main file with ``docker/<override>`` applied the way both Compose v2
+    and docker-compose 1.29 merge these keys (mappings merge, scalars and lists replace)."""
+
+    def merge(base, over):
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {k: merge(base.get(k), over[k]) if k in base else over[k] for k in over} | {
+                k: v for k, v in base.items() if k not in over
+            }
+        return over
+
+    base = compose.service(name, FULL_ENV) if name in compose.load()["services"] else {}
+    over = compose.service(name, FULL_ENV, ROOT / "docker" / override)
+    return merge(base, over)
+
+
+def test_the_cpu_override_replaces_the_gpu_worker_by_its_cpu_twin() -> None:
+    gpu = _merged("ray-worker", "compose.cpu.yml")
+    assert gpu["deploy"]["replicas"] == 0  # no container that asks Docker for GPUs
+    cpu = _merged("ray-cpu-worker", "compose.cpu.yml")
+    assert "deploy" not in cpu and "network_mode" not in cpu
+    head = compose.service("ray-head", FULL_ENV)
+    for key in ("image", "command", "environment", "volumes", "depends_on", "healthcheck"):
+        assert cpu[key] == gpu[key], key  # the same worker, only without the reservation
+    assert head["image"] == cpu["image"]
+    # Every service that builds the Ray image builds it the same way (one tag, one image).
+    builds = [_merged(n, "compose.cpu.yml")["build"] for n in ("ray-head", "ray-worker")]
+    assert builds[0] == builds[1] == {**cpu["build"], "context": "."}
+    assert builds[0]["args"]["TORCH_VARIANT"] == "+cpu"
+
+
+def test_the_multihost_override_moves_ray_to_the_host_network() -> None:
+    env = {**FULL_ENV, "MLFLOW_UI_PORT": "5001"}
+    path = ROOT / "docker" / "compose.multihost.yml"
+    for name in ("ray-head", "ray-worker"):
+        svc = compose.service(name, env, path)
+        assert svc["network_mode"] == "host"
+        assert "--dashboard-agent-listen-port=0" in svc["command"]  # two nodes, one network
+        assert env["HEAD_IP"] in " ".join(svc["healthcheck"]["test"])
+    head = compose.service("ray-head", env, path)["command"]
+    assert f"--node-ip-address={env['HEAD_IP']}" in head and "--port=6379" in head
+    assert f"--dashboard-host={env['HEAD_IP']}" in head
+    worker = compose.service("ray-worker", env, path)["command"]
+    assert f"--address={env['HEAD_IP']}:6379" in worker
+    api = compose.environment(compose.service("api", env, path))
+    assert api["HPROBUST_RAY_ADDRESS"] == f"http://{env['HEAD_IP']}:8265"
+    # The drivers (on the head, outside the compose network) reach MLflow on loopback.
+    assert api["HPROBUST_DRIVER_MLFLOW_URI"] == "http://127.0.0.1:5001"
+    # Compose 1.29 cannot drop `networks` in an override: the main file names none.
+    for svc in compose.load()["services"].values():
+        assert "networks" not in svc and "network_mode" not in svc
+    assert "name" not in compose.load()  # docker-compose 1.29 refuses a top-level name
+
+
+def test_the_worker_file_has_a_gpu_worker_and_a_cpu_twin_on_the_host_network() -> None:
+    path = ROOT / "docker" / "compose.worker.yml"
+    gpu = compose.service("ray-worker", FULL_ENV, path)
+    cpu = compose.service("ray-cpu-worker", FULL_ENV, path)
+    assert gpu["network_mode"] == cpu["network_mode"] == "host"
+    assert cpu["profiles"] == ["cpu"] and "deploy" not in cpu
+    assert {k: v for k, v in gpu.items() if k != "deploy"} == {
+        k: v for k, v in cpu.items() if k != "profiles"
+    }
+    assert "--address=10.0.0.1:6379" in gpu["command"]
+    with pytest.raises(compose.MissingVariable, match="RAY_HEAD_IP"):
+        compose.service(
+            "ray-worker", {k: v for k, v in FULL_ENV.items() if k != "RAY_HEAD_IP"}, path
+        )
+
+
+def test_the_api_image_shares_the_ray_image_layers() -> None:
+    def shared(name: str) -> str:
+        text = (ROOT / "docker" / name).read_text()
+        return text[text.index("ARG PYTHON_IMAGE") : text.index('VOLUME ["/data"]')]
+
+    assert shared("api.Dockerfile") == shared("ray.Dockerfile")
+
+
+def test_the_build_context_holds_only_the_sources() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"  # everything is left out first (.venv, .env, .git, data) ...
+    allowed = {line[1:] for line in lines if line.startswith("!")}
+    # ... then only what the Dockerfiles COPY comes back.
+    copied = set()
+    for path in DOCKERFILES:
+        for src in re.findall(r"^COPY\s+(.+?)\s+\S+$", path.read_text(), flags=re.M):
+            copied |= set(src.split())
+    assert copied <= allowed | {"docker"}, copied - allowed
+    assert not {".env", ".venv", ".git", "hprobust-data"} & allowed

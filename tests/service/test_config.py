@@ -78,6 +78,20 @@ def test_an_external_mlflow_uri_wins() -> None:
     assert Settings().experiment_url("1") is None  # no UI known: no link
 
 
+def test_the_drivers_mlflow_uri_defaults_to_the_apis_and_can_differ() -> None:
+    from service.main import _make_jobs
+
+    same = Settings(mlflow_uri="http://mlflow:5000", ray_address="http://ray-head:8265")
+    assert same.driver_tracking_uri == "http://mlflow:5000"
+    assert _make_jobs(same).tracking_uri == "http://mlflow:5000"
+    # A multi-host head on host networking reaches MLflow through its published port.
+    apart = same.model_copy(update={"driver_mlflow_uri": "http://127.0.0.1:5000"})
+    assert apart.tracking_uri == "http://mlflow:5000"  # the API itself still uses this one
+    jobs = _make_jobs(apart)
+    assert jobs.tracking_uri == "http://127.0.0.1:5000"
+    assert Settings().driver_tracking_uri == Settings().tracking_uri  # embedded: SQLite
+
+
 def test_ray_token_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token here
     assert resolve_ray_token() is None

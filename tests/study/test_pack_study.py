@@ -96,6 +96,11 @@ def test_same_keys_one_finished_run_each(packed_study):
     assert set(keys) == set(expected)
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert store.progress(sid)["finished"] == 12 and store.progress(sid)["pending"] == 0
+    import ray
+
+    # Every member is tagged with the Ray node of its pack (here the one local node).
+    (node,) = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+    assert {row["node_id"] for row in store.trials(sid)} == {node}
 
 
 def test_same_results_histories_and_divergences_as_unpacked(packed_study):

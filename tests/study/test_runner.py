@@ -91,6 +91,16 @@ def test_runs_have_params_tags_and_per_epoch_metrics(digits_study):
             assert steps == sorted(set(steps)) and steps[0] == 1  # one history, stopped early
 
 
+def test_trial_rows_name_the_ray_node_that_trained_them(digits_study):
+    import ray
+
+    store, sid, _ = digits_study
+    (node,) = [n for n in ray.nodes() if n["Alive"]]  # the one local node of the session
+    rows = store.trials(sid)
+    assert rows and {row["node_id"] for row in rows} == {node["NodeID"]}
+    assert {row["node_ip"] for row in rows} == {node["NodeManagerAddress"]}
+
+
 def test_arms_are_paired_and_seeds_replicate(digits_study):
     store, sid, _ = digits_study
     points = defaultdict(set)
