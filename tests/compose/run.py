@@ -20,7 +20,8 @@ an earlier run (they are kept; so are the base images and the package cache).
    recorded exactly once and none is left RUNNING; trials, summary, report page and plots are
    served; the MLflow UI on 127.0.0.1 shows the runs (Chromium); PostgreSQL holds them; the
    artifacts went through MLflow's proxy into its volume; only the API and the MLflow UI
-   ports are published; a crashed worker is restarted by its restart policy.
+   ports are published; a crashed worker is restarted by its restart policy; the README's
+   offline CIFAR-10 step (with a stand-in archive) fills the workers' dataset folder.
 4. `down` (volumes kept) and `up`: the finished study, its runs and artifacts are served again.
 5. Multi-host: the head moves to host networking (docker/compose.multihost.yml) on the
    address of a Docker network that plays the private network between two hosts; a second
@@ -35,12 +36,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import ipaddress
 import json
 import secrets
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import traceback
@@ -510,6 +513,32 @@ def crash_restart(stack: Stack) -> None:
     log("a crashed ray-cpu-worker (SIGKILL from the host) was restarted by restart: unless-stopped")
 
 
+def offline_dataset_copy(stack: Stack, workdir: Path) -> None:
+    """The README's step for CIFAR-10 on an offline host, word for word, with a stand-in
+    archive (CIFAR-10 itself cannot be downloaded here): it lands in the shared volume's
+    dataset folder, owned by the images' user."""
+    archive = workdir / "cifar-10-python.tar.gz"
+    content = b"stand-in for the CIFAR-10 archive\n"
+    with tarfile.open(archive, "w:gz") as tar:
+        member = tarfile.TarInfo("cifar-10-batches-py/readme.html")
+        member.size = len(content)
+        tar.addfile(member, io.BytesIO(content))
+    archive.chmod(0o644)
+    stack.project(
+        "run", "--rm", "-T", "--no-deps", "-v", f"{archive}:/tmp/cifar.tgz:ro",
+        "--entrypoint", "sh", "ray-head", "-c",
+        "mkdir -p /data/datasets && tar -xzf /tmp/cifar.tgz -C /data/datasets",
+    )  # fmt: skip
+    path = "/data/datasets/cifar-10-batches-py/readme.html"
+    owner = stack.exec("ray-cpu-worker", "stat", "-c", "%u", path).strip()
+    check(owner == "1000", f"{path} is owned by uid {owner}, not the images' user 1000")
+    stack.exec("ray-cpu-worker", "rm", "-r", "/data/datasets/cifar-10-batches-py")
+    log(
+        "the README's offline CIFAR-10 step puts the archive's files into the workers' "
+        "/data/datasets, owned by uid 1000"
+    )
+
+
 def restart_keeps_everything(stack: Stack, study_id: str, study_run: dict) -> float:
     start = time.monotonic()
     stack.project("down")
@@ -713,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         study_run = mlflow_records(stack, study_id, record)
         mlflow_ui_in_chromium(stack, stack.study(study_id), study_run, shots)
         crash_restart(stack)
+        offline_dataset_copy(stack, workdir)
         figures["restart"] = f"{restart_keeps_everything(stack, study_id, study_run):.0f}s"
         # A second, smaller one as JSON: 3 lrs x 1 init x 2 arms.
         spec.update(name="digits-second-host", seeds=1)
