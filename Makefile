@@ -9,13 +9,19 @@ DATA_DIR ?= ./hprobust-data
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing hprobust and its dependencies into $(VENV) (torch, ray, mlflow: a few minutes the first time) ..."
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
+	@echo ""
+	@echo "hprobust is installed in $(VENV). Use the CLI as $(BIN)/hprobust --help,"
+	@echo "or activate the environment first: source $(BIN)/activate, then hprobust --help."
+	@echo ""
 
 install: $(STAMP)
 
 up: install
+	@echo "starting hprobust; in another terminal: $(BIN)/hprobust submit examples/digits-quick.yaml --wait"
 	$(BIN)/hprobust serve --data-dir $(DATA_DIR)
 
 study: install

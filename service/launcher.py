@@ -71,19 +71,35 @@ def requeue_running(settings: Settings, *, wait_s: float = 30.0) -> list[str]:
     return requeued
 
 
+def hprobust_command() -> str:
+    """``hprobust`` if that name runs this installation, else the path of its script (a
+    ``.venv`` that is not activated), relative to the working directory when inside it."""
+    import shutil
+    import sys
+
+    script = Path(sys.executable).parent / "hprobust"
+    found = shutil.which("hprobust")
+    if found and Path(found).resolve() == script.resolve():
+        return "hprobust"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def banner(settings: Settings, api_url: str, ray_url: str, mlflow_url: str | None) -> str:
     auth = " -H 'Authorization: Bearer $HPROBUST_API_TOKEN'" if settings.api_token else ""
     example = Path("examples/digits-quick.yaml")
     lines = [
         "",
         "hprobust is up",
-        f"  API:            {api_url}   (docs: {api_url}/docs)",
+        f"  API:            {api_url}   (studies: {api_url}/ · docs: {api_url}/docs)",
         f"  Ray dashboard:  {ray_url}",
         f"  MLflow UI:      {mlflow_url or '(not started)'}",
         f"  data dir:       {settings.data_dir}",
         "",
         "Submit the quick example study:",
-        f"  hprobust submit {example} --url {api_url} --wait",
+        f"  {hprobust_command()} submit {example} --url {api_url} --wait",
         f"  curl -sS -X POST {api_url}/studies{auth} -H 'Content-Type: application/yaml' "
         f"--data-binary @{example}",
         "",

@@ -8,6 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from study.eta import format_duration
+
 TEMPLATES = Path(__file__).parent / "templates"
 LIVE = ("queued", "running")
 REFRESH_S = 5
@@ -35,19 +37,10 @@ def progress_view(study: Any) -> dict[str, Any]:
         if p.pending:
             parts.append(f"{p.pending} to go")
         if study.eta_s is not None:
-            parts.append(f"about {_duration(study.eta_s)} left")
+            parts.append(f"about {format_duration(study.eta_s)} left")
     elif total > done:
         parts.append(f"{total - done} never ran")
     return {"percent": round(percent, 1), "text": " · ".join(parts), "live": study.status in LIVE}
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 _ENV.globals["progress_view"] = progress_view

@@ -489,6 +489,33 @@ def dataset_info(name: str, **options: Any) -> DatasetInfo:
     return DatasetInfo(name=name, num_classes=num_classes, in_shape=tuple(in_shape))
 
 
+def ensure_dataset(
+    name: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    **options: Any,
+) -> Path | None:
+    """Make sure :func:`load_dataset` will find ``name``'s files: a torchvision dataset that
+    is not in ``data_dir`` is downloaded now (train and validation splits checked the way
+    torchvision checks them; nothing is kept in memory). Returns the directory, or None for a
+    dataset that needs none (``digits``, ``synthetic``).
+
+    Raises:
+        ConfigError: unknown dataset or bad option.
+        DatasetNotFoundError: missing and not downloadable; the message names the directory,
+            the files expected and where to get them.
+    """
+    entry = _entry(name)
+    entry.normalize(options)
+    if not entry.uses_data_dir:
+        return None
+    root = (Path(data_dir) if data_dir is not None else default_data_dir()).expanduser().resolve()
+    for train in (True, False):
+        _vision_load_raw(name, root, train, download)
+    return root
+
+
 _cache: OrderedDict[tuple, Dataset] = OrderedDict()
 _cache_lock = threading.Lock()
 

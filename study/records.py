@@ -339,6 +339,38 @@ class StudyStore:
             self.client.set_tag(run_id, T + "report_url", report_url)
         self.client.set_tag(run_id, NOTE_TAG, study_note(study_id, record.name, report_url))
 
+    def upgrade_presentation(self) -> int:
+        """Give studies recorded before DESIGN.md's "What MLflow shows" its presentation: the
+        experiment kind and runs-table view, and trial runs nested under the study run.
+        Returns how many studies were changed."""
+        from mlflow.entities import RunTag
+
+        view_tag = f"mlflow.sharedViewState.{VIEW_KEY}"
+        changed = 0
+        for record in self.list():
+            experiment = self.client.get_experiment(record.experiment_id)
+            if experiment.tags.get(view_tag) and all(
+                experiment.tags.get(k) == v for k, v in EXPERIMENT_KIND.items()
+            ):
+                continue
+            for key, value in EXPERIMENT_KIND.items():
+                self.client.set_experiment_tag(record.experiment_id, key, value)
+            self.client.set_experiment_tag(
+                record.experiment_id, view_tag, json.dumps({"selectedColumns": list(VIEW_COLUMNS)})
+            )
+            try:
+                parent = self.study_run_id(record.id)
+            except StudyNotFoundError:
+                changed += 1
+                continue
+            for run in self.trial_runs(record.id):
+                if "mlflow.parentRunId" not in run.data.tags:
+                    self.client.log_batch(
+                        run.info.run_id, tags=[RunTag("mlflow.parentRunId", parent)]
+                    )
+            changed += 1
+        return changed
+
     def set_error(self, study_id: str, message: str) -> None:
         """Record why a study failed (experiment tag ``hprobust.error``)."""
         self.client.set_experiment_tag(self.experiment_id(study_id), T + "error", message[:4900])

@@ -48,6 +48,18 @@ def _quiet_tune() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+    # Optuna's GridSampler calls Study.stop() when its grid is used up, which raises outside
+    # Study.optimize; OptunaSearch logs that as a warning after every last trial of a grid.
+    search_log = logging.getLogger("ray.tune.search.optuna.optuna_search")
+    if not any(isinstance(f, _GridStopFilter) for f in search_log.filters):
+        search_log.addFilter(_GridStopFilter())
+
+
+class _GridStopFilter:
+    """Drops OptunaSearch's warning that a used-up grid called ``Study.stop``."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith("`Study.stop` is supposed to be invoked")
 
 
 def recorded_results(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -236,6 +248,9 @@ def run_study(
     storage_path.mkdir(parents=True, exist_ok=True)
     experiment_path = storage_path / study_id
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None
+    from study.preflight import preflight
+
+    preflight(spec, data_dir=data_dir)  # the dataset is there and the model runs: else no trial
 
     done = recorded_results(store.trials(study_id))
     trainable = tune.with_resources(

@@ -58,7 +58,14 @@ def run(
     """Run a study (or resume one): live progress, then a table per arm."""
     from rich.console import Console
 
-    from study.errors import HprobustError, SpecError, StudyNotFoundError, StudyStateError
+    from study.errors import (
+        ConfigError,
+        DatasetNotFoundError,
+        HprobustError,
+        SpecError,
+        StudyNotFoundError,
+        StudyStateError,
+    )
     from study.records import StudyStore
     from study.spec import load_spec
 
@@ -80,6 +87,12 @@ def run(
     from study.driver import start_ray, stop_ray
 
     def _open() -> tuple[Any, Any]:
+        if resume is None:
+            # Before anything is recorded: the dataset is there (or downloadable now) and the
+            # model runs; otherwise the study is refused with the error's own message.
+            from study.preflight import preflight
+
+            preflight(parsed, data_dir=Path(data_dir) / "datasets")
         store = StudyStore(_uri(data_dir))
         if resume is not None:
             return store, store.get(resume)
@@ -97,6 +110,8 @@ def run(
     try:
         if isinstance(exc, StudyNotFoundError):
             _fail(f"{exc} in {data_dir}", 2)
+        if isinstance(exc, DatasetNotFoundError | ConfigError):
+            _fail(f"the study cannot run, nothing was recorded: {exc}", 2)
         store, record = opening.result()
         study_id = record.id
         console.print(f"study {study_id}", highlight=False)
@@ -116,6 +131,8 @@ def run(
             )
         except HprobustError as exc:
             _fail(f"study {study_id} failed: {exc}")
+        except Exception as exc:  # Ray, MLflow: the study is recorded failed with this text
+            _fail(f"study {study_id} failed: {type(exc).__name__}: {exc}")
     finally:
         if owns_ray and ray.is_initialized():
             stop_ray(temp_dir)
@@ -133,6 +150,17 @@ def run(
         f"browse: hprobust ui --data-dir {data_dir}",
         highlight=False,
     )
+    status = store.get(study_id).status
+    if status != "finished":
+        _fail(f"study {study_id} ended {status}")
+    if progress["failed"] and not progress["finished"]:
+        rows = [r for r in store.trials(study_id) if r["status"] == "failed"]
+        first = (rows[0].get("error") or "").strip().splitlines()[-1:] if rows else []
+        _fail(
+            f"study {study_id}: every trial failed"
+            + (f" (first error: {first[0]})" if first else "")
+            + f"; see hprobust trials {study_id} --data-dir {data_dir}"
+        )
 
 
 def _run_with_progress(
@@ -146,10 +174,14 @@ def _run_with_progress(
 ) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from study.cli.progress import progress_text
     from study.driver import drive
+    from study.eta import Eta
 
     total = record.total_trials
     arms = [arm["name"] for arm in record.spec["arms"]]
+    concurrency = int(record.spec.get("resources", {}).get("max_concurrent_trials", 2))
+    eta = Eta(total, window=max(4, 2 * concurrency))
     columns = (
         TextColumn("[bold]trials"),
         BarColumn(),
@@ -158,18 +190,12 @@ def _run_with_progress(
         TextColumn("{task.fields[info]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("trials", total=total, info="starting Ray")
+        task = bar.add_task("trials", total=total, info="starting")
 
         def update(state: dict[str, Any]) -> None:
-            best = state.get("best", {})
-            best_text = " ".join(
-                f"{arm} {best[arm]:.3f}" if arm in best else f"{arm} -" for arm in arms
-            )
-            info = (
-                f"running {state['running']}  diverged {state['diverged']}  "
-                f"failed {state['failed']}  best val_acc: {best_text}"
-            )
-            bar.update(task, completed=state["finished"] + state["failed"], info=info)
+            done = state["finished"] + state["failed"]
+            info = progress_text(state, eta_s=eta.update(done), best=state.get("best"), arms=arms)
+            bar.update(task, completed=done, info=info)
 
         return drive(
             record.id,
@@ -243,20 +269,69 @@ def ui(
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
-    """Serve the MLflow UI on the embedded store (Ctrl-C stops it)."""
+    """Serve the MLflow UI on the embedded store (Ctrl-C stops it).
+
+    Exits 1 naming the port if it is taken (so you never land on another store's UI).
+    Studies recorded by older versions are shown like new ones: model-training experiments
+    with their trials nested under the study run.
+    """
+    import signal
     import subprocess
     import sys
+    import time
 
+    from service.stack import http_ok, port_is_free, stop_group
+
+    if not port_is_free(port, host):
+        _fail(f"port {port} on {host} is taken (another MLflow UI?): choose one with --port")
     uri = _uri(data_dir)
+    from study.records import StudyStore
+
+    StudyStore(uri).upgrade_presentation()
     artifacts = (Path(data_dir) / "mlartifacts").resolve()
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", uri,
         "--default-artifact-root", str(artifacts),
-        "--host", host, "--port", str(port),
+        "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    typer.echo(f"MLflow UI on http://{host}:{port} (store {uri})")
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    # Its own session: Ctrl-C reaches this process only, which stops the server quietly. Its
+    # output (access log, shutdown) goes to a file.
+    log = Path(data_dir) / "mlflow-ui.log"
+    with open(log, "ab") as out:
+        child = subprocess.Popen(
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     try:
-        raise typer.Exit(subprocess.call(command))
+        while not http_ok(f"{url}/health"):
+            if child.poll() is not None:
+                _fail(
+                    f"the MLflow UI could not start on {host}:{port} (exit code "
+                    f"{child.returncode}; see {log})"
+                )
+            time.sleep(0.3)
+        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+        typer.echo(f"its log: {log}", err=True)
+        code = child.wait()
     except KeyboardInterrupt:
+        stop_group(child.pid, grace_s=10)
+        typer.echo("MLflow UI stopped")
         raise typer.Exit(0) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:
+            stop_group(child.pid, grace_s=10)
+    if code != 0:
+        _fail(f"the MLflow UI on {host}:{port} exited with code {code} (see {log})")

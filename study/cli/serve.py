@@ -111,7 +111,14 @@ def submit(
             return
         state = _follow(client, study_id, poll, console)
         if state["status"] != "finished":
-            console.print(f"study {study_id} ended [bold red]{state['status']}[/bold red]")
+            why = f": {state['error']}" if state.get("error") else ""
+            console.print(
+                f"study {study_id} ended [bold red]{state['status']}[/bold red]{why}",
+                highlight=False,
+            )
+            raise typer.Exit(1)
+        if state["progress"]["failed"] and not state["progress"]["finished"]:
+            console.print(f"study {study_id}: [bold red]every trial failed[/bold red]")
             raise typer.Exit(1)
         from study.cli.tables import render
 
@@ -129,6 +136,9 @@ def submit(
 def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from study.cli.progress import progress_text
+    from study.eta import Eta
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -138,14 +148,18 @@ def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, 
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(study_id, total=None, extra="")
+        eta: list[Eta] = []  # made once the total is known
 
         def update(state: dict[str, Any]) -> None:
             p = state["progress"]
-            eta = f" · ETA {state['eta_s'] / 60:.1f} min" if state.get("eta_s") else ""
-            extra = (
-                f"{state['status']} · {p['running']} running · {p['diverged']} diverged · "
-                f"{p['failed']} failed{eta}"
-            )
-            bar.update(task, total=p["total"], completed=p["finished"] + p["failed"], extra=extra)
+            done = p["finished"] + p["failed"]
+            if not eta:
+                window = (state.get("spec") or {}).get("resources", {}).get("max_concurrent_trials")
+                eta.append(Eta(p["total"], window=max(4, 2 * int(window or 2))))
+            left = eta[0].update(done) if state["status"] == "running" else None
+            if left is None:
+                left = state.get("eta_s")
+            extra = progress_text(p, eta_s=left, status=state["status"])
+            bar.update(task, total=p["total"], completed=done, extra=extra)
 
         return client.wait(study_id, poll_s=poll, on_update=update)

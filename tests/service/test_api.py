@@ -578,3 +578,36 @@ def test_api_docs_render_with_no_outside_network(
             browser.close()
     assert problems == []
     assert httpx.get(f"{api.url}/assets/docs/../main.py").status_code == 404
+
+
+def test_hprobust_submit_wait_exits_1_when_the_study_fails(
+    api: ServeProcess, api_token: str, tmp_path
+) -> None:
+    """Trials that crash for real (BatchNorm on a batch of one 1x1 feature map): ``submit
+    --wait`` follows the study to its end and exits 1 saying why."""
+    import subprocess
+
+    from tests.service.conftest import HPROBUST
+
+    crash = tiny_spec(
+        name="crash",
+        dataset={"name": "synthetic", "shape": [1, 8, 8], "n_train": 8, "n_val": 4},
+        model={"name": "mobilenetv3_small"},
+        batch_size=1,
+        epochs=1,
+        trials_per_arm=1,
+    )
+    spec = tmp_path / "crash.yaml"
+    spec.write_text(yaml.safe_dump(crash))
+    env = {"PATH": "/usr/bin:/bin", "HPROBUST_API_TOKEN": api_token, "COLUMNS": "160"}
+    done = subprocess.run(
+        [HPROBUST, "submit", str(spec), "--url", api.url, "--wait", "--poll", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=STUDY_TIMEOUT_S,
+        env=env,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = " ".join(done.stdout.split())
+    assert "every trial failed" in text or "ended failed" in text, text
+    assert "Traceback" not in done.stdout + done.stderr

@@ -28,7 +28,8 @@ SPEC = {
         {"name": "sgd", "optimizer": "sgd", "momentum": 0.9},
         {"name": "insgd", "optimizer": "insgd", "momentum": 0.9},
     ],
-    "search": {"lr": {"low": 1e-2, "high": 1.0}, "init": ["kaiming_normal"]},
+    "search": {"lr": {"low": 1e-2, "high": 1.0, "points": 2}, "init": ["kaiming_normal"]},
+    "sampler": "grid",
     "trials_per_arm": 2,
     "epochs": 2,
     "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
@@ -75,6 +76,9 @@ def test_run_then_trials_then_resume_refused(ray_local, tmp_path):
     assert re.search(r"\n insgd +2 +2 +0\.\d{3} ", result.output)
     assert "insgd vs sgd: AUC " in result.output
     assert "4/4 finished" in result.output
+    # A used-up grid: no Optuna "Study.stop" warnings, no Ray notices between the lines.
+    assert "Study.stop" not in result.output and "Ray" not in result.output
+    assert "running running" not in result.output
     assert (data_dir / "mlflow.db").is_file() and (data_dir / "mlartifacts").is_dir()
 
     as_csv = runner.invoke(app, ["trials", sid, "--data-dir", str(data_dir), "--format", "csv"])
@@ -144,3 +148,91 @@ def test_ui_serves_mlflow_on_the_store(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+# A proxy on a closed local port: any download fails at once, whatever network there is.
+OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+
+
+def test_missing_dataset_is_refused_before_anything_is_recorded(ray_local, tmp_path):
+    """CIFAR-10 not on disk and not downloadable: exit 2 with the dataset's own message (where
+    it looked, what to download, where to put it), no study recorded, no trial, no traceback."""
+    spec = {**SPEC, "dataset": {"name": "cifar10", "augment": False}, "model": {"name": "mlp"}}
+    data_dir = tmp_path / "store"
+    result = CliRunner(env=OFFLINE).invoke(
+        app, ["run", _spec_file(tmp_path, spec), "--data-dir", str(data_dir)]
+    )
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "the study cannot run, nothing was recorded" in text
+    assert f"dataset 'cifar10' is not in {data_dir / 'datasets'}" in text
+    assert "could not be downloaded" in text
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in text
+    assert "Traceback" not in result.output and len(result.output.splitlines()) < 15
+    assert not (data_dir / "mlflow.db").exists()
+
+
+def test_a_study_whose_every_trial_failed_exits_1(ray_local, tmp_path):
+    """Trials that crash for real (BatchNorm on a batch of one 1x1 feature map): the study
+    records them failed and ``hprobust run`` says so and exits 1."""
+    spec = {
+        **SPEC,
+        "name": "crash",
+        "dataset": {"name": "synthetic", "shape": [1, 8, 8], "n_train": 8, "n_val": 4},
+        "model": {"name": "mobilenetv3_small"},
+        "batch_size": 1,
+        "trials_per_arm": 1,
+        "epochs": 1,
+    }
+    result = CliRunner().invoke(
+        app, ["run", _spec_file(tmp_path, spec), "--data-dir", str(tmp_path / "store")]
+    )
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "every trial failed" in text
+    assert "Expected more than 1 value per channel" in text
+
+
+def test_ui_refuses_a_taken_port_naming_it(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["ui", "--data-dir", str(tmp_path), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is taken" in " ".join(result.output.split())
+    assert time.monotonic() - started < 10  # no MLflow server was started
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_ui_stops_quietly_on_ctrl_c(tmp_path):
+    """SIGINT (Ctrl-C) to ``hprobust ui``: the server stops, the port is free again, exit 0,
+    two lines of output and no traceback."""
+    import os
+    import signal
+
+    from service.stack import port_is_free
+
+    port = _free_port()
+    hprobust = str(__import__("pathlib").Path(sys.executable).parent / "hprobust")
+    process = subprocess.Popen(
+        [hprobust, "ui", "--data-dir", str(tmp_path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        first = process.stdout.readline()  # printed once the UI answers
+        assert first.startswith(f"MLflow UI on http://127.0.0.1:{port}"), first
+        os.kill(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    assert process.returncode == 0, err
+    assert out.strip() == "MLflow UI stopped"
+    assert err.strip() == f"its log: {tmp_path / 'mlflow-ui.log'}"
+    assert port_is_free(port)

@@ -252,3 +252,22 @@ def test_mlflow_presentation_tags_note_and_headline_metrics(store):
     assert "| arm | best | auc | lr_window_decades | good_fraction | divergence_rate |" in note
     assert "| sgd | 0.8 | 0.45 | – | – | 0.5 |" in note
     assert "| insgd | 0.9 | – | 1.25 | – | – |" in note
+
+
+def test_studies_recorded_before_the_presentation_are_upgraded(store):
+    """What ``hprobust ui`` does first: an old study (no kind, no view, flat trial runs)
+    becomes a model-training experiment with its trials nested; a second pass changes
+    nothing."""
+    record = store.create_study(parse_spec(SPEC))
+    sid = record.id
+    for key in ("mlflow.experimentKind", "mlflow.sharedViewState.hprobust"):
+        store.client.delete_experiment_tag(record.experiment_id, key)
+    old = _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished")
+    assert "mlflow.parentRunId" not in store.client.get_run(old).data.tags
+    assert store.upgrade_presentation() == 1
+    experiment = store.client.get_experiment(record.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "mlflow.sharedViewState.hprobust" in experiment.tags
+    parent = store.client.get_run(old).data.tags["mlflow.parentRunId"]
+    assert parent == store.study_run_id(sid)
+    assert store.upgrade_presentation() == 0
