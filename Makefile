@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= ./hprobust-data
 
-.PHONY: install up study test compose-test lint format bench clean
+.PHONY: install up study test compose-test lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+docs: install  # docs/spec.md from the code: rerun after changing the spec, an optimizer, a model
+	$(BIN)/python -m study.spec_docs
 
 bench: install
 	$(BIN)/python bench/step_overhead.py

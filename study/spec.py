@@ -109,6 +109,7 @@ class LogRange(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> LogRange:
+        """high must be >= low."""
         if self.high < self.low:
             raise _problem("high", f"must be >= low ({self.low:g})", self.high)
         if self.points is not None and self.points_per_decade is not None:
@@ -149,6 +150,7 @@ class SearchSpec(_Strict):
     @field_validator("init")
     @classmethod
     def _known_inits(cls, value: list[str]) -> list[str]:
+        """Each init is one of the initializations below, and none repeats."""
         schemes = _registry("models", "INIT_SCHEMES")
         for i, scheme in enumerate(value):
             if scheme not in schemes:
@@ -169,6 +171,7 @@ class ArmSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, value: str) -> str:
+        """An arm name is 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit."""
         if not _NAME_RE.match(value):
             raise _problem("", f"must match {_NAME_RE.pattern}", value)
         return value
@@ -176,6 +179,7 @@ class ArmSpec(BaseModel):
     @field_validator("optimizer")
     @classmethod
     def _known_optimizer(cls, value: str) -> str:
+        """The optimizer is one of the optimizers below."""
         optimizers = _registry("study.optimizers", "OPTIMIZERS")
         if value not in optimizers:
             raise _problem("", _one_of(optimizers, value), value)
@@ -183,6 +187,8 @@ class ArmSpec(BaseModel):
 
     @model_validator(mode="after")
     def _known_hparams(self) -> ArmSpec:
+        """Every other key is one of the optimizer's hyperparameters (not `lr`, which is
+        searched), and its value keeps the hyperparameter's rule."""
         hparams = self.hparams
         for key in ("lr", "params", "model"):
             if key in hparams:
@@ -235,6 +241,7 @@ class ResourcesSpec(_Strict):
     @field_validator("gpus_per_trial")
     @classmethod
     def _gpu_fraction(cls, value: float) -> float:
+        """gpus_per_trial is a fraction <= 1 or a whole number."""
         if value > 1 and value != int(value):
             raise _problem("", "must be a fraction <= 1 or a whole number", value)
         return value
@@ -292,6 +299,7 @@ class StudySpec(_Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """model.name is one of the models below and every other key one of its options."""
         name = value.get("name")
         if not isinstance(name, str):
             raise _problem("name", "is required (a model name)", name)
@@ -311,6 +319,7 @@ class StudySpec(_Strict):
     @field_validator("arms")
     @classmethod
     def _unique_arms(cls, value: list[ArmSpec]) -> list[ArmSpec]:
+        """Arm names are unique."""
         seen: set[str] = set()
         for i, arm in enumerate(value):
             if arm.name in seen:
@@ -347,6 +356,7 @@ class StudySpec(_Strict):
 
     @model_validator(mode="after")
     def _asha_within_epochs(self) -> StudySpec:
+        """early_stopping.max_t is <= epochs."""
         if isinstance(self.early_stopping, AshaSpec):
             max_t = self.early_stopping.max_t
             if max_t is not None and max_t > self.epochs:
@@ -355,6 +365,7 @@ class StudySpec(_Strict):
 
     @model_validator(mode="after")
     def _schedule_fits_epochs(self) -> StudySpec:
+        """Every milestone of a multistep schedule is < epochs."""
         check_schedule_epochs(self.schedule, self.epochs)
         return self
 

@@ -112,6 +112,7 @@ class MultistepSchedule(StrictModel):
 
     @model_validator(mode="after")
     def _increasing(self) -> MultistepSchedule:
+        """Milestones increase strictly."""
         for i in range(1, len(self.milestones or ())):
             if self.milestones[i] <= self.milestones[i - 1]:
                 rule = f"must be greater than the milestone before it ({self.milestones[i - 1]})"
@@ -171,6 +172,7 @@ class SyntheticData(StrictModel):
 
     @model_validator(mode="after")
     def _augment_fits(self) -> SyntheticData:
+        """augment needs height and width > 4 (4-pixel reflect padding)."""
         if self.augment and min(self.shape[1:]) <= 4:
             rule = "needs height and width > 4 (4-pixel reflect padding)"
             raise problem("augment", rule + f", got shape {list(self.shape)}", self.augment)
