@@ -438,3 +438,21 @@ def test_the_summary_does_not_depend_on_row_order():
         summarize(rows[::-1], num_classes=10, arms=["sgd", "insgd", "adam"]).model_dump_json()
         == want
     )
+
+
+def test_summary_args_from_a_recorded_spec():
+    from study.analysis import summary_args
+
+    spec = {
+        "arms": [{"name": "sgd", "optimizer": "sgd"}, {"name": "insgd", "optimizer": "insgd"}],
+        "search": {"lr": {"low": 1e-3, "high": 10.0, "points_per_decade": 2}, "init": ["a"]},
+        "analysis": {"tolerance": 0.05},
+    }
+    assert summary_args(spec) == {
+        "arms": ["sgd", "insgd"],
+        "tolerance": 0.05,
+        "lr_range": (1e-3, 10.0),
+    }
+    old = {k: v for k, v in spec.items() if k != "analysis"}  # recorded before analysis existed
+    assert summary_args(old) == {"arms": ["sgd", "insgd"], "lr_range": (1e-3, 10.0)}
+    assert summary_args(None) == {}

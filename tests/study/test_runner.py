@@ -143,6 +143,8 @@ def test_summary_trials_and_plots_are_stored(digits_study):
     assert store.summary(sid) == summary
     assert summary["partial"] is False and summary["version"] == 2
     assert list(summary["arms"]) == ["sgd", "insgd"]  # the spec's order
+    assert summary["reference"]["lr_range"] == [1e-2, 1e4]  # the spec's lr range
+    assert summary["reference"]["tolerance"] == 0.02  # the spec's analysis.tolerance
     assert summary["comparisons"][0]["n_points"] > 0  # paired rows matched
     run_id = store.study_run_id(sid)
     names = {a.path for a in store.client.list_artifacts(run_id)}
