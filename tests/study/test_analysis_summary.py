@@ -456,3 +456,27 @@ def test_summary_args_from_a_recorded_spec():
     old = {k: v for k, v in spec.items() if k != "analysis"}  # recorded before analysis existed
     assert summary_args(old) == {"arms": ["sgd", "insgd"], "lr_range": (1e-3, 10.0)}
     assert summary_args(None) == {}
+
+
+def test_importance_is_computed_on_cells():
+    """PED-ANOVA and fANOVA over the arm's cells (seeds averaged first): accuracy that depends
+    on lr alone gives lr nearly all the importance; a flat arm or a single cell gives null."""
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    peak = {1e-4: 0.2, 1e-3: 0.5, 1e-2: 0.9, 1e-1: 0.6, 1.0: 0.1}
+    rows = [
+        row("sgd", lr, init, seed, peak[lr] + 0.001 * seed)
+        for lr, init, seed in itertools.product(lrs, ("a", "b", "c"), (0, 1, 2))
+    ]
+    imp = summarize(rows, num_classes=10).arms["sgd"].importance
+    for name in ("ped_anova", "fanova"):
+        values = getattr(imp, name)
+        assert set(values) == {"lr", "init"}
+        assert values["lr"] > 0.9 and sum(values.values()) == pytest.approx(1.0)
+    flat = [r | {"val_acc": 0.5} for r in rows]
+    assert summarize(flat, num_classes=10).arms["sgd"].importance.model_dump() == {
+        "ped_anova": None,
+        "fanova": None,
+    }
+    # the same cells in another order, or with the seeds in other rows: the same importances
+    again = summarize(rows[::-1], num_classes=10).arms["sgd"].importance
+    assert again == imp

@@ -166,7 +166,7 @@ def _assert_close(a, b, path="summary"):
 
 def test_summary_is_the_unpacked_one(packed_study):
     """The stored summary equals the summary of the same rows carrying the unpacked results."""
-    from study.analysis import summarize
+    from study.analysis import summarize, summary_args
 
     store, sid, summary, expected = packed_study
     rows = []
@@ -174,5 +174,6 @@ def test_summary_is_the_unpacked_one(packed_study):
         want, _ = expected[row["key"]]
         names = ("val_acc", "val_loss", "train_loss", "diverged", "epochs_completed")
         rows.append({**row, **{name: want[name] for name in names}})
-    reference = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
+    args = summary_args(store.get(sid).spec)  # arm order, tolerance and lr range of the spec
+    reference = summarize(rows, num_classes=10, **args).model_dump(mode="json")
     _assert_close(summary, reference)
