@@ -363,11 +363,25 @@ class StudyStore:
             except StudyNotFoundError:
                 changed += 1
                 continue
+            scaled = (record.spec.get("search") or {}).get("init_scale") is not None
             for run in self.trial_runs(record.id):
+                tags = []
                 if "mlflow.parentRunId" not in run.data.tags:
-                    self.client.log_batch(
-                        run.info.run_id, tags=[RunTag("mlflow.parentRunId", parent)]
-                    )
+                    tags.append(RunTag("mlflow.parentRunId", parent))
+                row = trial_row(run)
+                if " lr=" not in (run.info.run_name or "") and None not in (
+                    row["arm"],
+                    row["lr"],
+                    row["init"],
+                    row["seed"],
+                ):
+                    name = trial_run_name(
+                        row["arm"], row["lr"], row["init"], row["seed"],
+                        row["init_scale"] if scaled else None,
+                    )  # fmt: skip
+                    tags.append(RunTag("mlflow.runName", name))
+                if tags:
+                    self.client.log_batch(run.info.run_id, tags=tags)
             changed += 1
         return changed
 
@@ -532,6 +546,15 @@ class StudyStore:
             if not local_path.is_file():
                 raise LookupError(f"study {study_id!r} has no artifact {path!r}")
             return local_path.read_bytes() if binary else local_path.read_text()
+
+
+def trial_run_name(
+    arm: str, lr: float, init: str, seed: int, init_scale: float | None = None
+) -> str:
+    """A trial run's name in the MLflow UI: ``<arm> lr=<lr> <init> s<seed>``, with
+    ``scale=<init_scale>`` before the seed when the study searches init scales."""
+    scale = "" if init_scale is None else f" scale={float(init_scale):.3g}"
+    return f"{arm} lr={float(lr):.3g} {init}{scale} s{int(seed)}"
 
 
 def study_note(

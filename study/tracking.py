@@ -255,11 +255,12 @@ class MlflowRecorder(Callback):
 
     def _run_name(self, config: dict[str, Any]) -> str:
         """``<arm> lr=<lr> <init> s<seed>`` (``scale=<s>`` before the seed if searched)."""
+        from study.records import trial_run_name
+
         seed = int(self.spec.get("seed", 0)) + int(config.get(INDEX_KEY, 0))
-        scale = ""
-        if (self.spec.get("search") or {}).get("init_scale") is not None:
-            scale = f" scale={float(config.get('init_scale', 1.0)):.3g}"
-        return f"{config[ARM_KEY]} lr={float(config['lr']):.3g} {config['init']}{scale} s{seed}"
+        scaled = (self.spec.get("search") or {}).get("init_scale") is not None
+        scale = float(config.get("init_scale", 1.0)) if scaled else None
+        return trial_run_name(config[ARM_KEY], config["lr"], config["init"], seed, scale)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         todo = []

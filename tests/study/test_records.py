@@ -268,6 +268,7 @@ def test_studies_recorded_before_the_presentation_are_upgraded(store):
     experiment = store.client.get_experiment(record.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "mlflow.sharedViewState.hprobust" in experiment.tags
-    parent = store.client.get_run(old).data.tags["mlflow.parentRunId"]
-    assert parent == store.study_run_id(sid)
+    upgraded = store.client.get_run(old)
+    assert upgraded.data.tags["mlflow.parentRunId"] == store.study_run_id(sid)
+    assert upgraded.info.run_name == "sgd lr=0.1 normal s0"
     assert store.upgrade_presentation() == 0

@@ -36,9 +36,9 @@ def index(
     MLflow and its trials as CSV. It refreshes itself while a study is queued or running."""
     from service.api.routes.studies import study_public
 
-    records = reader.list()[:INDEX_LIMIT]
-    studies = [study_public(r, reader, settings, scheduler) for r in records]
-    return HTMLResponse(render_index(studies, total=len(reader.list())))
+    records = reader.list()
+    studies = [study_public(r, reader, settings, scheduler) for r in records[:INDEX_LIMIT]]
+    return HTMLResponse(render_index(studies, total=len(records)))
 
 
 #: ReDoc's sidebar shows a logo from its CDN (and hides it when it fails to load): served
