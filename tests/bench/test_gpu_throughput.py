@@ -43,6 +43,8 @@ def test_gpu_throughput_runs_on_cpu(ray_local, tmp_path, capsys):
         assert math.isclose(row["trial_epochs_per_h"], per_h)
         assert math.isclose(row["study_hours"], 12_800 / per_h)
         assert row["row"] in printed
+        eager = next(r for r in rows if r["row"] == "eager" and r["optimizer"] == row["optimizer"])
+        assert math.isclose(row["x_eager"], row["trial_epochs_per_h"] / eager["trial_epochs_per_h"])
     assert {r["fast_path"] for r in rows if r["row"] == "fast"} == {"static"}
     assert {r["fast_path"] for r in rows if r["row"] != "fast"} == {"eager"}
     (fusion,) = result["fusion"]

@@ -106,14 +106,14 @@ def test_training_steps_make_no_host_sync(mode, members):
     pack.loss_sum = torch.zeros(members, device=device)
     data = pack.data
     gens = [m.generator for m in pack.members]
-    lr = torch.full((members,), 0.05, device=device)
+    coef = torch.full((members, 1), 0.05, device=device)  # each member's lr (SGD, INSGD)
     lr_host = [[0.05] * 100 for _ in range(members)]
     perm = torch.stack([torch.randperm(512, generator=g, device=device) for g in gens])
 
     def step(i: int) -> None:
         idx = perm[:, i * 64 : (i + 1) * 64]
         x = data.augment_pack(pack.x_train[idx], gens)
-        pack.train_step(x, data.y_train[idx], lr, lr_host, i)
+        pack.train_step(x, data.y_train[idx], coef, lr_host, i)
 
     for i in range(GRAPH_WARMUP + 1):
         step(i)

@@ -482,3 +482,27 @@ def test_the_fast_path_is_off_on_cpu_by_default_and_can_be_switched_off(monkeypa
     assert step_mode(None, cuda) == "graph" and step_mode(False, cuda) == "eager"
     monkeypatch.setenv("HPROBUST_FAST_PATH", "0")
     assert step_mode(None, cuda) == "eager" and step_mode(True, cuda) == "graph"
+
+
+def test_channels_last_single_member_matches_the_eager_loop():
+    """The fast path's channels-last layout (on by default on CUDA), forced on CPU."""
+    import time
+
+    from study.pack import run_members
+    from study.train import validate_config
+
+    cfg = config(INSGD_L2, 0.05, 5, model={"name": "resnet20", "depth": 8})
+    reports: list[dict] = []
+    (got,) = run_members(
+        [validate_config(cfg)],
+        torch.device("cpu"),
+        lambda by_member: reports.append(by_member[0]),
+        time.perf_counter(),
+        True,
+        channels_last=True,
+    )
+    eager_reports: list[dict] = []
+    eager = train_trial(cfg, report=eager_reports.append, fast=False)
+    for key in set(eager) - TIMING_KEYS - {"fast_path"}:
+        assert close(eager[key], got[key]), (key, eager, got)
+    assert len(reports) == len(eager_reports) == 2
