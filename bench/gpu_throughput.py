@@ -329,11 +329,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
 
     def show(row: dict[str, Any]) -> None:
+        rows.append(row)
         eager = [r for r in rows if r["row"] == "eager" and r["optimizer"] == row["optimizer"]]
         row["x_eager"] = (
             row["trial_epochs_per_h"] / eager[0]["trial_epochs_per_h"] if eager else None
         )
-        rows.append(row)
         ratio = f"{row['x_eager']:>9.2f}" if row["x_eager"] is not None else f"{'':>9}"
         print(
             f"{row['row']:<10}{row['optimizer']:<7}{row['trials']:>7}{row['epoch_s']:>10.3f}"
