@@ -13,6 +13,7 @@
 #
 # Needs root (debootstrap) and a running Docker engine. Images that exist are kept (delete
 # them to rebuild). DEBIAN_MIRROR overrides the mirror (default: the host's apt sources).
+# Arguments: which of `python` and `postgres` to make (default: both).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 DEBIAN_IMAGE=hprobust-offline/debian:bookworm
@@ -63,5 +64,12 @@ build() {  # image dockerfile
         echo "made $1"
     fi
 }
-build "$PYTHON_IMAGE" python.Dockerfile
-build "$POSTGRES_IMAGE" postgres.Dockerfile
+for target in "${@:-python postgres}"; do
+    for name in $target; do
+        case "$name" in
+            python) build "$PYTHON_IMAGE" python.Dockerfile ;;
+            postgres) build "$POSTGRES_IMAGE" postgres.Dockerfile ;;
+            *) echo "unknown base image $name (python, postgres)" >&2; exit 2 ;;
+        esac
+    done
+done

@@ -48,6 +48,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ def build(stack: Stack) -> tuple[float, float]:
 
     start = time.monotonic()
     log("base images: docker/offline/make-base-images.sh (kept between runs)")
-    run(["bash", "docker/offline/make-base-images.sh"], timeout=1200)
+    run(["bash", "docker/offline/make-base-images.sh", "python"], timeout=1200)
     bridge = json.loads(run(["docker", "network", "inspect", "bridge"]))[0]
     ipam = bridge["IPAM"]["Config"][0]  # Docker 20.10 names the subnet only
     gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
@@ -242,22 +243,29 @@ def build(stack: Stack) -> tuple[float, float]:
     server, index_url = local_index.serve(gateway, port, CACHE / "pypi")
     before = {image: _image_id(image) for image in IMAGES}
     log(f"building the images with `compose build` (package index {index_url})")
+    args = ["build", "--force-rm"]
+    for arg in (
+        f"PYTHON_IMAGE={PYTHON_BASE}",
+        f"PIP_INDEX_URL={index_url}",
+        f"PIP_TRUSTED_HOST={gateway}",
+        f"TORCH_INDEX_URL={index_url}",
+        "TORCH_VARIANT=",  # this machine's mirror has torch's default (CUDA) build only
+    ):
+        args += ["--build-arg", arg]
     try:
-        stack.project(
-            "build",
-            "--force-rm",
-            "--build-arg",
-            f"PYTHON_IMAGE={PYTHON_BASE}",
-            "--build-arg",
-            f"PIP_INDEX_URL={index_url}",
-            "--build-arg",
-            f"PIP_TRUSTED_HOST={gateway}",
-            "--build-arg",
-            f"TORCH_INDEX_URL={index_url}",
-            "--build-arg",
-            "TORCH_VARIANT=",  # this machine has torch's default (CUDA) build only
-            timeout=2400,
-        )
+        # The Ray and MLflow images and the PostgreSQL base side by side (downloads overlap
+        # the others' CPU work), then every service: the API's and the other Ray services'
+        # images from the Ray image's layers.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            jobs = [
+                pool.submit(stack.project, *args, service, timeout=2400)
+                for service in ("ray-head", "mlflow")
+            ]
+            base = ["bash", "docker/offline/make-base-images.sh", "postgres"]
+            jobs.append(pool.submit(run, base, timeout=1200))
+            for job in jobs:
+                job.result()
+        stack.project(*args, timeout=2400)
     finally:
         server.shutdown()
     for image, old in before.items():  # the previous build's image, now untagged
@@ -548,7 +556,9 @@ def restart_keeps_everything(stack: Stack, study_id: str, study_run: dict) -> fl
         ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"]
     ).split()
     check(len(volumes) == 3, f"volumes after down (without -v): {volumes}")
-    stack.up(SERVICES)
+    # Up again, and at once as the main host of a multi-host cluster (one restart, not two).
+    enter_multihost(stack)
+    stack.up(["postgres", "mlflow", "ray-head", "api"], "--scale", "ray-cpu-worker=0")
     record = stack.study(study_id)
     check(record["status"] == "finished", f"after the restart the study is {record['status']}")
     study_outputs(stack, study_id, record["total_trials"])
@@ -562,7 +572,7 @@ def restart_keeps_everything(stack: Stack, study_id: str, study_run: dict) -> fl
     seconds = time.monotonic() - start
     log(
         f"down (volumes kept) and up in {seconds:.0f} s: the study, its runs, summary, plots "
-        "and artifacts are served again"
+        "and artifacts are served again (the head now on host networking)"
     )
     return seconds
 
@@ -585,7 +595,10 @@ def pick_link_subnet() -> ipaddress.IPv4Network:
     raise Failed("no free /24 in 172.31.201-250 for the link network")
 
 
-def multihost(stack: Stack, spec: dict[str, Any]) -> float:
+def enter_multihost(stack: Stack) -> None:
+    """The next `up` runs the main host of a multi-host cluster (docker/compose.multihost.yml):
+    the head on host networking at the gateway address of an internal Docker network that
+    plays the private network between the hosts."""
     subnet = pick_link_subnet()
     gateway = str(next(subnet.hosts()))
     run(
@@ -609,7 +622,11 @@ def multihost(stack: Stack, spec: dict[str, Any]) -> float:
         f"multi-host: head on host networking at {gateway} (network {LINK_NETWORK}, "
         f"{subnet}, internal), GCS port {stack.multihost['RAY_GCS_PORT']}"
     )
-    stack.up(["postgres", "mlflow", "ray-head", "api"], "--scale", "ray-cpu-worker=0")
+
+
+def multihost(stack: Stack, spec: dict[str, Any]) -> float:
+    """A second host joins from the private network; a study's trials run on it."""
+    gateway = stack.multihost["HEAD_IP"]
     stack.worker_project("up", "-d", "ray-cpu-worker")
     engine.wait_healthy(WORKER_PROJECT, ["ray-cpu-worker"], timeout_s=180)
     worker = engine.container(WORKER_PROJECT, "ray-cpu-worker")
