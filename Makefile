@@ -32,8 +32,8 @@ test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The GPU-host deployment built and run for real under Docker (CPU override): needs root;
-# installs and starts Docker if missing. About 25 min and 10 GB of disk on a fresh machine,
-# 6-8 min with the images of an earlier run (see tests/compose/run.py).
+# installs and starts Docker if missing. 10 GB of disk; 11-30 min on a fresh 2-core machine,
+# about 7 min with the images of an earlier run (see tests/compose/run.py).
 compose-test: install
 	$(BIN)/python -m tests.compose.run $(COMPOSE_TEST_ARGS)
 

@@ -1,9 +1,10 @@
 """``make compose-test``: the GPU-host deployment built and run for real under Docker, with the
 CPU override (this machine has no GPU), end to end. ``make test`` does not run it.
 
-Cost: about 25 minutes and 10 GB of disk on a fresh 2-core machine (base images, three images
-sharing their torch layers, two small studies); 6-8 minutes when the images are cached from
-an earlier run (they are kept; so are the base images and the package cache).
+Cost: 10 GB of disk (base images, three images sharing their torch layers; kept for the next
+run, with the package cache) and, measured on a fresh 2-core machine of this kind (Docker
+not installed), 11 minutes when it is quiet and up to 30 when other jobs load it; about 7
+minutes with the images of an earlier run.
 
 1. Docker: installs docker.io, docker-compose (1.29) and debootstrap with apt if missing and
    starts dockerd. Docker Hub is not reachable here: docker/offline/make-base-images.sh makes
@@ -727,10 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the stack up at the end")
     args = parser.parse_args(argv)
     log(
-        "the GPU-host deployment under Docker (CPU override), end to end. Cost: about 25 min "
-        "and 10 GB of disk on a fresh 2-core machine, 6-8 min with the images of an earlier "
-        "run (kept, with the base images and the package cache in "
-        f"{CACHE})"
+        "the GPU-host deployment under Docker (CPU override), end to end. Cost: 10 GB of disk "
+        "and 11-30 min on a fresh 2-core machine (quiet to busy), about 7 min with the images "
+        f"of an earlier run (kept, with the base images and the package cache in {CACHE})"
     )
     compose = engine.ensure_engine(log)
     version = run([*compose, "version", "--short"], check=False).strip()
