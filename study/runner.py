@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from study.spec import AshaSpec, StudySpec
+from study.vocab import TRIAL_DONE
 
 NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on
 
@@ -66,7 +67,7 @@ def recorded_results(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """key -> the last result of each trial already recorded as finished/early stopped."""
     done = {}
     for row in rows:
-        if row.get("key") and row["status"] in ("finished", "early_stopped"):
+        if row.get("key") and row["status"] in TRIAL_DONE:
             result = {"diverged": bool(row["diverged"]), "epoch": row["epochs_completed"] or 0}
             for name in ("val_acc", "val_loss", "train_loss"):
                 if row.get(name) is not None:
@@ -107,7 +108,7 @@ def make_trainable(
     def hprobust_trial(config: dict[str, Any]) -> None:
         from ray import tune
 
-        from study.searcher import ARM_KEY, INDEX_KEY, trial_key
+        from study.searcher import ARM_KEY, trial_key, trial_seed
         from study.spec import StudySpec
         from study.train import train_trial
 
@@ -121,7 +122,7 @@ def make_trainable(
             lr=config["lr"],
             init=config["init"],
             init_scale=config.get("init_scale", 1.0),
-            seed=study_spec.seed + int(config.get(INDEX_KEY, 0)),
+            seed=trial_seed(config, study_spec.seed),
             data_dir=data_dir,
             num_threads=num_threads,
         )
@@ -146,7 +147,7 @@ def _make_pack_trainable(
         from ray import tune
 
         from study.pack import train_pack
-        from study.searcher import ARM_KEY, INDEX_KEY, trial_key, trial_members
+        from study.searcher import ARM_KEY, trial_key, trial_members, trial_seed
         from study.spec import StudySpec
 
         study_spec = StudySpec.model_validate(spec_json)
@@ -165,7 +166,7 @@ def _make_pack_trainable(
                 lr=members[j]["lr"],
                 init=members[j]["init"],
                 init_scale=members[j].get("init_scale", 1.0),
-                seed=study_spec.seed + int(members[j].get(INDEX_KEY, 0)),
+                seed=trial_seed(members[j], study_spec.seed),
                 data_dir=data_dir,
                 num_threads=num_threads,
             )

@@ -37,10 +37,14 @@ INDEX_KEY = "__trial_index__"  # set by Ray Tune's Repeater
 PACK_KEY = "__pack"  # a packed Tune trial's config: {"__pack": [member config, ...]}
 
 
+def trial_seed(config: dict[str, Any], base_seed: int = 0) -> int:
+    """A trial's seed from its Tune config: the study's seed + the replicate index."""
+    return base_seed + int(config.get(INDEX_KEY, 0))
+
+
 def trial_key(config: dict[str, Any], base_seed: int = 0) -> str:
     """The identity ``<arm>/<point>/<seed>`` of a trial from its Tune config."""
-    seed = base_seed + int(config.get(INDEX_KEY, 0))
-    return f"{config[ARM_KEY]}/{int(config[POINT_KEY])}/{seed}"
+    return f"{config[ARM_KEY]}/{int(config[POINT_KEY])}/{trial_seed(config, base_seed)}"
 
 
 def trial_members(config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from study.vocab import PlotName
+
 __all__ = ["PLOT_STEMS", "Summary", "plots", "summarize", "summary_args"]
 
-#: The file stems :func:`plots` writes (``<stem>.png``); the HTTP API serves them by stem.
-PLOT_STEMS = ("lr_curves", "heatmap", "profile", "expected_max")
+#: The file stems :func:`plots` writes (``<stem>.png``), in :class:`~study.vocab.PlotName`'s
+#: order; the HTTP API serves them by stem.
+PLOT_STEMS: tuple[PlotName, ...] = tuple(PlotName)
 
 if TYPE_CHECKING:  # pragma: no cover
     from study.analysis.figures import plots

@@ -10,16 +10,16 @@ colour in every figure (:func:`arm_colors`, by position in the spec's arm order)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from study.analysis import PLOT_STEMS
 from study.analysis.cells import Cells, build_cells
 from study.analysis.models import Summary
 from study.analysis.table import TrialTable, build_table
+from study.vocab import PlotName
 
 DPI = 110
 _ARM_PALETTE = (
@@ -414,6 +414,15 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+#: The drawing function of each figure: ``draw(data, path) -> path``.
+FIGURES: dict[PlotName, Callable[[_Data, Path], Path]] = {
+    PlotName.LR_CURVES: plot_lr_curves,
+    PlotName.HEATMAP: plot_heatmap,
+    PlotName.PROFILE: plot_profile,
+    PlotName.EXPECTED_MAX: plot_expected_max,
+}
+
+
 def plots(
     trials: Iterable[Mapping[str, Any]] | Any,
     out_dir: str | Path,
@@ -427,8 +436,8 @@ def plots(
     """Draw the summary's figures into ``out_dir`` (created if missing).
 
     Writes ``lr_curves.png``, ``heatmap.png``, ``profile.png`` and ``expected_max.png``
-    (:data:`PLOT_STEMS`) and returns their paths in that order. With no finished trial yet,
-    each figure says so.
+    (:class:`~study.vocab.PlotName`, drawn by :data:`FIGURES`) and returns their paths in that
+    order. With no finished trial yet, each figure says so.
 
     Args:
         trials: the trial rows (as for :func:`study.analysis.summarize`).
@@ -451,10 +460,4 @@ def plots(
     data = _Data(table, summary)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {stem: out / f"{stem}.png" for stem in PLOT_STEMS}
-    return [
-        plot_lr_curves(data, paths["lr_curves"]),
-        plot_heatmap(data, paths["heatmap"]),
-        plot_profile(data, paths["profile"]),
-        plot_expected_max(data, paths["expected_max"]),
-    ]
+    return [FIGURES[name](data, out / f"{name}.png") for name in PlotName]

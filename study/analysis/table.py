@@ -35,9 +35,7 @@ from typing import Any
 import numpy as np
 
 from study.errors import ConfigError
-
-STATUSES = ("finished", "early_stopped", "failed", "running", "pending")
-EXCLUDED_STATUSES = STATUSES[1:]
+from study.vocab import TRIAL_EXCLUDED, TrialStatus
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -200,7 +198,7 @@ def build_table(
             raise ConfigError(f"arms must not repeat a name, got {list(arms)!r}")
     listed = list(arms or ())
     seen: set[str] = set()
-    excluded = dict.fromkeys(EXCLUDED_STATUSES, 0)
+    excluded = {str(status): 0 for status in TRIAL_EXCLUDED}
     cols: dict[str, list[Any]] = {
         k: [] for k in ("arm", "lr", "init", "init_scale", "seed", "acc", "loss", "diverged")
     }
@@ -208,12 +206,12 @@ def build_table(
     rows = _rows(trials)
     for i, row in enumerate(rows):
         status = row.get("status")
-        status = "finished" if _missing(status) else str(status)
-        if status not in STATUSES:
+        status = TrialStatus.FINISHED if _missing(status) else str(status)
+        if not TrialStatus.has(status):
             raise ConfigError(
-                f"trials[{i}].status must be one of {', '.join(STATUSES)}, got {status!r}"
+                f"trials[{i}].status must be one of {', '.join(TrialStatus)}, got {status!r}"
             )
-        if status != "finished":  # counted; its other fields may be incomplete
+        if status != TrialStatus.FINISHED:  # counted; its other fields may be incomplete
             excluded[status] += 1
             if not _missing(row.get("arm")) and str(row["arm"]):
                 seen.add(str(row["arm"]))

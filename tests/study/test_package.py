@@ -16,6 +16,7 @@ HEAVY = ("torch", "ray", "mlflow", "fastapi")
     [
         "import study",
         "import study.errors, study.hparams, study.optimizers, study.ids",
+        "import study.vocab, study.analysis",
         "import study.cli",
         "from study.spec import StudySpec",
     ],

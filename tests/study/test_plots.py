@@ -152,3 +152,12 @@ def test_plot_stems_are_listed_once():
 
     assert PLOT_STEMS == ("lr_curves", "heatmap", "profile", "expected_max")
     assert served is PLOT_STEMS and stored is PLOT_STEMS
+
+
+def test_every_plot_name_has_one_figure():
+    """plots() draws FIGURES[name] for each PlotName: a new name without a figure fails."""
+    from study.analysis.figures import FIGURES
+    from study.vocab import PlotName
+
+    assert list(FIGURES) == list(PlotName) == list(PLOT_STEMS)
+    assert len(set(FIGURES.values())) == len(FIGURES)
