@@ -200,6 +200,11 @@ def start_ray_head(
 ) -> Child:
     """Start ``ray start --head --block`` with token auth on free ports; wait for its Jobs API.
 
+    Every port of the head listens on 127.0.0.1 only (GCS, raylet, object manager, workers,
+    dashboard and its agents, metrics): ``ray start`` turns ``--node-ip-address 127.0.0.1``
+    into the machine's outside address unless Ray is told this is a single-machine cluster
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which Ray's servers then bind to loopback for).
+
     Returns the child; ``child.url`` is the dashboard (Jobs API) URL and ``child.extra`` holds
     ``token`` (its auth token), ``gcs_address`` and ``temp_dir``.
     """
@@ -220,12 +225,19 @@ def start_ray_head(
         "--temp-dir",
         temp_dir,
         "--disable-usage-stats",
+        "--node-ip-address",
+        "127.0.0.1",
     ]
     for name, port in ports.items():
         cmd += [f"--{name}", str(port)]
     if num_cpus:
         cmd += ["--num-cpus", str(num_cpus)]
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=token,
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # node IP 127.0.0.1: servers bind loopback only
+    )
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env.pop("RAY_ADDRESS", None)
     url = f"http://127.0.0.1:{ports['dashboard-port']}"
