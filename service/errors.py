@@ -6,6 +6,8 @@ StudyStateError (e.g. cancel a finished study)   409
 LimitError (413: body too large)                  413
 SpecError / ConfigError / a broken service limit 422  (``problems``: field, rule, value)
 RayUnavailableError, MLflow unreachable          503
+StoreUnavailableError (store busy/unreachable)   503
+StoreFullError (the store has no space left)     507
 =============================================  ======
 """
 
@@ -22,7 +24,15 @@ from fastapi.responses import JSONResponse
 
 from service.jobs import RayUnavailableError
 from study.bounded import preview
-from study.errors import ConfigError, HprobustError, SpecError, StudyNotFoundError, StudyStateError
+from study.errors import (
+    ConfigError,
+    HprobustError,
+    SpecError,
+    StoreFullError,
+    StoreUnavailableError,
+    StudyNotFoundError,
+    StudyStateError,
+)
 
 log = logging.getLogger("hprobust.service")
 
@@ -116,3 +126,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _mlflow(request: Request, exc: TrackingUnavailableError) -> JSONResponse:
         log.warning("MLflow unavailable: %s", exc)
         return _message(503, exc)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("study store unavailable: %s", exc)
+        return _message(503, exc)
+
+    @app.exception_handler(StoreFullError)
+    async def _store_full(request: Request, exc: StoreFullError) -> JSONResponse:
+        log.error("study store full: %s", exc)
+        return _message(507, exc)

@@ -44,3 +44,13 @@ class SpecError(ConfigError):
         lines = [f"{p['field']} {p['rule']}, got {p['value']!r}" for p in self.problems]
         prefix = f"{source}: " if source else ""
         super().__init__(prefix + "; ".join(lines))
+
+
+class StoreUnavailableError(HprobustError, ConnectionError):
+    """The study store (MLflow) cannot be written now: unreachable or busy. Nothing was
+    recorded; the same request may be sent again."""
+
+
+class StoreFullError(HprobustError, OSError):
+    """The study store (MLflow's database or artifact store) has no space left. Nothing was
+    recorded."""

@@ -24,13 +24,20 @@ import logging
 import math
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from study.analysis import PLOT_STEMS
-from study.errors import ConfigError, StudyNotFoundError
+from study.errors import (
+    ConfigError,
+    StoreFullError,
+    StoreUnavailableError,
+    StudyNotFoundError,
+)
 from study.ids import check_study_id, new_study_id, utc_now_iso
+from study.vocab import RunKind, StudyStatus, Tag
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -73,6 +80,7 @@ VIEW_COLUMNS = (
 HEADLINE = ("best", "auc", "lr_window_decades", "good_fraction", "divergence_rate")
 
 T = "hprobust."  # tag prefix
+log = logging.getLogger("hprobust.records")
 
 
 def experiment_name(study_id: str) -> str:
@@ -194,62 +202,131 @@ class StudyStore:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root or default_artifact_root(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._create_lock = threading.Lock()  # creations take turns (see create_study)
 
     # ---- studies --------------------------------------------------------------------------
 
-    def create_study(self, spec: StudySpec, study_id: str | None = None) -> StudyRecord:
-        """Record a new study (status ``queued``) with its spec; the spec is valid already."""
+    def create_study(
+        self,
+        spec: StudySpec,
+        study_id: str | None = None,
+        *,
+        report_url: str | None = None,
+        wait_s: float | None = None,
+    ) -> StudyRecord:
+        """Record a new study (status ``queued``) with its spec; the spec is valid already.
+
+        All or nothing: the experiment is written as ``creating`` (never listed, never run),
+        then its study run, params and ``spec.yaml``, and only then set ``queued``. Any failure
+        deletes what was written and raises; creations in this process take turns (a lock:
+        MLflow's SQLite store fails concurrent writers with pool timeouts). ``wait_s`` bounds
+        the wait for that turn (StoreUnavailableError after it; None: wait for good).
+        ``report_url`` links the report page in the study run's MLflow description.
+        """
+        study_id = check_study_id(study_id) if study_id else new_study_id()
+        if not self._create_lock.acquire(timeout=-1 if wait_s is None else wait_s):
+            raise StoreUnavailableError(
+                f"the study store is busy: no turn to record a study within {wait_s:g} s "
+                "(nothing was recorded; try again)"
+            )
+        try:
+            return self._create(spec, study_id, report_url)
+        finally:
+            self._create_lock.release()
+
+    def _create(self, spec: StudySpec, study_id: str, report_url: str | None) -> StudyRecord:
         from mlflow.entities import Param
 
-        study_id = check_study_id(study_id) if study_id else new_study_id()
         name = experiment_name(study_id)
         if self.client.get_experiment_by_name(name) is not None:
             raise ConfigError(f"study_id must be new, got {study_id!r} (already recorded)")
         spec_dict = spec.model_dump(mode="json")
         spec_json = json.dumps(spec_dict, sort_keys=True)
+        created_at = utc_now_iso()
         tags = {
-            T + "study_id": study_id,
-            T + "name": spec.name,
-            T + "status": "queued",
-            T + "created_at": utc_now_iso(),
-            T + "num_classes": str(spec.num_classes),
-            T + "total_trials": str(spec.total_trials),
+            Tag.STUDY_ID: study_id,
+            Tag.NAME: spec.name,
+            Tag.STATUS: StudyStatus.CREATING,  # set queued once everything is written
+            Tag.CREATED_AT: created_at,
+            Tag.NUM_CLASSES: str(spec.num_classes),
+            Tag.TOTAL_TRIALS: str(spec.total_trials),
             **EXPERIMENT_KIND,
             f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(
                 {"selectedColumns": list(VIEW_COLUMNS)}
             ),
         }
         if len(spec_json) <= _SPEC_TAG_MAX:
-            tags[T + "spec"] = spec_json
+            tags[Tag.SPEC] = spec_json
         location = f"{self.artifact_root}/{study_id}" if self.artifact_root else None
-        experiment_id = self.client.create_experiment(name, artifact_location=location, tags=tags)
-        run = self.client.create_run(
-            experiment_id,
-            tags={
-                T + "kind": "study",
-                T + "study_id": study_id,
-                NOTE_TAG: study_note(study_id, spec.name),
-            },
-            run_name=f"study {spec.name}"[:250],
+        try:
+            experiment_id = self.client.create_experiment(
+                name, artifact_location=location, tags=tags
+            )
+        except Exception as exc:
+            cause = store_write_error(exc)
+            if cause is not None:
+                raise cause from exc
+            raise
+        try:
+            run_tags = {
+                Tag.KIND: RunKind.STUDY,
+                Tag.STUDY_ID: study_id,
+                NOTE_TAG: study_note(study_id, spec.name, report_url),
+            }
+            if report_url:
+                run_tags[Tag.REPORT_URL] = report_url
+            run = self.client.create_run(
+                experiment_id, tags=run_tags, run_name=f"study {spec.name}"[:250]
+            )
+            params = {
+                "name": spec.name,
+                "dataset": spec.dataset_name,
+                "model": spec.model["name"],
+                "arms": ",".join(spec.arm_names),
+                "sampler": spec.sampler,
+                "trials_per_arm": spec.points_per_arm,
+                "seeds": spec.seeds,
+                "epochs": spec.epochs,
+                "batch_size": spec.batch_size,
+                "total_trials": spec.total_trials,
+            }
+            self.client.log_batch(
+                run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
+            )
+            self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
+            self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
+            self.client.set_experiment_tag(experiment_id, Tag.STATUS, StudyStatus.QUEUED)
+        except BaseException as exc:
+            self._roll_back(experiment_id, study_id)
+            cause = store_write_error(exc) if isinstance(exc, Exception) else None
+            if cause is not None:
+                raise cause from exc
+            raise
+        return StudyRecord(
+            id=study_id,
+            name=spec.name,
+            status=StudyStatus.QUEUED,
+            created_at=created_at,
+            started_at=None,
+            finished_at=None,
+            experiment_id=experiment_id,
+            spec=spec_dict,
+            num_classes=spec.num_classes,
+            total_trials=spec.total_trials,
         )
-        params = {
-            "name": spec.name,
-            "dataset": spec.dataset_name,
-            "model": spec.model["name"],
-            "arms": ",".join(spec.arm_names),
-            "sampler": spec.sampler,
-            "trials_per_arm": spec.points_per_arm,
-            "seeds": spec.seeds,
-            "epochs": spec.epochs,
-            "batch_size": spec.batch_size,
-            "total_trials": spec.total_trials,
-        }
-        self.client.log_batch(
-            run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
-        )
-        self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
-        self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
-        return self.get(study_id)
+
+    def _roll_back(self, experiment_id: str, study_id: str) -> None:
+        """Delete a study whose creation failed (best effort: if the store cannot be written
+        now, the experiment stays ``creating``, which nothing lists or runs)."""
+        try:
+            self.client.delete_experiment(experiment_id)
+        except Exception as exc:
+            log.warning(
+                "could not delete the half-created study %s (it stays %s, never listed or run): %s",
+                study_id,
+                StudyStatus.CREATING,
+                exc,
+            )
 
     def _experiment(self, study_id: str):
         if not isinstance(study_id, str) or not study_id:
@@ -287,11 +364,15 @@ class StudyStore:
         )
 
     def get(self, study_id: str) -> StudyRecord:
-        """The study with this id (raises StudyNotFoundError)."""
-        return self._record(self._experiment(study_id))
+        """The study with this id (raises StudyNotFoundError, also for one still being
+        created or whose creation failed)."""
+        experiment = self._experiment(study_id)
+        if experiment.tags.get(Tag.STATUS) == StudyStatus.CREATING:
+            raise StudyNotFoundError(f"no study with id {study_id!r}")
+        return self._record(experiment)
 
     def list(self) -> list[StudyRecord]:
-        """Every study, newest first."""
+        """Every study, newest first (not those being created, or whose creation failed)."""
         experiments = []
         token = None
         while True:
@@ -300,7 +381,11 @@ class StudyStore:
                 max_results=1000,
                 page_token=token,
             )
-            experiments.extend(e for e in page if T + "study_id" in e.tags)
+            experiments.extend(
+                e
+                for e in page
+                if Tag.STUDY_ID in e.tags and e.tags.get(Tag.STATUS) != StudyStatus.CREATING
+            )
             token = page.token
             if not token:
                 break
@@ -546,6 +631,58 @@ class StudyStore:
             if not local_path.is_file():
                 raise LookupError(f"study {study_id!r} has no artifact {path!r}")
             return local_path.read_bytes() if binary else local_path.read_text()
+
+
+#: How a full disk shows in the errors of MLflow's stores (SQLite, PostgreSQL, file artifacts,
+#: a tracking server's answer).
+_FULL = ("no space left on device", "database or disk is full", "disk full", "diskfull")
+#: How a store that cannot take a write now (unreachable or overloaded) shows.
+_UNAVAILABLE = (
+    "queuepool limit",
+    "database is locked",
+    "connection refused",
+    "could not connect",
+    "max retries exceeded",
+    "timed out",
+)
+
+
+def store_write_error(exc: BaseException) -> Exception | None:
+    """The error to answer for a failed write to the study store: StoreFullError (no space
+    left: errno ENOSPC anywhere in the chain, or the store's message saying so),
+    StoreUnavailableError (unreachable, busy, or an artifact store that cannot be written),
+    or None (something else: a bug, raised as is)."""
+    import errno
+
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    if any(isinstance(e, StoreFullError | StoreUnavailableError) for e in seen):
+        return next(e for e in seen if isinstance(e, StoreFullError | StoreUnavailableError))
+    text = " ".join(str(e) for e in seen).lower()
+    if any(getattr(e, "errno", None) == errno.ENOSPC for e in seen) or any(
+        word in text for word in _FULL
+    ):
+        return StoreFullError(
+            "the study store has no space left (nothing was recorded; free space, then send "
+            f"the request again): {preview_text(str(exc))}"
+        )
+    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
+    unreachable = {"ConnectionError", "OperationalError", "TimeoutError", "MaxRetryError"}
+    # OSError: an artifact store that cannot be written (permissions, a missing mount)
+    if names & (unreachable | {"OSError"}) or any(word in text for word in _UNAVAILABLE):
+        return StoreUnavailableError(
+            "the study store cannot be written now (nothing was recorded; try again): "
+            f"{preview_text(str(exc))}"
+        )
+    return None
+
+
+def preview_text(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters (error messages quote stores' errors briefly)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def trial_run_name(

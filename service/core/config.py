@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request head (request line and headers) accepted (431 above).",
     )
+    create_wait_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long a POST /studies waits for its turn to write to the store "
+        "(creations take turns); 503, nothing recorded, after it.",
+    )
     cpus: int | None = Field(
         None, ge=1, description="CPUs of the embedded Ray head. None: all of this machine's."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -37,6 +38,7 @@ from service.schemas import (
 )
 from study.bounded import BoundedInputError, load_json, load_yaml
 from study.errors import SpecError, StudyNotFoundError, StudyStateError
+from study.ids import new_study_id
 from study.spec import parse_spec
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -45,6 +47,12 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 NOT_FOUND = {404: {"model": Message, "description": "No study with this id."}}
 UNAUTHORIZED = {401: {"model": Message, "description": "Missing or wrong bearer token."}}
 UNAVAILABLE = {503: {"model": Message, "description": "Ray or MLflow cannot be reached."}}
+STORE_FULL = {
+    507: {
+        "model": Message,
+        "description": "The study store (MLflow) has no space left; nothing was recorded.",
+    }
+}
 TRIAL_COLUMNS = ("arm", "lr", "init", "init_scale", "seed", "val_acc", "val_loss", "diverged")
 
 
@@ -155,7 +163,12 @@ def _spec_body_schema() -> dict[str, Any]:
         **UNAUTHORIZED,
         413: {"model": Message, "description": "Body larger than HPROBUST_MAX_BODY_BYTES."},
         422: {"model": Problems, "description": "The spec breaks a rule or a service limit."},
-        **UNAVAILABLE,
+        503: {
+            "model": Message,
+            "description": "MLflow cannot be reached or written now (or stayed busy longer "
+            "than HPROBUST_CREATE_WAIT_S); nothing was recorded: send it again.",
+        },
+        **STORE_FULL,
     },
     summary="Submit a study",
 )
@@ -170,8 +183,10 @@ async def create_study(
 ) -> Any:
     """Validate the spec, record the study in MLflow (``queued``) and queue its Ray job.
 
-    Returns 202 with the study id and a ``Location`` header. Nothing is created when the spec
-    breaks a rule (422, naming the field, the rule and the value).
+    Returns 202 with the study id and a ``Location`` header. Creation is all or nothing:
+    any answer but 202 leaves nothing recorded (422 when the spec breaks a rule, naming the
+    field, the rule and the value; 503 when MLflow cannot be reached or written now; 507
+    when it has no space left).
     """
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
@@ -189,9 +204,18 @@ async def create_study(
     problems = _limit_problems(spec, settings)
     if problems:
         raise SpecError(problems)
-    record = await run_in_threadpool(reader.call, store.create_study, spec)
-    report_url = str(request.url_for("get_report", study_id=record.id))
-    await run_in_threadpool(reader.call, _describe, store, record.id, report_url)
+    study_id = new_study_id()
+    report_url = str(request.url_for("get_report", study_id=study_id))
+    record = await run_in_threadpool(
+        reader.call,
+        partial(
+            store.create_study,
+            spec,
+            study_id,
+            report_url=report_url,
+            wait_s=settings.create_wait_s,
+        ),
+    )
     reader.invalidate(record.id)
     scheduler.wake()
     response.headers["Location"] = str(request.url_for("get_study", study_id=record.id))
@@ -201,19 +225,6 @@ async def create_study(
         links=links(record.id, settings, record.experiment_id),
         warnings=spec.design_warnings(),
     )
-
-
-def _describe(store: Any, study_id: str, report_url: str) -> None:
-    """The study run's MLflow description links the report page (best effort: a study is
-    created even if this write fails)."""
-    try:
-        store.describe(study_id, report_url=report_url)
-    except Exception:  # presentation only: the study is recorded either way
-        import logging
-
-        logging.getLogger("hprobust.service").warning(
-            "could not link the report in study %s's MLflow description", study_id
-        )
 
 
 @router.get(
