@@ -100,7 +100,7 @@ def main() -> None:
             for row in store.trials(study_id)
         ]
         configs_path = Path(tmp) / "configs.json"
-        configs_path.write_text(json.dumps(configs))
+        configs_path.write_text(json.dumps([c.model_dump(mode="json") for c in configs]))
         loop = (
             "import json, sys, time; t = time.perf_counter()\n"
             "from study.train import train_trial\n"

@@ -46,7 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from study.errors import ConfigError, DatasetNotFoundError
+from pydantic import field_validator
+
+from study.errors import DatasetNotFoundError, SpecError
+from study.spec_options import DatasetSpec, StrictModel, dataset_before
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -175,31 +178,36 @@ def crop_flip_apply(
 # --------------------------------------------------------------------------- options
 
 
-def _check_options(name: str, options: Mapping[str, Any], valid: Mapping[str, Any]) -> None:
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        listed = ", ".join(sorted(valid)) or "(none)"
-        raise ConfigError(f"dataset {name!r} has no option {unknown[0]!r}; valid options: {listed}")
+def dataset_spec(name: str | DatasetSpec, **options: Any) -> DatasetSpec:
+    """``name`` with ``options`` as the spec's typed dataset (a
+    :data:`study.spec_options.DatasetSpec`: every option checked by the spec's own rules,
+    defaults filled in). A typed dataset given as ``name`` (with no options) is returned as it
+    is: it was checked when it was made.
+
+    Raises:
+        SpecError: (a ``ConfigError``) unknown dataset or option, or a bad value, each as
+            ``dataset.<option> <rule>, got <value>``.
+    """
+    from pydantic import BaseModel, ValidationError
+
+    from study.spec import spec_problems
+
+    if isinstance(name, BaseModel) and not options:
+        return name
+    value = {"name": name, **options} if options else name
+    try:
+        return _OneDataset.model_validate({"dataset": value}).dataset
+    except ValidationError as exc:
+        raise SpecError(spec_problems(exc, root=_OneDataset)) from None
 
 
-def _int_option(name: str, key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"dataset.{key} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+class _OneDataset(StrictModel):
+    dataset: DatasetSpec
 
-
-def _float_option(name: str, key: str, value: Any, *, positive: bool) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or (value <= 0 if positive else value < 0):
-        rule = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ConfigError(f"dataset.{key} must be {rule}, got {value!r}")
-    return float(value)
-
-
-def _bool_option(name: str, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"dataset.{key} must be true or false, got {value!r}")
-    return value
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return dataset_before(value)
 
 
 # --------------------------------------------------------------------------- registry
@@ -207,14 +215,13 @@ def _bool_option(name: str, key: str, value: Any) -> bool:
 
 @dataclass(frozen=True)
 class _Entry:
-    """One registered dataset: its options (with defaults), cheap info and loader.
+    """One registered dataset: cheap info and loader, given its checked options (a
+    :data:`study.spec_options.DatasetSpec` as a dict, defaults filled in).
 
     ``load(options, data_dir, download)`` returns CPU tensors
     ``(x_train, y_train, x_val, y_val)`` with ``x`` as float32 normalized.
     """
 
-    options: Mapping[str, Any]
-    normalize: Callable[[Mapping[str, Any]], dict[str, Any]]
     info: Callable[[Mapping[str, Any]], tuple[int, tuple[int, int, int]]]
     load: Callable[[Mapping[str, Any], Path, bool], tuple[Any, Any, Any, Any]]
     augmentation: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
@@ -230,11 +237,6 @@ def _standardize(x_train: torch.Tensor, x_val: torch.Tensor) -> tuple[torch.Tens
 
 
 # digits ---------------------------------------------------------------------
-
-
-def _digits_normalize(options: Mapping[str, Any]) -> dict[str, Any]:
-    _check_options("digits", options, {})
-    return {}
 
 
 def _digits_load(options: Mapping[str, Any], data_dir: Path, download: bool):
@@ -256,48 +258,6 @@ def _digits_load(options: Mapping[str, Any], data_dir: Path, download: bool):
 
 
 # synthetic ------------------------------------------------------------------
-
-_SYNTHETIC_DEFAULTS: dict[str, Any] = {
-    "num_classes": 10,
-    "shape": (1, 8, 8),
-    "n_train": 1000,
-    "n_val": 200,
-    "noise": 1.0,
-    "separation": 1.0,
-    "seed": 0,
-    "augment": False,
-}
-
-
-def _synthetic_normalize(options: Mapping[str, Any]) -> dict[str, Any]:
-    _check_options("synthetic", options, _SYNTHETIC_DEFAULTS)
-    opts = {**_SYNTHETIC_DEFAULTS, **options}
-    out: dict[str, Any] = {
-        "num_classes": _int_option("synthetic", "num_classes", opts["num_classes"], 2),
-        "n_train": _int_option("synthetic", "n_train", opts["n_train"], 1),
-        "n_val": _int_option("synthetic", "n_val", opts["n_val"], 1),
-        "seed": _int_option("synthetic", "seed", opts["seed"], 0),
-        "noise": _float_option("synthetic", "noise", opts["noise"], positive=False),
-        "separation": _float_option("synthetic", "separation", opts["separation"], positive=True),
-    }
-    shape = opts["shape"]
-    if (
-        isinstance(shape, str | bytes)
-        or not hasattr(shape, "__len__")
-        or len(shape) != 3
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
-    ):
-        raise ConfigError(
-            f"dataset.shape must be three integers >= 1 (channels, height, width), got {shape!r}"
-        )
-    out["shape"] = tuple(int(s) for s in shape)
-    out["augment"] = _bool_option("synthetic", "augment", opts["augment"])
-    if out["augment"] and min(out["shape"][1:]) <= CROP_PADDING:
-        raise ConfigError(
-            f"dataset.augment needs height and width > {CROP_PADDING} (reflect padding), "
-            f"got shape {list(out['shape'])!r}"
-        )
-    return out
 
 
 def _synthetic_load(options: Mapping[str, Any], data_dir: Path, download: bool):
@@ -417,24 +377,9 @@ def _vision_loader(name: str):
     return load
 
 
-def _vision_normalize(name: str, augmentable: bool):
-    valid = {"augment": True} if augmentable else {}
-
-    def normalize(options: Mapping[str, Any]) -> dict[str, Any]:
-        _check_options(name, options, valid)
-        opts = {**valid, **options}
-        if augmentable:
-            opts["augment"] = _bool_option(name, "augment", opts["augment"])
-        return opts
-
-    return normalize
-
-
-def _vision_entry(name: str, augmentable: bool) -> _Entry:
+def _vision_entry(name: str) -> _Entry:
     spec = _VISION[name]
     return _Entry(
-        options={"augment": True} if augmentable else {},
-        normalize=_vision_normalize(name, augmentable),
         info=lambda o: (spec.num_classes, spec.in_shape),
         load=_vision_loader(name),
         augmentation=(lambda o: "crop_flip" if o.get("augment") else None),
@@ -444,29 +389,25 @@ def _vision_entry(name: str, augmentable: bool) -> _Entry:
 
 DATASETS: dict[str, _Entry] = {
     "digits": _Entry(
-        options={},
-        normalize=_digits_normalize,
         info=lambda o: (10, (1, 8, 8)),
         load=_digits_load,
     ),
     "synthetic": _Entry(
-        options=_SYNTHETIC_DEFAULTS,
-        normalize=_synthetic_normalize,
         info=lambda o: (o["num_classes"], o["shape"]),
         load=_synthetic_load,
         augmentation=lambda o: "crop_flip" if o["augment"] else None,
     ),
-    "cifar10": _vision_entry("cifar10", augmentable=True),
-    "cifar100": _vision_entry("cifar100", augmentable=True),
-    "mnist": _vision_entry("mnist", augmentable=False),
-    "fashion_mnist": _vision_entry("fashion_mnist", augmentable=False),
+    "cifar10": _vision_entry("cifar10"),
+    "cifar100": _vision_entry("cifar100"),
+    "mnist": _vision_entry("mnist"),
+    "fashion_mnist": _vision_entry("fashion_mnist"),
 }
 
 
-def _entry(name: Any) -> _Entry:
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
-    return DATASETS[name]
+def _checked(name: str | DatasetSpec, options: Mapping[str, Any]) -> tuple[Any, _Entry, dict]:
+    """The typed dataset, its registry entry and its options (python types, defaults in)."""
+    spec = dataset_spec(name, **options)
+    return spec, DATASETS[spec.name], spec.model_dump(exclude={"name"})
 
 
 # --------------------------------------------------------------------------- public API
@@ -478,19 +419,20 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path("hprobust-data") / "datasets"
 
 
-def dataset_info(name: str, **options: Any) -> DatasetInfo:
-    """Number of classes and input shape of ``name`` with ``options``; loads nothing.
+def dataset_info(name: str | DatasetSpec, **options: Any) -> DatasetInfo:
+    """Number of classes and input shape of ``name`` with ``options`` (or of a typed dataset);
+    loads nothing.
 
     Raises:
-        ConfigError: unknown dataset (listing the valid ones) or bad option.
+        SpecError: (a ``ConfigError``) unknown dataset (listing the valid ones) or bad option.
     """
-    entry = _entry(name)
-    num_classes, in_shape = entry.info(entry.normalize(options))
-    return DatasetInfo(name=name, num_classes=num_classes, in_shape=tuple(in_shape))
+    spec, entry, opts = _checked(name, options)
+    num_classes, in_shape = entry.info(opts)
+    return DatasetInfo(name=spec.name, num_classes=num_classes, in_shape=tuple(in_shape))
 
 
 def ensure_dataset(
-    name: str,
+    name: str | DatasetSpec,
     *,
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
@@ -502,17 +444,16 @@ def ensure_dataset(
     dataset that needs none (``digits``, ``synthetic``).
 
     Raises:
-        ConfigError: unknown dataset or bad option.
+        SpecError: (a ``ConfigError``) unknown dataset or bad option.
         DatasetNotFoundError: missing and not downloadable; the message names the directory,
             the files expected and where to get them.
     """
-    entry = _entry(name)
-    entry.normalize(options)
+    spec, entry, _ = _checked(name, options)
     if not entry.uses_data_dir:
         return None
     root = (Path(data_dir) if data_dir is not None else default_data_dir()).expanduser().resolve()
     for train in (True, False):
-        _vision_load_raw(name, root, train, download)
+        _vision_load_raw(spec.name, root, train, download)
     return root
 
 
@@ -535,7 +476,7 @@ def _freeze(value: Any) -> Any:
 
 
 def load_dataset(
-    name: str,
+    name: str | DatasetSpec,
     *,
     device: Any = "cpu",
     data_dir: str | os.PathLike[str] | None = None,
@@ -545,7 +486,8 @@ def load_dataset(
     """Load ``name`` into tensors on ``device`` (cached per name, options, device, data_dir).
 
     Args:
-        name: a key of :data:`DATASETS`.
+        name: a key of :data:`DATASETS` (with ``options``), or a typed dataset (a
+            :data:`study.spec_options.DatasetSpec`, e.g. a trial config's ``dataset``).
         device: where the tensors live (``"cpu"``, ``"cuda"``, a ``torch.device``).
         data_dir: root for torchvision datasets (default :func:`default_data_dir`); unused by
             ``digits`` and ``synthetic``.
@@ -553,28 +495,27 @@ def load_dataset(
         **options: dataset options (see the module docstring).
 
     Raises:
-        ConfigError: unknown dataset or option, or a bad option value.
+        SpecError: (a ``ConfigError``) unknown dataset or option, or a bad option value.
         DatasetNotFoundError: a torchvision dataset is missing and cannot be downloaded; the
             message names the directory, the files expected and how to provide them.
     """
     import torch
 
-    entry = _entry(name)
-    opts = entry.normalize(options)
+    spec, entry, opts = _checked(name, options)
     num_classes, in_shape = entry.info(opts)
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     root = root.expanduser().resolve()
-    key = (name, _freeze(opts), str(dev), str(root) if entry.uses_data_dir else None)
+    key = (spec.name, _freeze(opts), str(dev), str(root) if entry.uses_data_dir else None)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
     xtr, ytr, xva, yva = entry.load(opts, root, download)
     dataset = Dataset(
-        name=name,
+        name=spec.name,
         x_train=xtr.to(dev),
         y_train=ytr.to(dev),
         x_val=xva.to(dev),

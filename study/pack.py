@@ -60,9 +60,7 @@ __all__ = ["PACKED_OPTIMIZERS", "SHARED_FIELDS", "pack_refusal", "train_pack", "
 #: TrialConfig fields every member of a pack must share (what fixes the batch shapes and loop).
 SHARED_FIELDS = (
     "dataset",
-    "dataset_options",
     "model",
-    "model_options",
     "epochs",
     "batch_size",
     "precision",
@@ -110,21 +108,23 @@ def pack_refusal(model: str, model_options: Mapping[str, Any], in_shape, num_cla
     return None
 
 
-def validate_pack(configs: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """Check K trial configs as a pack; returns their :class:`study.train.TrialConfig`.
+def validate_pack(configs: Sequence[Any]) -> list[Any]:
+    """Check K trial configs as a pack; returns them as :class:`study.spec.TrialConfig` (a
+    mapping is checked by :meth:`~study.spec.TrialConfig.from_mapping`, a TrialConfig is
+    trusted as it is).
 
     Raises:
         ConfigError: an empty pack, a bad config (``configs[i]: ...``), a field the members do
             not share (naming it and both values), or a model that cannot be packed.
     """
-    from study.train import validate_config
+    from study.spec import TrialConfig
 
     if isinstance(configs, Mapping) or not isinstance(configs, Sequence) or not configs:
         raise ConfigError(f"configs must be a non-empty list of trial configs, got {configs!r}")
     cfgs = []
     for i, config in enumerate(configs):
         try:
-            cfgs.append(validate_config(config))
+            cfgs.append(TrialConfig.from_mapping(config))
         except ConfigError as exc:
             raise ConfigError(f"configs[{i}]: {exc}") from exc
     first = cfgs[0]
@@ -136,7 +136,7 @@ def validate_pack(configs: Sequence[Mapping[str, Any]]) -> list[Any]:
                     f"configs[{i}].{name} must equal configs[0].{name} (members of a pack share "
                     f"{', '.join(SHARED_FIELDS)}), got {b!r} != {a!r}"
                 )
-    reason = pack_refusal(first.model, first.model_options, first.in_shape, first.num_classes)
+    reason = pack_refusal(first.model_name, first.model_options, first.in_shape, first.num_classes)
     if reason is not None and len(cfgs) > 1:
         raise ConfigError(f"model cannot be packed: {reason}")
     return cfgs
@@ -193,7 +193,7 @@ def run_members(
 
 
 def train_pack(
-    configs: Sequence[Mapping[str, Any]],
+    configs: Sequence[Any],
     report: Callable[[dict[int, dict[str, Any]]], None] | None = None,
     *,
     fast: bool | None = None,
@@ -201,9 +201,9 @@ def train_pack(
     """Train K trials as one batched computation; returns K results in the order given.
 
     Args:
-        configs: ``train_trial`` configs that share :data:`SHARED_FIELDS`; they may differ in
-            optimizer (and its hyperparameters), ``lr``, ``init``, ``init_scale``, ``seed``
-            and ``schedule``.
+        configs: ``train_trial`` configs (:class:`~study.spec.TrialConfig` or mappings) that
+            share :data:`SHARED_FIELDS`; they may differ in optimizer (and its
+            hyperparameters), ``lr``, ``init``, ``init_scale``, ``seed`` and ``schedule``.
         report: called once per epoch with ``{index: metrics}`` for every member that ran
             that epoch (``index`` into ``configs``; ``metrics`` as ``train_trial`` reports
             them). A member that diverged is in the epoch it diverged in and in no later one.
@@ -243,7 +243,7 @@ class _Member:
 def _group_key(cfg: Any) -> tuple[str, str]:
     import json
 
-    return cfg.optimizer, json.dumps(cfg.optimizer_hparams, sort_keys=True, default=str)
+    return cfg.optimizer_name, json.dumps(cfg.optimizer_hparams, sort_keys=True, default=str)
 
 
 class _Pack:
@@ -299,15 +299,15 @@ class _Pack:
             count = sum(1 for i in order if keys[i] == key)
             cfg = next(cfgs[i] for i in order if keys[i] == key)
             rows = (row, row + count)
-            if cfg.optimizer == "insgd" and "insgd" in PACKED_OPTIMIZERS:
+            if cfg.optimizer_name == "insgd" and "insgd" in PACKED_OPTIMIZERS:
                 hp = {"norm": "l2", "variant": "paper", **cfg.optimizer_hparams}
                 kind = (hp["variant"], hp["norm"])
                 if kind not in kinds:
                     kinds.append(kind)
                 group = _SgdFamily(rows, cfg, self._layers, kinds.index(kind), device)
-            elif cfg.optimizer == "sgd" and "sgd" in PACKED_OPTIMIZERS:
+            elif cfg.optimizer_name == "sgd" and "sgd" in PACKED_OPTIMIZERS:
                 group = _SgdFamily(rows, cfg, {}, None, device)
-            elif cfg.optimizer in PACKED_OPTIMIZERS and cfg.optimizer in _TorchFamily.NAMES:
+            elif cfg.optimizer_name in set(PACKED_OPTIMIZERS) & set(_TorchFamily.NAMES):
                 group = _TorchFamily(rows, cfg)
             else:
                 group = _PerMember(rows, cfg, self.leaves)
@@ -767,13 +767,13 @@ class _SgdFamily:
     ) -> None:
         from study.optimizers import optimizer_hparams
 
-        hp = {**optimizer_hparams(cfg.optimizer), **cfg.optimizer_hparams}
+        hp = {**optimizer_hparams(cfg.optimizer_name), **cfg.optimizer_hparams}
         self.rows = rows
         self.momentum = float(hp["momentum"])
         self.dampening = float(hp["dampening"])
         self.weight_decay = float(hp["weight_decay"])
         self.nesterov = bool(hp["nesterov"])
-        self.insgd = cfg.optimizer == "insgd"
+        self.insgd = cfg.optimizer_name == "insgd"
         self.variant = hp.get("variant", "paper")
         self.power_momentum = float(hp.get("power_momentum", 0.9))
         if self.variant == "paper":
@@ -882,8 +882,8 @@ class _TorchFamily:
         from study.optimizers import optimizer_hparams
 
         self.rows = rows
-        self.name = cfg.optimizer
-        hp = {**optimizer_hparams(cfg.optimizer), **cfg.optimizer_hparams}
+        self.name = cfg.optimizer_name
+        hp = {**optimizer_hparams(cfg.optimizer_name), **cfg.optimizer_hparams}
         self.hp = hp
         self.weight_decay = float(hp.get("weight_decay", 0.0))
         # torch's AdamW is Adam with decoupled weight decay.

@@ -33,12 +33,12 @@ def preflight(spec: StudySpec, *, data_dir: str | os.PathLike[str] | None) -> No
     """
     from study.data import dataset_info, ensure_dataset
 
-    ensure_dataset(spec.dataset_name, data_dir=data_dir, **spec.dataset_options)
+    ensure_dataset(spec.dataset, data_dir=data_dir)
     import torch
 
     from models import create_model
 
-    info = dataset_info(spec.dataset_name, **spec.dataset_options)
+    info = dataset_info(spec.dataset)
     options = {k: v for k, v in spec.model.items() if k != "name"}
     name = spec.model["name"]
     shape = tuple(info.in_shape)

@@ -29,14 +29,16 @@ returns these warnings with the 202 and ``hprobust run`` prints them.
 from __future__ import annotations
 
 import functools
-import importlib
 import math
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -44,7 +46,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from study.errors import SpecError
 from study.spec_options import (
@@ -52,10 +53,17 @@ from study.spec_options import (
     CosineSchedule,
     DatasetSpec,
     ScheduleSpec,
+    _registry,
+    check_hyperparameters,
+    check_init,
+    check_model,
+    check_model_builds,
+    check_optimizer,
     check_schedule_epochs,
     dataset_before,
     schedule_before,
 )
+from study.spec_options import problem as _problem
 from study.suggest import did_you_mean
 
 SAMPLERS = ("qmc", "tpe", "random", "grid")
@@ -73,20 +81,11 @@ AUTO_PACK_TARGET = 16
 DEFAULT_TRIALS_PER_ARM = 16  # samplers other than grid
 
 
-def _problem(field: str, rule: str, value: Any) -> PydanticCustomError:
-    """A validation error whose field is ``field`` relative to the model that raises it."""
-    return PydanticCustomError(
-        "hprobust", "{field} {rule}", {"field": field, "rule": rule, "value": value}
-    )
-
-
-def _registry(module: str, name: str) -> Any:
-    """``module.name``, imported on first use (keeps ``import study.spec`` light)."""
-    return getattr(importlib.import_module(module), name)
-
-
-def _one_of(names: Any, value: Any = None) -> str:
-    return "must be one of " + ", ".join(sorted(names)) + did_you_mean(value, names)
+#: An init scheme (``models.INIT_SCHEMES``).
+InitScheme = Annotated[str, AfterValidator(check_init)]
+#: A run's length and batch size (the spec's and every trial's).
+Epochs = Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
+BatchSize = Annotated[int, Field(ge=1, le=1 << 20)]
 
 
 class _Strict(BaseModel):
@@ -144,17 +143,14 @@ class LogRange(_Strict):
 
 class SearchSpec(_Strict):
     lr: LogRange
-    init: Annotated[list[str], Field(min_length=1, max_length=64)]
+    init: Annotated[list[InitScheme], Field(min_length=1, max_length=64)]
     init_scale: LogRange | None = None
 
     @field_validator("init")
     @classmethod
     def _known_inits(cls, value: list[str]) -> list[str]:
         """Each init is one of the initializations below, and none repeats."""
-        schemes = _registry("models", "INIT_SCHEMES")
         for i, scheme in enumerate(value):
-            if scheme not in schemes:
-                raise _problem(str(i), _one_of(schemes, scheme), scheme)
             if scheme in value[:i]:
                 raise _problem(str(i), "must not repeat an earlier init", scheme)
         return value
@@ -180,35 +176,15 @@ class ArmSpec(BaseModel):
     @classmethod
     def _known_optimizer(cls, value: str) -> str:
         """The optimizer is one of the optimizers below."""
-        optimizers = _registry("study.optimizers", "OPTIMIZERS")
-        if value not in optimizers:
-            raise _problem("", _one_of(optimizers, value), value)
-        return value
+        return check_optimizer(value)
 
     @model_validator(mode="after")
     def _known_hparams(self) -> ArmSpec:
         """Every other key is one of the optimizer's hyperparameters (not `lr`, which is
         searched), and its value keeps the hyperparameter's rule."""
-        hparams = self.hparams
-        for key in ("lr", "params", "model"):
-            if key in hparams:
-                raise _problem(key, "is not allowed in an arm (lr is searched)", hparams[key])
-        defaults = _registry("study.optimizers", "optimizer_hparams")(self.optimizer)
-        for key, value in hparams.items():
-            if key not in defaults:
-                raise _problem(
-                    key,
-                    f"is not a hyperparameter of {self.optimizer}{did_you_mean(key, defaults)}; "
-                    "valid: " + ", ".join(sorted(defaults)),
-                    value,
-                )
-        from study.errors import HyperparameterError
-        from study.hparams import check_hparams
-
-        try:
-            check_hparams({**defaults, **hparams}, owner=self.optimizer)
-        except HyperparameterError as exc:
-            raise _problem(exc.name, exc.rule, exc.value) from None
+        check_hyperparameters(
+            self.optimizer, self.hparams, "is not allowed in an arm (lr is searched)"
+        )
         return self
 
     @property
@@ -266,8 +242,8 @@ class StudySpec(_Strict):
     trials_per_arm: Annotated[int, Field(ge=1, le=MAX_TRIALS_PER_ARM)] | None = None
     seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
-    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 10
-    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] = 128
+    epochs: Epochs = 10
+    batch_size: BatchSize = 128
     schedule: ScheduleSpec = Field(default_factory=CosineSchedule)
     precision: Literal["fp32", "bf16"] = "fp32"
     early_stopping: Literal["none"] | AshaSpec = "none"
@@ -300,21 +276,7 @@ class StudySpec(_Strict):
     @classmethod
     def _known_model(cls, value: dict[str, Any]) -> dict[str, Any]:
         """model.name is one of the models below and every other key one of its options."""
-        name = value.get("name")
-        if not isinstance(name, str):
-            raise _problem("name", "is required (a model name)", name)
-        known = _registry("models", "MODELS")
-        if name not in known:
-            raise _problem("name", _one_of(known, name), name)
-        valid = set(_registry("models", "model_options")(name))
-        for key, option in value.items():
-            if key != "name" and key not in valid:
-                rule = (
-                    f"is not an option of model {name}{did_you_mean(key, valid)}; valid: "
-                    + ", ".join(sorted(valid))
-                )
-                raise _problem(key, rule, option)
-        return value
+        return check_model(value)
 
     @field_validator("arms")
     @classmethod
@@ -331,27 +293,7 @@ class StudySpec(_Strict):
     def _model_builds(self) -> StudySpec:
         """Build the model on the meta device (no memory, ~ms): every option value is checked
         against this dataset's input shape before anything is recorded."""
-        import torch
-
-        from models import ModelOptionError, create_model
-
-        options = {k: v for k, v in self.model.items() if k != "name"}
-        info = _registry("study.data", "dataset_info")(self.dataset_name, **self.dataset_options)
-        try:
-            with torch.device("meta"):
-                create_model(
-                    self.model["name"],
-                    in_shape=tuple(info.in_shape),
-                    num_classes=info.num_classes,
-                    **options,
-                )
-        except ModelOptionError as exc:
-            raise _problem(f"model.{exc.option}", f"must be {exc.rule}", exc.value) from None
-        except ValueError as exc:
-            rule = (
-                f"must build for {self.dataset_name} inputs of shape {tuple(info.in_shape)} ({exc})"
-            )
-            raise _problem("model.name", rule, self.model["name"]) from None
+        check_model_builds(self.model, self.dataset)
         return self
 
     @model_validator(mode="after")
@@ -388,7 +330,7 @@ class StudySpec(_Strict):
     @functools.cached_property
     def _pack_refusal(self) -> str | None:
         """Why this study's model cannot be packed (``study.pack.pack_refusal``), or None."""
-        info = _registry("study.data", "dataset_info")(self.dataset_name, **self.dataset_options)
+        info = _registry("study.data", "dataset_info")(self.dataset)
         options = {k: v for k, v in self.model.items() if k != "name"}
         return _registry("study.pack", "pack_refusal")(
             self.model["name"], options, tuple(info.in_shape), info.num_classes
@@ -522,7 +464,7 @@ class StudySpec(_Strict):
         """Classes of the dataset (from ``study.data.dataset_info``; loads nothing)."""
         from study.data import dataset_info
 
-        return int(dataset_info(self.dataset_name, **self.dataset_options).num_classes)
+        return int(dataset_info(self.dataset).num_classes)
 
     def trial_config(
         self,
@@ -535,31 +477,189 @@ class StudySpec(_Strict):
         data_dir: str | None = None,
         device: str = "auto",
         num_threads: int | None = None,
-    ) -> dict[str, Any]:
-        """The ``study.train.train_trial`` config of one trial of this study."""
+    ) -> TrialConfig:
+        """The :class:`TrialConfig` of one trial of this study (what ``study.train.train_trial``
+        takes). Not validated again: the spec has checked everything it takes from the spec,
+        and the point (``lr``, ``init``, ``init_scale``, ``seed``) comes from the spec's search
+        space (:mod:`study.searcher`)."""
         arm_spec = self.arm(arm)
-        config: dict[str, Any] = {
-            "dataset": self.dataset.model_dump(mode="json"),
-            "model": dict(self.model),
-            "optimizer": {"optimizer": arm_spec.optimizer, **arm_spec.hparams},
-            "lr": float(lr),
-            "init": init,
-            "init_scale": float(init_scale),
-            "seed": int(seed),
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "schedule": self.schedule.model_dump(mode="json"),
-            "precision": self.precision,
-            "device": device,
-        }
-        if data_dir is not None:
-            config["data_dir"] = str(data_dir)
-        if num_threads is not None:
-            config["num_threads"] = int(num_threads)
-        return config
+        return TrialConfig.model_construct(
+            dataset=self.dataset,
+            model=dict(self.model),
+            optimizer=OptimizerSpec.model_construct(
+                optimizer=arm_spec.optimizer, **arm_spec.hparams
+            ),
+            lr=float(lr),
+            init=init,
+            init_scale=float(init_scale),
+            seed=int(seed),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            schedule=self.schedule,
+            precision=self.precision,
+            device=device,
+            data_dir=None if data_dir is None else os.fspath(data_dir),
+            num_threads=None if num_threads is None else int(num_threads),
+        )
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---- one trial -------------------------------------------------------------------------------
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class OptimizerSpec(BaseModel):
+    """A trial's optimizer: ``{optimizer, ...hyperparameters}`` (an arm without its name; the
+    learning rate is the trial's ``lr``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    optimizer: str
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        """The optimizer is one of the optimizers below."""
+        return check_optimizer(value)
+
+    @model_validator(mode="after")
+    def _known_hparams(self) -> OptimizerSpec:
+        """Every other key is one of the optimizer's hyperparameters, and its value keeps the
+        hyperparameter's rule."""
+        rule = "is not allowed here: give the learning rate as the trial's lr"
+        check_hyperparameters(self.optimizer, self.hparams, rule)
+        return self
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The hyperparameters (every key but ``optimizer``)."""
+        return dict(self.model_extra or {})
+
+
+class TrialConfig(_Strict):
+    """One trial, complete and checked: what :func:`study.train.train_trial` and
+    :func:`study.pack.train_pack` take, frozen.
+
+    A study makes them with :meth:`StudySpec.trial_config`; anyone else with
+    :meth:`from_mapping`, which applies the spec's own rules (the same typed dataset, schedule,
+    model, optimizer and init rules) and names field, rule and value of every problem.
+    """
+
+    dataset: DatasetSpec
+    model: dict[str, Any]
+    optimizer: OptimizerSpec
+    lr: Annotated[float, Field(gt=0)]
+    init: InitScheme
+    epochs: Epochs
+    batch_size: BatchSize
+    init_scale: Annotated[float, Field(gt=0)] = 1.0
+    seed: Annotated[int, Field(ge=0)] = 0
+    schedule: ScheduleSpec = Field(default_factory=CosineSchedule)
+    precision: Literal["fp32", "bf16", "fp64"] = "fp32"
+    device: str = "auto"
+    data_dir: str | None = None
+    num_threads: Annotated[int, Field(ge=1, le=4096)] | None = None
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, value: Any) -> Any:
+        return dataset_before(value)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, value: Any) -> Any:
+        return schedule_before(value)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """model.name is one of the models and every other key one of its options."""
+        return check_model(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        """device is auto, cpu, cuda or cuda:<index>."""
+        if not _DEVICE_RE.match(value):
+            raise _problem("", "must be one of auto, cpu, cuda (or cuda:<index>)", value)
+        return value
+
+    @model_validator(mode="after")
+    def _model_builds(self) -> TrialConfig:
+        """The model builds for the dataset's inputs (on the meta device)."""
+        check_model_builds(self.model, self.dataset)
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_fits_epochs(self) -> TrialConfig:
+        """Every milestone of a multistep schedule is < epochs."""
+        check_schedule_epochs(self.schedule, self.epochs)
+        return self
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> TrialConfig:
+        """Validate ``config`` (the keys of :class:`TrialConfig`; ``dataset`` and ``schedule``
+        may be bare names) with the spec's rules.
+
+        Raises:
+            SpecError: (a ``ConfigError``) every problem as ``{field, rule, value}``.
+        """
+        if isinstance(config, TrialConfig):
+            return config
+        if not isinstance(config, Mapping):
+            problem = {"field": "config", "rule": "must be a mapping of keys", "value": config}
+            raise SpecError([problem])
+        try:
+            return cls.model_validate(dict(config))
+        except ValidationError as exc:
+            raise SpecError(spec_problems(exc, root=cls)) from None
+
+    # ---- what the trial loop reads ------------------------------------------------------
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def dataset_options(self) -> dict[str, Any]:
+        """The dataset's options (defaults included), JSON types."""
+        return self.dataset.model_dump(mode="json", exclude={"name"})
+
+    @property
+    def model_name(self) -> str:
+        return self.model["name"]
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "name"}
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optimizer.optimizer
+
+    @property
+    def optimizer_hparams(self) -> dict[str, Any]:
+        return self.optimizer.hparams
+
+    @functools.cached_property
+    def _info(self) -> Any:
+        return _registry("study.data", "dataset_info")(self.dataset)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._info.num_classes)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return tuple(self._info.in_shape)
 
 
 # ---- parsing with clear errors ------------------------------------------------------------
@@ -595,8 +695,11 @@ def _loc(loc: tuple[Any, ...]) -> list[str]:
     return out
 
 
-def spec_problems(exc: ValidationError) -> list[dict[str, Any]]:
-    """pydantic's errors as ``{field, rule, value}`` (field: the dotted path in the spec).
+def spec_problems(
+    exc: ValidationError, root: type[BaseModel] | None = None
+) -> list[dict[str, Any]]:
+    """pydantic's errors as ``{field, rule, value}`` (field: the dotted path in the spec, or in
+    the ``root`` model validated).
 
     Union branches are folded: a problem inside a nested key wins over its parent's "must be
     a ..." alternatives, and alternatives for the same field are joined with "or".
@@ -613,7 +716,7 @@ def spec_problems(exc: ValidationError) -> list[dict[str, Any]]:
         elif err["type"] in _RULES:
             rule = _RULES[err["type"]]({k: _num(v) for k, v in ctx.items()})
             if err["type"] == "extra_forbidden" and parts:
-                rule += did_you_mean(parts[-1], _known_keys(parts[:-1]))
+                rule += did_you_mean(parts[-1], _known_keys(parts[:-1], root or StudySpec))
             if err["type"] == "missing":
                 value = None
         else:
@@ -629,11 +732,11 @@ def spec_problems(exc: ValidationError) -> list[dict[str, Any]]:
     return [by_field[f] for f in fields if not any(g.startswith(f + ".") for g in fields if g != f)]
 
 
-def _known_keys(parts: list[str]) -> list[str]:
-    """The keys of the spec model at the dotted path ``parts`` (list indices skipped)."""
+def _known_keys(parts: list[str], root: type[BaseModel]) -> list[str]:
+    """The keys of the model at the dotted path ``parts`` in ``root`` (list indices skipped)."""
     import typing
 
-    model: Any = StudySpec
+    model: Any = root
     for part in parts:
         if part.isdigit():
             continue

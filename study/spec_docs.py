@@ -259,7 +259,7 @@ def _model_sections() -> list[str]:
 
 
 def _dataset_sections() -> list[str]:
-    from study.data import DATASETS, dataset_info
+    from study.data import DATASETS, dataset_info, dataset_spec
 
     lines = [
         "`dataset: NAME` or `{name: NAME, ...options}` (options: the dataset's section above).",
@@ -267,9 +267,10 @@ def _dataset_sections() -> list[str]:
         "| dataset | classes | input shape | options (defaults) |",
         "|---|---|---|---|",
     ]
-    for name, entry in DATASETS.items():
+    for name in DATASETS:
         info = dataset_info(name)
-        options = ", ".join(f"`{k}`: {_json(v)}" for k, v in entry.options.items())
+        defaults = dataset_spec(name).model_dump(mode="json", exclude={"name"})
+        options = ", ".join(f"`{k}`: {_json(v)}" for k, v in defaults.items())
         lines.append(
             f"| `{name}` | {info.num_classes} | {tuple(info.in_shape)} | {options or '(none)'} |"
         )

@@ -1,4 +1,7 @@
-"""Typed options of a spec's ``schedule`` and ``dataset`` (checked at submission, field by field).
+"""Typed options of a spec's ``schedule`` and ``dataset``, and the rules of its ``model``, optimizer
+hyperparameters and ``init`` (checked at submission, field by field). These are the only copies of
+these rules: :class:`study.spec.StudySpec` and :class:`study.spec.TrialConfig` use them, and so do
+:mod:`study.data` and :mod:`study.schedule` when they are called directly.
 
 Both accept a bare name (``schedule: cosine``, ``dataset: digits``) or a mapping with ``name``
 and that kind's options; unknown names and unknown options are refused, every value is checked
@@ -209,3 +212,100 @@ DatasetSpec = Annotated[
     Discriminator(_tag),
 ]
 dataset_before = _named(DATASET_KINDS, "dataset")
+
+
+# ---- models, optimizers, inits: rules shared by the spec and the trial config ----------------
+
+
+def _registry(module: str, name: str) -> Any:
+    """``module.name``, imported on first use (keeps ``import study.spec`` light)."""
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def check_model(value: dict[str, Any]) -> dict[str, Any]:
+    """``{name, **options}``: name is one of the models and every other key one of its options
+    (the option values are checked by building the model: :func:`check_model_builds`)."""
+    from study.suggest import did_you_mean
+
+    name = value.get("name")
+    if not isinstance(name, str):
+        raise problem("name", "is required (a model name)", name)
+    known = _registry("models", "MODELS")
+    if name not in known:
+        raise problem("name", _one_of(tuple(known), name), name)
+    valid = set(_registry("models", "model_options")(name))
+    for key, option in value.items():
+        if key != "name" and key not in valid:
+            rule = (
+                f"is not an option of model {name}{did_you_mean(key, valid)}; valid: "
+                + ", ".join(sorted(valid))
+            )
+            raise problem(key, rule, option)
+    return value
+
+
+def check_model_builds(model: dict[str, Any], dataset: Any) -> None:
+    """Build ``model`` on the meta device (no memory, ~ms) for ``dataset``'s inputs: every
+    option value is checked by the model's own rules (:mod:`models.options`)."""
+    import torch
+
+    from models import ModelOptionError, create_model
+
+    info = _registry("study.data", "dataset_info")(dataset)
+    options = {k: v for k, v in model.items() if k != "name"}
+    try:
+        with torch.device("meta"):
+            create_model(
+                model["name"],
+                in_shape=tuple(info.in_shape),
+                num_classes=info.num_classes,
+                **options,
+            )
+    except ModelOptionError as exc:
+        raise problem(f"model.{exc.option}", f"must be {exc.rule}", exc.value) from None
+    except ValueError as exc:
+        rule = f"must build for {dataset.name} inputs of shape {tuple(info.in_shape)} ({exc})"
+        raise problem("model.name", rule, model["name"]) from None
+
+
+def check_optimizer(value: str) -> str:
+    """The optimizer is one of the optimizers below."""
+    optimizers = _registry("study.optimizers", "OPTIMIZERS")
+    if value not in optimizers:
+        raise problem("", _one_of(tuple(optimizers), value), value)
+    return value
+
+
+def check_hyperparameters(optimizer: str, hparams: dict[str, Any], lr_rule: str) -> None:
+    """Every key of ``hparams`` is one of ``optimizer``'s hyperparameters (not ``lr``:
+    ``lr_rule`` says why) and its value keeps the hyperparameter's rule (:mod:`study.hparams`)."""
+    from study.errors import HyperparameterError
+    from study.hparams import check_hparams
+    from study.suggest import did_you_mean
+
+    for key in ("lr", "params", "model"):
+        if key in hparams:
+            raise problem(key, lr_rule, hparams[key])
+    defaults = _registry("study.optimizers", "optimizer_hparams")(optimizer)
+    for key, value in hparams.items():
+        if key not in defaults:
+            raise problem(
+                key,
+                f"is not a hyperparameter of {optimizer}{did_you_mean(key, defaults)}; "
+                "valid: " + ", ".join(sorted(defaults)),
+                value,
+            )
+    try:
+        check_hparams({**defaults, **hparams}, owner=optimizer)
+    except HyperparameterError as exc:
+        raise problem(exc.name, exc.rule, exc.value) from None
+
+
+def check_init(value: str) -> str:
+    """An init is one of the initializations below."""
+    schemes = _registry("models", "INIT_SCHEMES")
+    if value not in schemes:
+        raise problem("", _one_of(tuple(schemes), value), value)
+    return value

@@ -36,44 +36,26 @@ it falls back to fp32 and the result says so (``precision_used``). ``fp64`` trai
 from __future__ import annotations
 
 import math
-import numbers
-import os
-import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from study.errors import ConfigError
+from study.spec import TrialConfig
 
 __all__ = [
-    "CONFIG_DEFAULTS",
     "CONFIG_KEYS",
     "NONFINITE_CHECK_EVERY",
     "RESULT_KEYS",
     "TrialConfig",
     "train_trial",
-    "validate_config",
 ]
 
 #: Check the running training loss for NaN/inf every this many steps (one host sync each).
 NONFINITE_CHECK_EVERY = 50
 
-_REQUIRED = ("dataset", "model", "optimizer", "lr", "init", "epochs", "batch_size")
-
-#: Optional keys and their defaults.
-CONFIG_DEFAULTS: dict[str, Any] = {
-    "init_scale": 1.0,
-    "seed": 0,
-    "schedule": "cosine",
-    "precision": "fp32",
-    "device": "auto",
-    "data_dir": None,
-    "num_threads": None,
-}
-
-#: Every key ``train_trial`` accepts (the first seven are required).
-CONFIG_KEYS: tuple[str, ...] = _REQUIRED + tuple(CONFIG_DEFAULTS)
+#: Every key a trial config has (:class:`study.spec.TrialConfig`).
+CONFIG_KEYS: tuple[str, ...] = tuple(TrialConfig.model_fields)
 
 #: Keys of the dict ``train_trial`` returns (it may add more).
 RESULT_KEYS: tuple[str, ...] = (
@@ -85,188 +67,6 @@ RESULT_KEYS: tuple[str, ...] = (
     "epochs_completed",
     "wall_time_s",
 )
-
-PRECISIONS = ("fp32", "bf16", "fp64")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """A validated trial config (see :func:`validate_config`)."""
-
-    dataset: str
-    dataset_options: dict[str, Any]
-    model: str
-    model_options: dict[str, Any]
-    optimizer: str
-    optimizer_hparams: dict[str, Any]
-    lr: float
-    init: str
-    epochs: int
-    batch_size: int
-    init_scale: float = 1.0
-    seed: int = 0
-    schedule: Any = None  # study.schedule.Schedule
-    precision: str = "fp32"
-    device: str = "auto"
-    data_dir: str | None = None
-    num_threads: int | None = None
-    num_classes: int = field(default=0)
-    in_shape: tuple[int, int, int] = field(default=(0, 0, 0))
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive_float(key: str, value: Any) -> float:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _int_at_least(key: str, value: Any, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _named(key: str, value: Any, name_key: str) -> tuple[str, dict[str, Any]]:
-    """``"x"`` or ``{name_key: "x", **options}`` -> ``("x", options)``."""
-    if isinstance(value, str):
-        return value, {}
-    if isinstance(value, Mapping):
-        if name_key not in value:
-            raise ConfigError(f"{key} must have a {name_key!r} entry, got {dict(value)!r}")
-        name = value[name_key]
-        if not isinstance(name, str):
-            raise ConfigError(f"{key}.{name_key} must be a string, got {name!r}")
-        return name, {k: v for k, v in value.items() if k != name_key}
-    raise ConfigError(f"{key} must be a name or a mapping with a {name_key!r} entry, got {value!r}")
-
-
-def validate_config(config: Mapping[str, Any]) -> TrialConfig:
-    """Check a trial config without training; returns the complete :class:`TrialConfig`.
-
-    Checks every key and value, the dataset and its options, the model and its options, the
-    init scheme and the schedule (the optimizer's hyperparameters are checked when it is built,
-    in :func:`train_trial`). Loads no data.
-
-    Raises:
-        ConfigError: unknown or missing key (listing the valid keys), or a bad value; the
-            message names the key (``model.<option>`` for model options), the rule and the value.
-    """
-    from study.data import dataset_info
-    from study.schedule import create_schedule
-
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"config must be a mapping, got {type(config).__name__}")
-    unknown = [k for k in config if k not in CONFIG_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"unknown config key {unknown[0]!r}; valid keys: {', '.join(CONFIG_KEYS)}"
-        )
-    missing = [k for k in _REQUIRED if k not in config]
-    if missing:
-        raise ConfigError(
-            f"missing config key {missing[0]!r}; required keys: {', '.join(_REQUIRED)}"
-        )
-    cfg = {**CONFIG_DEFAULTS, **config}
-
-    dataset, dataset_options = _named("dataset", cfg["dataset"], "name")
-    info = dataset_info(dataset, **dataset_options)
-
-    model, model_opts = _named("model", cfg["model"], "name")
-    _check_model(model, model_opts)
-
-    optimizer, hparams = _named("optimizer", cfg["optimizer"], "optimizer")
-    _check_optimizer(optimizer, hparams)
-    if "lr" in hparams:
-        raise ConfigError("optimizer.lr is not allowed: give the learning rate as the 'lr' key")
-
-    init = cfg["init"]
-    _check_init(init)
-
-    precision = cfg["precision"]
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    device = cfg["device"]
-    if not isinstance(device, str) or not (device in DEVICES or re.fullmatch(r"cuda:\d+", device)):
-        raise ConfigError(
-            f"device must be one of {', '.join(DEVICES)} (or cuda:<index>), got {device!r}"
-        )
-    data_dir = cfg["data_dir"]
-    if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
-        raise ConfigError(f"data_dir must be a path or null, got {data_dir!r}")
-    num_threads = cfg["num_threads"]
-    if num_threads is not None:
-        num_threads = _int_at_least("num_threads", num_threads, 1)
-
-    return TrialConfig(
-        dataset=dataset,
-        dataset_options=dataset_options,
-        model=model,
-        model_options=model_opts,
-        optimizer=optimizer,
-        optimizer_hparams=hparams,
-        lr=_positive_float("lr", cfg["lr"]),
-        init=init,
-        epochs=_int_at_least("epochs", cfg["epochs"], 1),
-        batch_size=_int_at_least("batch_size", cfg["batch_size"], 1),
-        init_scale=_positive_float("init_scale", cfg["init_scale"]),
-        seed=_int_at_least("seed", cfg["seed"], 0),
-        schedule=create_schedule(cfg["schedule"]),
-        precision=precision,
-        device=device,
-        data_dir=None if data_dir is None else os.fspath(data_dir),
-        num_threads=num_threads,
-        num_classes=info.num_classes,
-        in_shape=info.in_shape,
-    )
-
-
-def _check_model(name: str, options: Mapping[str, Any]) -> None:
-    import models
-
-    if name not in models.MODELS:
-        raise ConfigError(f"model.name must be one of {', '.join(models.MODELS)}, got {name!r}")
-    valid = models.model_options(name)
-    for key in options:
-        if key not in valid:
-            raise ConfigError(
-                f"unknown option model.{key} for model {name!r}; "
-                f"valid options: {', '.join(valid) or '(none)'}"
-            )
-
-
-def _check_optimizer(name: str, hparams: Mapping[str, Any]) -> None:
-    from study.optimizers import OPTIMIZERS, optimizer_hparams
-
-    if name not in OPTIMIZERS:
-        raise ConfigError(
-            f"optimizer.optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}"
-        )
-    valid = optimizer_hparams(name)
-    for key in hparams:
-        if key not in valid and key != "lr":
-            raise ConfigError(
-                f"unknown hyperparameter optimizer.{key} for optimizer {name!r}; "
-                f"valid hyperparameters: {', '.join(valid)}"
-            )
-
-
-def _check_init(init: Any) -> None:
-    import models
-
-    if not isinstance(init, str) or init not in models.INIT_SCHEMES:
-        raise ConfigError(f"init must be one of {', '.join(models.INIT_SCHEMES)}, got {init!r}")
 
 
 # --------------------------------------------------------------------------- the trial
@@ -287,7 +87,7 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def train_trial(
-    config: Mapping[str, Any],
+    config: TrialConfig | Mapping[str, Any],
     report: Callable[[dict[str, Any]], None] | None = None,
     *,
     fast: bool | None = None,
@@ -295,7 +95,9 @@ def train_trial(
     """Train one model on one dataset with one optimizer configuration; return final metrics.
 
     Args:
-        config: flat trial config. Required: ``dataset`` (name or ``{name, **options}``),
+        config: a :class:`~study.spec.TrialConfig` (trusted as it is: a study makes them with
+            ``StudySpec.trial_config``), or a mapping that :meth:`TrialConfig.from_mapping`
+            checks first. Required: ``dataset`` (name or ``{name, **options}``),
             ``model`` (``{name, **options}``), ``optimizer`` (``{optimizer: sgd|insgd,
             **hyperparameters}``), ``lr``, ``init``, ``epochs``, ``batch_size``. Optional:
             ``init_scale`` (1.0), ``seed`` (0), ``schedule`` (``cosine`` | ``multistep`` |
@@ -322,8 +124,8 @@ def train_trial(
         finite are ``None``.
 
     Raises:
-        ConfigError: a bad config (message names the key, the rule and the value);
-            optimizer hyperparameter errors read ``optimizer: ...``.
+        ConfigError: a bad config (a ``SpecError`` naming field, rule and value of every
+            problem), or ``device`` not available.
         DatasetNotFoundError: a torchvision dataset is missing and cannot be downloaded.
 
     Example:
@@ -341,7 +143,7 @@ def train_trial(
     from study.pack import run_members, step_mode
 
     start = time.perf_counter()
-    cfg = validate_config(config)
+    cfg = TrialConfig.from_mapping(config)
     device = _resolve_device(cfg.device)
     if step_mode(fast, device) != "eager":
         forward = None if report is None else (lambda by_member: report(by_member[0]))
@@ -370,7 +172,7 @@ def build_model(cfg: TrialConfig, device):
     torch.manual_seed(cfg.seed)
     try:
         model = models.create_model(
-            cfg.model, in_shape=cfg.in_shape, num_classes=cfg.num_classes, **cfg.model_options
+            cfg.model_name, in_shape=cfg.in_shape, num_classes=cfg.num_classes, **cfg.model_options
         )
         models.apply_init(model, cfg.init, cfg.init_scale)
     except ConfigError:
@@ -386,7 +188,7 @@ def build_optimizer(cfg: TrialConfig, model):
     from study.optimizers import create_optimizer
 
     try:
-        return create_optimizer(cfg.optimizer, model, lr=cfg.lr, **cfg.optimizer_hparams)
+        return create_optimizer(cfg.optimizer_name, model, lr=cfg.lr, **cfg.optimizer_hparams)
     except ValueError as exc:  # ConfigError included
         raise ConfigError(f"optimizer: {exc}") from exc
 
@@ -404,7 +206,7 @@ def load_data(cfg: TrialConfig, device):
 
     from study.data import load_dataset
 
-    data = load_dataset(cfg.dataset, device=device, data_dir=cfg.data_dir, **cfg.dataset_options)
+    data = load_dataset(cfg.dataset, device=device, data_dir=cfg.data_dir)
     if cfg.precision == "fp64":
         return data, data.x_train.to(torch.float64), data.x_val.to(torch.float64)
     return data, data.x_train, data.x_val

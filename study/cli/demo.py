@@ -64,7 +64,8 @@ def demo(
 
     from study.errors import ConfigError, DatasetNotFoundError
     from study.optimizers import optimizer_hparams
-    from study.train import train_trial, validate_config
+    from study.spec import TrialConfig
+    from study.train import train_trial
 
     console = Console()
     try:
@@ -93,7 +94,7 @@ def demo(
         "num_threads": num_threads,
     }
     try:
-        validate_config(config)
+        config = TrialConfig.from_mapping(config)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(code=2) from None

@@ -50,8 +50,8 @@ def test_demo_shows_divergence():
     [
         (("--optimizer", "adma"), "optimizer must be one of sgd, insgd, adam, adamw, adagrad"),
         (("--optimizer", "adma"), "got 'adma' (did you mean 'adam'?)"),
-        (("--epochs", "0"), "epochs must be an integer >= 1, got 0"),
-        (("--lr", "-1"), "lr must be a finite number > 0, got -1.0"),
+        (("--epochs", "0"), "epochs must be >= 1, got 0"),  # the spec's words (as the API)
+        (("--lr", "-1"), "lr must be > 0, got -1.0"),
         (("--init", "glorot"), "init must be one of"),
         (("--dataset", "imagenet"), "dataset must be one of"),
     ],

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from study.data import DATASETS, clear_cache, crop_flip, dataset_info, load_dataset
-from study.errors import ConfigError, DatasetNotFoundError
+from study.errors import ConfigError, DatasetNotFoundError, SpecError
 
 EXPECTED_INFO = {
     "digits": (10, (1, 8, 8)),
@@ -37,9 +37,11 @@ def test_dataset_info_is_right_without_data(name, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
-def test_unknown_option_is_rejected_with_the_valid_ones(name):
-    with pytest.raises(ConfigError, match=r"no option 'colour'.*valid options"):
+def test_unknown_option_is_rejected_naming_it(name):
+    with pytest.raises(ConfigError, match=r"^dataset\.colour is not a known key, got 'red'$"):
         dataset_info(name, colour="red")
+    with pytest.raises(ConfigError, match=r"^dataset\.colour is not a known key, got 'red'$"):
+        load_dataset(name, device="cpu", colour="red")
 
 
 def test_unknown_dataset_lists_valid_names():
@@ -111,27 +113,31 @@ def test_synthetic_is_deterministic_by_its_own_seed_and_learnable():
 
 
 @pytest.mark.parametrize(
-    ("options", "key"),
+    ("options", "key", "value"),
     [
-        ({"num_classes": 1}, "dataset.num_classes"),
-        ({"num_classes": 2.5}, "dataset.num_classes"),
-        ({"shape": [8, 8]}, "dataset.shape"),
-        ({"shape": [1, 0, 8]}, "dataset.shape"),
-        ({"n_train": 0}, "dataset.n_train"),
-        ({"noise": -1.0}, "dataset.noise"),
-        ({"separation": 0}, "dataset.separation"),
-        ({"seed": True}, "dataset.seed"),
+        ({"num_classes": 1}, "dataset.num_classes", 1),
+        ({"num_classes": 2.5}, "dataset.num_classes", 2.5),
+        ({"shape": [8, 8]}, "dataset.shape.2", None),  # "is required": three numbers
+        ({"shape": [1, 0, 8]}, "dataset.shape.1", 0),
+        ({"n_train": 0}, "dataset.n_train", 0),
+        ({"noise": -1.0}, "dataset.noise", -1.0),
+        ({"separation": 0}, "dataset.separation", 0),
+        ({"seed": True}, "dataset.seed", True),
     ],
 )
-def test_synthetic_bad_options_name_the_option_and_value(options, key):
-    with pytest.raises(ConfigError) as err:
+def test_synthetic_bad_options_name_the_option_and_value(options, key, value):
+    """The data module applies the spec's rules (study.spec_options.SyntheticData)."""
+    with pytest.raises(SpecError) as err:
         dataset_info("synthetic", **options)
-    message = str(err.value)
-    assert key in message and repr(next(iter(options.values()))) in message
+    (problem,) = err.value.problems
+    assert problem["field"] == key
+    if value is not None:
+        assert problem["value"] == value and type(problem["value"]) is type(value)
+    assert f"{key} {problem['rule']}, got {problem['value']!r}" == str(err.value)
 
 
 def test_cifar_augment_option_is_validated():
-    with pytest.raises(ConfigError, match=r"dataset\.augment must be true or false, got 'yes'"):
+    with pytest.raises(ConfigError, match=r"^dataset\.augment must be a valid boolean, got 'yes'$"):
         dataset_info("cifar10", augment="yes")
 
 

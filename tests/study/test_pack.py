@@ -160,7 +160,7 @@ def test_resnet50_packs_too():
 def test_all_insgd_variants_norms_and_sgd_settings_in_one_pack():
     """Six arms in one pack (each its own group), different inits, scales, seeds and
     schedules; a multistep schedule moves the learning rate inside the run."""
-    multistep = {"name": "multistep", "milestones": [1, 2], "gamma": 0.5}
+    multistep = {"name": "multistep", "milestones": [1], "gamma": 0.5}  # (milestones < epochs)
     assert_matches_unpacked(
         [
             config(INSGD_L2, 0.1, 0),
@@ -269,10 +269,10 @@ BAD_PACKS = [
     ([config(SGD, 0.1, 0), config(SGD, 0.1, 1, batch_size=4)], ["configs[1].batch_size"]),
     (
         [config(SGD, 0.1, 0), config(SGD, 0.1, 1, model={"name": "toy_cnn", "width": 8})],
-        ["configs[1].model_options", "'width': 8"],
+        ["configs[1].model must equal configs[0].model", "'width': 8"],
     ),
     ([config(SGD, 0.1, 0), config(SGD, 0.1, 1, precision="fp32")], ["configs[1].precision"]),
-    ([config(SGD, 0.1, 0), config(SGD, -1, 1)], ["configs[1]: lr must be a finite number > 0"]),
+    ([config(SGD, 0.1, 0), config(SGD, -1, 1)], ["configs[1]: lr must be > 0, got -1"]),
     (
         [config(SGD, 0.1, 0, model={"name": "wrn", "depth": 10, "widen": 1, "dropout": 0.3})] * 2,
         ["model cannot be packed", "dropout", "p=0.3"],
@@ -283,7 +283,7 @@ BAD_PACKS = [
     ),
     (
         [config(SGD, 0.1, 0), config({"optimizer": "sgd", "momentum": -1}, 0.1, 1)],
-        ["optimizer:", "momentum", "-1"],
+        ["configs[1]: optimizer.momentum must be >= 0, got -1"],
     ),
 ]
 
@@ -489,12 +489,12 @@ def test_channels_last_single_member_matches_the_eager_loop():
     import time
 
     from study.pack import run_members
-    from study.train import validate_config
+    from study.spec import TrialConfig
 
     cfg = config(INSGD_L2, 0.05, 5, model={"name": "resnet20", "depth": 8})
     reports: list[dict] = []
     (got,) = run_members(
-        [validate_config(cfg)],
+        [TrialConfig.from_mapping(cfg)],
         torch.device("cpu"),
         lambda by_member: reports.append(by_member[0]),
         time.perf_counter(),

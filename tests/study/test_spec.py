@@ -60,12 +60,18 @@ def test_good_spec_defaults_and_derived_values():
 def test_trial_config_is_what_train_trial_takes():
     spec = parse_spec(GOOD)
     config = spec.trial_config("insgd", lr=0.1, init="xavier_normal", seed=3, num_threads=1)
-    assert config["optimizer"] == {"optimizer": "insgd", "momentum": 0.9}
-    assert config["lr"] == 0.1 and config["seed"] == 3 and config["num_threads"] == 1
-    assert config["model"] == {"name": "mlp", "hidden": [16]}
-    from study.train import validate_config
+    assert (config.optimizer_name, config.optimizer_hparams) == ("insgd", {"momentum": 0.9})
+    assert config.lr == 0.1 and config.seed == 3 and config.num_threads == 1
+    assert config.model == {"name": "mlp", "hidden": [16]}
+    assert (config.dataset, config.schedule, config.epochs) == (
+        spec.dataset,
+        spec.schedule,
+        spec.epochs,
+    )
+    from study.spec import TrialConfig
 
-    validate_config(config)  # the trial loop accepts it as is
+    # made without validating again, yet exactly what the spec's rules give for its JSON form
+    assert TrialConfig.from_mapping(config.model_dump(mode="json")) == config
 
 
 def test_grid_counts_points_and_stops_at_the_grid():
@@ -328,7 +334,7 @@ def test_every_optimizer_is_an_arm_with_its_hyperparameters():
     spec = parse_spec({**GOOD, "arms": PAPER_ARMS})
     assert [a.optimizer for a in spec.arms] == [a["optimizer"] for a in PAPER_ARMS]
     config = spec.trial_config("adam", lr=0.01, init="xavier_normal", seed=0)
-    assert config["optimizer"] == {
+    assert config.model_dump(mode="json")["optimizer"] == {
         "optimizer": "adam",
         "betas": [0.9, 0.99],
         "eps": 1e-7,

@@ -9,8 +9,9 @@ import math
 import pytest
 import torch
 
-from study.errors import ConfigError
-from study.train import CONFIG_KEYS, RESULT_KEYS, train_trial, validate_config
+from study.errors import ConfigError, SpecError
+from study.spec import TrialConfig
+from study.train import CONFIG_KEYS, RESULT_KEYS, train_trial
 
 REPORT_KEYS = {"epoch", "train_loss", "val_loss", "val_acc", "lr", "epoch_time_s", "diverged"}
 TIMING_KEYS = {"wall_time_s", "epoch_time_s"}
@@ -205,33 +206,41 @@ def _without(key: str) -> dict:
     return config
 
 
+# Every problem names its field, the rule and the value (the spec's rules: TrialConfig).
 BAD_CONFIGS = [
-    (mlp_config(learning_rate=0.1), ["unknown config key 'learning_rate'", "valid keys"]),
-    (_without("lr"), ["missing config key 'lr'"]),
-    (_without("model"), ["missing config key 'model'"]),
-    (mlp_config(epochs=0), ["epochs must be an integer >= 1, got 0"]),
-    (mlp_config(epochs=2.5), ["epochs", "2.5"]),
+    (mlp_config(learning_rate=0.1), ["learning_rate is not a known key, got 0.1"]),
+    (_without("lr"), ["lr is required"]),
+    (_without("model"), ["model is required"]),
+    (mlp_config(epochs=0), ["epochs must be >= 1, got 0"]),
+    (mlp_config(epochs=2.5), ["epochs must be a valid integer, got 2.5"]),
     (mlp_config(batch_size=0), ["batch_size", ">= 1", "0"]),
-    (mlp_config(lr=-0.1), ["lr must be a finite number > 0, got -0.1"]),
-    (mlp_config(lr=float("nan")), ["lr", "nan"]),
+    (mlp_config(lr=-0.1), ["lr must be > 0, got -0.1"]),
+    (mlp_config(lr=float("nan")), ["lr must be a finite number, got nan"]),
     (mlp_config(lr="0.1"), ["lr", "'0.1'"]),
     (mlp_config(init_scale=0), ["init_scale", "> 0", "0"]),
     (mlp_config(seed=-1), ["seed", ">= 0", "-1"]),
     (mlp_config(seed=True), ["seed", "True"]),
     (mlp_config(num_threads=0), ["num_threads", ">= 1", "0"]),
-    (mlp_config(precision="fp16"), ["precision must be one of fp32, bf16, fp64, got 'fp16'"]),
+    (mlp_config(precision="fp16"), ["precision must be one of", "'fp64'", "got 'fp16'"]),
     (mlp_config(device="tpu"), ["device must be one of", "'tpu'"]),
     (mlp_config(init="glorot"), ["init must be one of", "kaiming_normal", "'glorot'"]),
     (mlp_config(schedule="linear"), ["schedule must be one of", "'linear'"]),
+    (
+        mlp_config(schedule={"name": "multistep", "milestones": [5]}),
+        ["schedule.milestones.0 must be < epochs (5)", "got 5"],
+    ),
     (mlp_config(dataset="imagenet"), ["dataset must be one of", "digits", "'imagenet'"]),
-    (mlp_config(dataset={"name": "synthetic", "colour": 1}), ["no option 'colour'"]),
+    (mlp_config(dataset={"name": "synthetic", "colour": 1}), ["dataset.colour is not a known"]),
     (mlp_config(model={"name": "transformer"}), ["model.name must be one of", "'transformer'"]),
-    (mlp_config(model={"name": "mlp", "colour": 1}), ["model.colour", "valid options"]),
-    (mlp_config(model={"name": "mlp", "batchnorm": "no"}), ["model:", "batchnorm", "'no'"]),
-    (mlp_config(model={"batchnorm": False}), ["model must have a 'name' entry"]),
+    (mlp_config(model={"name": "mlp", "colour": 1}), ["model.colour", "valid: "]),
+    (mlp_config(model={"name": "mlp", "batchnorm": "no"}), ["model.batchnorm", "'no'"]),
+    (mlp_config(model={"batchnorm": False}), ["model.name is required"]),
     (mlp_config(optimizer={"optimizer": "lamb"}), ["optimizer.optimizer must be one of", "sgd"]),
     (mlp_config(optimizer={"optimizer": "sgd", "betas": 1}), ["optimizer.betas", "valid"]),
-    (mlp_config(optimizer={"optimizer": "sgd", "momentum": -1}), ["optimizer:", "momentum", "-1"]),
+    (
+        mlp_config(optimizer={"optimizer": "sgd", "momentum": -1}),
+        ["optimizer.momentum must be >= 0, got -1"],
+    ),
     (mlp_config(optimizer={"optimizer": "sgd", "lr": 1}), ["optimizer.lr is not allowed"]),
     (mlp_config(data_dir=3), ["data_dir", "3"]),
 ]
@@ -247,6 +256,10 @@ def test_bad_config_raises_config_error_naming_the_key(config, parts):
         assert part in message, message
     assert isinstance(err.value, ValueError)
     assert calls == []  # nothing trained
+    # the same problem, as data, from the one constructor
+    with pytest.raises(SpecError) as again:
+        TrialConfig.from_mapping(config)
+    assert str(again.value) == message and again.value.problems
 
 
 def test_config_keys_are_the_contract():
@@ -268,8 +281,8 @@ def test_config_keys_are_the_contract():
     }
 
 
-def test_validate_config_fills_defaults_without_training():
-    cfg = validate_config(
+def test_from_mapping_fills_defaults_without_training():
+    cfg = TrialConfig.from_mapping(
         {
             "dataset": {"name": "synthetic", "num_classes": 3},
             "model": {"name": "mlp", "batchnorm": False},
@@ -280,15 +293,26 @@ def test_validate_config_fills_defaults_without_training():
             "batch_size": 8,
         }
     )
-    assert (cfg.dataset, cfg.dataset_options, cfg.num_classes) == (
-        "synthetic",
-        {"num_classes": 3},
-        3,
-    )
-    assert (cfg.model, cfg.model_options) == ("mlp", {"batchnorm": False})
-    assert (cfg.optimizer, cfg.optimizer_hparams) == ("insgd", {"momentum": 0.9})
+    assert (cfg.dataset_name, cfg.num_classes, cfg.in_shape) == ("synthetic", 3, (1, 8, 8))
+    assert cfg.dataset_options == {  # every option, defaults filled in
+        "num_classes": 3,
+        "shape": [1, 8, 8],
+        "n_train": 1000,
+        "n_val": 200,
+        "noise": 1.0,
+        "separation": 1.0,
+        "seed": 0,
+        "augment": False,
+    }
+    assert (cfg.model_name, cfg.model_options) == ("mlp", {"batchnorm": False})
+    assert (cfg.optimizer_name, cfg.optimizer_hparams) == ("insgd", {"momentum": 0.9})
     assert (cfg.seed, cfg.init_scale, cfg.precision, cfg.device) == (0, 1.0, "fp32", "auto")
     assert cfg.schedule.name == "cosine"
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.lr = 1.0  # type: ignore[misc]
+    # a TrialConfig is taken as it is; its JSON form validates back to the same config
+    assert TrialConfig.from_mapping(cfg) is cfg
+    assert TrialConfig.from_mapping(cfg.model_dump(mode="json")) == cfg
 
 
 def test_augmentation_in_the_loop_is_seeded_and_used():
