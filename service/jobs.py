@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import HprobustError
+from study.vocab import Tag
 
 TERMINAL = frozenset({"STOPPED", "SUCCEEDED", "FAILED"})
-META_STUDY = "hprobust.study_id"
-META_ATTEMPT = "hprobust.attempt"
+META_STUDY = Tag.STUDY_ID
+META_ATTEMPT = Tag.ATTEMPT
+META_FAILURES = Tag.FAILURES
 
 
 class RayUnavailableError(HprobustError, ConnectionError):
@@ -40,6 +42,9 @@ class JobRef:
     attempt: int
     status: str  # PENDING | RUNNING | STOPPED | SUCCEEDED | FAILED
     message: str | None = None
+    failures: int = 0  # lost jobs of the study before this one that count toward max_attempts
+    start_time: float | None = None  # Unix seconds, as the cluster recorded them
+    end_time: float | None = None
 
     @property
     def terminal(self) -> bool:
@@ -147,8 +152,11 @@ class StudyJobs:
         self._call("list_jobs")
 
     # -- jobs -------------------------------------------------------------------------------
-    def submit(self, study_id: str, *, resume: bool = False, attempt: int = 0) -> JobRef:
-        """Submit the driver of ``study_id`` (attempt 0 uses the study id as submission id)."""
+    def submit(
+        self, study_id: str, *, resume: bool = False, attempt: int = 0, failures: int = 0
+    ) -> JobRef:
+        """Submit the driver of ``study_id`` (attempt 0 uses the study id as submission id);
+        ``failures`` (the lost jobs before it that count) goes into the job's metadata."""
         submission_id = study_id if attempt == 0 else f"{study_id}-r{attempt}"
         entrypoint = driver_entrypoint(
             study_id,
@@ -162,14 +170,18 @@ class StudyJobs:
             "submit_job",
             entrypoint=entrypoint,
             submission_id=submission_id,
-            metadata={META_STUDY: study_id, META_ATTEMPT: str(attempt)},
+            metadata={
+                META_STUDY: study_id,
+                META_ATTEMPT: str(attempt),
+                META_FAILURES: str(failures),
+            },
         )
-        return JobRef(submission_id, study_id, attempt, "PENDING")
+        return JobRef(submission_id, study_id, attempt, "PENDING", failures=failures)
 
     def status(self, ref: JobRef) -> JobRef:
         """``ref`` with its current status; raises LookupError if the cluster has no such job."""
         info = self._call("get_job_info", ref.submission_id)
-        return JobRef(ref.submission_id, ref.study_id, ref.attempt, str(info.status), info.message)
+        return _ref(ref.submission_id, ref.study_id, ref.attempt, info, failures=ref.failures)
 
     def find(self, study_id: str) -> JobRef | None:
         """The latest job of ``study_id`` on the cluster, or None."""
@@ -180,7 +192,8 @@ class StudyJobs:
                 continue
             attempt = int(meta.get(META_ATTEMPT, "0"))
             if latest is None or attempt > latest.attempt:
-                latest = JobRef(job.submission_id, study_id, attempt, str(job.status), job.message)
+                failures = int(meta.get(META_FAILURES, "0"))
+                latest = _ref(job.submission_id, study_id, attempt, job, failures=failures)
         return latest
 
     def stop(self, ref: JobRef) -> bool:
@@ -192,3 +205,21 @@ class StudyJobs:
 
     def logs(self, ref: JobRef) -> str:
         return str(self._call("get_job_logs", ref.submission_id))
+
+
+def _ref(submission_id: str, study_id: str, attempt: int, info: Any, *, failures: int) -> JobRef:
+    """A JobRef from Ray's JobInfo/JobDetails (times in Unix milliseconds there)."""
+
+    def seconds(ms: Any) -> float | None:
+        return ms / 1000.0 if isinstance(ms, int | float) and ms > 0 else None
+
+    return JobRef(
+        submission_id,
+        study_id,
+        attempt,
+        str(info.status),
+        info.message,
+        failures=failures,
+        start_time=seconds(getattr(info, "start_time", None)),
+        end_time=seconds(getattr(info, "end_time", None)),
+    )

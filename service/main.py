@@ -23,7 +23,7 @@ from service.core.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import StudyJobs, resolve_ray_token
 from service.reads import StudyReader
-from service.scheduler import Scheduler
+from service.scheduler import Scheduler, dependency_faults
 from study.errors import ConfigError
 
 log = logging.getLogger("hprobust.service")
@@ -77,11 +77,14 @@ def create_app(
     store: Any = None,
     jobs: StudyJobs | None = None,
     run_scheduler: bool = True,
+    stack: Any = None,
 ) -> FastAPI:
     """The API. ``store``/``jobs`` default to a StudyStore and a Ray Jobs client from settings.
 
-    The lifespan starts the scheduler loop (see :mod:`service.scheduler`): it follows and
-    resumes the studies MLflow holds as queued or running and submits queued ones.
+    ``stack``: the :class:`~service.stack.Supervisor` of ``hprobust serve``'s embedded stack,
+    whose ``health()`` ``/readyz`` adds. The lifespan starts the scheduler loop (see
+    :mod:`service.scheduler`): it follows and resumes the studies MLflow holds as queued or
+    running and submits queued ones.
     """
     settings = settings or Settings()
 
@@ -97,7 +100,11 @@ def create_app(
             app.state.jobs,
             max_concurrent=settings.max_concurrent_studies,
             poll_interval_s=settings.poll_interval_s,
+            max_attempts=settings.max_attempts,
+            retry_base_s=settings.retry_base_s,
+            retry_max_s=settings.retry_max_s,
             on_change=app.state.reader.invalidate,
+            check=lambda: dependency_faults(settings),
         )
         if run_scheduler:
             app.state.scheduler.start()
@@ -115,6 +122,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.stack = stack  # the embedded stack's Supervisor (hprobust serve), for /readyz
     app.include_router(api_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -24,6 +24,7 @@ class Links(BaseModel):
     summary: str
     report: str
     cancel: str
+    resume: str
     plots: dict[str, str]
     mlflow: str | None = Field(None, description="The study's experiment in the MLflow UI.")
 
@@ -68,6 +69,23 @@ class StudyPublic(BaseModel):
     )
     job: str | None = Field(None, description="Submission id of the study's current Ray job.")
     error: str | None = Field(None, description="Why the study failed (status failed only).")
+    retry_at: str | None = Field(
+        None,
+        description="While a queued or running study waits to be resubmitted after its driver "
+        "died: when (ISO time; the backoff doubles each time, HPROBUST_RETRY_BASE_S up to "
+        "HPROBUST_RETRY_MAX_S).",
+    )
+    paused: str | None = Field(
+        None,
+        description="Why a queued or running study waits: a dependency is down (disk full, "
+        "MLflow or Ray unreachable). Nothing is submitted or failed meanwhile; it resumes "
+        "when the fault clears.",
+    )
+    last_error: str | None = Field(
+        None,
+        description="The error the study last recovered from: why its lost job ended, or the "
+        "error of a failed study before it was resumed.",
+    )
     links: Links
 
 
@@ -128,6 +146,16 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
+    """``ok``, or what is wrong, per dependency (``study.vocab.Dependency``)."""
+
     status: Literal["ready", "unavailable"]
     ray: str
     mlflow: str
+    disk: str = Field(
+        description="Free space of the data dir: `ok`, or `full: ...` below HPROBUST_MIN_FREE_MB."
+    )
+    mlflow_ui: str | None = Field(
+        None,
+        description="The MLflow UI that `hprobust serve` runs (absent otherwise): `ok`, or "
+        "`down: ...` until it is restarted.",
+    )

@@ -5,6 +5,12 @@
 sets the study ``running``, runs it (:func:`study.runner.run_study`) and sets it ``finished``,
 ``failed`` (with the error) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130.
 
+A fault that heals (:func:`study.faults.transient_fault`: the disk is full, MLflow or Ray is
+unreachable) does not fail the study: the driver records the error as the study's
+``last_error`` if it can, leaves the study ``running`` and exits with
+:data:`study.faults.EXIT_TRANSIENT` (75); the service resubmits it with ``--resume`` once
+the fault has cleared.
+
 Ray: inside a Ray Job (``RAY_ADDRESS`` set) or with ``--ray-address`` it joins that cluster;
 otherwise it starts a fresh local Ray in a private temp dir, in its own process group's
 children, and shuts it down at the end.
@@ -13,6 +19,7 @@ children, and shuts it down at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -23,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from study.errors import StudyStateError
+from study.faults import EXIT_TRANSIENT, transient_fault
 
 
 def start_ray(
@@ -116,6 +124,15 @@ def drive(
     except KeyboardInterrupt:
         store.set_status(study_id, "cancelled")
         raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        fault = transient_fault(exc)
+        if fault is not None:
+            _note_fault(store, study_id, f"{fault}: {message}")
+            raise TransientFault(f"{fault}: {message}") from exc
+        store.set_error(study_id, message)
+        store.set_status(study_id, "failed")
+        raise
     except BaseException as exc:
         store.set_error(study_id, f"{type(exc).__name__}: {exc}")
         store.set_status(study_id, "failed")
@@ -126,6 +143,19 @@ def drive(
             stop_ray(temp_dir)
     store.set_status(study_id, "finished")
     return summary
+
+
+class TransientFault(RuntimeError):
+    """The study stopped for a fault that heals; it stays ``running`` for a resubmission."""
+
+
+def _note_fault(store: Any, study_id: str, message: str) -> None:
+    """Record the fault as the study's last error if the store can be written (a full disk or
+    an unreachable MLflow may not allow it; the service sees the fault itself then)."""
+    from study.vocab import Tag
+
+    with contextlib.suppress(Exception):
+        store.set_tags(study_id, {Tag.LAST_ERROR: message})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"study {args.study_id} cancelled", file=sys.stderr)
         return 130
+    except TransientFault as exc:
+        print(f"study {args.study_id} paused: {exc} (it resumes when this clears)", file=sys.stderr)
+        return EXIT_TRANSIENT
     except Exception as exc:
         print(f"study {args.study_id} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

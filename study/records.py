@@ -112,6 +112,8 @@ class StudyRecord:
     num_classes: int
     total_trials: int
     error: str | None = None  # why the study failed (its driver's last error), if it did
+    last_error: str | None = None  # the error a live study recovers from (a lost job, a resume)
+    retry_at: str | None = None  # when its lost job is resubmitted (ISO time), while it waits
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:
@@ -361,6 +363,8 @@ class StudyStore:
             num_classes=int(tags.get(T + "num_classes", 0)),
             total_trials=int(tags.get(T + "total_trials", 0)),
             error=tags.get(T + "error") if tags.get(T + "status") == "failed" else None,
+            last_error=tags.get(Tag.LAST_ERROR),
+            retry_at=tags.get(Tag.RETRY_AT),
         )
 
     def get(self, study_id: str) -> StudyRecord:
@@ -469,6 +473,15 @@ class StudyStore:
                     self.client.log_batch(run.info.run_id, tags=tags)
             changed += 1
         return changed
+
+    def set_tags(self, study_id: str, tags: dict[str, str | None]) -> None:
+        """Set (or, for None, remove) experiment tags of the study."""
+        experiment = self._experiment(study_id)
+        for key, value in tags.items():
+            if value is not None:
+                self.client.set_experiment_tag(experiment.experiment_id, key, str(value)[:4900])
+            elif key in experiment.tags:
+                self.client.delete_experiment_tag(experiment.experiment_id, key)
 
     def set_error(self, study_id: str, message: str) -> None:
         """Record why a study failed (experiment tag ``hprobust.error``)."""

@@ -104,7 +104,8 @@ class Tag(Words):
     TOTAL_TRIALS = "hprobust.total_trials"
     SPEC = "hprobust.spec"  # the spec as JSON (short specs; spec.yaml always)
     ERROR = "hprobust.error"  # why a study (experiment) or a trial (run) failed
-    LAST_ERROR = "hprobust.last_error"  # the error of a failed study before it was resumed
+    LAST_ERROR = "hprobust.last_error"  # the error a live study recovers from (lost job, resume)
+    RETRY_AT = "hprobust.retry_at"  # when a study whose driver died is resubmitted (ISO time)
     SIGNATURE = "hprobust.signature"  # HMAC of the stored spec
     IDEMPOTENCY = "hprobust.idempotency"  # the Idempotency-Key a study was created with
     SEGMENT_STARTED_AT = "hprobust.segment_started_at"  # this run of the driver began
@@ -127,8 +128,8 @@ class Tag(Words):
     NODE_IP = "hprobust.node_ip"
     DIVERGED = "diverged"  # "true"/"false" on a trial run
     # Ray job metadata of a study's driver job
-    ATTEMPT = "hprobust.attempt"
-    FAILURES = "hprobust.failures"
+    ATTEMPT = "hprobust.attempt"  # 0 for the first job of a study, n for its n-th resubmission
+    FAILURES = "hprobust.failures"  # lost jobs before this one that count toward max_attempts
     # MLflow's own tags
     PARENT_RUN = "mlflow.parentRunId"
     RUN_NAME = "mlflow.runName"
@@ -138,6 +139,22 @@ class Tag(Words):
 
 #: Prefix of MLflow's "shared view" tags: ``mlflow.sharedViewState.<key>``.
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+
+
+# ---- faults that heal ---------------------------------------------------------------------
+
+
+class Dependency(Words):
+    """What a study needs that can be down for a while (``/readyz`` keys; why a study waits).
+
+    While one is down, live studies pause: none is submitted, resubmitted or marked failed;
+    they resume, with backoff, when it answers again (DESIGN.md "Reliability rules").
+    """
+
+    DISK = "disk"  # free space of the data dir (HPROBUST_MIN_FREE_MB)
+    MLFLOW = "mlflow"  # the tracking store
+    RAY = "ray"  # the Ray cluster's Jobs API
+    MLFLOW_UI = "mlflow_ui"  # the MLflow UI that `hprobust serve` runs (restarted when it dies)
 
 
 # ---- plots --------------------------------------------------------------------------------

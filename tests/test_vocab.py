@@ -33,14 +33,12 @@ TAG_PREFIX = "hprobust."
 KNOWN_COPIES = {
     "study/records.py": "WP4 L4.1 (E2)",
     "study/tracking.py": "WP4 L4.1 (E2)",
-    "service/jobs.py": "WP5 L5.1 (E3)",
     "service/pages.py": "WP5 L5.1 (E3)",
     "service/report.py": "WP5 L5.1 (E3)",
     "service/schemas.py": "WP5 L5.1 (E3)",
     "service/reads.py": "WP5 L5.1 (E3)",
     "service/client.py": "WP5 L5.1 (E3)",
     "service/launcher.py": "WP5 L5.1 (E3)",
-    "service/scheduler.py": "WP4 L4.2 (E2)",
     "service/api/routes/studies.py": "WP5 L5.2 (E3)",
 }
 

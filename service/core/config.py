@@ -106,6 +106,29 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         2.0, gt=0, description="How often the scheduler checks queued and running studies."
     )
+    max_attempts: int = Field(
+        3,
+        ge=0,
+        description="Resubmissions of a study whose driver died without an outcome before the "
+        "study is marked failed. Jobs lost to a fault that heals (disk full, MLflow or Ray "
+        "unreachable) are not counted.",
+    )
+    retry_base_s: float = Field(
+        10.0,
+        gt=0,
+        description="Wait before the first resubmission of a study whose driver died; it "
+        "doubles with each further one (retry_base_s * 2**(n-1)).",
+    )
+    retry_max_s: float = Field(
+        300.0, gt=0, description="Longest wait before a resubmission (the backoff's cap)."
+    )
+    min_free_mb: int = Field(
+        100,
+        ge=0,
+        description="Free space (MB) the data dir must keep. Below it the disk counts as full: "
+        "/readyz answers 503 and studies pause (nothing is submitted or failed) until space "
+        "is freed.",
+    )
     read_cache: bool = Field(
         True, description="Cache MLflow reads (off only to measure what the cache buys)."
     )

@@ -70,7 +70,7 @@ def test_health_and_readiness(api: ServeProcess) -> None:
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{api.url}/readyz", timeout=30)
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ready", "ray": "ok", "mlflow": "ok"}
+    assert ready.json() == {"status": "ready", "ray": "ok", "mlflow": "ok", "disk": "ok"}
 
 
 def test_mutations_need_the_token(api: ServeProcess, api_token: str) -> None:

@@ -1,12 +1,15 @@
-"""``/healthz`` (the process is alive) and ``/readyz`` (Ray and MLflow answer)."""
+"""``/healthz`` (the process is alive) and ``/readyz`` (what studies need answers: Ray, MLflow,
+free space in the data dir, and the MLflow UI that ``hprobust serve`` runs)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from service.api.deps import JobsDep, StoreDep
+from service.api.deps import JobsDep, SettingsDep, StoreDep
+from service.scheduler import dependency_faults
 from service.schemas import Health, Readiness
+from study.vocab import Dependency
 
 router = APIRouter(tags=["health"])
 
@@ -19,21 +22,31 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Ray or MLflow is not reachable."}},
-    summary="Ray's Jobs API and MLflow are reachable",
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Something studies need is down: Ray or MLflow unreachable, the data "
+            "dir's disk full, or the embedded MLflow UI down (each key says which).",
+        }
+    },
+    summary="Ray's Jobs API and MLflow answer, the data dir has room, the MLflow UI is up",
 )
-def readyz(store: StoreDep, jobs: JobsDep) -> JSONResponse:
-    checks = {}
+def readyz(request: Request, store: StoreDep, jobs: JobsDep, settings: SettingsDep) -> JSONResponse:
+    checks: dict[str, str] = {}
     try:
         jobs.ping()
-        checks["ray"] = "ok"
+        checks[Dependency.RAY] = "ok"
     except Exception as exc:
-        checks["ray"] = f"unreachable at {jobs.address}: {type(exc).__name__}: {exc}"[:500]
+        checks[Dependency.RAY] = f"unreachable at {jobs.address}: {type(exc).__name__}: {exc}"[:500]
     try:
         store.list()
-        checks["mlflow"] = "ok"
+        checks[Dependency.MLFLOW] = "ok"
     except Exception as exc:
-        checks["mlflow"] = f"unreachable: {type(exc).__name__}: {exc}"[:500]
+        checks[Dependency.MLFLOW] = f"unreachable: {type(exc).__name__}: {exc}"[:500]
+    checks[Dependency.DISK] = dependency_faults(settings).get(Dependency.DISK, "ok")
+    stack = getattr(request.app.state, "stack", None)  # the embedded stack of `hprobust serve`
+    if stack is not None:
+        checks.update(stack.health())
     ready = all(v == "ok" for v in checks.values())
     body = Readiness(status="ready" if ready else "unavailable", **checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ready else 503)

@@ -24,6 +24,7 @@ from service.core.config import Settings
 from service.errors import problems_response
 from service.reads import PLOT_STEMS, TERMINAL_STATUSES, StudyReader
 from service.report import render_report
+from service.scheduler import iso
 from service.schemas import (
     Links,
     Message,
@@ -64,6 +65,7 @@ def links(study_id: str, settings: Settings, experiment_id: str | None) -> Links
         summary=f"{base}/summary",
         report=f"{base}/report",
         cancel=f"{base}/cancel",
+        resume=f"{base}/resume",
         plots={stem: f"{base}/plots/{stem}.png" for stem in PLOT_STEMS},
         mlflow=settings.experiment_url(experiment_id),
     )
@@ -97,6 +99,8 @@ def study_public(
 ) -> StudyPublic:
     progress = reader.progress(record.id)
     job = scheduler.job_of(record.id) if scheduler is not None else None
+    retry = scheduler.retry_of(record.id) if scheduler is not None else None
+    live = record.status not in TERMINAL_STATUSES
     fields = dict(
         id=record.id,
         name=record.name,
@@ -111,6 +115,9 @@ def study_public(
         eta_s=eta_seconds(record, progress),
         job=job.submission_id if job is not None else None,
         error=record.error,
+        retry_at=iso(retry.at) if retry is not None else (record.retry_at if live else None),
+        paused=scheduler.paused() if live and scheduler is not None else None,
+        last_error=retry.error if retry is not None else record.last_error,
         links=links(record.id, settings, record.experiment_id),
     )
     if detail:
@@ -428,4 +435,34 @@ def cancel_study(
             f"study {study_id} is {record.status}: only a queued or running study can be cancelled"
         )
     reader.call(scheduler.cancel, study_id)
+    return study_public(reader.get(study_id), reader, settings, scheduler)
+
+
+@router.post(
+    "/{study_id}/resume",
+    status_code=202,
+    response_model=StudyPublic,
+    responses={
+        **NOT_FOUND,
+        **UNAUTHORIZED,
+        409: {"model": Message, "description": "The study is queued, running or finished."},
+        **UNAVAILABLE,
+    },
+    summary="Resume a failed or cancelled study (its recorded trials are kept, not rerun)",
+)
+def resume_study(
+    study_id: str,
+    _: TokenDep,
+    settings: SettingsDep,
+    reader: ReaderDep,
+    scheduler: SchedulerDep,
+) -> StudyPublic:
+    """Re-queue a failed or cancelled study; its Ray job restarts it with ``--resume``
+    (``Tuner.restore``): trials already recorded are not run or recorded again. Its error
+    becomes ``last_error``.
+
+    409 if the study is queued or running (it is live) or finished (nothing to resume).
+    """
+    reader.call(scheduler.resume, study_id)
+    reader.invalidate(study_id)
     return study_public(reader.get(study_id), reader, settings, scheduler)
