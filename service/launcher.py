@@ -2,7 +2,9 @@
 
 Start-up: the Ray head (unless ``HPROBUST_RAY_ADDRESS`` names a cluster), the MLflow UI over
 the SQLite store (unless ``HPROBUST_MLFLOW_URI`` names a tracking server, or it is turned
-off), then the API under uvicorn. A Ray head or MLflow UI left running by a previous
+off), then the API under uvicorn. While it runs, a :class:`~service.stack.Supervisor` restarts
+the MLflow UI (on the same port) if it dies or stops answering; ``/readyz`` reports it as
+``mlflow_ui`` meanwhile. A Ray head or MLflow UI left running by a previous
 ``hprobust serve`` on the same data dir that was killed (``kill -9``) is adopted, so its
 running study jobs are followed again.
 
@@ -30,6 +32,7 @@ from pydantic import SecretStr
 from service.core.config import Settings
 from service.stack import (
     Child,
+    Supervisor,
     adopt,
     clear_state,
     free_port,
@@ -131,6 +134,7 @@ def serve(
     old_term = signal.signal(signal.SIGTERM, _interrupt)
     embedded_ray = settings.ray_address is None
     previous = load_state(data_dir)
+    supervisor: Supervisor | None = None
     try:
         # -- Ray ---------------------------------------------------------------------------
         if embedded_ray:
@@ -169,6 +173,19 @@ def serve(
             owned.append(ui)
             save_state(data_dir, owned)
             mlflow_url = mlflow_url or ui.url
+            tracking_uri, artifact_root = settings.tracking_uri, settings.artifact_root
+
+            def restart_ui(old: Child) -> Child:  # on the same port, so its links keep working
+                return start_mlflow_ui(
+                    backend_store_uri=tracking_uri,
+                    artifact_root=artifact_root,
+                    port=int(old.url.rsplit(":", 1)[1]),
+                    log_dir=log_dir,
+                )
+
+            supervisor = Supervisor(
+                owned, {"mlflow": restart_ui}, on_change=lambda: save_state(data_dir, owned)
+            )
         elif settings.mlflow_uri and settings.mlflow_uri.startswith("http"):
             mlflow_url = mlflow_url or settings.mlflow_uri
         settings = settings.model_copy(update={"mlflow_ui_url": mlflow_url})
@@ -182,7 +199,9 @@ def serve(
         # -- the API -------------------------------------------------------------------------
         from service.api.http import bounded_protocol
 
-        app = create_app(settings)
+        app = create_app(settings, stack=supervisor)
+        if supervisor is not None:
+            supervisor.start()
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -203,6 +222,8 @@ def serve(
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if supervisor is not None:
+            supervisor.stop()  # nothing restarted while the stack stops
         try:
             _shutdown(settings, owned, embedded_ray=embedded_ray, echo=echo)
         finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -22,12 +23,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from study.errors import HprobustError
+from study.vocab import Dependency
+
+log = logging.getLogger("hprobust.serve")
 
 RAY_PORT_OPTIONS = (
     "port",
@@ -162,11 +168,22 @@ def spawn(
     headers: dict[str, str] | None = None,
     extra: dict[str, str] | None = None,
     timeout_s: float = 120.0,
+    log_says: str | None = None,
 ) -> Child:
     """Start ``cmd`` in its own process group (output appended to ``log``) and wait until GET
-    ``ready_url`` answers 2xx; a child that exits or never answers is stopped and raises
-    :class:`StackError` with the tail of its log."""
+    ``ready_url`` answers 2xx (and, with ``log_says``, that text appears in what it logs); a child
+    that exits or never gets ready is stopped and raises :class:`StackError` with the tail of
+    its log."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0  # the log is appended to
+
+    def said() -> bool:
+        if log_says is None:
+            return True
+        with open(log, "rb") as text:
+            text.seek(offset)
+            return log_says.encode() in text.read()
+
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             cmd,
@@ -179,7 +196,7 @@ def spawn(
     child = Child(name, proc.pid, url, str(log), dict(extra or {}))
     try:
         _wait_until(
-            lambda: http_ok(ready_url, headers=headers),
+            lambda: said() and http_ok(ready_url, headers=headers),
             timeout_s=timeout_s,
             proc=proc,
             what=f"the {name} process",
@@ -237,21 +254,36 @@ def start_ray_head(
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN=token,
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # node IP 127.0.0.1: servers bind loopback only
+        PYTHONUNBUFFERED="1",  # its "Ray runtime started" reaches the log at once
     )
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env.pop("RAY_ADDRESS", None)
     url = f"http://127.0.0.1:{ports['dashboard-port']}"
-    return spawn(
-        "ray",
-        cmd,
-        env=env,
-        log=log_dir / "ray-head.log",
-        url=url,
-        ready_url=f"{url}/api/jobs/",
-        headers={"Authorization": f"Bearer {token}"},
-        extra={"token": token, "gcs_address": f"127.0.0.1:{ports['port']}", "temp_dir": temp_dir},
-        timeout_s=timeout_s,
-    )
+    for attempt in (1, 2):
+        try:  # ready once its raylet has registered: the Jobs API alone answers before that
+            return spawn(
+                "ray",
+                cmd,
+                env=env,
+                log=log_dir / "ray-head.log",
+                url=url,
+                ready_url=f"{url}/api/jobs/",
+                headers={"Authorization": f"Bearer {token}"},
+                extra={
+                    "token": token,
+                    "gcs_address": f"127.0.0.1:{ports['port']}",
+                    "temp_dir": temp_dir,
+                },
+                timeout_s=timeout_s,
+                log_says="Ray runtime started",
+            )
+        except StackError as exc:
+            # `ray start` gives its raylet 30 s to register: on a machine under heavy load it
+            # can run out and exit; once more, then give up
+            if attempt == 2:
+                raise
+            log.warning("the Ray head did not start (%s); trying once more", str(exc)[-300:])
+    raise AssertionError("unreachable")
 
 
 def start_mlflow_ui(
@@ -337,3 +369,111 @@ def adopt(previous: list[Child], name: str) -> Child | None:
             return child
         child.stop(grace_s=10)  # alive but not answering: do not leave it behind
     return None
+
+
+# -- keeping the MLflow UI up -----------------------------------------------------------------
+class Supervisor:
+    """Keeps restartable children of the stack up (the MLflow UI of ``hprobust serve``).
+
+    Every ``interval_s`` it looks at each child that has a restart function: one whose process
+    group is gone, or that did not answer its health URL ``unresponsive_checks`` times in a
+    row, is stopped (what is left of it) and started again by ``restart(old_child)`` (on the
+    same port); ``children`` is updated in place and ``on_change`` (saving ``stack.json``) is
+    called. :meth:`health` is what ``/readyz`` reports for them.
+    """
+
+    def __init__(
+        self,
+        children: list[Child],
+        restart: dict[str, Callable[[Child], Child]],
+        *,
+        on_change: Callable[[], None] = lambda: None,
+        interval_s: float = 5.0,
+        unresponsive_checks: int = 3,
+    ) -> None:
+        self.children = children
+        self.restart = restart
+        self.on_change = on_change
+        self.interval_s = interval_s
+        self.unresponsive_checks = unresponsive_checks
+        self.restarts: dict[str, int] = dict.fromkeys(restart, 0)
+        self.last_error: dict[str, str] = {}
+        self._misses: dict[str, int] = dict.fromkeys(restart, 0)
+        self._lock = threading.Lock()  # one check (or stop) at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def child(self, name: str) -> Child | None:
+        return next((c for c in self.children if c.name == name), None)
+
+    @staticmethod
+    def _answers(child: Child) -> bool:
+        return http_ok(f"{child.url}/health", timeout=3)
+
+    def health(self) -> dict[str, str]:
+        """``{"mlflow_ui": "ok" | "down: ..."}``, probed now."""
+        out = {}
+        for name in self.restart:
+            child = self.child(name)
+            key = Dependency.MLFLOW_UI if name == "mlflow" else name
+            if child is not None and self._answers(child):
+                out[key] = "ok"
+                continue
+            where = child.url if child is not None else "(not started)"
+            why = "its process is gone" if child is None or not child.alive() else "no answer"
+            note = (
+                f"; last restart failed: {self.last_error[name]}" if name in self.last_error else ""
+            )
+            out[key] = f"down: {where} ({why}; restarted by hprobust serve){note}"[:500]
+        return out
+
+    def check_once(self) -> None:
+        """Restart what is down (see the class doc)."""
+        with self._lock:
+            for name, restart in self.restart.items():
+                if self._stop.is_set():
+                    return
+                child = self.child(name)
+                if child is None:
+                    continue
+                if child.alive():
+                    if self._answers(child):
+                        self._misses[name] = 0
+                        continue
+                    self._misses[name] += 1
+                    if self._misses[name] < self.unresponsive_checks:
+                        continue
+                    log.warning("the %s at %s does not answer: restarting it", name, child.url)
+                    child.stop(grace_s=10)
+                else:
+                    log.warning("the %s at %s is gone: restarting it", name, child.url)
+                try:
+                    new = restart(child)
+                except Exception as exc:  # e.g. its port was taken meanwhile: try again later
+                    self.last_error[name] = f"{type(exc).__name__}: {exc}"[:300]
+                    log.warning("could not restart the %s: %s", name, self.last_error[name])
+                    continue
+                self.children[self.children.index(child)] = new
+                self.restarts[name] += 1
+                self._misses[name] = 0
+                self.last_error.pop(name, None)
+                self.on_change()
+                log.warning("restarted the %s at %s (pid %d)", name, new.url, new.pid)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check_once()
+            except Exception as exc:  # keep watching
+                log.warning("stack check failed: %s", exc)
+
+    def start(self) -> Supervisor:
+        self._thread = threading.Thread(target=self._run, name="hprobust-stack", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 150.0) -> None:
+        """Stop watching (waits for a restart under way, so nothing is started afterwards)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

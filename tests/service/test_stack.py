@@ -1,10 +1,14 @@
-"""The embedded stack of ``hprobust serve``: what its Ray head exposes to the network."""
+"""The embedded stack of ``hprobust serve``: what its Ray head exposes to the network, and an
+MLflow UI that dies is reported by ``/readyz`` and started again on its port."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import signal
+from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -49,3 +53,56 @@ def test_every_port_of_the_embedded_ray_head_is_on_loopback(ray_head: Child) -> 
     assert int(ray_head.url.rsplit(":", 1)[1]) in ports  # the dashboard (Jobs API) is among them
     assert int(ray_head.extra["gcs_address"].rsplit(":", 1)[1]) in ports
     assert len(sockets) >= 6, sockets
+
+
+def test_a_dead_mlflow_ui_is_reported_and_restarted_on_its_port(
+    ray_head: Child, tmp_path: Path
+) -> None:
+    from service.stack import free_port, group_alive, load_state, stop_group
+    from tests.service.conftest import ServeProcess, serve_env
+
+    data_dir, ui_port = tmp_path / "data", free_port()
+    env = serve_env(
+        ray_address=ray_head.url, ray_auth_token=ray_head.extra["token"], poll_interval_s=0.5
+    )
+    serve = ServeProcess(
+        ["--data-dir", str(data_dir), "--mlflow-port", str(ui_port)],
+        env,
+        tmp_path / "serve.log",
+        free_port(),
+    )
+    groups: set[int] = set()
+    serve.start()
+    try:
+        ready = httpx.get(f"{serve.url}/readyz", timeout=60)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["mlflow_ui"] == "ok"
+        ui = next(c for c in load_state(data_dir) if c.name == "mlflow")
+        groups.add(ui.pid)
+        assert ui.url == f"http://127.0.0.1:{ui_port}"
+
+        os.killpg(ui.pid, signal.SIGKILL)  # the whole UI dies
+        wait_for(lambda: not group_alive(ui.pid), timeout_s=30, what="the UI's group to be gone")
+        down = httpx.get(f"{serve.url}/readyz", timeout=60)  # a restart takes seconds
+        assert down.status_code == 503, down.text
+        assert down.json()["mlflow_ui"].startswith(f"down: {ui.url} (its process is gone")
+        assert down.json()["ray"] == "ok" and down.json()["mlflow"] == "ok"
+
+        wait_for(
+            lambda: httpx.get(f"{serve.url}/readyz", timeout=60).status_code == 200,
+            timeout_s=240,
+            what="the MLflow UI to be restarted",
+        )
+        new = next(c for c in load_state(data_dir) if c.name == "mlflow")
+        groups.add(new.pid)
+        assert new.pid != ui.pid and new.url == ui.url  # a new process, on the same port
+        assert httpx.get(f"{ui.url}/health", timeout=30).status_code == 200
+        assert f"restarted the mlflow at {ui.url}" in serve.output()
+
+        assert serve.terminate() == 0  # and it is stopped with the rest
+        wait_for(lambda: not group_alive(new.pid), timeout_s=60, what="the new UI to stop")
+    finally:
+        serve.cleanup()
+        for pgid in groups:
+            if group_alive(pgid):
+                stop_group(pgid, grace_s=5)
