@@ -50,9 +50,14 @@ def transient_fault(exc: BaseException) -> str | None:
     """``"disk full"`` or ``"unreachable"`` if ``exc`` (or an exception it was raised from)
     is a fault that heals; None for any other error. An error hprobust raises on purpose
     (:class:`~study.errors.HprobustError`: a missing dataset that cannot be downloaded, a bad
-    spec) is never one, whatever it was raised from."""
-    from study.errors import HprobustError
+    spec) is never one, whatever it was raised from, but the study store's own
+    StoreFullError and StoreUnavailableError are."""
+    from study.errors import HprobustError, StoreFullError, StoreUnavailableError
 
+    if isinstance(exc, StoreFullError):
+        return "disk full"
+    if isinstance(exc, StoreUnavailableError):
+        return "unreachable"
     if isinstance(exc, HprobustError):
         return None
     for item in _chain(exc):

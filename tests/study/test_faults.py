@@ -7,7 +7,7 @@ import errno
 import sqlite3
 from pathlib import Path
 
-from study.errors import DatasetNotFoundError
+from study.errors import DatasetNotFoundError, StoreFullError, StoreUnavailableError
 from study.faults import disk_fault, transient_fault
 
 
@@ -32,6 +32,8 @@ def test_an_unreachable_server_is_a_fault_that_heals() -> None:
     assert transient_fault(ConnectionRefusedError(111, "Connection refused")) == "unreachable"
     text = "API request to http://mlflow:5000/api/2.0/... failed: Max retries exceeded with url"
     assert transient_fault(RuntimeError(text)) == "unreachable"
+    assert transient_fault(StoreUnavailableError("the study store is busy")) == "unreachable"
+    assert transient_fault(StoreFullError(errno.ENOSPC, "the store is full")) == "disk full"
 
 
 def test_other_errors_are_not() -> None:
