@@ -161,7 +161,22 @@ class Stack:
         watch = engine.HealthWatch(PROJECT)
         watch.start()
         try:
-            self.project("up", "-d", *args)
+            try:
+                self.project("up", "-d", *args)
+            except Failed as exc:
+                # A dependency that was not healthy yet when compose checked it (a busy host:
+                # MLflow or the Ray head slow to start) makes `up -d` give up, while the
+                # dependency restarts on its own (restart: unless-stopped). What a lab does
+                # then: wait, and run `up -d` once more. A second failure is the test's.
+                first = str(exc).splitlines()[0][:300]
+                log(f"`up -d` gave up ({first}); waiting for the started services, once more")
+                started = {
+                    engine.service_of(info)
+                    for info in engine.containers(PROJECT)
+                    if info["State"].get("Status") != "created"  # never started: left to up
+                }
+                engine.wait_healthy(PROJECT, [s for s in services if s in started], 300)
+                self.project("up", "-d", *args)
             engine.wait_healthy(PROJECT, services, timeout_s=300)
         finally:
             watch.stop()
