@@ -127,9 +127,11 @@ def drive(
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         fault = transient_fault(exc)
-        if fault is not None:
-            _note_fault(store, study_id, f"{fault}: {message}")
-            raise TransientFault(f"{fault}: {message}") from exc
+        if fault is not None:  # one line: the service quotes the driver's last line
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")
+            line = f"{fault}: {type(exc).__name__}: {first.strip()}"[:500]
+            _note_fault(store, study_id, line)
+            raise TransientFault(line) from exc
         store.set_error(study_id, message)
         store.set_status(study_id, "failed")
         raise

@@ -479,9 +479,11 @@ class StudyStore:
         experiment = self._experiment(study_id)
         for key, value in tags.items():
             if value is not None:
-                self.client.set_experiment_tag(experiment.experiment_id, key, str(value)[:4900])
+                self.client.set_experiment_tag(
+                    experiment.experiment_id, str(key), str(value)[:4900]
+                )
             elif key in experiment.tags:
-                self.client.delete_experiment_tag(experiment.experiment_id, key)
+                self.client.delete_experiment_tag(experiment.experiment_id, str(key))
 
     def set_error(self, study_id: str, message: str) -> None:
         """Record why a study failed (experiment tag ``hprobust.error``)."""

@@ -125,3 +125,55 @@ def test_lost_jobs_are_resubmitted_with_backoff_then_the_study_fails(
     assert record.retry_at is None and scheduler.retry_of(study_id) is None
     scheduler.reconcile()
     assert jobs.find(study_id).attempt == 2  # a failed study is not resubmitted
+
+
+@pytest.mark.slow
+def test_while_a_dependency_is_down_nothing_is_submitted_failed_or_counted(
+    ray_head: Child, tmp_path: Path
+) -> None:
+    from study.records import StudyStore, sqlite_uri
+    from study.spec import parse_spec
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    study_id = store.create_study(parse_spec(tiny_spec())).id
+    jobs = StudyJobs(
+        ray_head.url,
+        token=ray_head.extra["token"],
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+        python="false",
+    )
+    clock, down = Clock(), {"disk": "full: /data has 1.0 MB free, needs 100 MB"}
+    scheduler = Scheduler(  # max_attempts 0: one counted loss would fail the study
+        store,
+        jobs,
+        max_attempts=0,
+        retry_base_s=10,
+        retry_max_s=10,
+        clock=clock,
+        check=lambda: dict(down),
+    )
+    scheduler.reconcile()
+    assert jobs.find(study_id) is None  # paused: a queued study is not submitted
+
+    down.clear()
+    scheduler.reconcile()
+    first = wait_for(
+        lambda: (r := jobs.find(study_id)) and r.terminal and r, timeout_s=180, what="the job"
+    )
+    down["disk"] = "full: /data has 0.0 MB free, needs 100 MB"
+    clock.now = max(clock.now, first.end_time)
+    scheduler.reconcile()  # lost while the disk is full: a fault that heals, not counted
+    retry = scheduler.retry_of(study_id)
+    assert retry is not None and retry.transient and retry.failures == 0
+    assert store.get(study_id).status == "queued"
+    clock.now = retry.at + 60
+    scheduler.reconcile()
+    assert jobs.find(study_id).attempt == 0  # due, but nothing is resubmitted while it is down
+
+    down.clear()  # the fault clears: resubmitted, with its count still 0
+    scheduler.reconcile()
+    second = jobs.find(study_id)
+    assert (second.attempt, second.failures) == (1, 0)
+    assert store.get(study_id).status == "queued"
