@@ -7,7 +7,9 @@ to the end, then stores the summary, the trials table and the plots in MLflow:
   ``Repeater`` for seeds, a round-robin ``Searcher`` over the arms, ``ConcurrencyLimiter``);
 - trainable: a function trainable calling :func:`study.train.train_trial` with
   ``tune.report`` each epoch, ``num_threads = cpus_per_trial``, resources through
-  ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials;
+  ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials; the
+  validated spec reaches the trials once through ``tune.with_parameters`` (each trial's
+  :class:`study.spec.TrialConfig` is made from it without validating again);
 - packing (``spec.pack_size`` > 1, DESIGN.md "Many trials per GPU"): one Tune trial trains
   a pack of trials with :func:`study.pack.train_pack`; each report carries every member's
   latest metrics (``result["__pack"][j]``) and the recorder writes one MLflow run per member,
@@ -98,38 +100,51 @@ def pack_result(members: list[dict[str, Any] | None]) -> dict[str, Any]:
 def make_trainable(
     spec: StudySpec, *, data_dir: str | None, done: dict[str, dict[str, Any]] | None = None
 ) -> Callable[[dict[str, Any]], None]:
-    """The function trainable of a study (picklable; imports torch only inside workers)."""
-    spec_json = spec.model_dump(mode="json")
-    num_threads = max(1, int(spec.resources.cpus_per_trial))
-    done = dict(done or {})
-    if spec.pack_size > 1:
-        return _make_pack_trainable(spec_json, data_dir, num_threads, done)
+    """The function trainable of a study. The study-wide part crosses to the trials once,
+    through Ray's object store (``tune.with_parameters``): the validated spec itself (no trial
+    validates it again), the data directory, the thread count and the recorded results; Tune's
+    per-trial config carries only the point (arm, lr, init, init_scale, seed index)."""
+    from ray import tune
 
-    def hprobust_trial(config: dict[str, Any]) -> None:
-        from ray import tune
+    trainable = hprobust_pack if spec.pack_size > 1 else hprobust_trial  # (Tune's trial names)
+    return tune.with_parameters(
+        trainable,
+        spec=spec,
+        data_dir=data_dir,
+        num_threads=max(1, int(spec.resources.cpus_per_trial)),
+        done=dict(done or {}),
+    )
 
-        from study.searcher import ARM_KEY, trial_key, trial_seed
-        from study.spec import StudySpec
-        from study.train import train_trial
 
-        study_spec = StudySpec.model_validate(spec_json)
-        key = trial_key(config, study_spec.seed)
-        if key in done:  # recorded before a restore: report it, do not train again
-            tune.report(dict(done[key]))
-            return
-        trial_config = study_spec.trial_config(
-            config[ARM_KEY],
-            lr=config["lr"],
-            init=config["init"],
-            init_scale=config.get("init_scale", 1.0),
-            seed=trial_seed(config, study_spec.seed),
-            data_dir=data_dir,
-            num_threads=num_threads,
-        )
-        node = _where()
-        train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
+def hprobust_trial(
+    config: dict[str, Any],
+    *,
+    spec: StudySpec,
+    data_dir: str | None,
+    num_threads: int,
+    done: dict[str, dict[str, Any]],
+) -> None:
+    """One Tune trial = one trial of the study (imports torch only inside workers)."""
+    from ray import tune
 
-    return hprobust_trial
+    from study.searcher import ARM_KEY, trial_key, trial_seed
+    from study.train import train_trial
+
+    key = trial_key(config, spec.seed)
+    if key in done:  # recorded before a restore: report it, do not train again
+        tune.report(dict(done[key]))
+        return
+    trial_config = spec.trial_config(
+        config[ARM_KEY],
+        lr=config["lr"],
+        init=config["init"],
+        init_scale=config.get("init_scale", 1.0),
+        seed=trial_seed(config, spec.seed),
+        data_dir=data_dir,
+        num_threads=num_threads,
+    )
+    node = _where()
+    train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
 
 
 def _where() -> dict[str, str]:
@@ -140,49 +155,48 @@ def _where() -> dict[str, str]:
     return {NODE_ID_KEY: ray.get_runtime_context().get_node_id()}
 
 
-def _make_pack_trainable(
-    spec_json: dict[str, Any], data_dir: str | None, num_threads: int, done: dict[str, Any]
-) -> Callable[[dict[str, Any]], None]:
-    def hprobust_pack(config: dict[str, Any]) -> None:
-        from ray import tune
+def hprobust_pack(
+    config: dict[str, Any],
+    *,
+    spec: StudySpec,
+    data_dir: str | None,
+    num_threads: int,
+    done: dict[str, dict[str, Any]],
+) -> None:
+    """One Tune trial = a pack of the study's trials (:func:`study.pack.train_pack`)."""
+    from ray import tune
 
-        from study.pack import train_pack
-        from study.searcher import ARM_KEY, trial_key, trial_members, trial_seed
-        from study.spec import StudySpec
+    from study.pack import train_pack
+    from study.searcher import ARM_KEY, trial_key, trial_members, trial_seed
 
-        study_spec = StudySpec.model_validate(spec_json)
-        members = trial_members(config)
-        keys = [trial_key(m, study_spec.seed) for m in members]
-        latest: list[dict[str, Any] | None] = [
-            dict(done[key]) if key in done else None for key in keys
-        ]
-        todo = [j for j, key in enumerate(keys) if key not in done]
-        if not todo:  # all recorded before a restore: report them, train nothing
-            tune.report(pack_result(latest))
-            return
-        configs = [
-            study_spec.trial_config(
-                members[j][ARM_KEY],
-                lr=members[j]["lr"],
-                init=members[j]["init"],
-                init_scale=members[j].get("init_scale", 1.0),
-                seed=trial_seed(members[j], study_spec.seed),
-                data_dir=data_dir,
-                num_threads=num_threads,
-            )
-            for j in todo
-        ]
+    members = trial_members(config)
+    keys = [trial_key(m, spec.seed) for m in members]
+    latest: list[dict[str, Any] | None] = [dict(done[key]) if key in done else None for key in keys]
+    todo = [j for j, key in enumerate(keys) if key not in done]
+    if not todo:  # all recorded before a restore: report them, train nothing
+        tune.report(pack_result(latest))
+        return
+    configs = [
+        spec.trial_config(
+            members[j][ARM_KEY],
+            lr=members[j]["lr"],
+            init=members[j]["init"],
+            init_scale=members[j].get("init_scale", 1.0),
+            seed=trial_seed(members[j], spec.seed),
+            data_dir=data_dir,
+            num_threads=num_threads,
+        )
+        for j in todo
+    ]
 
-        node = _where()
+    node = _where()
 
-        def report(by_member: dict[int, dict[str, Any]]) -> None:
-            for index, metrics in by_member.items():
-                latest[todo[index]] = dict(metrics)
-            tune.report({**pack_result(latest), **node})
+    def report(by_member: dict[int, dict[str, Any]]) -> None:
+        for index, metrics in by_member.items():
+            latest[todo[index]] = dict(metrics)
+        tune.report({**pack_result(latest), **node})
 
-        train_pack(configs, report=report)
-
-    return hprobust_pack
+    train_pack(configs, report=report)
 
 
 def _scheduler(spec: StudySpec) -> Any:

@@ -254,3 +254,30 @@ def test_asha_stops_are_marked_early_stopped(ray_local, tmp_path):
     assert all(r["epochs_completed"] == 4 for r in full)
     assert summary["settings"]["excluded"]["early_stopped"] == len(stopped)
     assert summary["arms"]["sgd"]["n_trials"] == len(rows) - len(stopped)
+
+
+def test_the_spec_crosses_to_trials_once_through_the_object_store(ray_local):
+    """make_trainable ships the validated spec through Ray's object store
+    (``tune.with_parameters``): the trainable Tune pickles holds no copy of it, Tune's config
+    is only the point, a point recorded before a restore is reported without training (no
+    data loaded), and another trains from the shipped spec (``tune.report`` outside Tune is a
+    no-op)."""
+    import cloudpickle
+
+    from study import data
+    from study.runner import make_trainable
+    from study.searcher import ARM_KEY, INDEX_KEY, POINT_KEY, trial_key
+
+    spec = parse_spec({**DIGITS, "name": "crosses-once-7f3a", "epochs": 1})
+    recorded = {ARM_KEY: "sgd", POINT_KEY: 0, INDEX_KEY: 0, "lr": 0.1, "init": "kaiming_normal"}
+    done = {trial_key(recorded, spec.seed): {"val_acc": 0.5, "epoch": 1, "diverged": False}}
+    trainable = make_trainable(spec, data_dir=None, done=done)
+    assert trainable.__name__ == "hprobust_trial"
+    blob = cloudpickle.dumps(trainable)
+    assert b"crosses-once-7f3a" not in blob and b"kaiming_normal" not in blob
+
+    data.clear_cache()
+    assert trainable(dict(recorded)) is None
+    assert len(data._cache) == 0  # reported from the record: nothing loaded, nothing trained
+    trainable({**recorded, POINT_KEY: 1, ARM_KEY: "insgd"})
+    assert [key[0] for key in data._cache] == ["digits"]  # trained from the shipped spec
