@@ -3,7 +3,8 @@
 ``python -m study.driver --study-id ID --tracking-uri URI --storage PATH --data-dir DIR
 [--resume] [--ray-address ADDR] [--num-cpus N]`` reads the spec from the study's MLflow record,
 sets the study ``running``, runs it (:func:`study.runner.run_study`) and sets it ``finished``,
-``failed`` (with the error) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130.
+``failed`` (with the error: the driver's own, every trial failed, or no trial could start for
+``--resource-wait-s``) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130.
 
 A fault that heals (:func:`study.faults.transient_fault`: the disk is full, MLflow or Ray is
 unreachable) does not fail the study: the driver records the error as the study's
@@ -84,8 +85,14 @@ def drive(
     ray_address: str | None = None,
     num_cpus: int | None = None,
     ray_temp_dir: str | None = None,
+    resource_wait_s: float | None = None,
 ) -> dict[str, Any]:
     """Run the recorded study ``study_id`` with its status kept in MLflow; returns the summary.
+
+    The study ends ``finished``; ``failed`` with the error (every trial failed, no trial could
+    start for ``resource_wait_s`` seconds, default :data:`study.runner.RESOURCE_WAIT_S`, or
+    the driver itself failed); or ``cancelled`` (SIGTERM/SIGINT). Recording the end closes
+    every trial run still open (:meth:`study.records.StudyStore.set_status`).
 
     Raises:
         StudyNotFoundError: no such study.
@@ -109,7 +116,7 @@ def drive(
     temp_dir = start_ray(ray_address, num_cpus=num_cpus, temp_dir=ray_temp_dir)
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        from study.runner import run_study
+        from study.runner import RESOURCE_WAIT_S, run_study
 
         store.set_status(study_id, "running")
         summary = run_study(
@@ -120,6 +127,7 @@ def drive(
             data_dir=data_dir,
             resume=resume,
             progress=progress,
+            resource_wait_s=RESOURCE_WAIT_S if resource_wait_s is None else resource_wait_s,
         )
     except KeyboardInterrupt:
         store.set_status(study_id, "cancelled")
@@ -170,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ray-address", default=None)
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--ray-temp-dir", default=None, help="temp dir of a local Ray")
+    parser.add_argument(
+        "--resource-wait-s",
+        type=float,
+        default=None,
+        help="fail the study when no trial could start for this long (default 300)",
+    )
     args = parser.parse_args(argv)
     try:
         drive(
@@ -181,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             ray_address=args.ray_address,
             num_cpus=args.num_cpus,
             ray_temp_dir=args.ray_temp_dir,
+            resource_wait_s=args.resource_wait_s,
         )
     except KeyboardInterrupt:
         print(f"study {args.study_id} cancelled", file=sys.stderr)

@@ -31,6 +31,11 @@ class StudyStateError(HprobustError):
     """The study is in a state that does not allow the requested operation."""
 
 
+class StudyFailedError(HprobustError):
+    """A study ran to its end but cannot be called finished: every trial failed, or it waited
+    longer than allowed for the resources of one trial. The message says which and why."""
+
+
 class SpecError(ConfigError):
     """A study spec breaks one or more rules.
 

@@ -21,6 +21,8 @@ observation) to now::
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 
 class Eta:
@@ -50,6 +52,54 @@ class Eta:
             return None
         left = max(0, self.total - done)
         return round(left * elapsed / finished, 1)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def study_eta(
+    *,
+    status: str,
+    started_at: str | None,
+    done_at_start: int | None,
+    progress: Mapping[str, int],
+    now: datetime | None = None,
+) -> float | None:
+    """Seconds left in a running study, from the trials that ended since its driver started.
+
+    ``started_at`` is when the current run of the study's driver began (a resumed study's
+    driver starts again) and ``done_at_start`` how many trials had ended by then (None: 0,
+    a record from before segments were kept). Trials recorded before a resume took no time
+    in this run, so they say nothing about its pace: without a trial ended since the start
+    there is no estimate (None), never one that divides the time by trials done earlier.
+
+        >>> p = {"total": 20, "pending": 7, "running": 2}     # 11 ended, 9 left
+        >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> study_eta(status="running", started_at=t0.isoformat(), done_at_start=11,
+        ...           progress=p, now=t0.replace(second=5)) is None
+        True
+        >>> p = {"total": 20, "pending": 6, "running": 2}     # one more in 50 s: 8 left
+        >>> study_eta(status="running", started_at=t0.isoformat(), done_at_start=11,
+        ...           progress=p, now=t0.replace(second=50))
+        400.0
+    """
+    started = _parse_time(started_at)
+    if status != "running" or started is None:
+        return None
+    left = int(progress.get("pending", 0)) + int(progress.get("running", 0))
+    done = int(progress.get("total", 0)) - left
+    since = done - int(done_at_start or 0)
+    if since <= 0:
+        return None
+    elapsed = ((now or datetime.now(UTC)) - started).total_seconds()
+    return round(max(elapsed, 0.0) / since * left, 1)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -37,7 +37,7 @@ from study.errors import (
     StudyNotFoundError,
 )
 from study.ids import check_study_id, new_study_id, utc_now_iso
-from study.vocab import RunKind, StudyStatus, Tag
+from study.vocab import TRIAL_RANK, RunKind, StudyStatus, Tag, TrialStatus
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -114,6 +114,10 @@ class StudyRecord:
     error: str | None = None  # why the study failed (its driver's last error), if it did
     last_error: str | None = None  # the error a live study recovers from (a lost job, a resume)
     retry_at: str | None = None  # when its lost job is resubmitted (ISO time), while it waits
+    #: When the current (or last) run of the study's driver began, and how many trials had
+    #: ended by then: a resumed study's pace counts only the trials ended since.
+    segment_started_at: str | None = None
+    segment_done: int | None = None
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:
@@ -145,7 +149,14 @@ def _float(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-_RANK = {"finished": 4, "early_stopped": 3, "failed": 2, "running": 1}
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_RANK = TRIAL_RANK  # which of several runs of one key counts
 
 
 def trial_row(run: Run) -> dict[str, Any]:
@@ -157,6 +168,8 @@ def trial_row(run: Run) -> dict[str, Any]:
         status = tags.get(T + "status", "finished")
         if status not in TRIAL_STATUSES:
             status = "finished"
+    elif run.info.status == "KILLED" and tags.get(Tag.STATUS) == TrialStatus.PENDING:
+        status = "pending"  # stopped with its study (close_open_trials): trains again on resume
     else:  # FAILED, KILLED
         status = "failed"
     seed = params.get("seed", tags.get(T + "seed"))
@@ -179,6 +192,7 @@ def trial_row(run: Run) -> dict[str, Any]:
         "error": tags.get(T + "error"),
         "node_id": tags.get(T + "node_id"),  # the Ray node that trained it
         "node_ip": tags.get(T + "node_ip"),
+        "stopped": tags.get(Tag.STOPPED),  # why a pending trial's run was stopped, if it was
     }
 
 
@@ -365,6 +379,8 @@ class StudyStore:
             error=tags.get(T + "error") if tags.get(T + "status") == "failed" else None,
             last_error=tags.get(Tag.LAST_ERROR),
             retry_at=tags.get(Tag.RETRY_AT),
+            segment_started_at=tags.get(Tag.SEGMENT_STARTED_AT),
+            segment_done=_int(tags.get(Tag.SEGMENT_DONE)),
         )
 
     def get(self, study_id: str) -> StudyRecord:
@@ -402,22 +418,57 @@ class StudyStore:
 
         return StudySpec.model_validate(self.get(study_id).spec)
 
-    def set_status(self, study_id: str, status: str) -> None:
-        """Set the study's status; ``running`` stamps started_at, an end state finished_at."""
+    def set_status(self, study_id: str, status: str, *, reason: str | None = None) -> None:
+        """Set the study's status.
+
+        ``running``: a run of its driver begins (started_at is stamped the first time; every
+        time, the segment's start and how many trials had ended by then). An end state
+        (finished, failed, cancelled) first closes every trial run still open (see
+        :meth:`close_open_trials`, ``reason`` saying why, default ``study <status>``), then
+        stamps finished_at, so no trial run stays RUNNING after its study ended.
+
+        Raises StudyNotFoundError, having changed nothing, for an unknown id or a record
+        without its study run (not a study).
+        """
         if status not in STATUSES:
             raise ConfigError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-        experiment_id = self.experiment_id(study_id)
-        self.client.set_experiment_tag(experiment_id, T + "status", status)
+        experiment = self._experiment(study_id)
+        experiment_id = experiment.experiment_id
+        run_id = self.study_run_id(study_id)  # before any write: a 404 changes nothing
+        now = utc_now_iso()
         if status == "running":
-            self.client.set_experiment_tag(experiment_id, T + "started_at", utc_now_iso())
-        elif status in ("finished", "failed", "cancelled"):
-            self.client.set_experiment_tag(experiment_id, T + "finished_at", utc_now_iso())
+            progress = self.progress(study_id)
+            done = progress["finished"] + progress["failed"]
+            self.client.set_experiment_tag(experiment_id, Tag.SEGMENT_STARTED_AT, now)
+            self.client.set_experiment_tag(experiment_id, Tag.SEGMENT_DONE, str(done))
+            if not experiment.tags.get(Tag.STARTED_AT):
+                self.client.set_experiment_tag(experiment_id, Tag.STARTED_AT, now)
+        elif status in _RUN_END_STATES:
+            self.close_open_trials(study_id, reason=reason or f"study {status}")
+            self.client.set_experiment_tag(experiment_id, Tag.FINISHED_AT, now)
+        self.client.set_experiment_tag(experiment_id, Tag.STATUS, status)
         # The study run shows the same state in the MLflow UI (never RUNNING once it ended).
-        run_id = self.study_run_id(study_id)
         if status in _RUN_END_STATES:
             self.client.set_terminated(run_id, _RUN_END_STATES[status])
         else:
             self.client.update_run(run_id, status="RUNNING" if status == "running" else "SCHEDULED")
+
+    def close_open_trials(self, study_id: str, *, reason: str) -> int:
+        """End every trial run of the study that is still open (RUNNING or SCHEDULED): MLflow
+        status KILLED, ``hprobust.status = pending`` (it did not end by itself: a resumed
+        study trains it again, and progress counts it pending, not running) and
+        ``hprobust.stopped = reason``. Returns how many were closed."""
+        from mlflow.entities import RunTag
+
+        closed = 0
+        for run in self.trial_runs(study_id):
+            if run.info.status not in ("RUNNING", "SCHEDULED"):
+                continue
+            tags = [RunTag(Tag.STATUS, TrialStatus.PENDING), RunTag(Tag.STOPPED, reason[:4900])]
+            self.client.log_batch(run.info.run_id, tags=tags)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            closed += 1
+        return closed
 
     def describe(self, study_id: str, *, report_url: str | None = None) -> None:
         """Link the study run's description to the report page at ``report_url`` (kept as

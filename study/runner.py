@@ -34,10 +34,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from study.errors import StudyFailedError
 from study.spec import AshaSpec, StudySpec
-from study.vocab import TRIAL_DONE
+from study.vocab import TRIAL_DONE, TrialStatus
 
 NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on
+#: How long a study's trials may wait for resources with none running before it fails.
+RESOURCE_WAIT_S = 300.0
 
 
 def _quiet_tune() -> None:
@@ -232,6 +235,7 @@ def run_study(
     data_dir: str | os.PathLike | None,
     resume: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    resource_wait_s: float = RESOURCE_WAIT_S,
 ) -> dict[str, Any]:
     """Run (or resume) the recorded study ``study_id`` to the end; returns its summary.
 
@@ -245,9 +249,16 @@ def run_study(
             recorded in MLflow are never recorded twice either way).
         progress: called in this process with ``{finished, running, diverged, failed,
             early_stopped, best: {arm: val_acc}}`` after every recorded event.
+        resource_wait_s: how long trials may wait with none running before the study fails
+            (:class:`ResourceWait`).
 
     Returns:
         the summary (:func:`study.analysis.summarize`), also stored as ``summary.json``.
+
+    Raises:
+        StudyFailedError: every trial failed (after the trials, summary and plots are stored),
+            or no trial could start for ``resource_wait_s``.
+        KeyboardInterrupt: the Tune run was interrupted (a signal) with trials not ended.
     """
     from ray import tune
 
@@ -272,7 +283,7 @@ def run_study(
         make_trainable(spec, data_dir=data_dir, done=done),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )
-    attach(study_id, store=store, progress=progress)
+    attach(study_id, store=store, progress=progress, on_step=ResourceWait(spec, resource_wait_s))
     try:
         if resume and tune.Tuner.can_restore(str(experiment_path)):
             tuner = tune.Tuner.restore(
@@ -303,11 +314,101 @@ def run_study(
                     log_to_file=True,
                 ),
             )
-        tuner.fit()
+        results = tuner.fit()
         flush(study_id)  # every epoch written (raises a failed write)
     finally:
         detach(study_id)
-    return finalize(store, study_id)
+    unended = len(results) - results.num_terminated - results.num_errors
+    if unended:  # Tune stops on SIGINT and returns: not a finished study
+        raise KeyboardInterrupt(f"the Tune run was interrupted with {unended} trials not ended")
+    summary = finalize(store, study_id)
+    failure = all_failed(store.trials(study_id))
+    if failure is not None:  # recorded (trials, summary, plots), but not a finished study
+        raise StudyFailedError(failure)
+    return summary
+
+
+def all_failed(rows: list[dict[str, Any]]) -> str | None:
+    """Why a study whose trials all failed is ``failed``: ``every trial failed (N of N);
+    first error (<key>): <its last line>``, the first failed trial in the study's order. None
+    when a trial ended with a result (finished, diverged or early stopped) or none failed: a
+    partly failed study finishes, its failed trials counted in the summary.
+
+        >>> rows = [{"key": "sgd/0/0", "status": "failed", "error": "Traceback...\\nValueError: x"}]
+        >>> all_failed(rows)
+        'every trial failed (1 of 1); first error (sgd/0/0): ValueError: x'
+        >>> all_failed([*rows, {"key": "sgd/1/0", "status": "finished"}]) is None
+        True
+    """
+    failed = [r for r in rows if r.get("status") == TrialStatus.FAILED]
+    if not failed or any(r.get("status") in TRIAL_DONE for r in rows):
+        return None
+    lines = [line.strip() for line in str(failed[0].get("error") or "").splitlines()]
+    last = next((line for line in reversed(lines) if line), "no error text recorded")
+    return (
+        f"every trial failed ({len(failed)} of {len(rows)}); "
+        f"first error ({failed[0].get('key')}): {last}"
+    )
+
+
+class ResourceWait:
+    """Fails a study whose trials wait too long for resources (the recorder calls it after
+    every step of Tune's loop with the trials): when some trial is pending and none running
+    for more than ``wait_s`` seconds, it raises :class:`StudyFailedError` saying what a trial
+    asks for and what the cluster's nodes have. Without it such a study stays ``running``
+    with no trial for good, holding the queue (e.g. a GPU study on a CPU-only cluster)."""
+
+    def __init__(self, spec: StudySpec, wait_s: float, *, clock: Callable[[], float] | None = None):
+        import time
+
+        self.cpus = spec.resources.cpus_per_trial
+        self.gpus = spec.resources.gpus_per_trial
+        self.wait_s = float(wait_s)
+        self.clock = clock or time.monotonic
+        self._since: float | None = None
+
+    def __call__(self, trials: list[Any]) -> None:
+        statuses = [str(getattr(t, "status", "")) for t in trials]
+        if "RUNNING" in statuses or "PENDING" not in statuses:
+            self._since = None
+            return
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+        elif now - self._since > self.wait_s:
+            raise StudyFailedError(self.message())
+
+    def message(self) -> str:
+        from study.cluster import describe_nodes, unschedulable
+
+        nodes = _alive_nodes()
+        asks = (
+            f"each trial asks for {self.cpus:g} CPUs and {self.gpus:g} GPUs on one node "
+            "(resources.cpus_per_trial, resources.gpus_per_trial)"
+        )
+        if not nodes:
+            why = "the Ray cluster's nodes could not be read"
+        elif unschedulable(self.cpus, self.gpus, nodes):
+            why = f"no node has that: the Ray cluster has {describe_nodes(nodes)}"
+        else:
+            why = (
+                f"the cluster ({describe_nodes(nodes)}) has it, but other work held it the "
+                "whole time"
+            )
+        return (
+            f"no trial could start for {self.wait_s:g} s waiting for resources "
+            f"(HPROBUST_RESOURCE_WAIT_S): {asks}; {why}"
+        )
+
+
+def _alive_nodes() -> list[dict[str, float]]:
+    """Total resources of each alive node of the Ray cluster this driver is connected to."""
+    try:
+        import ray
+
+        return [dict(n.get("Resources") or {}) for n in ray.nodes() if n.get("Alive")]
+    except Exception:  # a message about the wait must not fail on the cluster's state
+        return []
 
 
 def finalize(store: Any, study_id: str) -> dict[str, Any]:

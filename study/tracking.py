@@ -65,9 +65,18 @@ T = "hprobust."
 _ATTACHED: dict[str, dict[str, Any]] = {}
 
 
-def attach(study_id: str, *, store: StudyStore, progress: Callable | None = None) -> None:
-    """Give this process's recorder of ``study_id`` its store and progress hook."""
-    _ATTACHED[study_id] = {"store": store, "progress": progress}
+def attach(
+    study_id: str,
+    *,
+    store: StudyStore,
+    progress: Callable | None = None,
+    on_step: Callable[[list], None] | None = None,
+) -> None:
+    """Give this process's recorder of ``study_id`` its store, its progress hook and a hook
+    called with the trials after every step of Tune's loop (it may raise to end the run:
+    :class:`study.runner.ResourceWait`). Hooks live here, not in the pickled recorder, so a
+    restored Tuner's recorder gets this driver's."""
+    _ATTACHED[study_id] = {"store": store, "progress": progress, "on_step": on_step}
 
 
 def flush(study_id: str) -> None:
@@ -191,6 +200,11 @@ class MlflowRecorder(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        hook = _ATTACHED.get(self.study_id, {}).get("on_step")
+        if hook is not None:
+            hook(trials)
 
     def _count(self, row: dict[str, Any]) -> None:
         status = row["status"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import doctest
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 import study.eta
-from study.eta import Eta, format_duration
+from study.eta import Eta, format_duration, study_eta
 
 
 def test_doctests():
@@ -53,3 +54,62 @@ def test_nothing_left():
 )  # fmt: skip
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+# ---- the API's ETA of a running study (study.eta.study_eta) --------------------------------
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_study_eta_right_after_a_resume_says_nothing():
+    """Issue 10: a study resumed with 9 of 20 trials ended said "0.6 s" for the 11 left
+    (the time since the restart divided over trials done before it). Until a trial ends
+    since the restart there is no estimate; then the pace is that of the trials since."""
+    progress = {"total": 20, "pending": 9, "running": 2, "finished": 8, "failed": 1}
+    args = {"status": "running", "started_at": T0.isoformat(), "done_at_start": 9}
+    assert study_eta(**args, progress=progress, now=_at(0.5)) is None
+    assert study_eta(**args, progress=progress, now=_at(3600)) is None
+    one_more = {**progress, "pending": 8, "finished": 9}  # 10 ended, 10 left, 1 in 60 s
+    assert study_eta(**args, progress=one_more, now=_at(60)) == 600.0
+
+
+def test_study_eta_of_a_first_run_and_of_an_old_record():
+    """No trial done at the start (or a record from before segments: None) -> all count."""
+    progress = {"total": 10, "pending": 5, "running": 1}  # 4 ended, 6 left
+    for done_at_start in (0, None):
+        eta = study_eta(
+            status="running", started_at=T0.isoformat(), done_at_start=done_at_start,
+            progress=progress, now=_at(40),
+        )  # fmt: skip
+        assert eta == 60.0
+
+
+@pytest.mark.parametrize("status", ["queued", "finished", "failed", "cancelled"])
+def test_study_eta_only_while_running(status):
+    progress = {"total": 10, "pending": 5, "running": 1}
+    assert study_eta(status=status, started_at=T0.isoformat(), done_at_start=0,
+                     progress=progress, now=_at(40)) is None  # fmt: skip
+    assert study_eta(status="running", started_at=None, done_at_start=0,
+                     progress=progress, now=_at(40)) is None  # fmt: skip
+
+
+def test_api_eta_uses_the_segment_of_the_record():
+    """The API's eta_s reads the segment a hand-built record carries (a resumed study whose
+    first start was long ago: the old start must not count)."""
+    from service.api.routes.studies import eta_seconds
+    from study.records import StudyRecord
+
+    now = datetime.now(UTC)
+    record = StudyRecord(
+        id="s20260101-120000-abcdef", name="r", status="running",
+        created_at=None, started_at=(now - timedelta(days=1)).isoformat(), finished_at=None,
+        experiment_id="1", spec={}, num_classes=10, total_trials=20,
+        segment_started_at=(now - timedelta(seconds=2)).isoformat(), segment_done=9,
+    )  # fmt: skip
+    assert eta_seconds(record, {"total": 20, "pending": 9, "running": 2}) is None
+    eta = eta_seconds(record, {"total": 20, "pending": 8, "running": 2})
+    assert eta is not None and 0 < eta < 3600  # 1 trial since ~2 s ago: ~20 s, not a day

@@ -141,6 +141,78 @@ def test_failed_study_says_why(store):
         store.set_status(record.id, "paused")
 
 
+def test_a_resumed_run_keeps_started_at_and_marks_its_segment(store):
+    """started_at is the first start; each run of the driver records when it began and how
+    many trials had ended by then (the ETA counts only trials ended since)."""
+    record = store.create_study(parse_spec(SPEC))
+    sid = record.id
+    store.set_status(sid, "running")
+    first = store.get(sid)
+    assert first.segment_done == 0 and first.segment_started_at == first.started_at
+    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished")
+    _trial_run(store, sid, arm="sgd", point=0, seed=1, status="failed")
+    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
+    store.set_status(sid, "failed")
+    time.sleep(1.1)  # timestamps have 1 s resolution: the second segment starts later
+    store.set_status(sid, "running")  # resumed
+    second = store.get(sid)
+    assert second.started_at == first.started_at
+    assert second.segment_started_at > first.segment_started_at
+    assert second.segment_done == 2  # the finished and the failed trial; not the stopped one
+
+
+def _runs_by_key(store, study_id):
+    return {r.data.tags["hprobust.trial_key"]: r for r in store.trial_runs(study_id)}
+
+
+@pytest.mark.parametrize("end", ["cancelled", "failed", "finished"])
+def test_the_end_of_a_study_closes_its_open_trial_runs(store, end):
+    """Issue 10: a cancelled study kept its in-flight trial runs RUNNING for good and the API
+    reported running = 2. Whatever ends a study, its open trial runs end KILLED, counted
+    pending (a resume trains them again), never running; ended ones stay as they were."""
+    record = store.create_study(parse_spec(SPEC))
+    sid = record.id
+    store.set_status(sid, "running")
+    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    _trial_run(store, sid, arm="sgd", point=0, seed=1, status="failed")
+    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
+    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="running")
+    assert store.progress(sid)["running"] == 2
+    store.set_status(sid, end)
+    runs = _runs_by_key(store, sid)
+    assert {k: r.info.status for k, r in runs.items()} == {
+        "sgd/0/0": "FINISHED",
+        "sgd/0/1": "FAILED",
+        "sgd/1/0": "KILLED",
+        "insgd/0/0": "KILLED",
+    }
+    assert runs["sgd/1/0"].data.tags["hprobust.stopped"] == f"study {end}"
+    assert store.progress(sid) == {
+        "finished": 1, "running": 0, "pending": 6, "diverged": 0, "failed": 1, "total": 8,
+    }  # fmt: skip
+    rows = {r["key"]: r for r in store.trials(sid)}
+    assert rows["insgd/0/0"]["status"] == "pending"
+    assert rows["insgd/0/0"]["stopped"] == f"study {end}"
+    assert store.get(sid).status == end
+    assert store.close_open_trials(sid, reason="again") == 0  # nothing left open
+
+
+def test_a_404_changes_nothing(store):
+    """Issue 10: cancelling a half-created study (an experiment without its study run)
+    answered 404 yet flipped it to cancelled. set_status on a record without its study run
+    raises StudyNotFoundError before writing anything."""
+    record = store.create_study(parse_spec(SPEC))
+    store.client.delete_run(store.study_run_id(record.id))
+    for status in ("cancelled", "running", "failed"):
+        with pytest.raises(StudyNotFoundError):
+            store.set_status(record.id, status)
+    tags = store.client.get_experiment(record.experiment_id).tags
+    assert tags["hprobust.status"] == "queued"
+    assert not {"hprobust.finished_at", "hprobust.started_at"} & set(tags)
+    with pytest.raises(StudyNotFoundError):
+        store.set_status("s20990101-000000-000000", "cancelled")
+
+
 def test_trial_rows_progress_and_duplicates(store):
     record = store.create_study(parse_spec(SPEC))
     sid = record.id

@@ -10,7 +10,9 @@ from collections import Counter, defaultdict
 import pytest
 
 from study.driver import drive
+from study.errors import StudyFailedError
 from study.records import StudyStore, sqlite_uri
+from study.runner import ResourceWait, all_failed
 from study.spec import parse_spec
 
 pytestmark = pytest.mark.slow
@@ -206,8 +208,12 @@ def test_mlflow_shows_the_study_as_runs_nested_under_the_study_run(digits_study)
 
 
 def test_crashing_trial_is_retried_once_then_recorded_failed(ray_local, tmp_path):
-    # A spec that validates but whose trials crash for real: BatchNorm cannot train on a
-    # batch of one sample whose feature maps shrink to 1x1 (mobilenetv3_small on 8x8).
+    """Trials that crash are retried once, then recorded failed; a study whose every trial
+    failed ends ``failed`` with the first trial's error (issue 10: it ended ``finished`` with an
+    all-null summary), its trials, summary and plots still stored."""
+    # A spec that validates (and passes the preflight forward pass in eval mode) but whose
+    # trials crash for real: BatchNorm cannot train on a batch of one sample whose feature
+    # maps shrink to 1x1 (mobilenetv3_small on 8x8).
     spec = {
         **DIGITS,
         "name": "crash",
@@ -217,8 +223,15 @@ def test_crashing_trial_is_retried_once_then_recorded_failed(ray_local, tmp_path
         "trials_per_arm": 1,
         "seeds": 1,
     }
-    store, sid, summary = _run(tmp_path, spec)
-    assert store.get(sid).status == "finished"  # the study goes on
+    with pytest.raises(StudyFailedError, match="every trial failed") as raised:
+        _run(tmp_path, spec)
+    store = StudyStore(sqlite_uri(tmp_path))
+    (record,) = store.list()
+    sid = record.id
+    assert record.status == "failed"
+    assert record.error.startswith("StudyFailedError: every trial failed (2 of 2); first error")
+    assert "Expected more than 1 value per channel" in record.error
+    assert str(raised.value) in record.error
     runs = store.trial_runs(sid)
     assert len(runs) == 2  # one live run per key: the first attempt's run was replaced
     for run in runs:
@@ -229,7 +242,90 @@ def test_crashing_trial_is_retried_once_then_recorded_failed(ray_local, tmp_path
         assert "Expected more than 1 value per channel" in tags["hprobust.error"]
         assert "Expected more than 1 value per channel" in tags["hprobust.first_error"]
     assert store.progress(sid)["failed"] == 2
-    assert summary["settings"]["excluded"]["failed"] == 2
+    assert store.summary(sid)["settings"]["excluded"]["failed"] == 2
+    study_run = store.client.get_run(store.study_run_id(sid))
+    assert study_run.info.status == "FAILED"
+    assert study_run.data.metrics["trials_failed"] == 2  # results stored before failing
+
+
+def test_all_failed_decides_failed_only_without_any_result():
+    """The end-state rule on hand-built rows: every trial failed -> the error names how many
+    and the first failed trial's last error line; one trial with a result (finished,
+    diverged or early stopped) -> the study finishes, its failures counted in the summary."""
+    failed = [
+        {"key": "sgd/0/0", "status": "failed", "error": "Traceback (most recent call last):\n"
+         "  File x\nValueError: Expected more than 1 value per channel\n\n"},
+        {"key": "sgd/1/0", "status": "failed", "error": None},
+    ]  # fmt: skip
+    assert all_failed(failed) == (
+        "every trial failed (2 of 2); first error (sgd/0/0): "
+        "ValueError: Expected more than 1 value per channel"
+    )
+    assert all_failed(failed[1:]) == (
+        "every trial failed (1 of 1); first error (sgd/1/0): no error text recorded"
+    )
+    for status in ("finished", "early_stopped"):
+        assert all_failed([*failed, {"key": "insgd/0/0", "status": status}]) is None
+    assert all_failed([]) is None
+    assert all_failed([{"key": "sgd/0/0", "status": "finished", "diverged": True}]) is None
+
+
+class _Trial:
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+def test_resource_wait_fails_only_after_the_wait_with_nothing_running():
+    """ResourceWait on a hand-driven clock: pending trials with none running for more than
+    wait_s -> StudyFailedError; a running trial (or none pending) resets the wait."""
+    now = [0.0]
+    wait = ResourceWait(parse_spec(DIGITS), 60, clock=lambda: now[0])
+    pending, running = [_Trial("PENDING")], [_Trial("RUNNING"), _Trial("PENDING")]
+    wait(pending)
+    now[0] = 60.0
+    wait(pending)  # exactly the wait: not yet
+    now[0] = 59.0 + 60.0
+    wait(running)  # a trial runs: the wait starts over
+    now[0] = 120.0
+    wait(pending)
+    now[0] = 170.0
+    wait(pending)
+    wait([_Trial("TERMINATED")])  # nothing pending: no wait
+    wait(pending)
+    now[0] = 230.5
+    with pytest.raises(StudyFailedError, match=r"no trial could start for 60 s"):
+        wait(pending)
+
+
+def test_a_study_that_cannot_get_its_resources_fails_saying_why(ray_local, tmp_path):
+    """Issue 10: 4 CPUs per trial on a 2-CPU cluster hung in ``running`` with 0 trials. The
+    driver (run directly: the API refuses such a spec when it can read the cluster) fails the
+    study after its resource wait, naming what a trial asks for and what the nodes have."""
+    spec = {
+        **DIGITS,
+        "name": "too-big",
+        "trials_per_arm": 1,
+        "seeds": 1,
+        "resources": {"cpus_per_trial": 4, "max_concurrent_trials": 1},
+    }
+    store = StudyStore(sqlite_uri(tmp_path))
+    record = store.create_study(parse_spec(spec))
+    with pytest.raises(StudyFailedError, match="no trial could start"):
+        drive(
+            record.id,
+            tracking_uri=store.tracking_uri,
+            storage=str(tmp_path / "ray_results"),
+            data_dir=str(tmp_path / "datasets"),
+            resource_wait_s=2,
+        )
+    failed = store.get(record.id)
+    assert failed.status == "failed"
+    assert "each trial asks for 4 CPUs and 0 GPUs on one node" in failed.error
+    assert "no node has that: the Ray cluster has 1 node with 2 CPUs" in failed.error
+    assert store.trial_runs(record.id) == []
+    assert store.progress(record.id) == {
+        "finished": 0, "running": 0, "pending": 2, "diverged": 0, "failed": 0, "total": 2,
+    }  # fmt: skip
 
 
 def test_asha_stops_are_marked_early_stopped(ray_local, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -39,6 +38,7 @@ from service.schemas import (
 )
 from study.bounded import BoundedInputError, load_json, load_yaml
 from study.errors import SpecError, StudyNotFoundError, StudyStateError
+from study.eta import study_eta
 from study.ids import new_study_id
 from study.spec import parse_spec
 
@@ -71,27 +71,15 @@ def links(study_id: str, settings: Settings, experiment_id: str | None) -> Links
     )
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def eta_seconds(record: Any, progress: dict[str, int]) -> float | None:
-    """Time since start per completed trial x trials left (None unless running with data)."""
-    started = _parse_time(record.started_at)
-    if record.status != "running" or started is None:
-        return None
-    left = progress.get("pending", 0) + progress.get("running", 0)
-    done = progress.get("total", 0) - left
-    if done <= 0:
-        return None
-    elapsed = (datetime.now(UTC) - started).total_seconds()
-    return round(max(elapsed, 0.0) / done * left, 1)
+    """Seconds left in a running study from the trials ended since its driver (re)started
+    (:func:`study.eta.study_eta`); None until one has."""
+    return study_eta(
+        status=record.status,
+        started_at=getattr(record, "segment_started_at", None) or record.started_at,
+        done_at_start=getattr(record, "segment_done", None),
+        progress=progress,
+    )
 
 
 def study_public(
