@@ -73,6 +73,7 @@ def driver_entrypoint(
     data_dir: Path | str,
     resume: bool = False,
     python: str | None = None,
+    resource_wait_s: float | None = None,
 ) -> str:
     """The shell command a study's Ray job runs."""
     args = [
@@ -90,6 +91,8 @@ def driver_entrypoint(
     ]
     if resume:
         args.append("--resume")
+    if resource_wait_s is not None:
+        args += ["--resource-wait-s", f"{float(resource_wait_s):g}"]
     return shlex.join(args)
 
 
@@ -109,8 +112,10 @@ class StudyJobs:
         storage: Path | str,
         data_dir: Path | str,
         python: str | None = None,
+        resource_wait_s: float | None = None,
     ) -> None:
         self.address = address
+        self.resource_wait_s = resource_wait_s
         self._token = token
         self.tracking_uri = tracking_uri
         self.storage = Path(storage)
@@ -147,6 +152,28 @@ class StudyJobs:
             self._client = None
             raise RayUnavailableError(f"Ray Jobs API at {self.address}: {exc}") from exc
 
+    def node_resources(self, timeout_s: float = 5.0) -> list[dict[str, float]]:
+        """Total resources (``CPU``, ``GPU``, ...) of each alive node of the cluster, from the
+        dashboard's state API (``GET /api/v0/nodes``, the same server and token as the Jobs
+        API; the service does not become a Ray driver). Raises RayUnavailableError if it
+        cannot be read."""
+        client = self._get_client()
+        try:
+            response = client._do_request(
+                "GET", "/api/v0/nodes?limit=10000&detail=false", timeout=timeout_s
+            )
+            response.raise_for_status()
+            rows = response.json()["data"]["result"]["result"]
+        except Exception as exc:
+            raise RayUnavailableError(
+                f"Ray state API at {self.address} gave no node list: {exc}"
+            ) from exc
+        return [
+            {k: float(v) for k, v in (row.get("resources_total") or {}).items()}
+            for row in rows
+            if row.get("state") == "ALIVE"
+        ]
+
     def ping(self) -> None:
         """Raise :class:`RayUnavailableError` unless the Jobs API answers."""
         self._call("list_jobs")
@@ -165,6 +192,7 @@ class StudyJobs:
             data_dir=self.data_dir,
             resume=resume,
             python=self.python,
+            resource_wait_s=self.resource_wait_s,
         )
         self._call(
             "submit_job",

@@ -68,6 +68,7 @@ def _make_jobs(settings: Settings) -> StudyJobs:
         storage=settings.tune_storage,
         data_dir=settings.datasets_dir,
         python=settings.python,
+        resource_wait_s=settings.resource_wait_s,
     )
 
 

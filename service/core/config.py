@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     cpus: int | None = Field(
         None, ge=1, description="CPUs of the embedded Ray head. None: all of this machine's."
     )
+    resource_wait_s: float = Field(
+        300.0,
+        gt=0,
+        description="How long a running study's trials may wait for Ray resources with none "
+        "running before the study fails saying so (instead of holding the queue).",
+    )
     poll_interval_s: float = Field(
         2.0, gt=0, description="How often the scheduler checks queued and running studies."
     )

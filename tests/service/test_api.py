@@ -29,6 +29,13 @@ def experiments(api: ServeProcess) -> list[str]:
     return sorted(e.name for e in client.search_experiments())
 
 
+def trial_runs(api: ServeProcess, study_id: str) -> list[Any]:
+    """The study's trial runs, read straight from the served MLflow store."""
+    from study.records import StudyStore
+
+    return StudyStore(f"sqlite:///{api.data_dir / 'mlflow.db'}").trial_runs(study_id)
+
+
 def study_state(api: ServeProcess, study_id: str) -> dict[str, Any]:
     response = httpx.get(f"{api.url}/studies/{study_id}", timeout=30)
     assert response.status_code == 200, response.text
@@ -142,8 +149,10 @@ def test_unknown_study_is_404(api: ServeProcess, api_token: str) -> None:
             assert r.status_code == 404, (path, r.text)
             detail = r.text if path == "/report" else r.json()["detail"]  # the report: a page
             assert study_id in detail
+        before = experiments(api)
         r = httpx.post(f"{api.url}/studies/{study_id}/cancel", headers=auth(api_token))
         assert r.status_code == 404
+        assert experiments(api) == before  # a 404 changes nothing
 
 
 def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str, Any]) -> None:
@@ -253,6 +262,37 @@ def test_baseline_optimizers_from_post_to_summary(
     assert params["adagrad"]["initial_accumulator_value"] == "0.1"
 
 
+def test_resources_beyond_the_largest_node_are_422(api: ServeProcess, api_token: str) -> None:
+    """Issue 10: 4 CPUs per trial on a 2-CPU head was accepted and hung. The API reads the
+    cluster's nodes from the Ray dashboard and refuses, naming field, rule, value and the
+    node's capacity; nothing is created. What fits is accepted (tested by every other POST)."""
+    before = experiments(api)
+    cases = {
+        "resources.cpus_per_trial": (
+            {"cpus_per_trial": 4, "max_concurrent_trials": 1},
+            "must be <= 2, the CPUs of the largest node of the Ray cluster",
+        ),
+        "resources.gpus_per_trial": (
+            {"cpus_per_trial": 1, "gpus_per_trial": 1},
+            "must be 0: the Ray cluster has no GPU",
+        ),
+    }
+    for field, (resources, rule) in cases.items():
+        r = httpx.post(
+            f"{api.url}/studies",
+            json=tiny_spec(name="too-big", resources=resources),
+            headers=auth(api_token),
+            timeout=60,
+        )
+        assert r.status_code == 422, r.text
+        (problem,) = r.json()["problems"]
+        assert problem["field"] == field
+        assert problem["value"] == resources[field.split(".")[1]]
+        assert problem["rule"].startswith(rule), problem
+        assert "1 node with 2 CPUs and 0 GPUs" in problem["rule"], problem
+    assert experiments(api) == before
+
+
 def test_cancel_of_a_finished_study_is_409(
     api: ServeProcess, api_token: str, finished_study: dict[str, Any]
 ) -> None:
@@ -282,6 +322,12 @@ def test_queue_and_cancel(
         timeout_s=STUDY_TIMEOUT_S,
         what="a finished trial of the long study",
     )
+    wait_for(  # trials in flight (30 epochs each): the cancel below must close them
+        lambda: study_state(api, running_id)["progress"]["running"] >= 1,
+        timeout_s=STUDY_TIMEOUT_S,
+        what="a running trial of the long study",
+        poll_s=0.3,
+    )
     state = study_state(api, running_id)
     assert state["status"] == "running" and state["job"] == running_id
     assert state["eta_s"] is not None and state["eta_s"] > 0
@@ -309,6 +355,17 @@ def test_queue_and_cancel(
     after = study_state(api, running_id)
     assert after["status"] == "cancelled"
     assert after["progress"]["finished"] >= finished_before
+    # Issue 10: in-flight trial runs stayed RUNNING for good and the API said running = 2.
+    # Now every trial run has ended: the in-flight ones KILLED, counted pending.
+    runs = trial_runs(api, running_id)
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert killed, "no trial was in flight at the cancel"
+    assert all(r.data.tags["hprobust.status"] == "pending" for r in killed)
+    assert all(r.data.tags["hprobust.stopped"] == "study cancelled" for r in killed)
+    assert after["progress"]["running"] == 0
+    assert after["progress"]["pending"] == 6 - after["progress"]["finished"]
+    assert after["progress"]["failed"] == 0
     r = httpx.post(f"{api.url}/studies/{running_id}/cancel", headers=auth(api_token))
     assert r.status_code == 409
     # The cancelled study's pages show no running or pending counts (they could be stale).

@@ -21,6 +21,7 @@ from service.api.deps import (
 )
 from service.core.config import Settings
 from service.errors import problems_response
+from service.jobs import RayUnavailableError
 from service.reads import PLOT_STEMS, TERMINAL_STATUSES, StudyReader
 from service.report import render_report
 from service.scheduler import iso
@@ -37,6 +38,7 @@ from service.schemas import (
     TrialsPublic,
 )
 from study.bounded import BoundedInputError, load_json, load_yaml
+from study.cluster import unschedulable
 from study.errors import SpecError, StudyNotFoundError, StudyStateError
 from study.eta import study_eta
 from study.ids import new_study_id
@@ -113,8 +115,15 @@ def study_public(
     return StudyPublic(**fields)
 
 
-def _limit_problems(spec: Any, settings: Settings) -> list[dict[str, Any]]:
-    problems = []
+def _limit_problems(
+    spec: Any, settings: Settings, nodes: list[dict[str, float]] | None = None
+) -> list[dict[str, Any]]:
+    """The service's limits a valid spec may still break; ``nodes``: the Ray cluster's alive
+    nodes' resources (None or empty: unknown, not checked; a study that then cannot get its
+    resources fails after HPROBUST_RESOURCE_WAIT_S instead)."""
+    problems = unschedulable(
+        spec.resources.cpus_per_trial, spec.resources.gpus_per_trial, nodes or []
+    )
     if spec.total_trials > settings.max_trials_per_study:
         problems.append(
             {
@@ -196,7 +205,8 @@ async def create_study(
             [{"field": "body", "rule": "is required (a study spec)", "value": None}]
         )
     spec = await run_in_threadpool(parse_spec, data)
-    problems = _limit_problems(spec, settings)
+    nodes = await run_in_threadpool(_cluster_nodes, scheduler)
+    problems = _limit_problems(spec, settings, nodes)
     if problems:
         raise SpecError(problems)
     study_id = new_study_id()
@@ -220,6 +230,15 @@ async def create_study(
         links=links(record.id, settings, record.experiment_id),
         warnings=spec.design_warnings(),
     )
+
+
+def _cluster_nodes(scheduler: Any) -> list[dict[str, float]] | None:
+    """The Ray cluster's nodes' resources, or None when the cluster cannot be asked now (the
+    study is accepted; its wait for resources is bounded by the driver)."""
+    try:
+        return scheduler.jobs.node_resources()
+    except RayUnavailableError:
+        return None
 
 
 @router.get(
