@@ -27,6 +27,7 @@ TERMINAL = frozenset({"STOPPED", "SUCCEEDED", "FAILED"})
 META_STUDY = Tag.STUDY_ID
 META_ATTEMPT = Tag.ATTEMPT
 META_FAILURES = Tag.FAILURES
+NODES_TTL_S = 5.0  # how long a read list of the cluster's nodes is reused
 
 
 class RayUnavailableError(HprobustError, ConnectionError):
@@ -116,6 +117,7 @@ class StudyJobs:
     ) -> None:
         self.address = address
         self.resource_wait_s = resource_wait_s
+        self._nodes: tuple[float, list[dict[str, float]] | None] = (0.0, None)
         self._token = token
         self.tracking_uri = tracking_uri
         self.storage = Path(storage)
@@ -155,8 +157,19 @@ class StudyJobs:
     def node_resources(self, timeout_s: float = 5.0) -> list[dict[str, float]]:
         """Total resources (``CPU``, ``GPU``, ...) of each alive node of the cluster, from the
         dashboard's state API (``GET /api/v0/nodes``, the same server and token as the Jobs
-        API; the service does not become a Ray driver). Raises RayUnavailableError if it
-        cannot be read."""
+        API; the service does not become a Ray driver). A list read in the last
+        ``NODES_TTL_S`` seconds is reused (a burst of submissions asks once). Raises
+        RayUnavailableError if it cannot be read."""
+        import time
+
+        read_at, nodes = self._nodes
+        if nodes is not None and time.monotonic() - read_at < NODES_TTL_S:
+            return nodes
+        nodes = self._read_nodes(timeout_s)
+        self._nodes = (time.monotonic(), nodes)
+        return nodes
+
+    def _read_nodes(self, timeout_s: float) -> list[dict[str, float]]:
         client = self._get_client()
         try:
             response = client._do_request(
