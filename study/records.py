@@ -439,14 +439,14 @@ class StudyStore:
         if status == "running":
             progress = self.progress(study_id)
             done = progress["finished"] + progress["failed"]
-            self.client.set_experiment_tag(experiment_id, Tag.SEGMENT_STARTED_AT, now)
-            self.client.set_experiment_tag(experiment_id, Tag.SEGMENT_DONE, str(done))
+            self.client.set_experiment_tag(experiment_id, str(Tag.SEGMENT_STARTED_AT), now)
+            self.client.set_experiment_tag(experiment_id, str(Tag.SEGMENT_DONE), str(done))
             if not experiment.tags.get(Tag.STARTED_AT):
-                self.client.set_experiment_tag(experiment_id, Tag.STARTED_AT, now)
+                self.client.set_experiment_tag(experiment_id, str(Tag.STARTED_AT), now)
         elif status in _RUN_END_STATES:
             self.close_open_trials(study_id, reason=reason or f"study {status}")
-            self.client.set_experiment_tag(experiment_id, Tag.FINISHED_AT, now)
-        self.client.set_experiment_tag(experiment_id, Tag.STATUS, status)
+            self.client.set_experiment_tag(experiment_id, str(Tag.FINISHED_AT), now)
+        self.client.set_experiment_tag(experiment_id, str(Tag.STATUS), str(status))
         # The study run shows the same state in the MLflow UI (never RUNNING once it ended).
         if status in _RUN_END_STATES:
             self.client.set_terminated(run_id, _RUN_END_STATES[status])
@@ -464,7 +464,10 @@ class StudyStore:
         for run in self.trial_runs(study_id):
             if run.info.status not in ("RUNNING", "SCHEDULED"):
                 continue
-            tags = [RunTag(Tag.STATUS, TrialStatus.PENDING), RunTag(Tag.STOPPED, reason[:4900])]
+            tags = [
+                RunTag(str(Tag.STATUS), str(TrialStatus.PENDING)),
+                RunTag(str(Tag.STOPPED), reason[:4900]),
+            ]
             self.client.log_batch(run.info.run_id, tags=tags)
             self.client.set_terminated(run.info.run_id, "KILLED")
             closed += 1
