@@ -70,7 +70,13 @@ def test_serve_survives_kill9_and_restart(tmp_path: Path) -> None:
         assert "curl -sS -X POST" in out and "examples/digits-quick.yaml" in out
         assert httpx.get(f"http://127.0.0.1:{mlflow_port}/health", timeout=10).status_code == 200
         ready = httpx.get(f"{first.url}/readyz", timeout=30).json()
-        assert ready == {"status": "ready", "ray": "ok", "mlflow": "ok"}
+        assert ready == {
+            "status": "ready",
+            "ray": "ok",
+            "mlflow": "ok",
+            "disk": "ok",
+            "mlflow_ui": "ok",  # the UI this serve started
+        }
 
         r = httpx.post(f"{first.url}/studies", json=SPEC, timeout=60)
         assert r.status_code == 202, r.text
