@@ -53,7 +53,6 @@ from study.spec_options import (
     CosineSchedule,
     DatasetSpec,
     ScheduleSpec,
-    _registry,
     check_hyperparameters,
     check_init,
     check_model,
@@ -61,6 +60,7 @@ from study.spec_options import (
     check_optimizer,
     check_schedule_epochs,
     dataset_before,
+    lazy_attr,
     schedule_before,
 )
 from study.spec_options import problem as _problem
@@ -330,9 +330,9 @@ class StudySpec(_Strict):
     @functools.cached_property
     def _pack_refusal(self) -> str | None:
         """Why this study's model cannot be packed (``study.pack.pack_refusal``), or None."""
-        info = _registry("study.data", "dataset_info")(self.dataset)
+        info = lazy_attr("study.data", "dataset_info")(self.dataset)
         options = {k: v for k, v in self.model.items() if k != "name"}
-        return _registry("study.pack", "pack_refusal")(
+        return lazy_attr("study.pack", "pack_refusal")(
             self.model["name"], options, tuple(info.in_shape), info.num_classes
         )
 
@@ -651,7 +651,7 @@ class TrialConfig(_Strict):
 
     @functools.cached_property
     def _info(self) -> Any:
-        return _registry("study.data", "dataset_info")(self.dataset)
+        return lazy_attr("study.data", "dataset_info")(self.dataset)
 
     @property
     def num_classes(self) -> int:

@@ -217,7 +217,7 @@ dataset_before = _named(DATASET_KINDS, "dataset")
 # ---- models, optimizers, inits: rules shared by the spec and the trial config ----------------
 
 
-def _registry(module: str, name: str) -> Any:
+def lazy_attr(module: str, name: str) -> Any:
     """``module.name``, imported on first use (keeps ``import study.spec`` light)."""
     import importlib
 
@@ -232,10 +232,10 @@ def check_model(value: dict[str, Any]) -> dict[str, Any]:
     name = value.get("name")
     if not isinstance(name, str):
         raise problem("name", "is required (a model name)", name)
-    known = _registry("models", "MODELS")
+    known = lazy_attr("models", "MODELS")
     if name not in known:
         raise problem("name", _one_of(tuple(known), name), name)
-    valid = set(_registry("models", "model_options")(name))
+    valid = set(lazy_attr("models", "model_options")(name))
     for key, option in value.items():
         if key != "name" and key not in valid:
             rule = (
@@ -253,7 +253,7 @@ def check_model_builds(model: dict[str, Any], dataset: Any) -> None:
 
     from models import ModelOptionError, create_model
 
-    info = _registry("study.data", "dataset_info")(dataset)
+    info = lazy_attr("study.data", "dataset_info")(dataset)
     options = {k: v for k, v in model.items() if k != "name"}
     try:
         with torch.device("meta"):
@@ -272,7 +272,7 @@ def check_model_builds(model: dict[str, Any], dataset: Any) -> None:
 
 def check_optimizer(value: str) -> str:
     """The optimizer is one of the optimizers below."""
-    optimizers = _registry("study.optimizers", "OPTIMIZERS")
+    optimizers = lazy_attr("study.optimizers", "OPTIMIZERS")
     if value not in optimizers:
         raise problem("", _one_of(tuple(optimizers), value), value)
     return value
@@ -288,7 +288,7 @@ def check_hyperparameters(optimizer: str, hparams: dict[str, Any], lr_rule: str)
     for key in ("lr", "params", "model"):
         if key in hparams:
             raise problem(key, lr_rule, hparams[key])
-    defaults = _registry("study.optimizers", "optimizer_hparams")(optimizer)
+    defaults = lazy_attr("study.optimizers", "optimizer_hparams")(optimizer)
     for key, value in hparams.items():
         if key not in defaults:
             raise problem(
@@ -305,7 +305,7 @@ def check_hyperparameters(optimizer: str, hparams: dict[str, Any], lr_rule: str)
 
 def check_init(value: str) -> str:
     """An init is one of the initializations below."""
-    schemes = _registry("models", "INIT_SCHEMES")
+    schemes = lazy_attr("models", "INIT_SCHEMES")
     if value not in schemes:
         raise problem("", _one_of(tuple(schemes), value), value)
     return value
