@@ -115,6 +115,10 @@ def drive(
     owns_ray = not ray.is_initialized()  # a caller's Ray stays up
     temp_dir = start_ray(ray_address, num_cpus=num_cpus, temp_dir=ray_temp_dir)
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ray Tune catches SIGINT itself and then returns from fit() as if the study were done
+    # (it was recorded finished with trials unrun): let SIGINT raise KeyboardInterrupt here,
+    # like SIGTERM, so an interrupted study ends cancelled.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     try:
         from study.runner import RESOURCE_WAIT_S, run_study
 

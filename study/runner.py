@@ -258,7 +258,6 @@ def run_study(
     Raises:
         StudyFailedError: every trial failed (after the trials, summary and plots are stored),
             or no trial could start for ``resource_wait_s``.
-        KeyboardInterrupt: the Tune run was interrupted (a signal) with trials not ended.
     """
     from ray import tune
 
@@ -314,13 +313,10 @@ def run_study(
                     log_to_file=True,
                 ),
             )
-        results = tuner.fit()
+        tuner.fit()
         flush(study_id)  # every epoch written (raises a failed write)
     finally:
         detach(study_id)
-    unended = len(results) - results.num_terminated - results.num_errors
-    if unended:  # Tune stops on SIGINT and returns: not a finished study
-        raise KeyboardInterrupt(f"the Tune run was interrupted with {unended} trials not ended")
     summary = finalize(store, study_id)
     failure = all_failed(store.trials(study_id))
     if failure is not None:  # recorded (trials, summary, plots), but not a finished study

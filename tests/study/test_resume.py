@@ -158,3 +158,75 @@ def test_kill_9_then_resume_records_every_trial_exactly_once(ray_local, tmp_path
         if run.data.tags["diverged"] == "false":
             assert len(steps) == EPOCHS
     assert store.progress(sid)["finished"] == spec.total_trials
+
+
+def test_sigint_cancels_closes_the_trials_in_flight_and_a_resume_finishes(ray_local, tmp_path):
+    """SIGINT to a driver mid-study (Ctrl-C on ``hprobust run``): Ray Tune catches it and
+    returns as if done, which used to record the study ``finished`` with trials unrun and runs
+    left RUNNING. Now the study ends ``cancelled``, the trials in flight end KILLED and count
+    pending; a resume trains them again and every key ends recorded exactly once."""
+    store = StudyStore(sqlite_uri(tmp_path))
+    spec = parse_spec(SPEC)
+    sid = store.create_study(spec).id
+    ray_tmp = tempfile.mkdtemp(prefix="hpr-int-", dir="/tmp")
+    command = [
+        sys.executable, "-m", "study.driver",
+        "--study-id", sid,
+        "--tracking-uri", store.tracking_uri,
+        "--storage", str(tmp_path / "ray_results"),
+        "--data-dir", str(tmp_path / "datasets"),
+        "--num-cpus", "2",
+        "--ray-temp-dir", ray_tmp,
+    ]  # fmt: skip
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115
+    driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            runs = store.trial_runs(sid)
+            if any(r.info.status == "FINISHED" for r in runs) and any(
+                r.info.status == "RUNNING" for r in runs
+            ):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the driver recorded no trials in time")
+        os.kill(driver.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
+        code = driver.wait(timeout=180)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
+        log.close()
+        time.sleep(1)
+        for pid in _pids_using(ray_tmp):  # nothing of that Ray may survive the test
+            os.kill(pid, signal.SIGKILL)
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    output = (tmp_path / "driver.log").read_text()[-3000:]
+    assert code == 130, output
+    record = store.get(sid)
+    assert record.status == "cancelled", output
+    runs = store.trial_runs(sid)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert all(r.data.tags["hprobust.status"] == "pending" for r in killed)
+    progress = store.progress(sid)
+    assert progress["running"] == 0 and progress["finished"] < spec.total_trials
+    assert progress["pending"] == spec.total_trials - progress["finished"] - progress["failed"]
+
+    drive(
+        sid,
+        tracking_uri=store.tracking_uri,
+        storage=str(tmp_path / "ray_results"),
+        data_dir=str(tmp_path / "datasets"),
+        resume=True,
+    )
+    assert store.get(sid).status == "finished"
+    live = store.trial_runs(sid)
+    keys = sorted(r.data.tags["hprobust.trial_key"] for r in live)
+    assert keys == sorted(f"{arm}/{point}/0" for arm in ("sgd", "insgd") for point in range(4))
+    assert {r.info.status for r in live} == {"FINISHED"}
