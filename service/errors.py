@@ -5,6 +5,7 @@ StudyNotFoundError, a missing plot (LookupError) 404
 StudyStateError (e.g. cancel a finished study)   409
 LimitError (413: body too large)                  413
 SpecError / ConfigError / a broken service limit 422  (``problems``: field, rule, value)
+IdempotencyKeyReusedError (key, other spec)      422  (the field is the header)
 RayUnavailableError, MLflow unreachable          503
 StoreUnavailableError (store busy/unreachable)   503
 StoreFullError (the store has no space left)     507
@@ -27,6 +28,7 @@ from study.bounded import preview
 from study.errors import (
     ConfigError,
     HprobustError,
+    IdempotencyKeyReusedError,
     SpecError,
     StoreFullError,
     StoreUnavailableError,
@@ -136,3 +138,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _store_full(request: Request, exc: StoreFullError) -> JSONResponse:
         log.error("study store full: %s", exc)
         return _message(507, exc)
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def _key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
+        rule = str(exc).removeprefix("Idempotency-Key ")
+        return problems_response(
+            [{"field": "Idempotency-Key (header)", "rule": rule, "value": exc.key}]
+        )

@@ -114,10 +114,12 @@ class StudyJobs:
         data_dir: Path | str,
         python: str | None = None,
         resource_wait_s: float | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.address = address
         self.resource_wait_s = resource_wait_s
         self._nodes: tuple[float, list[dict[str, float]] | None] = (0.0, None)
+        self.env = dict(env or {})  # the drivers' environment (runtime_env env_vars): no secrets
         self._token = token
         self.tracking_uri = tracking_uri
         self.storage = Path(storage)
@@ -216,6 +218,7 @@ class StudyJobs:
                 META_ATTEMPT: str(attempt),
                 META_FAILURES: str(failures),
             },
+            runtime_env={"env_vars": self.env} if self.env else None,
         )
         return JobRef(submission_id, study_id, attempt, "PENDING", failures=failures)
 

@@ -51,7 +51,7 @@ def _make_store(settings: Settings) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return StudyStore(settings.tracking_uri)
+    return StudyStore(settings.tracking_uri, secret=settings.signing_secret())
 
 
 def _make_jobs(settings: Settings) -> StudyJobs:
@@ -69,6 +69,7 @@ def _make_jobs(settings: Settings) -> StudyJobs:
         data_dir=settings.datasets_dir,
         python=settings.python,
         resource_wait_s=settings.resource_wait_s,
+        env=settings.driver_env(),
     )
 
 

@@ -131,6 +131,7 @@ class Scheduler:
         self.retries: dict[str, Retry] = {}  # study id -> its pending resubmission
         self.fault_seen_at: float | None = None  # when a dependency was last seen down
         self._looked_up: set[str] = set()
+        self._signed_ids: set[str] = set()
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -201,7 +202,7 @@ class Scheduler:
             self._checked = self.check()
             if self._checked:
                 self.fault_seen_at = self.clock()
-            records = [r for r in self.store.list() if r.status in ACTIVE]
+            records = [r for r in self.store.list() if r.status in ACTIVE and self._signed(r)]
             records.sort(key=lambda r: (r.created_at or "", r.id))
             active = 0
             waiting: list[Any] = []
@@ -357,6 +358,21 @@ class Scheduler:
             self._looked_up.add(study_id)
             self.on_change(study_id)
         self.wake()
+
+    def _signed(self, record: Any) -> bool:
+        """Whether the study's signature holds (study.signing); one that does not is marked
+        failed with why and never submitted. Checked once per study and service run (the
+        driver checks again before it runs)."""
+        if record.id in self._signed_ids:
+            return True
+        problem = self.store.signature_problem(record.id)
+        if problem is None:
+            self._signed_ids.add(record.id)
+            return True
+        log.error("study %s is not run: %s", record.id, problem)
+        self.store.refuse(record.id, problem)
+        self.on_change(record.id)
+        return False
 
     def cancel(self, study_id: str, *, wait_s: float = 15.0) -> bool:
         """Stop the study's job (if any), wait for it to end, then record ``cancelled``.

@@ -86,6 +86,7 @@ def drive(
     num_cpus: int | None = None,
     ray_temp_dir: str | None = None,
     resource_wait_s: float | None = None,
+    secret: bytes | None = None,
 ) -> dict[str, Any]:
     """Run the recorded study ``study_id`` with its status kept in MLflow; returns the summary.
 
@@ -94,15 +95,24 @@ def drive(
     the driver itself failed); or ``cancelled`` (SIGTERM/SIGINT). Recording the end closes
     every trial run still open (:meth:`study.records.StudyStore.set_status`).
 
+    Only a study whose signature holds runs (:mod:`study.signing`; ``secret`` None: the one
+    in the environment); another is marked ``failed`` with why, and nothing runs.
+
     Raises:
         StudyNotFoundError: no such study.
         StudyStateError: the study already finished, or is not queued and ``resume`` is False.
+        SignatureError: the study is unsigned or altered, or there is no secret to check it.
     """
     from study.records import StudyStore
+    from study.signing import SignatureError
     from study.spec import StudySpec
 
-    store = StudyStore(tracking_uri)
+    store = StudyStore(tracking_uri, secret=secret)
     record = store.get(study_id)
+    problem = store.signature_problem(study_id)
+    if problem is not None:  # never run: marked failed with why
+        store.refuse(study_id, problem)
+        raise SignatureError(problem)
     if record.status == "finished":
         raise StudyStateError(f"study {study_id} is already finished; nothing to resume")
     if not resume and record.status != "queued":

@@ -59,3 +59,14 @@ class StoreUnavailableError(HprobustError, ConnectionError):
 class StoreFullError(HprobustError, OSError):
     """The study store (MLflow's database or artifact store) has no space left. Nothing was
     recorded."""
+
+
+class IdempotencyKeyReusedError(HprobustError):
+    """An ``Idempotency-Key`` already created a study with another spec."""
+
+    def __init__(self, key: str, study_id: str) -> None:
+        self.key, self.study_id = key, study_id
+        super().__init__(
+            f"Idempotency-Key was already used for study {study_id} with a different spec "
+            "(send a new key for a new spec)"
+        )

@@ -30,6 +30,20 @@ def check_study_id(study_id: str) -> str:
     return study_id
 
 
+#: An ``Idempotency-Key`` (POST /studies): 1-128 of letters, digits and ``- _ . : ~ + / =``
+#: (a UUID, a ULID or a base64 token fits; no quote or space, so it is safe in a tag filter).
+IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:~+/=-]{1,128}$")
+IDEMPOTENCY_KEY_RULE = "must be 1-128 characters of letters, digits and - _ . : ~ + / ="
+
+
+def check_idempotency_key(key: str) -> str:
+    """Return ``key`` unchanged, or raise ConfigError if it breaks :data:`IDEMPOTENCY_KEY_RE`."""
+    if not isinstance(key, str) or not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        shown = repr(key[:40]) + ("..." if isinstance(key, str) and len(key) > 40 else "")
+        raise ConfigError(f"Idempotency-Key {IDEMPOTENCY_KEY_RULE}, got {shown}")
+    return key
+
+
 def utc_now_iso() -> str:
     """The current UTC time in ISO 8601 with a trailing ``Z`` (second precision)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

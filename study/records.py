@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 from study.analysis import PLOT_STEMS
 from study.errors import (
     ConfigError,
+    IdempotencyKeyReusedError,
     StoreFullError,
     StoreUnavailableError,
     StudyNotFoundError,
 )
-from study.ids import check_study_id, new_study_id, utc_now_iso
+from study.ids import check_idempotency_key, check_study_id, new_study_id, utc_now_iso
+from study.signing import REFUSED, SignatureError, holds, sign
 from study.vocab import TRIAL_RANK, RunKind, StudyStatus, Tag, TrialStatus
 
 if TYPE_CHECKING:
@@ -207,9 +209,19 @@ class StudyStore:
         tracking_uri: an MLflow tracking URI (``sqlite:///...``, ``postgresql://...``,
             ``http://...``).
         artifact_root: where new experiments keep artifacts (default: see module doc).
+        secret: signs the studies this store creates and checks signatures
+            (:mod:`study.signing`). None: the one in the environment (``HPROBUST_SECRET_FILE``
+            or ``HPROBUST_SECRET``, as a study driver has it), if any; else studies are
+            created unsigned (nothing will run them).
     """
 
-    def __init__(self, tracking_uri: str, *, artifact_root: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        artifact_root: str | None = None,
+        secret: bytes | None = None,
+    ) -> None:
         from mlflow.tracking import MlflowClient
 
         _quiet_mlflow()
@@ -219,6 +231,14 @@ class StudyStore:
         self.artifact_root = artifact_root or default_artifact_root(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._create_lock = threading.Lock()  # creations take turns (see create_study)
+        if secret is None:
+            from study.signing import driver_secret
+
+            try:
+                secret = driver_secret()
+            except SignatureError:
+                secret = None
+        self.secret = secret
 
     # ---- studies --------------------------------------------------------------------------
 
@@ -229,6 +249,7 @@ class StudyStore:
         *,
         report_url: str | None = None,
         wait_s: float | None = None,
+        idempotency_key: str | None = None,
     ) -> StudyRecord:
         """Record a new study (status ``queued``) with its spec; the spec is valid already.
 
@@ -238,19 +259,55 @@ class StudyStore:
         MLflow's SQLite store fails concurrent writers with pool timeouts). ``wait_s`` bounds
         the wait for that turn (StoreUnavailableError after it; None: wait for good).
         ``report_url`` links the report page in the study run's MLflow description.
+
+        ``idempotency_key``: if a study was created with this key (experiment tag
+        ``hprobust.idempotency``) and the same spec, that study is returned and nothing is
+        written (its id differs from ``study_id``); with another spec,
+        IdempotencyKeyReusedError. The lookup takes the same turn as the creation, so
+        concurrent requests with one key create one study.
         """
         study_id = check_study_id(study_id) if study_id else new_study_id()
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
         if not self._create_lock.acquire(timeout=-1 if wait_s is None else wait_s):
             raise StoreUnavailableError(
                 f"the study store is busy: no turn to record a study within {wait_s:g} s "
                 "(nothing was recorded; try again)"
             )
         try:
-            return self._create(spec, study_id, report_url)
+            if idempotency_key is not None:
+                existing = self._by_idempotency_key(idempotency_key)
+                if existing is not None:
+                    if existing.spec != spec.model_dump(mode="json"):
+                        raise IdempotencyKeyReusedError(idempotency_key, existing.id)
+                    return existing
+            return self._create(spec, study_id, report_url, idempotency_key)
         finally:
             self._create_lock.release()
 
-    def _create(self, spec: StudySpec, study_id: str, report_url: str | None) -> StudyRecord:
+    def _by_idempotency_key(self, key: str) -> StudyRecord | None:
+        """The study created with ``key`` (the key is checked: safe to quote in the filter)."""
+        try:
+            found = self.client.search_experiments(
+                filter_string=f"tags.`{Tag.IDEMPOTENCY}` = '{key}'", max_results=10
+            )
+        except Exception as exc:
+            cause = store_write_error(exc)
+            if cause is not None:
+                raise cause from exc
+            raise
+        for experiment in found:
+            if experiment.tags.get(Tag.STATUS) not in (None, StudyStatus.CREATING):
+                return self._record(experiment)
+        return None
+
+    def _create(
+        self,
+        spec: StudySpec,
+        study_id: str,
+        report_url: str | None,
+        idempotency_key: str | None,
+    ) -> StudyRecord:
         from mlflow.entities import Param
 
         name = experiment_name(study_id)
@@ -273,6 +330,10 @@ class StudyStore:
         }
         if len(spec_json) <= _SPEC_TAG_MAX:
             tags[Tag.SPEC] = spec_json
+        if idempotency_key is not None:
+            tags[Tag.IDEMPOTENCY] = idempotency_key
+        if self.secret is not None:
+            tags[Tag.SIGNATURE] = sign(self.secret, study_id, spec_dict)
         location = f"{self.artifact_root}/{study_id}" if self.artifact_root else None
         try:
             experiment_id = self.client.create_experiment(
@@ -362,9 +423,9 @@ class StudyStore:
         if spec_json is not None:
             spec = json.loads(spec_json)
         else:
-            import yaml
+            from study.bounded import load_yaml  # a changed spec.yaml is not trusted
 
-            spec = yaml.safe_load(self._read_artifact(study_id, "spec.yaml"))
+            spec = load_yaml(self._read_artifact(study_id, "spec.yaml"))
         return StudyRecord(
             id=study_id,
             name=tags.get(T + "name", ""),
@@ -542,6 +603,51 @@ class StudyStore:
     def set_error(self, study_id: str, message: str) -> None:
         """Record why a study failed (experiment tag ``hprobust.error``)."""
         self.client.set_experiment_tag(self.experiment_id(study_id), T + "error", message[:4900])
+
+    # ---- signatures (study.signing) ---------------------------------------------------------
+
+    def signature_problem(self, study_id: str) -> str | None:
+        """None if the study's signature holds for its id and its spec, both as the spec tag
+        holds it and as ``spec.yaml`` does; else why not (starting with
+        :data:`study.signing.REFUSED`)."""
+        from study.bounded import BoundedInputError, load_yaml
+
+        if self.secret is None:
+            return (
+                "the signature cannot be checked: no signing secret (set HPROBUST_SECRET, the "
+                "same as the API's, in the environment of the Ray head)"
+            )
+        experiment = self._experiment(study_id)
+        tags = experiment.tags
+        signature = tags.get(Tag.SIGNATURE)
+        if not signature:
+            return f"{REFUSED} (the record has no signature)"
+        if tags.get(Tag.STUDY_ID) != study_id:
+            return f"{REFUSED} (its study id was changed)"
+        specs = []
+        try:
+            if Tag.SPEC in tags:
+                specs.append(json.loads(tags[Tag.SPEC]))
+            specs.append(load_yaml(self._read_artifact(study_id, "spec.yaml")))
+        except (ValueError, BoundedInputError, LookupError, StudyNotFoundError) as exc:
+            return f"{REFUSED} (its spec cannot be read: {preview_text(str(exc), 120)})"
+        if not all(isinstance(spec, dict) for spec in specs):
+            return f"{REFUSED} (its spec is not a mapping)"
+        if not holds(self.secret, study_id, specs, signature):
+            return f"{REFUSED} (its id or spec was changed, or another secret signed it)"
+        return None
+
+    def refuse(self, study_id: str, reason: str) -> None:
+        """Mark a study that must not run: ``failed`` with ``reason`` as its error (and as
+        ``hprobust.refused``); its study run, if it has one, ends FAILED."""
+        experiment_id = self.experiment_id(study_id)
+        self.client.set_experiment_tag(experiment_id, Tag.REFUSED, reason[:4900])
+        self.set_error(study_id, reason)
+        try:
+            self.set_status(study_id, StudyStatus.FAILED)
+        except StudyNotFoundError:  # no study run (a record forged without one)
+            self.client.set_experiment_tag(experiment_id, Tag.STATUS, StudyStatus.FAILED)
+            self.client.set_experiment_tag(experiment_id, Tag.FINISHED_AT, utc_now_iso())
 
     # ---- runs -----------------------------------------------------------------------------
 

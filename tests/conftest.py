@@ -26,6 +26,28 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# ---- signed studies (study.signing) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_secret() -> Iterator[str]:
+    """The secret that signs the studies tests record directly (``StudyStore``) and that
+    ``drive`` checks, from the environment, as a study driver on a Ray head has it (a driver
+    runs only signed studies). ``hprobust serve`` in tests drops HPROBUST_* variables and uses
+    its data dir's own secret."""
+    import secrets
+
+    old = os.environ.get("HPROBUST_SECRET")
+    secret = os.environ["HPROBUST_SECRET"] = secrets.token_urlsafe(32)
+    try:
+        yield secret
+    finally:
+        if old is None:
+            os.environ.pop("HPROBUST_SECRET", None)
+        else:
+            os.environ["HPROBUST_SECRET"] = old
+
+
 # ---- studies (issue #3): one local Ray per test session, SQLite MLflow stores ---------------
 
 

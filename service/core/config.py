@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         description="Bearer token required on every mutating request (POST). Required to bind "
         "a non-loopback host.",
     )
+    secret: SecretStr | None = Field(
+        None,
+        description="Signs every study record (HMAC of its id and spec); drivers run only "
+        "signed studies. At least 32 characters; the Ray head's drivers need the same "
+        "HPROBUST_SECRET in their environment. None: a random secret generated once into "
+        "<data_dir>/secret (mode 0600), whose path the drivers are given.",
+    )
     protect_reads: bool = Field(
         False,
         description="Also require the token on GET requests (default: reads are open, writes "
@@ -159,7 +166,38 @@ class Settings(BaseSettings):
                 )
             if len(token) < 16:
                 raise ValueError("api_token must be at least 16 characters long, got a shorter one")
+        if self.secret is not None:
+            from study.signing import MIN_SECRET_CHARS
+
+            if len(self.secret.get_secret_value().strip()) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"secret must be at least {MIN_SECRET_CHARS} characters long, got a shorter one"
+                )
         return self
+
+    # Signing ------------------------------------------------------------------------------
+    @property
+    def secret_file(self) -> Path:
+        """Where the generated signing secret lives when ``secret`` is not set."""
+        from study.signing import SECRET_FILE
+
+        return self.data_dir.resolve() / SECRET_FILE
+
+    def signing_secret(self) -> bytes:
+        """The signing secret: ``secret``, else the one in ``secret_file`` (created on first
+        use)."""
+        from study.signing import service_secret
+
+        explicit = self.secret.get_secret_value() if self.secret is not None else None
+        return service_secret(explicit, self.data_dir.resolve())
+
+    def driver_env(self) -> dict[str, str]:
+        """What the study drivers' environment gets from the API: the secret file's path when
+        the secret lives in a file (never the secret itself); nothing when ``secret`` is set
+        (the Ray head's environment has HPROBUST_SECRET)."""
+        from study.signing import SECRET_FILE_ENV
+
+        return {} if self.secret is not None else {SECRET_FILE_ENV: str(self.secret_file)}
 
     # Derived locations ------------------------------------------------------------------
     @property

@@ -93,7 +93,11 @@ def run(
             from study.preflight import preflight
 
             preflight(parsed, data_dir=Path(data_dir) / "datasets")
-        store = StudyStore(_uri(data_dir))
+        from study.signing import SECRET_ENV, service_secret
+
+        # signed with the data dir's secret, like `hprobust serve` on the same data dir
+        secret = service_secret(os.environ.get(SECRET_ENV), data_dir)
+        store = StudyStore(_uri(data_dir), secret=secret)
         if resume is not None:
             return store, store.get(resume)
         return store, store.get(store.create_study(parsed).id)
@@ -206,6 +210,7 @@ def _run_with_progress(
             progress=update,
             ray_address=ray_address,
             num_cpus=num_cpus,
+            secret=store.secret,
         )
 
 

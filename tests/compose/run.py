@@ -121,6 +121,7 @@ class Stack:
             "HPROBUST_API_TOKEN": self.token,
             "RAY_AUTH_TOKEN": secrets.token_urlsafe(24),
             "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+            "HPROBUST_SECRET": secrets.token_urlsafe(32),
             "POSTGRES_IMAGE": POSTGRES_BASE,
             "HPROBUST_API_PORT": str(self.api_port),
             "MLFLOW_UI_PORT": str(self.mlflow_port),

@@ -19,6 +19,7 @@ FULL_ENV = {
     "RAY_AUTH_TOKEN": "ray-token",
     "POSTGRES_PASSWORD": "pg-password",
     "HPROBUST_API_TOKEN": "api-token",
+    "HPROBUST_SECRET": "s" * 32,
     "HEAD_IP": "10.0.0.1",
     "RAY_HEAD_IP": "10.0.0.1",
     "NODE_IP": "10.0.0.2",

@@ -195,3 +195,88 @@ def test_a_create_that_fails_midway_leaves_nothing_and_answers_507(
         assert set(held) == created and all(f["spec"] for f in held.values())
     finally:
         cancel_all(full_api, api_token, created)
+
+
+def post_with_key(api: ServeProcess, token: str, key: str, **changes: Any) -> httpx.Response:
+    return httpx.post(
+        f"{api.url}/studies",
+        json=tiny_spec(**changes),
+        headers={**auth(token), "Idempotency-Key": key},
+        timeout=300,
+    )
+
+
+def test_idempotency_key_makes_a_retried_post_return_the_same_study(
+    api: ServeProcess, api_token: str
+) -> None:
+    """A client that retries a POST (after a timeout or a 5xx) with the same Idempotency-Key
+    gets the study the first one created, not a duplicate; the key with another spec is a
+    422 naming the header; concurrent POSTs with one key create one study."""
+    import uuid
+
+    key = str(uuid.uuid4())
+    first = post_with_key(api, api_token, key, name="idem-a")
+    assert first.status_code == 202, first.text
+    created = {first.json()["id"]}
+    try:
+        again = post_with_key(api, api_token, key, name="idem-a")
+        assert again.status_code == 200, again.text
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["id"] == first.json()["id"]
+        assert again.headers["Location"] == first.headers["Location"]
+        other = post_with_key(api, api_token, key, name="idem-b")
+        assert other.status_code == 422, other.text
+        (problem,) = other.json()["problems"]
+        assert problem["field"] == "Idempotency-Key (header)"
+        assert first.json()["id"] in problem["rule"] and "different spec" in problem["rule"]
+        assert problem["value"] == key
+        # the key is stored with the study (experiment tag), and the study is there once
+        assert listed(api, "idem-") == created
+
+        n = 8
+        barrier = threading.Barrier(n)
+        shared = str(uuid.uuid4())
+
+        def post(i: int) -> httpx.Response:
+            barrier.wait(30)
+            return post_with_key(api, api_token, shared, name="idem-c")
+
+        with ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(post, range(n)))
+        assert sorted(r.status_code for r in answers) == [200] * (n - 1) + [202]
+        ids = {r.json()["id"] for r in answers}
+        created |= ids
+        assert len(ids) == 1
+        assert listed(api, "idem-") == created
+        assert set(mlflow_studies(api, "idem-")) == created
+    finally:
+        cancel_all(api, api_token, created)
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("", ""),
+        ("k" * 129, "k" * 80),
+        ("it's", "it's"),
+        ("two words", "two words"),
+        ("naïve", "naÃ¯ve"),  # HTTP header bytes read as Latin-1
+    ],
+)
+def test_a_malformed_idempotency_key_is_a_422_naming_the_header(
+    api: ServeProcess, api_token: str, key: str, shown: str
+) -> None:
+    before = listed(api, "")
+    r = httpx.post(
+        f"{api.url}/studies",
+        json=tiny_spec(name="bad-key"),
+        headers={**auth(api_token), "Idempotency-Key": key.encode()},
+        timeout=60,
+    )
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["problems"]
+    assert problem["field"] == "Idempotency-Key (header)"
+    assert "must be 1-128 characters" in problem["rule"]
+    assert str(problem["value"]).startswith(shown[:80])
+    assert len(str(problem["value"])) < 100  # a prefix, not the whole value
+    assert listed(api, "") == before

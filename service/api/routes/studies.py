@@ -41,7 +41,7 @@ from study.bounded import BoundedInputError, load_json, load_yaml
 from study.cluster import unschedulable
 from study.errors import SpecError, StudyNotFoundError, StudyStateError
 from study.eta import study_eta
-from study.ids import new_study_id
+from study.ids import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE, new_study_id
 from study.spec import parse_spec
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -56,6 +56,7 @@ STORE_FULL = {
         "description": "The study store (MLflow) has no space left; nothing was recorded.",
     }
 }
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 TRIAL_COLUMNS = ("arm", "lr", "init", "init_scale", "seed", "val_acc", "val_loss", "diverged")
 
 
@@ -166,7 +167,16 @@ def _spec_body_schema() -> dict[str, Any]:
     responses={
         **UNAUTHORIZED,
         413: {"model": Message, "description": "Body larger than HPROBUST_MAX_BODY_BYTES."},
-        422: {"model": Problems, "description": "The spec breaks a rule or a service limit."},
+        200: {
+            "model": StudyCreated,
+            "description": "A retry: the Idempotency-Key created this study before, with the "
+            "same spec (header Idempotent-Replayed: true); nothing new was created.",
+        },
+        422: {
+            "model": Problems,
+            "description": "The spec breaks a rule or a service limit, or the Idempotency-Key "
+            "is malformed or was used before with a different spec.",
+        },
         503: {
             "model": Message,
             "description": "MLflow cannot be reached or written now (or stayed busy longer "
@@ -191,7 +201,18 @@ async def create_study(
     any answer but 202 leaves nothing recorded (422 when the spec breaks a rule, naming the
     field, the rule and the value; 503 when MLflow cannot be reached or written now; 507
     when it has no space left).
+
+    **Idempotency-Key** (optional header, 1-128 characters of letters, digits and
+    ``- _ . : ~ + / =``, e.g. a UUID): a client that may send a POST twice (a retry after a
+    timeout or a 5xx) sends the same key each time. The first request creates the study
+    (202); a later one with the same key and the same spec creates nothing and answers 200
+    with the same study (header ``Idempotent-Replayed: true``); the same key with a different
+    spec is a 422 naming the header. Concurrent requests with one key create one study.
     """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        field = f"{IDEMPOTENCY_HEADER} (header)"
+        raise SpecError([{"field": field, "rule": IDEMPOTENCY_KEY_RULE, "value": key}])
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     is_yaml = content_type.lower() in YAML_TYPES
@@ -219,8 +240,12 @@ async def create_study(
             study_id,
             report_url=report_url,
             wait_s=settings.create_wait_s,
+            idempotency_key=key,
         ),
     )
+    if record.id != study_id:  # the study this Idempotency-Key created before
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     reader.invalidate(record.id)
     scheduler.wake()
     response.headers["Location"] = str(request.url_for("get_study", study_id=record.id))
