@@ -630,6 +630,10 @@ class StudyStore:
                 specs.append(json.loads(tags[Tag.SPEC]))
             specs.append(load_yaml(self._read_artifact(study_id, "spec.yaml")))
         except (ValueError, BoundedInputError, LookupError, StudyNotFoundError) as exc:
+            if _unreachable(exc):  # a fault that heals: check again later, refuse nothing
+                raise StoreUnavailableError(
+                    f"cannot read study {study_id}'s spec to check its signature: {exc}"
+                ) from exc
             return f"{REFUSED} (its spec cannot be read: {preview_text(str(exc), 120)})"
         if not all(isinstance(spec, dict) for spec in specs):
             return f"{REFUSED} (its spec is not a mapping)"
@@ -829,11 +833,7 @@ def store_write_error(exc: BaseException) -> Exception | None:
     or None (something else: a bug, raised as is)."""
     import errno
 
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 20:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
+    seen = _chain(exc)
     if any(isinstance(e, StoreFullError | StoreUnavailableError) for e in seen):
         return next(e for e in seen if isinstance(e, StoreFullError | StoreUnavailableError))
     text = " ".join(str(e) for e in seen).lower()
@@ -853,6 +853,27 @@ def store_write_error(exc: BaseException) -> Exception | None:
             f"{preview_text(str(exc))}"
         )
     return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the store cannot be reached or is busy (not
+    that what was asked for is missing)."""
+    seen = _chain(exc)
+    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
+    text = " ".join(str(e) for e in seen).lower()
+    unreachable = {"ConnectionError", "TimeoutError", "MaxRetryError", "OperationalError"}
+    if names & unreachable or any(word in text for word in _UNAVAILABLE):
+        return True
+    return "api request to" in text and "failed" in text
 
 
 def preview_text(text: str, limit: int = 300) -> str:
