@@ -113,3 +113,26 @@ def test_a_study_the_api_created_passes_the_drivers_check(
         assert jobs_of(ray_head, study_id) == [study_id]
     finally:
         httpx.post(f"{api.url}/studies/{study_id}/cancel", headers=auth(api_token), timeout=120)
+
+
+def test_the_service_secret_setting(tmp_path, monkeypatch) -> None:
+    """HPROBUST_SECRET (32+ characters) or a file generated once into the data dir, whose path
+    (never the secret) is what the drivers are handed."""
+    import stat
+
+    from pydantic import ValidationError
+
+    from service.core.config import Settings
+
+    monkeypatch.delenv("HPROBUST_SECRET", raising=False)
+    with pytest.raises(ValidationError, match="secret must be at least 32 characters"):
+        Settings(secret="too-short")
+    settings = Settings(data_dir=tmp_path)
+    secret = settings.signing_secret()
+    path = tmp_path.resolve() / "secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Settings(data_dir=tmp_path).signing_secret() == secret  # reused
+    assert settings.driver_env() == {"HPROBUST_SECRET_FILE": str(path)}
+    given = Settings(data_dir=tmp_path / "other", secret="g" * 40)
+    assert given.signing_secret() == b"g" * 40 and given.driver_env() == {}
+    assert not (tmp_path / "other" / "secret").exists()
