@@ -78,8 +78,16 @@ def mlflow_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> It
     argv[0] = str(BIN / argv[0])
     url = f"http://127.0.0.1:{port}"
     log = artifacts.parent / "mlflow-server.log"
+    # timeout: MLflow's two uvicorn workers each import the whole server (90 s seen at load 9
+    # on 2 cores; about 15 s idle)
     server = spawn(
-        "mlflow", argv, env=dict(os.environ), log=log, url=url, ready_url=f"{url}/health"
+        "mlflow",
+        argv,
+        env=dict(os.environ),
+        log=log,
+        url=url,
+        ready_url=f"{url}/health",
+        timeout_s=300,
     )
     try:
         yield {"url": url, "argv": argv, "compose": command, "artifacts": artifacts}
