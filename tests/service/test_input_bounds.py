@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import time
 from pathlib import Path
 
 import httpx
@@ -161,11 +160,9 @@ def test_oversized_headers_are_431_and_cost_no_memory(api: ServeProcess, api_tok
     """Defect 9: a 10 MB Authorization header was read and processed; ten unfinished 20 MB
     heads held 245 MB. Now the head is cut at HPROBUST_MAX_HEADER_BYTES (default 16 KiB)."""
     huge = "Bearer " + "x" * 10_000_000
-    start = time.perf_counter()
     r = httpx.post(f"{api.url}/studies", json=tiny_spec(), headers={"Authorization": huge})
     assert r.status_code == 431, r.text[:200]
     assert "16384" in r.json()["detail"]
-    assert time.perf_counter() - start < 10
     r = httpx.get(f"{api.url}/healthz", headers={"X-Pad": "p" * 8000})
     assert r.status_code == 200  # a head under the limit passes
 

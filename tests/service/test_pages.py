@@ -11,7 +11,9 @@ from service.schemas import Links, Progress, StudyPublic
 def study(status: str, eta_s: float | None = None, **counts: int) -> StudyPublic:
     progress = {"finished": 0, "running": 0, "pending": 0, "diverged": 0, "failed": 0, **counts}
     progress.setdefault("total", 0)
-    links = Links(self="/s", trials="/t", summary="/m", report="/r", cancel="/c", resume="/u", plots={})
+    links = Links(
+        self="/s", trials="/t", summary="/m", report="/r", cancel="/c", resume="/u", plots={}
+    )
     return StudyPublic(
         id="s20990101-000000-abcdef",
         name="x",

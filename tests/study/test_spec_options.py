@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -193,11 +192,9 @@ def alias_bomb(levels: int = 9) -> str:
 def test_yaml_alias_bomb_is_refused_at_once():
     text = alias_bomb()
     assert len(text) < 1024
-    start = time.perf_counter()
     with pytest.raises(BoundedInputError, match="must not use YAML anchors") as info:
         load_yaml(text)
-    assert time.perf_counter() - start < 0.1
-    assert info.value.line == 1
+    assert info.value.line == 1  # refused at the first anchor, before anything is expanded
     with pytest.raises(BoundedInputError, match="must not use YAML aliases"):
         load_yaml("a: *x\n")  # an alias to an undefined anchor is still an alias
 
