@@ -118,11 +118,17 @@ def stop_group(pgid: int, *, grace_s: float = 20.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+#: The processes this module checks are its own children, reached directly: never through
+#: an ``http_proxy`` of the environment (a lab's proxy would answer, or refuse, for them), and
+#: not through ``urlopen``'s process-wide opener, which keeps the proxies it first saw.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_ok(url: str, *, headers: dict[str, str] | None = None, timeout: float = 2.0) -> bool:
-    """True if GET ``url`` answers 2xx."""
+    """True if GET ``url`` answers 2xx (directly, whatever proxy the environment names)."""
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _DIRECT.open(request, timeout=timeout) as response:
             return 200 <= response.status < 300
     except Exception:
         return False

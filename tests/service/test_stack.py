@@ -106,3 +106,31 @@ def test_a_dead_mlflow_ui_is_reported_and_restarted_on_its_port(
         for pgid in groups:
             if group_alive(pgid):
                 stop_group(pgid, grace_s=5)
+
+
+def test_http_ok_reaches_local_children_directly_whatever_the_proxy(monkeypatch) -> None:
+    """A lab's ``http_proxy`` (or one that ``urlopen``'s process-wide opener kept from an
+    earlier call) must not stand between ``hprobust serve`` and the processes it started."""
+    import http.server
+    import threading
+    import urllib.request
+
+    from service.stack import http_ok
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        refusing = "http://127.0.0.1:9"  # a proxy on a closed port: anything through it fails
+        for key in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+            monkeypatch.setenv(key, refusing)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        opener = urllib.request.build_opener()  # what urlopen does: takes the proxy
+        with pytest.raises(OSError):
+            opener.open(url, timeout=5)
+        assert http_ok(url, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -110,6 +110,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Straight to the local UI: ``urlopen``'s process-wide opener keeps the proxies it first saw,
+#: and the offline tests below (and test_preflight's) set a refusing proxy.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def test_ui_serves_mlflow_on_the_store(tmp_path):
     port = _free_port()
     command = [sys.executable, "-m", "study.cli", "ui", "--data-dir", str(tmp_path)]
@@ -126,7 +131,7 @@ def test_ui_serves_mlflow_on_the_store(tmp_path):
             assert process.poll() is None, process.stdout.read().decode()[-2000:]
             try:
                 url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with DIRECT.open(url, timeout=2) as response:
                     body = json.loads(response.read())
                 break
             except OSError:
