@@ -96,10 +96,17 @@ def mlflow_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="module")
-def api(mlflow_server: dict, ray_head: Child, tmp_path_factory: pytest.TempPathFactory):
+def api(
+    mlflow_server: dict,
+    ray_head: Child,
+    signing_secret: str,
+    tmp_path_factory: pytest.TempPathFactory,
+):
     token = secrets.token_urlsafe(24)
     dotenv = {
         "HPROBUST_API_TOKEN": token,
+        # compose requires it; the same secret the Ray head's drivers have (tests/conftest.py)
+        "HPROBUST_SECRET": signing_secret,
         "RAY_AUTH_TOKEN": ray_head.extra["token"],
         "POSTGRES_PASSWORD": "unused",
     }
