@@ -23,7 +23,6 @@ from typing import Any
 from study.errors import HprobustError
 from study.vocab import Tag
 
-TERMINAL = frozenset({"STOPPED", "SUCCEEDED", "FAILED"})
 META_STUDY = Tag.STUDY_ID
 META_ATTEMPT = Tag.ATTEMPT
 META_FAILURES = Tag.FAILURES
@@ -41,7 +40,7 @@ class JobRef:
     submission_id: str
     study_id: str
     attempt: int
-    status: str  # PENDING | RUNNING | STOPPED | SUCCEEDED | FAILED
+    status: str  # a ray.job_submission.JobStatus: PENDING | RUNNING | STOPPED | SUCCEEDED | FAILED
     message: str | None = None
     failures: int = 0  # lost jobs of the study before this one that count toward max_attempts
     start_time: float | None = None  # Unix seconds, as the cluster recorded them
@@ -49,7 +48,10 @@ class JobRef:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        """Whether the job has ended (Ray's own rule: ``JobStatus.is_terminal``)."""
+        from ray.job_submission import JobStatus
+
+        return JobStatus(self.status).is_terminal()
 
 
 def resolve_ray_token(explicit: str | None = None) -> str | None:
@@ -246,9 +248,6 @@ class StudyJobs:
             return bool(self._call("stop_job", ref.submission_id))
         except LookupError:
             return False
-
-    def logs(self, ref: JobRef) -> str:
-        return str(self._call("get_job_logs", ref.submission_id))
 
 
 def _ref(submission_id: str, study_id: str, attempt: int, info: Any, *, failures: int) -> JobRef:

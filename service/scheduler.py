@@ -40,8 +40,6 @@ from study.vocab import LIVE, Dependency, StudyStatus, Tag
 
 log = logging.getLogger("hprobust.scheduler")
 
-ACTIVE = LIVE
-
 
 def dependency_faults(settings: Any) -> dict[str, str]:
     """What the scheduler checks before each pass (Ray and MLflow it meets on its way):
@@ -202,7 +200,7 @@ class Scheduler:
             self._checked = self.check()
             if self._checked:
                 self.fault_seen_at = self.clock()
-            records = [r for r in self.store.list() if r.status in ACTIVE and self._signed(r)]
+            records = [r for r in self.store.list() if r.status in LIVE and self._signed(r)]
             records.sort(key=lambda r: (r.created_at or "", r.id))
             active = 0
             waiting: list[Any] = []
@@ -213,11 +211,11 @@ class Scheduler:
                     continue
                 # re-read: the driver may have just recorded its outcome
                 fresh = self.store.get(record.id)
-                if fresh.status not in ACTIVE:
+                if fresh.status not in LIVE:
                     self.following.pop(record.id, None)
                     self.on_change(record.id)
                     continue
-                if ref is None and fresh.status == "queued":
+                if ref is None and fresh.status == StudyStatus.QUEUED:
                     waiting.append(fresh)
                     continue
                 # a job existed and ended, or a running study lost its job: resume it
@@ -396,7 +394,7 @@ class Scheduler:
                     except LookupError:
                         break
                     time.sleep(0.25)
-            self.store.set_status(study_id, "cancelled")
+            self.store.set_status(study_id, StudyStatus.CANCELLED)
             self.following.pop(study_id, None)
             self.retries.pop(study_id, None)
             self._looked_up.add(study_id)

@@ -32,6 +32,7 @@ from typing import Any
 
 from study.errors import StudyStateError
 from study.faults import EXIT_TRANSIENT, transient_fault
+from study.vocab import StudyStatus, Tag
 
 
 def start_ray(
@@ -113,9 +114,9 @@ def drive(
     if problem is not None:  # never run: marked failed with why
         store.refuse(study_id, problem)
         raise SignatureError(problem)
-    if record.status == "finished":
+    if record.status == StudyStatus.FINISHED:
         raise StudyStateError(f"study {study_id} is already finished; nothing to resume")
-    if not resume and record.status != "queued":
+    if not resume and record.status != StudyStatus.QUEUED:
         raise StudyStateError(
             f"study {study_id} is {record.status}, not queued: resume it with --resume"
         )
@@ -132,7 +133,7 @@ def drive(
     try:
         from study.runner import RESOURCE_WAIT_S, run_study
 
-        store.set_status(study_id, "running")
+        store.set_status(study_id, StudyStatus.RUNNING)
         summary = run_study(
             spec,
             study_id=study_id,
@@ -144,7 +145,7 @@ def drive(
             resource_wait_s=RESOURCE_WAIT_S if resource_wait_s is None else resource_wait_s,
         )
     except KeyboardInterrupt:
-        store.set_status(study_id, "cancelled")
+        store.set_status(study_id, StudyStatus.CANCELLED)
         raise
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
@@ -155,17 +156,17 @@ def drive(
             _note_fault(store, study_id, line)
             raise TransientFault(line) from exc
         store.set_error(study_id, message)
-        store.set_status(study_id, "failed")
+        store.set_status(study_id, StudyStatus.FAILED)
         raise
     except BaseException as exc:
         store.set_error(study_id, f"{type(exc).__name__}: {exc}")
-        store.set_status(study_id, "failed")
+        store.set_status(study_id, StudyStatus.FAILED)
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
         if owns_ray:
             stop_ray(temp_dir)
-    store.set_status(study_id, "finished")
+    store.set_status(study_id, StudyStatus.FINISHED)
     return summary
 
 
@@ -176,8 +177,6 @@ class TransientFault(RuntimeError):
 def _note_fault(store: Any, study_id: str, message: str) -> None:
     """Record the fault as the study's last error if the store can be written (a full disk or
     an unreachable MLflow may not allow it; the service sees the fault itself then)."""
-    from study.vocab import Tag
-
     with contextlib.suppress(Exception):
         store.set_tags(study_id, {Tag.LAST_ERROR: message})
 

@@ -39,7 +39,17 @@ from study.errors import (
 )
 from study.ids import check_idempotency_key, check_study_id, new_study_id, utc_now_iso
 from study.signing import REFUSED, SignatureError, holds, sign
-from study.vocab import TRIAL_RANK, RunKind, StudyStatus, Tag, TrialStatus
+from study.vocab import (
+    RUN_STATUS_AT_END,
+    SETTABLE,
+    SHARED_VIEW_PREFIX,
+    TRIAL_DONE,
+    TRIAL_RANK,
+    RunKind,
+    StudyStatus,
+    Tag,
+    TrialStatus,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -47,8 +57,6 @@ if TYPE_CHECKING:
     from study.spec import StudySpec
 
 EXPERIMENT_PREFIX = "hprobust-"
-STATUSES = ("queued", "running", "finished", "failed", "cancelled")
-TRIAL_STATUSES = ("finished", "early_stopped", "failed", "running", "pending")
 TRIAL_FIELDS = (
     "arm",
     "lr",
@@ -62,11 +70,11 @@ TRIAL_FIELDS = (
 )
 _SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
 #: The experiment kind MLflow 3's UI reads: model training opens on the runs table.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-NOTE_TAG = "mlflow.note.content"  # the run's "Description" in the MLflow UI
+EXPERIMENT_KIND = {Tag.EXPERIMENT_KIND: "custom_model_development"}
 #: A view of the runs table stored with the experiment (MLflow's "shared view"): the columns a
 #: researcher looks at first. ``runs_url`` opens the runs table with it.
 VIEW_KEY = "hprobust"
+VIEW_TAG = SHARED_VIEW_PREFIX + VIEW_KEY
 VIEW_COLUMNS = (
     "params.`arm`",
     "params.`lr`",
@@ -81,7 +89,6 @@ VIEW_COLUMNS = (
 #: Per-arm summary values logged as ``<arm>.<key>`` metrics of the study run (those present).
 HEADLINE = ("best", "auc", "lr_window_decades", "good_fraction", "divergence_rate")
 
-T = "hprobust."  # tag prefix
 log = logging.getLogger("hprobust.records")
 
 
@@ -158,48 +165,41 @@ def _int(value: Any) -> int | None:
         return None
 
 
-_RANK = TRIAL_RANK  # which of several runs of one key counts
-
-
 def trial_row(run: Run) -> dict[str, Any]:
     """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     if run.info.status == "RUNNING" or run.info.status == "SCHEDULED":
-        status = "running"
+        status = TrialStatus.RUNNING
     elif run.info.status == "FINISHED":
-        status = tags.get(T + "status", "finished")
-        if status not in TRIAL_STATUSES:
-            status = "finished"
+        status = tags.get(Tag.STATUS, TrialStatus.FINISHED)
+        if not TrialStatus.has(status):
+            status = TrialStatus.FINISHED
     elif run.info.status == "KILLED" and tags.get(Tag.STATUS) == TrialStatus.PENDING:
-        status = "pending"  # stopped with its study (close_open_trials): trains again on resume
+        status = TrialStatus.PENDING  # stopped with its study (close_open_trials): trains again
     else:  # FAILED, KILLED
-        status = "failed"
-    seed = params.get("seed", tags.get(T + "seed"))
+        status = TrialStatus.FAILED
+    seed = params.get("seed", tags.get(Tag.SEED))
     return {
-        "key": tags.get(T + "trial_key"),
+        "key": tags.get(Tag.TRIAL_KEY),
         "run_id": run.info.run_id,
-        "arm": params.get("arm", tags.get(T + "arm")),
+        "arm": params.get("arm", tags.get(Tag.ARM)),
         "lr": _float(params.get("lr")),
-        "init": params.get("init", tags.get(T + "init")),
+        "init": params.get("init", tags.get(Tag.INIT)),
         "init_scale": _float(params.get("init_scale")) or 1.0,
         "seed": int(seed) if seed is not None else None,
         "val_acc": _float(metrics.get("val_acc")),
         "val_loss": _float(metrics.get("val_loss")),
         "train_loss": _float(metrics.get("train_loss")),
-        "diverged": tags.get("diverged") == "true",
-        "status": status,
+        "diverged": tags.get(Tag.DIVERGED) == "true",
+        "status": str(status),
         "epochs_completed": int(metrics["epochs_completed"])
         if "epochs_completed" in metrics
         else None,
-        "error": tags.get(T + "error"),
-        "node_id": tags.get(T + "node_id"),  # the Ray node that trained it
-        "node_ip": tags.get(T + "node_ip"),
+        "error": tags.get(Tag.ERROR),
+        "node_id": tags.get(Tag.NODE_ID),  # the Ray node that trained it
+        "node_ip": tags.get(Tag.NODE_IP),
         "stopped": tags.get(Tag.STOPPED),  # why a pending trial's run was stopped, if it was
     }
-
-
-#: Study status -> MLflow run status of its study run when the study has ended.
-_RUN_END_STATES = {"finished": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
 
 
 class StudyStore:
@@ -324,9 +324,7 @@ class StudyStore:
             Tag.NUM_CLASSES: str(spec.num_classes),
             Tag.TOTAL_TRIALS: str(spec.total_trials),
             **EXPERIMENT_KIND,
-            f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(
-                {"selectedColumns": list(VIEW_COLUMNS)}
-            ),
+            VIEW_TAG: json.dumps({"selectedColumns": list(VIEW_COLUMNS)}),
         }
         if len(spec_json) <= _SPEC_TAG_MAX:
             tags[Tag.SPEC] = spec_json
@@ -348,7 +346,7 @@ class StudyStore:
             run_tags = {
                 Tag.KIND: RunKind.STUDY,
                 Tag.STUDY_ID: study_id,
-                NOTE_TAG: study_note(study_id, spec.name, report_url),
+                Tag.NOTE: study_note(study_id, spec.name, report_url),
             }
             if report_url:
                 run_tags[Tag.REPORT_URL] = report_url
@@ -418,8 +416,8 @@ class StudyStore:
 
     def _record(self, experiment) -> StudyRecord:
         tags = experiment.tags
-        study_id = tags[T + "study_id"]
-        spec_json = tags.get(T + "spec")
+        study_id = tags[Tag.STUDY_ID]
+        spec_json = tags.get(Tag.SPEC)
         if spec_json is not None:
             spec = json.loads(spec_json)
         else:
@@ -428,16 +426,16 @@ class StudyStore:
             spec = load_yaml(self._read_artifact(study_id, "spec.yaml"))
         return StudyRecord(
             id=study_id,
-            name=tags.get(T + "name", ""),
-            status=tags.get(T + "status", "queued"),
-            created_at=tags.get(T + "created_at"),
-            started_at=tags.get(T + "started_at"),
-            finished_at=tags.get(T + "finished_at"),
+            name=tags.get(Tag.NAME, ""),
+            status=tags.get(Tag.STATUS, StudyStatus.QUEUED),
+            created_at=tags.get(Tag.CREATED_AT),
+            started_at=tags.get(Tag.STARTED_AT),
+            finished_at=tags.get(Tag.FINISHED_AT),
             experiment_id=experiment.experiment_id,
             spec=spec,
-            num_classes=int(tags.get(T + "num_classes", 0)),
-            total_trials=int(tags.get(T + "total_trials", 0)),
-            error=tags.get(T + "error") if tags.get(T + "status") == "failed" else None,
+            num_classes=int(tags.get(Tag.NUM_CLASSES, 0)),
+            total_trials=int(tags.get(Tag.TOTAL_TRIALS, 0)),
+            error=tags.get(Tag.ERROR) if tags.get(Tag.STATUS) == StudyStatus.FAILED else None,
             last_error=tags.get(Tag.LAST_ERROR),
             retry_at=tags.get(Tag.RETRY_AT),
             segment_started_at=tags.get(Tag.SEGMENT_STARTED_AT),
@@ -473,12 +471,6 @@ class StudyStore:
         records = [self._record(e) for e in experiments]
         return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
 
-    def spec(self, study_id: str) -> StudySpec:
-        """The study's spec as a StudySpec."""
-        from study.spec import StudySpec
-
-        return StudySpec.model_validate(self.get(study_id).spec)
-
     def set_status(self, study_id: str, status: str, *, reason: str | None = None) -> None:
         """Set the study's status.
 
@@ -491,28 +483,29 @@ class StudyStore:
         Raises StudyNotFoundError, having changed nothing, for an unknown id or a record
         without its study run (not a study).
         """
-        if status not in STATUSES:
-            raise ConfigError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        if status not in SETTABLE:
+            raise ConfigError(f"status must be one of {', '.join(SETTABLE)}, got {status!r}")
         experiment = self._experiment(study_id)
         experiment_id = experiment.experiment_id
         run_id = self.study_run_id(study_id)  # before any write: a 404 changes nothing
         now = utc_now_iso()
-        if status == "running":
+        if status == StudyStatus.RUNNING:
             progress = self.progress(study_id)
             done = progress["finished"] + progress["failed"]
             self.client.set_experiment_tag(experiment_id, str(Tag.SEGMENT_STARTED_AT), now)
             self.client.set_experiment_tag(experiment_id, str(Tag.SEGMENT_DONE), str(done))
             if not experiment.tags.get(Tag.STARTED_AT):
                 self.client.set_experiment_tag(experiment_id, str(Tag.STARTED_AT), now)
-        elif status in _RUN_END_STATES:
+        elif status in RUN_STATUS_AT_END:
             self.close_open_trials(study_id, reason=reason or f"study {status}")
             self.client.set_experiment_tag(experiment_id, str(Tag.FINISHED_AT), now)
         self.client.set_experiment_tag(experiment_id, str(Tag.STATUS), str(status))
         # The study run shows the same state in the MLflow UI (never RUNNING once it ended).
-        if status in _RUN_END_STATES:
-            self.client.set_terminated(run_id, _RUN_END_STATES[status])
+        if status in RUN_STATUS_AT_END:
+            self.client.set_terminated(run_id, RUN_STATUS_AT_END[status])
         else:
-            self.client.update_run(run_id, status="RUNNING" if status == "running" else "SCHEDULED")
+            running = status == StudyStatus.RUNNING
+            self.client.update_run(run_id, status="RUNNING" if running else "SCHEDULED")
 
     def close_open_trials(self, study_id: str, *, reason: str) -> int:
         """End every trial run of the study that is still open (RUNNING or SCHEDULED): MLflow
@@ -540,8 +533,8 @@ class StudyStore:
         run_id = self.study_run_id(study_id)
         record = self.get(study_id)
         if report_url:
-            self.client.set_tag(run_id, T + "report_url", report_url)
-        self.client.set_tag(run_id, NOTE_TAG, study_note(study_id, record.name, report_url))
+            self.client.set_tag(run_id, Tag.REPORT_URL, report_url)
+        self.client.set_tag(run_id, Tag.NOTE, study_note(study_id, record.name, report_url))
 
     def upgrade_presentation(self) -> int:
         """Give studies recorded before DESIGN.md's "What MLflow shows" its presentation: the
@@ -549,18 +542,17 @@ class StudyStore:
         Returns how many studies were changed."""
         from mlflow.entities import RunTag
 
-        view_tag = f"mlflow.sharedViewState.{VIEW_KEY}"
         changed = 0
         for record in self.list():
             experiment = self.client.get_experiment(record.experiment_id)
-            if experiment.tags.get(view_tag) and all(
+            if experiment.tags.get(VIEW_TAG) and all(
                 experiment.tags.get(k) == v for k, v in EXPERIMENT_KIND.items()
             ):
                 continue
             for key, value in EXPERIMENT_KIND.items():
                 self.client.set_experiment_tag(record.experiment_id, key, value)
             self.client.set_experiment_tag(
-                record.experiment_id, view_tag, json.dumps({"selectedColumns": list(VIEW_COLUMNS)})
+                record.experiment_id, VIEW_TAG, json.dumps({"selectedColumns": list(VIEW_COLUMNS)})
             )
             try:
                 parent = self.study_run_id(record.id)
@@ -570,8 +562,8 @@ class StudyStore:
             scaled = (record.spec.get("search") or {}).get("init_scale") is not None
             for run in self.trial_runs(record.id):
                 tags = []
-                if "mlflow.parentRunId" not in run.data.tags:
-                    tags.append(RunTag("mlflow.parentRunId", parent))
+                if Tag.PARENT_RUN not in run.data.tags:
+                    tags.append(RunTag(Tag.PARENT_RUN, parent))
                 row = trial_row(run)
                 if " lr=" not in (run.info.run_name or "") and None not in (
                     row["arm"],
@@ -583,7 +575,7 @@ class StudyStore:
                         row["arm"], row["lr"], row["init"], row["seed"],
                         row["init_scale"] if scaled else None,
                     )  # fmt: skip
-                    tags.append(RunTag("mlflow.runName", name))
+                    tags.append(RunTag(Tag.RUN_NAME, name))
                 if tags:
                     self.client.log_batch(run.info.run_id, tags=tags)
             changed += 1
@@ -602,7 +594,7 @@ class StudyStore:
 
     def set_error(self, study_id: str, message: str) -> None:
         """Record why a study failed (experiment tag ``hprobust.error``)."""
-        self.client.set_experiment_tag(self.experiment_id(study_id), T + "error", message[:4900])
+        self.client.set_experiment_tag(self.experiment_id(study_id), Tag.ERROR, message[:4900])
 
     # ---- signatures (study.signing) ---------------------------------------------------------
 
@@ -658,7 +650,7 @@ class StudyStore:
     def study_run_id(self, study_id: str) -> str:
         runs = self.client.search_runs(
             [self.experiment_id(study_id)],
-            filter_string=f"tags.`{T}kind` = 'study'",
+            filter_string=f"tags.`{Tag.KIND}` = '{RunKind.STUDY}'",
             max_results=1,
         )
         if not runs:
@@ -673,7 +665,7 @@ class StudyStore:
         while True:
             page = self.client.search_runs(
                 [experiment_id],
-                filter_string=f"tags.`{T}kind` = 'trial'",
+                filter_string=f"tags.`{Tag.KIND}` = '{RunKind.TRIAL}'",
                 max_results=5000,
                 page_token=token,
             )
@@ -689,7 +681,7 @@ class StudyStore:
         for run in self.trial_runs(study_id):
             row = trial_row(run)
             key = row["key"] or row["run_id"]
-            if key not in best or _RANK[row["status"]] > _RANK[best[key]["status"]]:
+            if key not in best or TRIAL_RANK[row["status"]] > TRIAL_RANK[best[key]["status"]]:
                 best[key] = row
         arms = [arm["name"] for arm in self.get(study_id).spec.get("arms", [])]
 
@@ -705,10 +697,10 @@ class StudyStore:
         """Counts: finished (early stopped included), running, pending, diverged, failed, total."""
         record = self.get(study_id)
         rows = self.trials(study_id)
-        finished = sum(r["status"] in ("finished", "early_stopped") for r in rows)
-        running = sum(r["status"] == "running" for r in rows)
-        failed = sum(r["status"] == "failed" for r in rows)
-        diverged = sum(r["diverged"] and r["status"] == "finished" for r in rows)
+        finished = sum(r["status"] in TRIAL_DONE for r in rows)
+        running = sum(r["status"] == TrialStatus.RUNNING for r in rows)
+        failed = sum(r["status"] == TrialStatus.FAILED for r in rows)
+        diverged = sum(r["diverged"] and r["status"] == TrialStatus.FINISHED for r in rows)
         total = record.total_trials
         pending = max(0, total - finished - running - failed)
         return {
@@ -726,7 +718,7 @@ class StudyStore:
         """The stored summary of a finished study, else one computed now from the finished
         trials with ``"partial": true``."""
         record = self.get(study_id)
-        if record.status == "finished":
+        if record.status == StudyStatus.FINISHED:
             try:
                 stored = json.loads(self._read_artifact(study_id, "summary.json"))
             except LookupError:
@@ -740,7 +732,7 @@ class StudyStore:
         )
         # a finished study whose stored summary is missing or of an older version: recomputed
         # from its trials, and complete
-        summary.partial = record.status != "finished"
+        summary.partial = record.status != StudyStatus.FINISHED
         return summary.model_dump(mode="json")
 
     def plot(self, study_id: str, stem: str) -> bytes:
@@ -786,18 +778,16 @@ class StudyStore:
                 if value is not None:
                     metrics.append(Metric(f"{arm}.{key}", value, now, 0))
         counts = {
-            "trials_finished": sum(
-                r.get("status") in ("finished", "early_stopped") for r in trials
-            ),
+            "trials_finished": sum(r.get("status") in TRIAL_DONE for r in trials),
             "trials_diverged": sum(bool(r.get("diverged")) for r in trials),
-            "trials_failed": sum(r.get("status") == "failed" for r in trials),
+            "trials_failed": sum(r.get("status") == TrialStatus.FAILED for r in trials),
         }
         metrics += [Metric(name, float(n), now, 0) for name, n in counts.items()]
         run = self.client.get_run(run_id)
-        report_url = run.data.tags.get(T + "report_url")
+        report_url = run.data.tags.get(Tag.REPORT_URL)
         name = self.get(study_id).name
         note = study_note(study_id, name, report_url, summary=summary)
-        self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(NOTE_TAG, note)])
+        self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(Tag.NOTE, note)])
 
     def _read_artifact(self, study_id: str, path: str, *, binary: bool = False) -> Any:
         run_id = self.study_run_id(study_id)

@@ -22,7 +22,7 @@ to the end, then stores the summary, the trials table and the plots in MLflow:
   identity so that a restore is idempotent. Keys already recorded as finished when a study
   resumes are not trained again: their trial reports the recorded result at once.
 
-Ray must be initialised by the caller (``ray.init``); otherwise a local Ray is started.
+Ray must be up: the study driver starts or joins it (:func:`study.driver.start_ray`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import StudyFailedError
-from study.spec import AshaSpec, StudySpec
+from study.spec import AshaSpec, StudySpec, TrialConfig
 from study.vocab import TRIAL_DONE, TrialStatus
 
 NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on
@@ -130,24 +130,34 @@ def hprobust_trial(
     """One Tune trial = one trial of the study (imports torch only inside workers)."""
     from ray import tune
 
-    from study.searcher import ARM_KEY, trial_key, trial_seed
+    from study.searcher import trial_key
     from study.train import train_trial
 
     key = trial_key(config, spec.seed)
     if key in done:  # recorded before a restore: report it, do not train again
         tune.report(dict(done[key]))
         return
-    trial_config = spec.trial_config(
-        config[ARM_KEY],
-        lr=config["lr"],
-        init=config["init"],
-        init_scale=config.get("init_scale", 1.0),
-        seed=trial_seed(config, spec.seed),
+    trial_config = _trial_config(spec, config, data_dir=data_dir, num_threads=num_threads)
+    node = _where()
+    train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
+
+
+def _trial_config(
+    spec: StudySpec, point: dict[str, Any], *, data_dir: str | None, num_threads: int
+) -> TrialConfig:
+    """The :class:`study.spec.TrialConfig` of one point of Tune's config (a trial, or one
+    member of a pack), made from the validated spec without validating again."""
+    from study.searcher import ARM_KEY, trial_seed
+
+    return spec.trial_config(
+        point[ARM_KEY],
+        lr=point["lr"],
+        init=point["init"],
+        init_scale=point.get("init_scale", 1.0),
+        seed=trial_seed(point, spec.seed),
         data_dir=data_dir,
         num_threads=num_threads,
     )
-    node = _where()
-    train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
 
 
 def _where() -> dict[str, str]:
@@ -170,7 +180,7 @@ def hprobust_pack(
     from ray import tune
 
     from study.pack import train_pack
-    from study.searcher import ARM_KEY, trial_key, trial_members, trial_seed
+    from study.searcher import trial_key, trial_members
 
     members = trial_members(config)
     keys = [trial_key(m, spec.seed) for m in members]
@@ -180,16 +190,7 @@ def hprobust_pack(
         tune.report(pack_result(latest))
         return
     configs = [
-        spec.trial_config(
-            members[j][ARM_KEY],
-            lr=members[j]["lr"],
-            init=members[j]["init"],
-            init_scale=members[j].get("init_scale", 1.0),
-            seed=trial_seed(members[j], spec.seed),
-            data_dir=data_dir,
-            num_threads=num_threads,
-        )
-        for j in todo
+        _trial_config(spec, members[j], data_dir=data_dir, num_threads=num_threads) for j in todo
     ]
 
     node = _where()
@@ -217,13 +218,6 @@ def _scheduler(spec: StudySpec) -> Any:
         reduction_factor=asha.reduction_factor,
         brackets=asha.brackets,
     )
-
-
-def _ensure_ray(spec: StudySpec) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
 def run_study(
@@ -266,7 +260,6 @@ def run_study(
     from study.tracking import MlflowRecorder, attach, detach, flush
 
     _quiet_tune()
-    _ensure_ray(spec)
     store = StudyStore(tracking_uri)
     store.get(study_id)  # raises StudyNotFoundError
     storage_path = Path(storage_path).expanduser().resolve()

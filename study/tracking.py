@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from study.searcher import ARM_KEY, INDEX_KEY, PACK_KEY, POINT_KEY, trial_key, trial_members
+from study.vocab import RunKind, Tag, TrialStatus
 
 if TYPE_CHECKING:
     from study.records import StudyStore
@@ -58,8 +59,6 @@ METRIC_NAMES = {"lr": "scheduled_lr"}
 #: Metrics logged once when a trial ends: the last epoch's values.
 FINAL_METRICS = {"final_val_acc": "val_acc", "final_val_loss": "val_loss",
                  "final_train_loss": "train_loss"}  # fmt: skip
-PARENT_TAG = "mlflow.parentRunId"
-T = "hprobust."
 
 # study id -> {"store": StudyStore, "progress": callable}: live objects of this process.
 _ATTACHED: dict[str, dict[str, Any]] = {}
@@ -125,7 +124,12 @@ class MlflowRecorder(Callback):
         self._last: dict[str, dict[str, Any]] = {}
         self._best: dict[str, float] = {}
         self._first_error: dict[str, str] = {}
-        self._counts = {"finished": 0, "diverged": 0, "failed": 0, "early_stopped": 0}
+        self._counts = {
+            TrialStatus.FINISHED: 0,
+            "diverged": 0,
+            TrialStatus.FAILED: 0,
+            TrialStatus.EARLY_STOPPED: 0,
+        }
 
     def __getstate__(self) -> dict[str, Any]:
         return {"study_id": self.study_id, "tracking_uri": self.tracking_uri, "spec": self.spec}
@@ -208,13 +212,13 @@ class MlflowRecorder(Callback):
 
     def _count(self, row: dict[str, Any]) -> None:
         status = row["status"]
-        if status == "failed":
-            self._counts["failed"] += 1
+        if status == TrialStatus.FAILED:
+            self._counts[TrialStatus.FAILED] += 1
             return
-        self._counts["finished"] += 1
-        self._counts["early_stopped"] += status == "early_stopped"
+        self._counts[TrialStatus.FINISHED] += 1
+        self._counts[TrialStatus.EARLY_STOPPED] += status == TrialStatus.EARLY_STOPPED
         self._counts["diverged"] += bool(row["diverged"])
-        if status == "finished" and _finite(row.get("val_acc")):
+        if status == TrialStatus.FINISHED and _finite(row.get("val_acc")):
             arm = row["arm"]
             self._best[arm] = max(self._best.get(arm, -1.0), row["val_acc"])
 
@@ -302,22 +306,22 @@ class MlflowRecorder(Callback):
         if self._parent is None:
             self._parent = self.store.study_run_id(self.study_id)
         tags = {
-            PARENT_TAG: self._parent,
-            T + "kind": "trial",
-            T + "study_id": self.study_id,
-            T + "arm": params["arm"],
-            T + "trial_key": key,
-            T + "init": params["init"],
-            T + "seed": params["seed"],
-            T + "status": "running",
-            T + "tune_trial_id": trial.trial_id,
-            "diverged": "false",
+            Tag.PARENT_RUN: self._parent,
+            Tag.KIND: RunKind.TRIAL,
+            Tag.STUDY_ID: self.study_id,
+            Tag.ARM: params["arm"],
+            Tag.TRIAL_KEY: key,
+            Tag.INIT: params["init"],
+            Tag.SEED: params["seed"],
+            Tag.STATUS: TrialStatus.RUNNING,
+            Tag.TUNE_TRIAL_ID: trial.trial_id,
+            Tag.DIVERGED: "false",
         }
         if slot != trial.trial_id:
-            tags[T + "pack_size"] = str(len(trial_members(trial.config)))
+            tags[Tag.PACK_SIZE] = str(len(trial_members(trial.config)))
         if trial.trial_id in self._first_error:
-            tags[T + "retries"] = "1"
-            tags[T + "first_error"] = self._first_error[trial.trial_id][-4900:]
+            tags[Tag.RETRIES] = "1"
+            tags[Tag.FIRST_ERROR] = self._first_error[trial.trial_id][-4900:]
         experiment_id = self.store.experiment_id(self.study_id)
         run = client.create_run(experiment_id, tags=tags, run_name=self._run_name(config))
         from mlflow.entities import Param
@@ -367,9 +371,9 @@ class MlflowRecorder(Callback):
         if slot not in self._last:  # the first result: where the trial runs
             from mlflow.entities import RunTag
 
-            for name in ("node_id", "node_ip"):
+            for name, tag in (("node_id", Tag.NODE_ID), ("node_ip", Tag.NODE_IP)):
                 if isinstance(where.get(name), str) and where[name]:
-                    tags.append(RunTag(T + name, where[name]))
+                    tags.append(RunTag(tag, where[name]))
         if metrics or tags:
             self._submit(self.store.client.log_batch, run_id, metrics=metrics, tags=tags)
         self._last[slot] = dict(result)
@@ -394,7 +398,7 @@ class MlflowRecorder(Callback):
         diverged = bool(last.get("diverged"))
         epoch = int(last.get("epoch", 0) or 0)
         epochs = int(self.spec.get("epochs", 0))
-        status = "finished" if diverged or epoch >= epochs else "early_stopped"
+        status = TrialStatus.FINISHED if diverged or epoch >= epochs else TrialStatus.EARLY_STOPPED
         now = int(time.time() * 1000)
         final = [
             Metric(name, float(last[key]), now, epoch)
@@ -408,7 +412,7 @@ class MlflowRecorder(Callback):
                 Metric("diverged", float(diverged), now, epoch),
                 *final,
             ],
-            tags=[RunTag("diverged", str(diverged).lower()), RunTag(T + "status", status)],
+            tags=[RunTag(Tag.DIVERGED, str(diverged).lower()), RunTag(Tag.STATUS, status)],
         )
         self.store.client.set_terminated(run_id, "FINISHED")
         row = {
@@ -450,15 +454,15 @@ class MlflowRecorder(Callback):
                 run_id,
                 metrics=[Metric("diverged", 0.0, int(time.time() * 1000), 0)],
                 tags=[
-                    RunTag(T + "status", "failed"),
-                    RunTag("diverged", "false"),
-                    RunTag(T + "error", text[-4900:]),
+                    RunTag(Tag.STATUS, TrialStatus.FAILED),
+                    RunTag(Tag.DIVERGED, "false"),
+                    RunTag(Tag.ERROR, text[-4900:]),
                 ],
             )
             client.log_text(run_id, text, "error.txt")
             client.set_terminated(run_id, "FAILED")
             self._last.pop(slot, None)
-            row = {"status": "failed", "diverged": False, "arm": config[ARM_KEY]}
+            row = {"status": TrialStatus.FAILED, "diverged": False, "arm": config[ARM_KEY]}
             self._terminal[self._key(config)] = row
             self._count(row)
         self._emit()

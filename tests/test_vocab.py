@@ -31,8 +31,6 @@ TAG_PREFIX = "hprobust."
 
 #: Files that still hold a copy -> the work package (docs/changes/issue-14.md) that removes it.
 KNOWN_COPIES = {
-    "study/records.py": "WP4 L4.1 (E2)",
-    "study/tracking.py": "WP4 L4.1 (E2)",
     "service/pages.py": "WP5 L5.1 (E3)",
     "service/report.py": "WP5 L5.1 (E3)",
     "service/schemas.py": "WP5 L5.1 (E3)",
