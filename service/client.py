@@ -11,8 +11,7 @@ import httpx
 import yaml
 
 from study.errors import HprobustError
-
-TERMINAL = ("finished", "failed", "cancelled")
+from study.vocab import ENDED
 
 
 class ApiError(HprobustError):
@@ -74,7 +73,7 @@ class Client:
             state = self.study(study_id)
             if on_update is not None:
                 on_update(state)
-            if state["status"] in TERMINAL:
+            if state["status"] in ENDED:
                 return state
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"study {study_id} still {state['status']} after {timeout_s} s")

@@ -9,9 +9,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from study.eta import format_duration
+from study.vocab import LIVE
 
 TEMPLATES = Path(__file__).parent / "templates"
-LIVE = ("queued", "running")
 REFRESH_S = 5
 
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))

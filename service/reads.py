@@ -14,11 +14,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from service.errors import PlotNotFoundError, TrackingUnavailableError
-from study.analysis import PLOT_STEMS
 from study.errors import HprobustError, StudyNotFoundError
 from study.ids import STUDY_ID_RE
-
-TERMINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
+from study.vocab import ENDED, PlotName
 
 T = TypeVar("T")
 
@@ -80,7 +78,7 @@ class StudyReader:
         """Cache ``value`` (e.g. a rendered response) for as long as ``study_id`` stays as is:
         for good once it has ended, else ``ttl_s``."""
         record = self.get(study_id)
-        forever = record.status in TERMINAL_STATUSES
+        forever = record.status in ENDED
         self._put(key, float("inf") if forever else time.monotonic() + self.ttl_s, value)
         return value
 
@@ -110,7 +108,7 @@ class StudyReader:
         if hit is not None and hit[0] > now:
             return hit[1]
         record = self._call(self.store.get, study_id)
-        forever = record.status in TERMINAL_STATUSES
+        forever = record.status in ENDED
         self._put(key, float("inf") if forever else now + self.ttl_s, record)
         return record
 
@@ -122,7 +120,7 @@ class StudyReader:
         return self._cached(
             ("progress", study_id),
             lambda: self._call(self.store.progress, study_id),
-            forever=record.status in TERMINAL_STATUSES,
+            forever=record.status in ENDED,
         )
 
     def trials(self, study_id: str) -> list[dict[str, Any]]:
@@ -130,7 +128,7 @@ class StudyReader:
         return self._cached(
             ("trials", study_id),
             lambda: self._call(self.store.trials, study_id),
-            forever=record.status in TERMINAL_STATUSES,
+            forever=record.status in ENDED,
         )
 
     def summary(self, study_id: str) -> dict[str, Any]:
@@ -142,14 +140,14 @@ class StudyReader:
         if hit is not None and hit[0] > now:
             return hit[1]
         summary = self._call(self.store.summary, study_id)
-        forever = record.status in TERMINAL_STATUSES and not summary.get("partial")
+        forever = record.status in ENDED and not summary.get("partial")
         self._put(key, float("inf") if forever else now + self.ttl_s, summary)
         return summary
 
     def plot(self, study_id: str, stem: str) -> bytes:
         record = self.get(study_id)
-        if stem not in PLOT_STEMS:
-            raise PlotNotFoundError(f"plot must be one of {', '.join(PLOT_STEMS)}, got {stem!r}")
+        if not PlotName.has(stem):
+            raise PlotNotFoundError(f"plot must be one of {', '.join(PlotName)}, got {stem!r}")
         key = ("plot", study_id, stem)
         with self._lock:
             hit = self._cache.get(key)
@@ -163,6 +161,6 @@ class StudyReader:
             raise PlotNotFoundError(
                 f"study {study_id} has no plot {stem!r} yet (status {record.status}): {exc}"
             ) from exc
-        expires = float("inf") if record.status in TERMINAL_STATUSES else time.monotonic() + 30
+        expires = float("inf") if record.status in ENDED else time.monotonic() + 30
         self._put(key, expires, data)
         return data

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from service.pages import progress_view
 from study.analysis import present
 from study.analysis.models import Summary
+from study.vocab import LIVE, PLOT_CAPTIONS
 
 _ENV = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -27,16 +28,6 @@ _ENV.filters["fmt"] = present.fmt
 _ENV.filters["interval"] = present.fmt_interval
 _ENV.globals["progress_view"] = progress_view  # the shared progress block (_progress.html)
 REFRESH_S = 5
-
-PLOT_CAPTIONS = {
-    "lr_curves": "Accuracy vs learning rate, one panel per init, arms overlaid (band: lowest "
-    "to highest seed; dashed: g; dotted: chance).",
-    "heatmap": "Mean accuracy per lr × init for each arm, and the difference to the baseline "
-    "(blue: the arm is better).",
-    "profile": "Robustness profile: the share of each arm's cells at or above an accuracy "
-    "(higher is more robust).",
-    "expected_max": "Expected best accuracy after n random cells, with a 95% bootstrap band.",
-}
 
 
 def _hparams(arm: Mapping[str, Any]) -> str:
@@ -136,5 +127,5 @@ def render_report(
         essentials=spec_essentials(spec),
         plots=[(stem, PLOT_CAPTIONS.get(stem, stem)) for stem in plots],
         missing=present.MISSING,
-        refresh_s=REFRESH_S if study.status in ("queued", "running") else None,
+        refresh_s=REFRESH_S if study.status in LIVE else None,
     )

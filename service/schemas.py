@@ -8,9 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from study.analysis.models import Summary
 from study.spec import StudySpec
+from study.vocab import SETTABLE, TrialStatus
 
-StudyStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
-TrialStatus = Literal["finished", "early_stopped", "failed", "running", "pending"]
+#: The statuses the API shows (``study.vocab.SETTABLE``: never the transient ``creating``), as a
+#: ``Literal`` of plain strings, so the OpenAPI schema and 422 messages list the words inline.
+StudyStatusWord = Literal[tuple(s.value for s in SETTABLE)]  # type: ignore[valid-type]
+#: A trial row's status (every ``study.vocab.TrialStatus``), likewise.
+TrialStatusWord = Literal[tuple(s.value for s in TrialStatus)]  # type: ignore[valid-type]
 
 #: The POST /studies body is a study spec (JSON, or YAML with ``Content-Type: application/yaml``).
 StudyCreate = StudySpec
@@ -42,7 +46,7 @@ class Progress(BaseModel):
 
 class StudyCreated(BaseModel):
     id: str
-    status: StudyStatus
+    status: StudyStatusWord
     links: Links
     warnings: list[str] = Field(
         default_factory=list,
@@ -54,7 +58,7 @@ class StudyCreated(BaseModel):
 class StudyPublic(BaseModel):
     id: str
     name: str
-    status: StudyStatus
+    status: StudyStatusWord
     created_at: str | None
     started_at: str | None
     finished_at: str | None
@@ -111,7 +115,7 @@ class TrialPublic(BaseModel):
     val_acc: float | None = None
     val_loss: float | None = None
     diverged: bool | None = None
-    status: TrialStatus
+    status: TrialStatusWord
 
 
 class TrialsPublic(BaseModel):

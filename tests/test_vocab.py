@@ -31,13 +31,7 @@ TAG_PREFIX = "hprobust."
 
 #: Files that still hold a copy -> the work package (docs/changes/issue-14.md) that removes it.
 KNOWN_COPIES = {
-    "service/pages.py": "WP5 L5.1 (E3)",
-    "service/report.py": "WP5 L5.1 (E3)",
-    "service/schemas.py": "WP5 L5.1 (E3)",
-    "service/reads.py": "WP5 L5.1 (E3)",
-    "service/client.py": "WP5 L5.1 (E3)",
     "service/launcher.py": "WP5 L5.1 (E3)",
-    "service/api/routes/studies.py": "WP5 L5.2 (E3)",
 }
 
 

@@ -147,11 +147,10 @@ def test_difference_panel_is_diverging_and_centred(drawn):
 
 
 def test_plot_stems_are_listed_once():
-    from service.reads import PLOT_STEMS as served
     from study.records import PLOT_STEMS as stored
 
     assert PLOT_STEMS == ("lr_curves", "heatmap", "profile", "expected_max")
-    assert served is PLOT_STEMS and stored is PLOT_STEMS
+    assert stored is PLOT_STEMS
 
 
 def test_every_plot_name_has_one_figure():

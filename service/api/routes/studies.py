@@ -22,7 +22,7 @@ from service.api.deps import (
 from service.core.config import Settings
 from service.errors import problems_response
 from service.jobs import RayUnavailableError
-from service.reads import PLOT_STEMS, TERMINAL_STATUSES, StudyReader
+from service.reads import StudyReader
 from service.report import render_report
 from service.scheduler import iso
 from service.schemas import (
@@ -34,6 +34,7 @@ from service.schemas import (
     StudyCreated,
     StudyDetail,
     StudyPublic,
+    StudyStatusWord,
     SummaryPublic,
     TrialsPublic,
 )
@@ -43,6 +44,7 @@ from study.errors import SpecError, StudyNotFoundError, StudyStateError
 from study.eta import study_eta
 from study.ids import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE, new_study_id
 from study.spec import parse_spec
+from study.vocab import ENDED, PlotName, StudyStatus
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -69,7 +71,7 @@ def links(study_id: str, settings: Settings, experiment_id: str | None) -> Links
         report=f"{base}/report",
         cancel=f"{base}/cancel",
         resume=f"{base}/resume",
-        plots={stem: f"{base}/plots/{stem}.png" for stem in PLOT_STEMS},
+        plots={stem: f"{base}/plots/{stem}.png" for stem in PlotName},
         mlflow=settings.experiment_url(experiment_id),
     )
 
@@ -91,7 +93,7 @@ def study_public(
     progress = reader.progress(record.id)
     job = scheduler.job_of(record.id) if scheduler is not None else None
     retry = scheduler.retry_of(record.id) if scheduler is not None else None
-    live = record.status not in TERMINAL_STATUSES
+    live = record.status not in ENDED
     fields = dict(
         id=record.id,
         name=record.name,
@@ -277,7 +279,7 @@ def list_studies(
     settings: SettingsDep,
     reader: ReaderDep,
     scheduler: SchedulerDep,
-    status: Literal["queued", "running", "finished", "failed", "cancelled"] | None = None,
+    status: StudyStatusWord | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> StudiesPublic:
     records = [r for r in reader.list() if status is None or r.status == status][:limit]
@@ -310,7 +312,7 @@ def _study_json(
 ) -> bytes:
     study = study_public(reader.get(study_id), reader, settings, scheduler, detail=True)
     body = study.model_dump_json().encode()
-    if study.status in TERMINAL_STATUSES:  # a live study's ETA and job change: not cached
+    if study.status in ENDED:  # a live study's ETA and job change: not cached
         reader.remember(key, body, study_id=study_id)
     return body
 
@@ -383,10 +385,10 @@ def _summary_json(study_id: str, reader: StudyReader, key: tuple) -> bytes:
         **UNAUTHORIZED,
         **UNAVAILABLE,
     },
-    summary="A plot of a finished study: " + ", ".join(PLOT_STEMS),
+    summary="A plot of a finished study: " + ", ".join(PlotName),
 )
 def get_plot(study_id: str, name: str, _: ReadTokenDep, reader: ReaderDep) -> Response:
-    ended = reader.get(study_id).status in TERMINAL_STATUSES
+    ended = reader.get(study_id).status in ENDED
     cache = "public, max-age=86400" if ended else "no-cache"
     return Response(
         reader.plot(study_id, name), media_type="image/png", headers={"Cache-Control": cache}
@@ -418,8 +420,8 @@ def get_report(
     study = study_public(record, reader, settings, scheduler)
     summary = reader.summary(study_id)
     plots = []
-    if study.status == "finished":
-        for stem in PLOT_STEMS:
+    if study.status == StudyStatus.FINISHED:
+        for stem in PlotName:
             try:
                 reader.plot(study_id, stem)
             except LookupError:
@@ -462,7 +464,7 @@ def cancel_study(
     """
     reader.invalidate(study_id)
     record = reader.get(study_id)
-    if record.status in TERMINAL_STATUSES:
+    if record.status in ENDED:
         raise StudyStateError(
             f"study {study_id} is {record.status}: only a queued or running study can be cancelled"
         )
