@@ -45,9 +45,10 @@ COPY README.md ./
 COPY models ./models
 COPY study ./study
 COPY service ./service
+COPY hprobust ./hprobust
 COPY examples ./examples
 RUN pip install --no-deps . \
-    && python -c "import study.driver, service.main, models"
+    && python -c "import study.driver, service.main, models, hprobust.cli"
 
 USER hprobust
 VOLUME ["/data"]

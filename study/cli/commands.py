@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from study.cli import demo, run, serve, summary  # noqa: F401  (registration side effect)
+from study.cli import demo, run, summary  # noqa: F401  (registration side effect)

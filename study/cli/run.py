@@ -1,4 +1,4 @@
-"""``hprobust run``, ``hprobust trials``, ``hprobust ui``: studies on the embedded default.
+"""``hprobust run``, ``hprobust trials``: studies on the embedded default.
 
 The embedded default keeps everything under one directory ``DIR`` (``--data-dir``, default
 ``./hprobust-data``): MLflow's SQLite store ``DIR/mlflow.db``, its artifacts
@@ -15,28 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from study.cli import app
-
-DEFAULT_DIR = Path("hprobust-data")
-
-DataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir", help="Directory of the embedded store (mlflow.db, mlartifacts, ...)."
-    ),
-]
-
-
-def _uri(data_dir: Path) -> str:
-    from study.records import sqlite_uri
-
-    return sqlite_uri(data_dir)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+from study.cli.options import DEFAULT_DIR, DataDir, fail, store_uri
 
 
 @app.command()
@@ -71,12 +50,12 @@ def run(
 
     console = Console()
     if (spec is None) == (resume is None):
-        _fail("give a spec file to run, or --resume STUDY_ID (not both)", 2)
+        fail("give a spec file to run, or --resume STUDY_ID (not both)", 2)
     if spec is not None:
         try:
             parsed = load_spec(spec)  # validate before creating anything
         except SpecError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
     # A new SQLite store runs its migrations (seconds of CPU) in a thread while Ray starts
     # here (mostly waiting on its processes); the driver then finds Ray up, and this command
     # shuts it down at the end.
@@ -97,7 +76,7 @@ def run(
 
         # signed with the data dir's secret, like `hprobust serve` on the same data dir
         secret = service_secret(os.environ.get(SECRET_ENV), data_dir)
-        store = StudyStore(_uri(data_dir), secret=secret)
+        store = StudyStore(store_uri(data_dir), secret=secret)
         if resume is not None:
             return store, store.get(resume)
         return store, store.get(store.create_study(parsed).id)
@@ -113,9 +92,9 @@ def run(
             exc = opening.exception()  # waits for the store
     try:
         if isinstance(exc, StudyNotFoundError):
-            _fail(f"{exc} in {data_dir}", 2)
+            fail(f"{exc} in {data_dir}", 2)
         if isinstance(exc, DatasetNotFoundError | ConfigError):
-            _fail(f"the study cannot run, nothing was recorded: {exc}", 2)
+            fail(f"the study cannot run, nothing was recorded: {exc}", 2)
         store, record = opening.result()
         study_id = record.id
         console.print(f"study {study_id}", highlight=False)
@@ -127,16 +106,16 @@ def run(
                 console, store, record, data_dir, resume, ray_address, num_cpus
             )
         except (StudyStateError, StudyNotFoundError) as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
         except KeyboardInterrupt:
-            _fail(
+            fail(
                 f"study {study_id} cancelled; resume it with: hprobust run --resume {study_id}",
                 130,
             )
         except HprobustError as exc:
-            _fail(f"study {study_id} failed: {exc}")
+            fail(f"study {study_id} failed: {exc}")
         except Exception as exc:  # Ray, MLflow: the study is recorded failed with this text
-            _fail(f"study {study_id} failed: {type(exc).__name__}: {exc}")
+            fail(f"study {study_id} failed: {type(exc).__name__}: {exc}")
     finally:
         if owns_ray and ray.is_initialized():
             stop_ray(temp_dir)
@@ -156,11 +135,11 @@ def run(
     )
     status = store.get(study_id).status
     if status != "finished":
-        _fail(f"study {study_id} ended {status}")
+        fail(f"study {study_id} ended {status}")
     if progress["failed"] and not progress["finished"]:
         rows = [r for r in store.trials(study_id) if r["status"] == "failed"]
         first = (rows[0].get("error") or "").strip().splitlines()[-1:] if rows else []
-        _fail(
+        fail(
             f"study {study_id}: every trial failed"
             + (f" (first error: {first[0]})" if first else "")
             + f"; see hprobust trials {study_id} --data-dir {data_dir}"
@@ -233,14 +212,14 @@ def trials(
     from study.records import TRIAL_FIELDS, StudyStore, trials_csv
 
     if format not in ("table", "csv", "json"):
-        _fail(f"--format must be one of table, csv, json, got {format!r}", 2)
+        fail(f"--format must be one of table, csv, json, got {format!r}", 2)
     if not (Path(data_dir) / "mlflow.db").is_file():
-        _fail(f"no study store in {data_dir} (no mlflow.db)", 2)
-    store = StudyStore(_uri(data_dir))
+        fail(f"no study store in {data_dir} (no mlflow.db)", 2)
+    store = StudyStore(store_uri(data_dir))
     try:
         rows = store.trials(study_id)
     except StudyNotFoundError as exc:
-        _fail(f"{exc} in {data_dir}", 2)
+        fail(f"{exc} in {data_dir}", 2)
     if format == "csv":
         typer.echo(trials_csv(rows), nl=False)
         return
@@ -266,77 +245,3 @@ def trials(
             row["status"],
         )
     Console().print(table)
-
-
-@app.command()
-def ui(
-    data_dir: DataDir = DEFAULT_DIR,
-    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-) -> None:
-    """Serve the MLflow UI on the embedded store (Ctrl-C stops it).
-
-    Exits 1 naming the port if it is taken (so you never land on another store's UI).
-    Studies recorded by older versions are shown like new ones: model-training experiments
-    with their trials nested under the study run.
-    """
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from service.stack import http_ok, port_is_free, stop_group
-
-    if not port_is_free(port, host):
-        _fail(f"port {port} on {host} is taken (another MLflow UI?): choose one with --port")
-    uri = _uri(data_dir)
-    from study.records import StudyStore
-
-    StudyStore(uri).upgrade_presentation()
-    artifacts = (Path(data_dir) / "mlartifacts").resolve()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", uri,
-        "--default-artifact-root", str(artifacts),
-        "--host", host, "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    # Its own session: Ctrl-C reaches this process only, which stops the server quietly. Its
-    # output (access log, shutdown) goes to a file.
-    log = Path(data_dir) / "mlflow-ui.log"
-    with open(log, "ab") as out:
-        child = subprocess.Popen(
-            command,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def _interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    try:
-        while not http_ok(f"{url}/health"):
-            if child.poll() is not None:
-                _fail(
-                    f"the MLflow UI could not start on {host}:{port} (exit code "
-                    f"{child.returncode}; see {log})"
-                )
-            time.sleep(0.3)
-        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
-        typer.echo(f"its log: {log}", err=True)
-        code = child.wait()
-    except KeyboardInterrupt:
-        stop_group(child.pid, grace_s=10)
-        typer.echo("MLflow UI stopped")
-        raise typer.Exit(0) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if child.poll() is None:
-            stop_group(child.pid, grace_s=10)
-    if code != 0:
-        _fail(f"the MLflow UI on {host}:{port} exited with code {code} (see {log})")

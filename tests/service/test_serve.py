@@ -148,7 +148,7 @@ def test_serve_survives_kill9_and_restart(tmp_path: Path) -> None:
 def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from study.cli import app
+    from service.cli import app
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPROBUST_")}
     result = CliRunner().invoke(

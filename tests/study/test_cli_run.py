@@ -1,4 +1,4 @@
-"""``hprobust run / trials / ui`` on the embedded default (real Ray, real MLflow SQLite)."""
+"""``hprobust run / trials`` on the embedded default (real Ray, real MLflow SQLite)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,6 @@ import csv
 import io
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 import yaml
@@ -104,54 +99,6 @@ def test_run_then_trials_then_resume_refused(ray_local, tmp_path):
     assert bad_format.exit_code == 2 and "--format must be one of" in bad_format.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-#: Straight to the local UI: ``urlopen``'s process-wide opener keeps the proxies it first saw,
-#: and the offline tests below (and test_preflight's) set a refusing proxy.
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def test_ui_serves_mlflow_on_the_store(tmp_path):
-    port = _free_port()
-    command = [sys.executable, "-m", "study.cli", "ui", "--data-dir", str(tmp_path)]
-    command += ["--port", str(port)]
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from study.cli import app; app()", *command[3:]],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()[-2000:]
-            try:
-                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
-                with DIRECT.open(url, timeout=2) as response:
-                    body = json.loads(response.read())
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the MLflow UI did not come up")
-                time.sleep(0.5)
-        assert "experiments" in body
-        assert (tmp_path / "mlflow.db").is_file()
-    finally:
-        import os
-        import signal
-
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 # A proxy on a closed local port: any download fails at once, whatever network there is.
 OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
 
@@ -193,51 +140,6 @@ def test_a_study_whose_every_trial_failed_exits_1(ray_local, tmp_path):
     text = " ".join(result.output.split())
     assert "every trial failed" in text
     assert "Expected more than 1 value per channel" in text
-
-
-def test_ui_refuses_a_taken_port_naming_it(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        started = time.monotonic()
-        result = CliRunner().invoke(app, ["ui", "--data-dir", str(tmp_path), "--port", str(port)])
-    assert result.exit_code == 1
-    assert f"port {port} on 127.0.0.1 is taken" in " ".join(result.output.split())
-    assert time.monotonic() - started < 10  # no MLflow server was started
-    assert not (tmp_path / "mlflow.db").exists()
-
-
-def test_ui_stops_quietly_on_ctrl_c(tmp_path):
-    """SIGINT (Ctrl-C) to ``hprobust ui``: the server stops, the port is free again, exit 0,
-    two lines of output and no traceback."""
-    import os
-    import signal
-
-    from service.stack import port_is_free
-
-    port = _free_port()
-    hprobust = str(__import__("pathlib").Path(sys.executable).parent / "hprobust")
-    process = subprocess.Popen(
-        [hprobust, "ui", "--data-dir", str(tmp_path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        first = process.stdout.readline()  # printed once the UI answers
-        assert first.startswith(f"MLflow UI on http://127.0.0.1:{port}"), first
-        os.kill(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-    assert process.returncode == 0, err
-    assert out.strip() == "MLflow UI stopped"
-    assert err.strip() == f"its log: {tmp_path / 'mlflow-ui.log'}"
-    assert port_is_free(port)
 
 
 def test_a_used_up_grid_logs_no_optuna_stop_warning(caplog):

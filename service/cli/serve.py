@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from study.cli import app
+from service.cli import app
 
 
 @app.command()

@@ -1,0 +1,90 @@
+"""``hprobust ui``: the MLflow UI over the embedded store, in the foreground.
+
+A service command (it starts and stops a server process with :mod:`service.stack`'s process
+tools), on the same ``--data-dir`` as the study commands (:mod:`study.cli.options`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.cli import app
+from study.cli.options import DEFAULT_DIR, DataDir, fail, store_uri
+
+
+@app.command()
+def ui(
+    data_dir: DataDir = DEFAULT_DIR,
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the MLflow UI on the embedded store (Ctrl-C stops it).
+
+    Exits 1 naming the port if it is taken (so you never land on another store's UI).
+    Studies recorded by older versions are shown like new ones: model-training experiments
+    with their trials nested under the study run.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from service.stack import http_ok, port_is_free, stop_group
+
+    if not port_is_free(port, host):
+        fail(f"port {port} on {host} is taken (another MLflow UI?): choose one with --port")
+    uri = store_uri(data_dir)
+    from study.records import StudyStore
+
+    StudyStore(uri).upgrade_presentation()
+    artifacts = (Path(data_dir) / "mlartifacts").resolve()
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", uri,
+        "--default-artifact-root", str(artifacts),
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    # Its own session: Ctrl-C reaches this process only, which stops the server quietly. Its
+    # output (access log, shutdown) goes to a file.
+    log = Path(data_dir) / "mlflow-ui.log"
+    with open(log, "ab") as out:
+        child = subprocess.Popen(
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    try:
+        while not http_ok(f"{url}/health"):
+            if child.poll() is not None:
+                fail(
+                    f"the MLflow UI could not start on {host}:{port} (exit code "
+                    f"{child.returncode}; see {log})"
+                )
+            time.sleep(0.3)
+        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+        typer.echo(f"its log: {log}", err=True)
+        code = child.wait()
+    except KeyboardInterrupt:
+        stop_group(child.pid, grace_s=10)
+        typer.echo("MLflow UI stopped")
+        raise typer.Exit(0) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:
+            stop_group(child.pid, grace_s=10)
+    if code != 0:
+        fail(f"the MLflow UI on {host}:{port} exited with code {code} (see {log})")
