@@ -200,7 +200,8 @@ class Scheduler:
             self._checked = self.check()
             if self._checked:
                 self.fault_seen_at = self.clock()
-            records = [r for r in self.store.list() if r.status in LIVE and self._signed(r)]
+            # MLflow filters on the status tag: only the live studies are read, not their specs
+            records = [r for r in self.store.states(LIVE) if self._signed(r)]
             records.sort(key=lambda r: (r.created_at or "", r.id))
             active = 0
             waiting: list[Any] = []
@@ -210,7 +211,7 @@ class Scheduler:
                     active += 1
                     continue
                 # re-read: the driver may have just recorded its outcome
-                fresh = self.store.get(record.id)
+                fresh = self.store.state(record.id)
                 if fresh.status not in LIVE:
                     self.following.pop(record.id, None)
                     self.on_change(record.id)

@@ -25,6 +25,7 @@ import math
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,8 +108,10 @@ def runs_url(ui_url: str, experiment_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class StudyRecord:
-    """One study as MLflow holds it."""
+class StudyState:
+    """A study as its experiment's tags say: everything but its spec. One read of the
+    experiment gives it (the spec may be an artifact to download): the scheduler's passes
+    need no more (:meth:`StudyStore.states`, :meth:`StudyStore.state`)."""
 
     id: str
     name: str
@@ -117,7 +120,6 @@ class StudyRecord:
     started_at: str | None
     finished_at: str | None
     experiment_id: str
-    spec: dict[str, Any] = field(repr=False)
     num_classes: int
     total_trials: int
     error: str | None = None  # why the study failed (its driver's last error), if it did
@@ -127,6 +129,13 @@ class StudyRecord:
     #: ended by then: a resumed study's pace counts only the trials ended since.
     segment_started_at: str | None = None
     segment_done: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyRecord(StudyState):
+    """One study as MLflow holds it: its state and its spec (a JSON mapping)."""
+
+    spec: dict[str, Any] = field(repr=False, kw_only=True)
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:
@@ -231,6 +240,10 @@ class StudyStore:
         self.artifact_root = artifact_root or default_artifact_root(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._create_lock = threading.Lock()  # creations take turns (see create_study)
+        # study id -> experiment id: fixed when the study is created (an experiment name is
+        # never reused), so it is looked up by name once per store. Every read of a study's
+        # tags still reads its experiment (by id), which also notices a deleted one.
+        self._experiment_ids: dict[str, str] = {}
         if secret is None:
             from study.signing import driver_secret
 
@@ -371,6 +384,7 @@ class StudyStore:
             self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
             self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
             self.client.set_experiment_tag(experiment_id, Tag.STATUS, StudyStatus.QUEUED)
+            self._experiment_ids[study_id] = experiment_id
         except BaseException as exc:
             self._roll_back(experiment_id, study_id)
             cause = store_write_error(exc) if isinstance(exc, Exception) else None
@@ -393,6 +407,7 @@ class StudyStore:
     def _roll_back(self, experiment_id: str, study_id: str) -> None:
         """Delete a study whose creation failed (best effort: if the store cannot be written
         now, the experiment stays ``creating``, which nothing lists or runs)."""
+        self._experiment_ids.pop(study_id, None)
         try:
             self.client.delete_experiment(experiment_id)
         except Exception as exc:
@@ -404,27 +419,42 @@ class StudyStore:
             )
 
     def _experiment(self, study_id: str):
+        """The study's experiment, its tags as they are now: one read (by id once the id is
+        known to this store, else by name)."""
         if not isinstance(study_id, str) or not study_id:
             raise StudyNotFoundError(f"no study with id {study_id!r}")
-        experiment = self.client.get_experiment_by_name(experiment_name(study_id))
+        known = self._experiment_ids.get(study_id)
+        experiment = None
+        if known is not None:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                experiment = self.client.get_experiment(known)
+            except MlflowException as exc:  # deleted for good behind this store's back
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+            if experiment is None or experiment.lifecycle_stage != "active":
+                self._experiment_ids.pop(study_id, None)
+                experiment = None
+        if experiment is None:
+            experiment = self.client.get_experiment_by_name(experiment_name(study_id))
         if experiment is None or experiment.lifecycle_stage != "active":
             raise StudyNotFoundError(f"no study with id {study_id!r}")
+        self._experiment_ids[study_id] = experiment.experiment_id
         return experiment
 
     def experiment_id(self, study_id: str) -> str:
-        return self._experiment(study_id).experiment_id
+        """The study's experiment id (no round trip once this store has seen the study)."""
+        known = self._experiment_ids.get(study_id)
+        return known if known is not None else self._experiment(study_id).experiment_id
 
-    def _record(self, experiment) -> StudyRecord:
+    def _state_fields(self, experiment) -> dict[str, Any]:
+        """A :class:`StudyState`'s fields from the experiment's tags (no other read)."""
         tags = experiment.tags
         study_id = tags[Tag.STUDY_ID]
-        spec_json = tags.get(Tag.SPEC)
-        if spec_json is not None:
-            spec = json.loads(spec_json)
-        else:
-            from study.bounded import load_yaml  # a changed spec.yaml is not trusted
-
-            spec = load_yaml(self._read_artifact(study_id, "spec.yaml"))
-        return StudyRecord(
+        if experiment.name == experiment_name(study_id):  # (a forged tag must not steer it)
+            self._experiment_ids[study_id] = experiment.experiment_id
+        return dict(
             id=study_id,
             name=tags.get(Tag.NAME, ""),
             status=tags.get(Tag.STATUS, StudyStatus.QUEUED),
@@ -432,7 +462,6 @@ class StudyStore:
             started_at=tags.get(Tag.STARTED_AT),
             finished_at=tags.get(Tag.FINISHED_AT),
             experiment_id=experiment.experiment_id,
-            spec=spec,
             num_classes=int(tags.get(Tag.NUM_CLASSES, 0)),
             total_trials=int(tags.get(Tag.TOTAL_TRIALS, 0)),
             error=tags.get(Tag.ERROR) if tags.get(Tag.STATUS) == StudyStatus.FAILED else None,
@@ -442,21 +471,43 @@ class StudyStore:
             segment_done=_int(tags.get(Tag.SEGMENT_DONE)),
         )
 
-    def get(self, study_id: str) -> StudyRecord:
-        """The study with this id (raises StudyNotFoundError, also for one still being
-        created or whose creation failed)."""
+    def _record(self, experiment) -> StudyRecord:
+        fields = self._state_fields(experiment)
+        spec_json = experiment.tags.get(Tag.SPEC)
+        if spec_json is not None:
+            spec = json.loads(spec_json)
+        else:
+            from study.bounded import load_yaml  # a changed spec.yaml is not trusted
+
+            spec = load_yaml(self._read_artifact(fields["id"], "spec.yaml"))
+        return StudyRecord(**fields, spec=spec)
+
+    def _listed(self, study_id: str):
+        """The study's experiment, unless it is being created (or its creation failed)."""
         experiment = self._experiment(study_id)
         if experiment.tags.get(Tag.STATUS) == StudyStatus.CREATING:
             raise StudyNotFoundError(f"no study with id {study_id!r}")
-        return self._record(experiment)
+        return experiment
 
-    def list(self) -> list[StudyRecord]:
-        """Every study, newest first (not those being created, or whose creation failed)."""
+    def get(self, study_id: str) -> StudyRecord:
+        """The study with this id (raises StudyNotFoundError, also for one still being
+        created or whose creation failed)."""
+        return self._record(self._listed(study_id))
+
+    def state(self, study_id: str) -> StudyState:
+        """The study's state without its spec (one read of its experiment); raises like
+        :meth:`get`."""
+        return StudyState(**self._state_fields(self._listed(study_id)))
+
+    def _search(self, where: str = "") -> list[Any]:
+        """Every study experiment matching the MLflow filter ``where`` (``AND``-ed to the
+        name prefix), not those being created."""
         experiments = []
         token = None
+        query = f"name LIKE '{EXPERIMENT_PREFIX}%'" + (f" AND {where}" if where else "")
         while True:
             page = self.client.search_experiments(
-                filter_string=f"name LIKE '{EXPERIMENT_PREFIX}%'",
+                filter_string=query,
                 max_results=1000,
                 page_token=token,
             )
@@ -467,9 +518,30 @@ class StudyStore:
             )
             token = page.token
             if not token:
-                break
-        records = [self._record(e) for e in experiments]
+                return experiments
+
+    def list(self) -> list[StudyRecord]:
+        """Every study, newest first (not those being created, or whose creation failed)."""
+        records = [self._record(e) for e in self._search()]
         return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
+
+    def states(self, statuses: Iterable[str]) -> list[StudyState]:
+        """The studies whose status is one of ``statuses``, newest first, without their specs.
+
+        MLflow filters them on the status tag (one search per status: its experiment search
+        has no ``IN`` or ``OR`` for tags, on SQLite and PostgreSQL alike), so the scheduler's
+        pass every few seconds reads only the live studies' experiments, never every study
+        or any spec."""
+        wanted = sorted({str(status) for status in statuses})
+        for status in wanted:
+            if not StudyStatus.has(status) or status == StudyStatus.CREATING:
+                raise ConfigError(f"statuses must be among {', '.join(SETTABLE)}, got {status!r}")
+        states = [
+            StudyState(**self._state_fields(e))
+            for status in wanted
+            for e in self._search(f"tags.`{Tag.STATUS}` = '{status}'")
+        ]
+        return sorted(states, key=lambda r: (r.created_at or "", r.id), reverse=True)
 
     def set_status(self, study_id: str, status: str, *, reason: str | None = None) -> None:
         """Set the study's status.
@@ -648,6 +720,7 @@ class StudyStore:
     # ---- runs -----------------------------------------------------------------------------
 
     def study_run_id(self, study_id: str) -> str:
+        """The id of the study's study run (looked up each time: writes check it is there)."""
         runs = self.client.search_runs(
             [self.experiment_id(study_id)],
             filter_string=f"tags.`{Tag.KIND}` = '{RunKind.STUDY}'",
@@ -677,13 +750,17 @@ class StudyStore:
     def trials(self, study_id: str) -> list[dict[str, Any]]:
         """One row per recorded trial key (the best-placed run if a key has several), sorted
         by arm order, point and seed. Trials not started yet have no row (see ``progress``)."""
+        return self.trials_of(self.get(study_id))
+
+    def trials_of(self, record: StudyRecord) -> list[dict[str, Any]]:
+        """:meth:`trials` of a study already read (its spec gives the arm order)."""
         best: dict[str, dict[str, Any]] = {}
-        for run in self.trial_runs(study_id):
+        for run in self.trial_runs(record.id):
             row = trial_row(run)
             key = row["key"] or row["run_id"]
             if key not in best or TRIAL_RANK[row["status"]] > TRIAL_RANK[best[key]["status"]]:
                 best[key] = row
-        arms = [arm["name"] for arm in self.get(study_id).spec.get("arms", [])]
+        arms = [arm["name"] for arm in record.spec.get("arms", [])]
 
         def order(row: dict[str, Any]) -> tuple:
             parts = (row["key"] or "").split("/")
@@ -696,7 +773,7 @@ class StudyStore:
     def progress(self, study_id: str) -> dict[str, int]:
         """Counts: finished (early stopped included), running, pending, diverged, failed, total."""
         record = self.get(study_id)
-        rows = self.trials(study_id)
+        rows = self.trials_of(record)
         finished = sum(r["status"] in TRIAL_DONE for r in rows)
         running = sum(r["status"] == TrialStatus.RUNNING for r in rows)
         failed = sum(r["status"] == TrialStatus.FAILED for r in rows)
@@ -728,7 +805,7 @@ class StudyStore:
         from study.analysis import summarize, summary_args
 
         summary = summarize(
-            self.trials(study_id), num_classes=record.num_classes, **summary_args(record.spec)
+            self.trials_of(record), num_classes=record.num_classes, **summary_args(record.spec)
         )
         # a finished study whose stored summary is missing or of an older version: recomputed
         # from its trials, and complete

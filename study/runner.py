@@ -261,7 +261,7 @@ def run_study(
 
     _quiet_tune()
     store = StudyStore(tracking_uri)
-    store.get(study_id)  # raises StudyNotFoundError
+    record = store.get(study_id)  # raises StudyNotFoundError
     storage_path = Path(storage_path).expanduser().resolve()
     storage_path.mkdir(parents=True, exist_ok=True)
     experiment_path = storage_path / study_id
@@ -270,7 +270,7 @@ def run_study(
 
     preflight(spec, data_dir=data_dir)  # the dataset is there and the model runs: else no trial
 
-    done = recorded_results(store.trials(study_id))
+    done = recorded_results(store.trials_of(record))
     trainable = tune.with_resources(
         make_trainable(spec, data_dir=data_dir, done=done),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
@@ -405,7 +405,7 @@ def finalize(store: Any, study_id: str) -> dict[str, Any]:
     from study.analysis import plots, summarize, summary_args
 
     record = store.get(study_id)
-    rows = store.trials(study_id)
+    rows = store.trials_of(record)
     summary = summarize(rows, num_classes=record.num_classes, **summary_args(record.spec))
     with tempfile.TemporaryDirectory(prefix="hprobust-plots-") as tmp:
         paths = plots(rows, tmp, num_classes=record.num_classes, summary=summary)

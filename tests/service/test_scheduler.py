@@ -177,3 +177,38 @@ def test_while_a_dependency_is_down_nothing_is_submitted_failed_or_counted(
     second = jobs.find(study_id)
     assert (second.attempt, second.failures) == (1, 0)
     assert store.get(study_id).status == "queued"
+
+
+@pytest.mark.slow
+def test_a_pass_reads_only_the_live_studies_and_no_spec(ray_head: Child, tmp_path: Path) -> None:
+    """Issue 14: every pass listed every study and parsed its spec (a download for a long
+    one). Now MLflow filters on the status tag: a pass reads the live studies' experiments
+    only, and no spec (each study's signature is checked once, at its first pass)."""
+    from study.records import StudyStore, sqlite_uri
+    from study.spec import parse_spec
+    from tests.study.counting_client import CountingClient
+    from tests.study.test_records import LONG_SPEC
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    for status in ("finished", "failed", "cancelled"):
+        store.set_status(store.create_study(parse_spec(LONG_SPEC)).id, status)
+    queued = store.create_study(parse_spec(LONG_SPEC)).id
+    jobs = StudyJobs(
+        ray_head.url,
+        token=ray_head.extra["token"],
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+        python="false",
+    )
+    down = {"disk": "full: nothing is submitted in this test"}
+    scheduler = Scheduler(store, jobs, check=lambda: dict(down))
+    store.client = counting = CountingClient(store.client)
+    scheduler.reconcile()  # the first pass checks the queued study's signature: its spec
+    assert counting.calls["download_artifacts"] == 1
+    counting.reset()
+    for _ in range(3):
+        scheduler.reconcile()
+    assert jobs.find(queued) is None  # paused: nothing was submitted
+    assert counting.calls == {"search_experiments": 6, "get_experiment": 3}, counting.calls
+    assert set(counting.experiments) == {f"hprobust-{queued}"}

@@ -12,6 +12,8 @@ from study.errors import ConfigError, StudyNotFoundError
 from study.ids import STUDY_ID_RE, new_study_id
 from study.records import StudyStore, trials_csv
 from study.spec import parse_spec
+from study.vocab import LIVE
+from tests.study.counting_client import CountingClient
 
 SPEC = {
     "name": "records",
@@ -344,3 +346,82 @@ def test_studies_recorded_before_the_presentation_are_upgraded(store):
     assert upgraded.data.tags["mlflow.parentRunId"] == store.study_run_id(sid)
     assert upgraded.info.run_name == "sgd lr=0.1 normal s0"
     assert store.upgrade_presentation() == 0
+
+
+# ---- round trips to MLflow (issue 14) --------------------------------------------------------
+
+#: A spec longer than the experiment tag holds (5000 characters): it lives in spec.yaml only,
+#: so reading it is a download that the counting client sees.
+LONG_SPEC = {
+    **SPEC,
+    "name": "n" * 200,
+    "arms": [
+        {"name": f"arm{i:02d}-" + "x" * 58, "optimizer": "sgd", "momentum": 0.123456789123,
+         "weight_decay": 0.000123456789123}
+        for i in range(32)
+    ],
+    "trials_per_arm": 1,
+    "seeds": 1,
+}  # fmt: skip
+
+
+def test_a_long_spec_lives_in_spec_yaml_and_reads_back(store):
+    record = store.create_study(parse_spec(LONG_SPEC))
+    assert "hprobust.spec" not in store.client.get_experiment(record.experiment_id).tags
+    assert StudyStore(store.tracking_uri).get(record.id).spec == record.spec
+
+
+def test_live_states_are_filtered_in_mlflow_without_any_spec(store):
+    """The scheduler's query: one search per live status, filtered on the status tag by
+    MLflow; ended studies are never read, and no spec is (a long one would be a download)."""
+    ended = [store.create_study(parse_spec(LONG_SPEC)).id for _ in range(3)]
+    for study_id, status in zip(ended, ("finished", "failed", "cancelled"), strict=True):
+        store.set_status(study_id, status)
+    queued = store.create_study(parse_spec(LONG_SPEC)).id
+    running = store.create_study(parse_spec(LONG_SPEC)).id
+    store.set_status(running, "running")
+    cold = StudyStore(store.tracking_uri)
+    cold.client = counting = CountingClient(cold.client)
+
+    states = cold.states(LIVE)
+    assert {(s.id, s.status) for s in states} == {(running, "running"), (queued, "queued")}
+    assert not hasattr(states[0], "spec")
+    assert counting.calls == {"search_experiments": 2}  # one per live status, nothing else
+    assert sorted(counting.experiments) == sorted(f"hprobust-{i}" for i in (queued, running))
+    assert cold.states(["finished"])[0].id == ended[0]
+    settable = "queued, running, finished, failed, cancelled"
+    with pytest.raises(ConfigError, match=rf"^statuses must be among {settable}, got 'creating'$"):
+        cold.states(["queued", "creating"])
+    counting.reset()
+    assert cold.state(queued).status == "queued"  # one read of the experiment, by id
+    assert counting.calls == {"get_experiment": 1}
+
+
+def test_a_study_is_looked_up_once_per_store(store):
+    """A cold summary (and trials, progress) reads the study's experiment once; the
+    experiment id and the study run id are remembered by the store."""
+    sid = store.create_study(parse_spec(SPEC)).id
+    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="finished", acc=0.9)
+
+    cold = StudyStore(store.tracking_uri)
+    cold.client = counting = CountingClient(cold.client)
+    summary = cold.summary(sid)
+    assert summary["partial"] is True and summary["arms"]["insgd"]["best"] == pytest.approx(0.9)
+    assert counting.experiment_reads() == 1, counting.calls
+    assert counting.calls["search_runs"] == 1  # the trial runs; the spec came with the read
+    assert "download_artifacts" not in counting.calls
+
+    counting.reset()
+    assert [r["arm"] for r in cold.trials(sid)] == ["sgd", "insgd"]  # the spec's arm order
+    cold.progress(sid)
+    assert counting.experiment_reads() == 2 and counting.calls["get_experiment_by_name"] == 0
+    assert counting.calls["search_runs"] == 2
+
+    # a finished study: its stored summary (the study run's id, then the artifact)
+    store.store_results(sid, dict(summary, partial=False), store.trials(sid))
+    store.set_status(sid, "finished")
+    counting.reset()
+    assert cold.summary(sid)["partial"] is False
+    assert counting.experiment_reads() == 1 and counting.calls["get_experiment_by_name"] == 0
+    assert counting.calls["search_runs"] == 1 and counting.calls["download_artifacts"] == 1

@@ -1,0 +1,44 @@
+"""A real ``MlflowClient`` that counts what is asked of it: the round-trip tests put it in a
+``StudyStore`` (``store.client = CountingClient(store.client)``) and assert on the calls."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+#: Calls that read one experiment (its tags).
+EXPERIMENT_READS = ("get_experiment", "get_experiment_by_name")
+
+
+class CountingClient:
+    """Forwards every call to ``client``; ``calls`` counts them by method name and
+    ``experiments`` names every experiment a call gave back (by name)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: Counter[str] = Counter()
+        self.experiments: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            out = attr(*args, **kwargs)
+            if name == "search_experiments":
+                self.experiments += [e.name for e in out]
+            elif name in EXPERIMENT_READS and out is not None:
+                self.experiments.append(out.name)
+            return out
+
+        return call
+
+    def experiment_reads(self) -> int:
+        """How many times one experiment was read (by id or by name)."""
+        return sum(self.calls[name] for name in EXPERIMENT_READS)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.experiments.clear()
