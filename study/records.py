@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import tempfile
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from study.analysis import PLOT_STEMS
+from study.analysis.rows import DEFAULT_INIT_SCALE, TRIAL_FIELDS, finite, to_bool, to_int, to_status
 from study.errors import (
     ConfigError,
     IdempotencyKeyReusedError,
@@ -58,17 +58,6 @@ if TYPE_CHECKING:
     from study.spec import StudySpec
 
 EXPERIMENT_PREFIX = "hprobust-"
-TRIAL_FIELDS = (
-    "arm",
-    "lr",
-    "init",
-    "init_scale",
-    "seed",
-    "val_acc",
-    "val_loss",
-    "diverged",
-    "status",
-)
 _SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
 #: The experiment kind MLflow 3's UI reads: model training opens on the runs table.
 EXPERIMENT_KIND = {Tag.EXPERIMENT_KIND: "custom_model_development"}
@@ -159,47 +148,31 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def trial_row(run: Run) -> dict[str, Any]:
-    """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``."""
+    """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``:
+    the one mapping of MLflow's trial records to rows. Values are read with the rules of
+    :mod:`study.analysis.rows`; one the run lacks (a trial still running) is None."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     if run.info.status == "RUNNING" or run.info.status == "SCHEDULED":
         status = TrialStatus.RUNNING
-    elif run.info.status == "FINISHED":
-        status = tags.get(Tag.STATUS, TrialStatus.FINISHED)
-        if not TrialStatus.has(status):
-            status = TrialStatus.FINISHED
+    elif run.info.status == "FINISHED":  # an unknown word: it did run to its end
+        status = to_status(tags.get(Tag.STATUS)) or TrialStatus.FINISHED
     elif run.info.status == "KILLED" and tags.get(Tag.STATUS) == TrialStatus.PENDING:
         status = TrialStatus.PENDING  # stopped with its study (close_open_trials): trains again
     else:  # FAILED, KILLED
         status = TrialStatus.FAILED
-    seed = params.get("seed", tags.get(Tag.SEED))
     return {
         "key": tags.get(Tag.TRIAL_KEY),
         "run_id": run.info.run_id,
         "arm": params.get("arm", tags.get(Tag.ARM)),
-        "lr": _float(params.get("lr")),
+        "lr": finite(params.get("lr")),
         "init": params.get("init", tags.get(Tag.INIT)),
-        "init_scale": _float(params.get("init_scale")) or 1.0,
-        "seed": int(seed) if seed is not None else None,
-        "val_acc": _float(metrics.get("val_acc")),
-        "val_loss": _float(metrics.get("val_loss")),
-        "train_loss": _float(metrics.get("train_loss")),
-        "diverged": tags.get(Tag.DIVERGED) == "true",
+        "init_scale": finite(params.get("init_scale")) or DEFAULT_INIT_SCALE,
+        "seed": to_int(params.get("seed", tags.get(Tag.SEED))),
+        "val_acc": finite(metrics.get("val_acc")),
+        "val_loss": finite(metrics.get("val_loss")),
+        "train_loss": finite(metrics.get("train_loss")),
+        "diverged": to_bool(tags.get(Tag.DIVERGED)) is True,
         "status": str(status),
         "epochs_completed": int(metrics["epochs_completed"])
         if "epochs_completed" in metrics
@@ -468,7 +441,7 @@ class StudyStore:
             last_error=tags.get(Tag.LAST_ERROR),
             retry_at=tags.get(Tag.RETRY_AT),
             segment_started_at=tags.get(Tag.SEGMENT_STARTED_AT),
-            segment_done=_int(tags.get(Tag.SEGMENT_DONE)),
+            segment_done=to_int(tags.get(Tag.SEGMENT_DONE)),
         )
 
     def _record(self, experiment) -> StudyRecord:
@@ -851,7 +824,7 @@ class StudyStore:
         metrics = []
         for arm, values in arms.items():
             for key in HEADLINE:
-                value = _float((values or {}).get(key))
+                value = finite((values or {}).get(key))
                 if value is not None:
                     metrics.append(Metric(f"{arm}.{key}", value, now, 0))
         counts = {
@@ -1001,7 +974,7 @@ def _plain(summary: Any) -> dict[str, Any]:
 
 
 def _fmt_cell(value: Any) -> str:
-    number = _float(value)
+    number = finite(value)
     return "–" if number is None else f"{number:.4g}"
 
 

@@ -1,8 +1,9 @@
 """The trial table the robustness summary works on: validated, filtered, imputed, canonical rows.
 
 A trial row is a mapping with ``arm, lr, init, init_scale, seed, val_acc, val_loss, diverged``
-and optionally ``status``. Values may come straight from MLflow (params and tags are strings),
-so numbers are accepted as strings and ``diverged`` as ``"true"``/``"false"``.
+and optionally ``status`` (:mod:`study.analysis.rows`: the fields, and how a value, text
+included, becomes a row value; the store reads MLflow's runs with the same rules). This module
+checks what a finished row must have and builds the table from it.
 
 Choices made here (DESIGN.md leaves them open):
 
@@ -34,11 +35,16 @@ from typing import Any
 
 import numpy as np
 
+from study.analysis.rows import (
+    DEFAULT_INIT_SCALE,
+    missing,
+    to_bool,
+    to_float,
+    to_int,
+    to_status,
+)
 from study.errors import ConfigError
 from study.vocab import TRIAL_EXCLUDED, TrialStatus
-
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f", ""}
 
 
 @dataclass(frozen=True)
@@ -124,18 +130,11 @@ def _rows(trials: Any) -> list[Mapping[str, Any]]:
     return rows
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _float(row: Mapping[str, Any], i: int, key: str) -> float:
-    value = row[key]
-    if isinstance(value, bool):
-        raise ConfigError(f"trials[{i}].{key} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"trials[{i}].{key} must be a number, got {value!r}") from None
+    number = to_float(row[key])
+    if number is None:
+        raise ConfigError(f"trials[{i}].{key} must be a number, got {row[key]!r}")
+    return number
 
 
 def _positive(row: Mapping[str, Any], i: int, key: str) -> float:
@@ -146,33 +145,23 @@ def _positive(row: Mapping[str, Any], i: int, key: str) -> float:
 
 
 def _bool(row: Mapping[str, Any], i: int, key: str) -> bool:
-    value = row.get(key)
-    if _missing(value):
-        return False
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigError(f"trials[{i}].{key} must be a boolean (true/false), got {value!r}")
+    flag = to_bool(row.get(key))
+    if flag is None:
+        raise ConfigError(f"trials[{i}].{key} must be a boolean (true/false), got {row[key]!r}")
+    return flag
 
 
 def _seed(row: Mapping[str, Any], i: int) -> int:
-    if "seed" not in row or _missing(row["seed"]):
+    if "seed" not in row or missing(row["seed"]):
         raise ConfigError(f"trials[{i}] lacks the required field 'seed'")
-    value = row["seed"]
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"trials[{i}].seed must be an integer, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(x) or x != int(x):
-        raise ConfigError(f"trials[{i}].seed must be an integer, got {value!r}")
-    return int(x)
+    seed = to_int(row["seed"])
+    if seed is None:
+        raise ConfigError(f"trials[{i}].seed must be an integer, got {row['seed']!r}")
+    return seed
 
 
 def _text(row: Mapping[str, Any], i: int, key: str) -> str:
-    if key not in row or _missing(row[key]) or str(row[key]) == "":
+    if key not in row or missing(row[key]) or str(row[key]) == "":
         raise ConfigError(f"trials[{i}] lacks the required field {key!r} (a non-empty name)")
     return str(row[key])
 
@@ -205,15 +194,15 @@ def build_table(
     nonfinite = 0
     rows = _rows(trials)
     for i, row in enumerate(rows):
-        status = row.get("status")
-        status = TrialStatus.FINISHED if _missing(status) else str(status)
-        if not TrialStatus.has(status):
+        status = to_status(row.get("status"))
+        if status is None:
             raise ConfigError(
-                f"trials[{i}].status must be one of {', '.join(TrialStatus)}, got {status!r}"
+                f"trials[{i}].status must be one of {', '.join(TrialStatus)}, "
+                f"got {str(row['status'])!r}"
             )
         if status != TrialStatus.FINISHED:  # counted; its other fields may be incomplete
             excluded[status] += 1
-            if not _missing(row.get("arm")) and str(row["arm"]):
+            if not missing(row.get("arm")) and str(row["arm"]):
                 seen.add(str(row["arm"]))
             continue
         arm = _text(row, i, "arm")
@@ -223,14 +212,15 @@ def build_table(
                 raise ConfigError(f"trials[{i}] lacks the required field {key!r}")
         lr = round12(_positive(row, i, "lr"))
         init = _text(row, i, "init")
-        scale = 1.0 if _missing(row.get("init_scale")) else _positive(row, i, "init_scale")
+        scale = row.get("init_scale")
+        scale = DEFAULT_INIT_SCALE if missing(scale) else _positive(row, i, "init_scale")
         scale = round12(scale)
         seed = _seed(row, i)
         diverged = _bool(row, i, "diverged")
         acc = loss = math.nan
         if not diverged:
-            acc = math.nan if _missing(row["val_acc"]) else _float(row, i, "val_acc")
-            loss = math.nan if _missing(row["val_loss"]) else _float(row, i, "val_loss")
+            acc = math.nan if missing(row["val_acc"]) else _float(row, i, "val_acc")
+            loss = math.nan if missing(row["val_loss"]) else _float(row, i, "val_loss")
             if math.isfinite(acc) and not 0.0 <= acc <= 1.0:
                 raise ConfigError(
                     f"trials[{i}].val_acc must be a fraction in [0, 1], got {row['val_acc']!r}"

@@ -425,3 +425,25 @@ def test_a_study_is_looked_up_once_per_store(store):
     assert cold.summary(sid)["partial"] is False
     assert counting.experiment_reads() == 1 and counting.calls["get_experiment_by_name"] == 0
     assert counting.calls["search_runs"] == 1 and counting.calls["download_artifacts"] == 1
+
+
+def test_a_trial_run_with_an_unreadable_value_still_lists(store):
+    """The store reads runs with the rules of study.analysis.rows: a value it cannot read is
+    None (``int("x")`` used to fail the whole trial listing), and the summary then names it."""
+    from mlflow.entities import Param
+
+    sid = store.create_study(parse_spec(SPEC)).id
+    run_id = _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    bad = store.client.create_run(
+        store.experiment_id(sid),
+        tags={"hprobust.kind": "trial", "hprobust.trial_key": "sgd/1/0", "diverged": "TRUE"},
+    ).info.run_id
+    params = {"arm": "sgd", "init": "normal", "seed": "x", "lr": "inf"}
+    store.client.log_batch(bad, params=[Param(k, v) for k, v in params.items()])
+    store.client.set_terminated(bad, "FINISHED")
+    rows = {r["run_id"]: r for r in store.trials(sid)}
+    assert rows[run_id]["seed"] == 0 and rows[run_id]["diverged"] is False
+    assert rows[bad]["seed"] is None and rows[bad]["lr"] is None
+    assert rows[bad]["diverged"] is True and rows[bad]["status"] == "finished"
+    with pytest.raises(ConfigError, match=r"^trials\[\d\]\.lr must be a number, got None$"):
+        store.summary(sid)
