@@ -10,6 +10,7 @@ missing values are formatted by :mod:`study.analysis.present`, as in the CLI.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -128,4 +129,13 @@ def render_report(
         plots=[(stem, PLOT_CAPTIONS.get(stem, stem)) for stem in plots],
         missing=present.MISSING,
         refresh_s=REFRESH_S if study.status in LIVE else None,
+    )
+
+
+def render_not_found(message: str) -> str:
+    """The page a report link of an unknown study answers (a browser opened it: not JSON)."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>hprobust: no such study</title></head><body><h1>No such study</h1>"
+        f'<p>{escape(message)}</p><p><a href="/studies">All studies (JSON)</a></p></body></html>'
     )

@@ -46,6 +46,7 @@ from study.vocab import (
     SHARED_VIEW_PREFIX,
     TRIAL_DONE,
     TRIAL_RANK,
+    PlotName,
     RunKind,
     StudyStatus,
     Tag,
@@ -792,6 +793,13 @@ class StudyStore:
             raise LookupError(f"plot must be one of {', '.join(PLOT_STEMS)}, got {stem!r}")
         return self._read_artifact(study_id, f"plots/{stem}.png", binary=True)
 
+    def plot_names(self, study_id: str) -> list[PlotName]:
+        """The plots the study has stored, in report order: one ``list_artifacts`` call, so
+        the report page learns which exist without downloading them."""
+        listed = self.client.list_artifacts(self.study_run_id(study_id), "plots")
+        stored = {Path(item.path).name for item in listed if not item.is_dir}
+        return [name for name in PlotName if f"{name}.png" in stored]
+
     def store_results(
         self,
         study_id: str,
@@ -978,11 +986,15 @@ def _fmt_cell(value: Any) -> str:
     return "–" if number is None else f"{number:.4g}"
 
 
-def trials_csv(rows: list[dict[str, Any]]) -> str:
-    """Trial rows as CSV with the DESIGN.md columns."""
+def trials_csv(rows: list[dict[str, Any]], *, every_column: bool = False) -> str:
+    """Trial rows as CSV with the DESIGN.md columns (``trials.csv``, ``hprobust trials``);
+    ``every_column``: then the rows' other keys too, sorted by name (the API's CSV)."""
+    columns = list(TRIAL_FIELDS)
+    if every_column:
+        columns += sorted({k for row in rows for k in row} - set(columns))
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(TRIAL_FIELDS), extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in TRIAL_FIELDS})
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     return out.getvalue()

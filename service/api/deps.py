@@ -15,6 +15,7 @@ from service.core.config import Settings
 from service.jobs import StudyJobs
 from service.reads import StudyReader
 from service.scheduler import Scheduler
+from service.studies import StudyService
 
 
 async def get_settings(request: Request) -> Settings:
@@ -37,11 +38,20 @@ async def get_scheduler(request: Request) -> Scheduler:
     return request.app.state.scheduler
 
 
+async def get_service(request: Request) -> StudyService:
+    """The service layer over this app's store, reader, scheduler and settings."""
+    state = request.app.state
+    return StudyService(
+        settings=state.settings, store=state.store, reader=state.reader, scheduler=state.scheduler
+    )
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Any, Depends(get_store)]
 ReaderDep = Annotated[StudyReader, Depends(get_reader)]
 JobsDep = Annotated[StudyJobs, Depends(get_jobs)]
 SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
+ServiceDep = Annotated[StudyService, Depends(get_service)]
 
 
 def _unauthorized(detail: str) -> HTTPException:

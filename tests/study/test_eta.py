@@ -100,7 +100,7 @@ def test_study_eta_only_while_running(status):
 def test_api_eta_uses_the_segment_of_the_record():
     """The API's eta_s reads the segment a hand-built record carries (a resumed study whose
     first start was long ago: the old start must not count)."""
-    from service.api.routes.studies import eta_seconds
+    from service.present import eta_seconds
     from study.records import StudyRecord
 
     now = datetime.now(UTC)

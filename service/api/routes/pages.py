@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
-from service.api.deps import ReaderDep, ReadTokenDep, SchedulerDep, SettingsDep
+from service.api.deps import ReadTokenDep, ServiceDep
 from service.pages import render_index
 
 router = APIRouter(include_in_schema=False)
@@ -29,16 +29,11 @@ INDEX_LIMIT = 200
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(
-    _: ReadTokenDep, settings: SettingsDep, reader: ReaderDep, scheduler: SchedulerDep
-) -> HTMLResponse:
+def index(_: ReadTokenDep, service: ServiceDep) -> HTMLResponse:
     """Every study, newest first: status, a progress bar, links to its report, its runs in
     MLflow and its trials as CSV. It refreshes itself while a study is queued or running."""
-    from service.api.routes.studies import study_public
-
-    records = reader.list()
-    studies = [study_public(r, reader, settings, scheduler) for r in records[:INDEX_LIMIT]]
-    return HTMLResponse(render_index(studies, total=len(records)))
+    studies, total = service.listed(limit=INDEX_LIMIT)
+    return HTMLResponse(render_index(studies, total=total))
 
 
 #: ReDoc's sidebar shows a logo from its CDN (and hides it when it fails to load): served
