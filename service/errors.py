@@ -3,13 +3,15 @@
 =============================================  ======
 StudyNotFoundError, a missing plot (LookupError) 404
 StudyStateError (e.g. cancel a finished study)   409
-LimitError (413: body too large)                  413
 SpecError / ConfigError / a broken service limit 422  (``problems``: field, rule, value)
 IdempotencyKeyReusedError (key, other spec)      422  (the field is the header)
 RayUnavailableError, MLflow unreachable          503
 StoreUnavailableError (store busy/unreachable)   503
 StoreFullError (the store has no space left)     507
 =============================================  ======
+
+A body above HPROBUST_MAX_BODY_BYTES is answered 413 by the middleware that counts it
+(service/api/limits.py), before any route or handler here sees it.
 """
 
 from __future__ import annotations
@@ -37,17 +39,6 @@ from study.errors import (
 )
 
 log = logging.getLogger("hprobust.service")
-
-
-class BodyTooLargeError(HprobustError):
-    """The request body is larger than ``max_body_bytes``."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        self.size, self.limit = size, limit
-        super().__init__(
-            f"request body must be at most {limit} bytes (HPROBUST_MAX_BODY_BYTES), got "
-            f"{size} bytes or more"
-        )
 
 
 class TrackingUnavailableError(HprobustError, ConnectionError):
@@ -114,10 +105,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StudyStateError)
     async def _state(request: Request, exc: StudyStateError) -> JSONResponse:
         return _message(409, exc)
-
-    @app.exception_handler(BodyTooLargeError)
-    async def _too_large(request: Request, exc: BodyTooLargeError) -> JSONResponse:
-        return _message(413, exc)
 
     @app.exception_handler(RayUnavailableError)
     async def _ray(request: Request, exc: RayUnavailableError) -> JSONResponse:

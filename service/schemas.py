@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from study.analysis.models import Summary
-from study.spec import StudySpec
 from study.vocab import SETTABLE, TrialStatus
 
 #: The statuses the API shows (``study.vocab.SETTABLE``: never the transient ``creating``), as a
@@ -15,9 +14,6 @@ from study.vocab import SETTABLE, TrialStatus
 StudyStatusWord = Literal[tuple(s.value for s in SETTABLE)]  # type: ignore[valid-type]
 #: A trial row's status (every ``study.vocab.TrialStatus``), likewise.
 TrialStatusWord = Literal[tuple(s.value for s in TrialStatus)]  # type: ignore[valid-type]
-
-#: The POST /studies body is a study spec (JSON, or YAML with ``Content-Type: application/yaml``).
-StudyCreate = StudySpec
 
 
 class Links(BaseModel):

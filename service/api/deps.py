@@ -10,11 +10,10 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.core.config import Settings
 from service.jobs import StudyJobs
-from service.reads import StudyReader
-from service.scheduler import Scheduler
 from service.studies import StudyService
 
 
@@ -26,16 +25,8 @@ async def get_store(request: Request) -> Any:
     return request.app.state.store
 
 
-async def get_reader(request: Request) -> StudyReader:
-    return request.app.state.reader
-
-
 async def get_jobs(request: Request) -> StudyJobs:
     return request.app.state.jobs
-
-
-async def get_scheduler(request: Request) -> Scheduler:
-    return request.app.state.scheduler
 
 
 async def get_service(request: Request) -> StudyService:
@@ -48,39 +39,48 @@ async def get_service(request: Request) -> StudyService:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Any, Depends(get_store)]
-ReaderDep = Annotated[StudyReader, Depends(get_reader)]
 JobsDep = Annotated[StudyJobs, Depends(get_jobs)]
-SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
 ServiceDep = Annotated[StudyService, Depends(get_service)]
+
+
+#: The bearer token (``HPROBUST_API_TOKEN``) as FastAPI's own scheme: it parses the header
+#: and documents the scheme in the OpenAPI schema (Swagger UI's "Authorize"); the answers
+#: stay this service's (401 with ``WWW-Authenticate: Bearer`` and a message saying what is
+#: wrong), so it does not raise itself.
+bearer = HTTPBearer(
+    auto_error=False,
+    description="HPROBUST_API_TOKEN, when set: every POST needs it; reads need it only with "
+    "HPROBUST_PROTECT_READS=true.",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def check_token(settings: Settings, authorization: str | None) -> None:
-    """Raise 401 unless ``authorization`` is ``Bearer <api_token>`` (constant-time compare)."""
+def _check(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Raise 401 unless ``credentials`` carry the configured token (constant-time compare)."""
     if settings.api_token is None:
         return
-    if not authorization:
+    if credentials is None:
         raise _unauthorized("this request needs 'Authorization: Bearer <token>'")
-    scheme, _, given = authorization.partition(" ")
     expected = settings.api_token.get_secret_value()
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        given.strip().encode(), expected.encode()
-    ):
+    if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise _unauthorized("invalid bearer token")
 
 
-async def require_token(request: Request, settings: SettingsDep) -> None:
+async def require_token(settings: SettingsDep, credentials: Credentials) -> None:
     """Mutating routes: the bearer token, when one is configured."""
-    check_token(settings, request.headers.get("authorization"))
+    _check(settings, credentials)
 
 
 async def require_read_token(request: Request, settings: SettingsDep) -> None:
-    """Read routes: the bearer token only when ``protect_reads`` is set."""
+    """Read routes: the bearer token only when ``protect_reads`` is set (asked of ``bearer``
+    directly, not as a dependency: the OpenAPI schema shows reads open, as they are unless
+    the deployment protects them)."""
     if settings.protect_reads:
-        check_token(settings, request.headers.get("authorization"))
+        _check(settings, await bearer(request))
 
 
 TokenDep = Annotated[None, Depends(require_token)]

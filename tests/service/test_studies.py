@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,29 +82,13 @@ class Served:
         return httpx.post(f"{self.url}{path}", headers=headers, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The app under uvicorn in a thread, with the read cache off (every request reads the
-    store: the counts are a request's own), over a finished study with 2 of its 4 plots and a
-    running one."""
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """``app`` under real uvicorn in a thread of this process; its URL while it runs."""
     import uvicorn
 
-    from service.core.config import Settings
-    from service.jobs import StudyJobs
-    from service.main import create_app
     from service.stack import free_port
 
-    tmp = tmp_path_factory.mktemp("service-layer")
-    real = StudyStore(sqlite_uri(tmp))
-    finished = finished_study(real, tmp, plots=[PlotName.PROFILE, PlotName.LR_CURVES])
-    partial = real.create_study(parse_spec(SPEC)).id
-    real.set_status(partial, StudyStatus.RUNNING)
-    _trial_run(real, partial, arm="sgd", point=0, seed=0, status="finished", acc=0.7)
-    store = CountingStore(real)
-    settings = Settings(data_dir=tmp, api_token=TOKEN, read_cache=False)
-    nowhere = f"http://127.0.0.1:{free_port()}"  # no Ray: nothing here may need it
-    jobs = StudyJobs(nowhere, tracking_uri=sqlite_uri(tmp), storage=tmp / "tune", data_dir=tmp)
-    app = create_app(settings, store=store, jobs=jobs, run_scheduler=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -113,10 +98,40 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{port}", store, finished, partial)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+
+
+def app_on(tmp: Path, store: Any, **settings: Any) -> Any:
+    """The API over ``store`` (no scheduler loop, no Ray: its address answers nothing)."""
+    from service.core.config import Settings
+    from service.jobs import StudyJobs
+    from service.main import create_app
+    from service.stack import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    jobs = StudyJobs(nowhere, tracking_uri=sqlite_uri(tmp), storage=tmp / "tune", data_dir=tmp)
+    config = Settings(data_dir=tmp, api_token=TOKEN, **settings)
+    return create_app(config, store=store, jobs=jobs, run_scheduler=False)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The app under uvicorn in a thread, with the read cache off (every request reads the
+    store: the counts are a request's own), over a finished study with 2 of its 4 plots and a
+    running one."""
+    tmp = tmp_path_factory.mktemp("service-layer")
+    real = StudyStore(sqlite_uri(tmp))
+    finished = finished_study(real, tmp, plots=[PlotName.PROFILE, PlotName.LR_CURVES])
+    partial = real.create_study(parse_spec(SPEC)).id
+    real.set_status(partial, StudyStatus.RUNNING)
+    _trial_run(real, partial, arm="sgd", point=0, seed=0, status="finished", acc=0.7)
+    store = CountingStore(real)
+    app = app_on(tmp, store, read_cache=False)
+    with serve_in_thread(app) as url:
+        yield Served(url, store, finished, partial)
 
 
 def test_a_report_reads_the_record_once_and_lists_the_plots(served: Served) -> None:
@@ -221,3 +236,45 @@ def test_resume_and_cancel_share_their_shape(served: Served) -> None:
     running = served.post(f"/studies/{served.partial}/resume")
     assert running.status_code == 409
     assert "only a failed or cancelled study can be resumed" in running.json()["detail"]
+
+
+def test_the_bearer_token_guards_writes_and_protected_reads(tmp_path: Path) -> None:
+    """FastAPI's HTTPBearer reads the header; the answers stay the service's: 401 with
+    ``WWW-Authenticate: Bearer`` and what is wrong. Reads need the token only with
+    ``protect_reads``; the OpenAPI schema declares it on the POSTs only."""
+    store = StudyStore(sqlite_uri(tmp_path))
+    sid = store.create_study(parse_spec(SPEC)).id
+    needs = "this request needs 'Authorization: Bearer <token>'"
+    for protect in (False, True):
+        with serve_in_thread(app_on(tmp_path, store, protect_reads=protect)) as url:
+            for headers, detail in [
+                ({}, needs),
+                ({"Authorization": TOKEN}, needs),  # no scheme
+                ({"Authorization": f"Basic {TOKEN}"}, needs),
+                ({"Authorization": f"Bearer wrong-{TOKEN}"}, "invalid bearer token"),
+            ]:
+                denied = httpx.post(f"{url}/studies/{sid}/resume", headers=headers, timeout=60)
+                assert denied.status_code == 401, denied.text
+                assert denied.headers["www-authenticate"] == "Bearer"
+                assert denied.json() == {"detail": detail}
+                read = httpx.get(f"{url}/studies/{sid}", headers=headers, timeout=60)
+                assert read.status_code == (401 if protect else 200), read.text
+                if protect:
+                    assert read.json() == {"detail": detail}
+            ok = {"Authorization": f"bearer  {TOKEN}"}  # the scheme in any case, spaces
+            assert httpx.get(f"{url}/studies/{sid}", headers=ok, timeout=60).status_code == 200
+            resumed = httpx.post(f"{url}/studies/{sid}/resume", headers=ok, timeout=60)
+            assert resumed.status_code == 409  # past the token: queued, nothing to resume
+            schema = httpx.get(f"{url}/openapi.json", timeout=60).json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    secured = sorted(
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("security") == [{"HTTPBearer": []}]
+    )
+    assert secured == [
+        "POST /studies",
+        "POST /studies/{study_id}/cancel",
+        "POST /studies/{study_id}/resume",
+    ]
