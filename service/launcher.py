@@ -52,9 +52,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def requeue_running(settings: Settings, *, wait_s: float = 30.0) -> list[str]:
     """Stop the jobs of queued/running studies and record those studies as ``queued`` again."""
-    from service.main import _make_jobs, _make_store
+    from service.main import make_jobs, make_store
 
-    store, jobs = _make_store(settings), _make_jobs(settings)
+    store, jobs = make_store(settings), make_jobs(settings)
     requeued = []
     for record in store.list():
         if record.status not in ("queued", "running"):
@@ -123,7 +123,7 @@ def serve(
     """Run the stack and the API until Ctrl-C/SIGTERM; returns the exit code."""
     import uvicorn
 
-    from service.main import create_app
+    from service.main import configure_api_process, create_app
 
     data_dir = settings.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +199,9 @@ def serve(
         # -- the API -------------------------------------------------------------------------
         from service.api.http import bounded_protocol
 
+        # this process is the API's from here on: its MLflow client fails fast (the Ray head
+        # and MLflow UI started above, and the study drivers they run, keep MLflow's defaults)
+        configure_api_process()
         app = create_app(settings, stack=supervisor)
         if supervisor is not None:
             supervisor.start()

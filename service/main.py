@@ -3,13 +3,18 @@
 Run it with ``hprobust serve`` (which also starts a local Ray head and the MLflow UI), or
 against an existing cluster with ``HPROBUST_RAY_ADDRESS``/``HPROBUST_MLFLOW_URI`` set::
 
-    uvicorn --factory service.main:create_app
+    uvicorn --factory service.main:app_from_env
+
+Those two are the API process's entry points, and the only places that configure the process
+(:func:`configure_api_process`); :func:`create_app` and the factories below leave the
+environment alone, so tests and embedders can call them in a process of their own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -40,21 +45,37 @@ The service refuses to bind a non-loopback address without a token.
 """
 
 
-def _make_store(settings: Settings) -> Any:
-    import os
+#: The API process's MLflow client: an API answers in seconds, so it fails fast (a 503) rather
+#: than retry an MLflow server for minutes as MLflow's defaults would. MLflow reads these from
+#: the environment only; a value already there (the operator's) wins.
+API_MLFLOW_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 
+
+def configure_api_process(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Give the API process its MLflow client settings (:data:`API_MLFLOW_ENV`).
+
+    Called where the API process starts, and nowhere else: :func:`app_from_env` (uvicorn) and
+    ``hprobust serve`` (:func:`service.launcher.serve`, after it started its Ray head and MLflow
+    UI, so the study drivers on that head keep MLflow's patient defaults).
+    """
+    for key, value in API_MLFLOW_ENV.items():
+        environ.setdefault(key, value)
+
+
+def make_store(settings: Settings) -> Any:
+    """The :class:`~study.records.StudyStore` of ``settings`` (creating the data dir)."""
     from study.records import StudyStore
 
-    # An API answers in seconds: fail fast (503) rather than retry an MLflow server for
-    # minutes, as MLflow's defaults would (override with the same variables).
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return StudyStore(settings.tracking_uri, secret=settings.signing_secret())
 
 
-def _make_jobs(settings: Settings) -> StudyJobs:
+def make_jobs(settings: Settings) -> StudyJobs:
+    """The Ray Jobs client of ``settings``; ``ray_address`` must be set."""
     if not settings.ray_address:
         raise ConfigError(
             "ray_address must be set (HPROBUST_RAY_ADDRESS, the Ray dashboard URL such as "
@@ -92,8 +113,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = store if store is not None else _make_store(settings)
-        app.state.jobs = jobs if jobs is not None else _make_jobs(settings)
+        app.state.store = store if store is not None else make_store(settings)
+        app.state.jobs = jobs if jobs is not None else make_jobs(settings)
         app.state.reader = StudyReader(
             app.state.store, ttl_s=settings.cache_ttl_s, enabled=settings.read_cache
         )
@@ -158,3 +179,10 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def app_from_env() -> FastAPI:
+    """``uvicorn --factory service.main:app_from_env``: the API alone, its settings from the
+    ``HPROBUST_*`` environment, the process configured first (:func:`configure_api_process`)."""
+    configure_api_process()
+    return create_app(Settings())

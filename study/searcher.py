@@ -22,6 +22,8 @@ per-arm Optuna studies included), so ``Tuner.restore`` continues the same sequen
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
@@ -70,11 +72,14 @@ def make_sampler(spec: StudySpec) -> Any:
 
     import optuna
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if spec.sampler == "qmc":
-        return optuna.samplers.QMCSampler(
-            seed=spec.seed, scramble=True, warn_independent_sampling=False
-        )
+        # QMCSampler is marked experimental: its warning is dropped here only (a process-wide
+        # filter would hide every other ExperimentalWarning of the caller's process too).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(
+                seed=spec.seed, scramble=True, warn_independent_sampling=False
+            )
     if spec.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=spec.seed)
     if spec.sampler == "random":
@@ -82,6 +87,21 @@ def make_sampler(spec: StudySpec) -> Any:
     if spec.sampler == "grid":
         return optuna.samplers.GridSampler(_grid_values(spec), seed=spec.seed)
     raise ValueError(f"sampler must be one of qmc, tpe, random, grid, got {spec.sampler!r}")
+
+
+@contextmanager
+def optuna_quiet() -> Iterator[None]:
+    """Optuna's INFO lines (``A new study created in memory with name: optuna``, one per arm,
+    to stderr) silenced for the calls inside only. Optuna's verbosity is process-wide, so it is
+    put back after: the caller's own Optuna keeps its setting."""
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(previous, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
 
 
 def _grid_values(spec: StudySpec) -> dict[str, list[Any]]:
@@ -195,14 +215,12 @@ class ArmInterleaver(_PickledState, Searcher):
         self.arms = spec.arm_names
         self.seeds = spec.seeds
         self.trials_per_arm = spec.points_per_arm * spec.seeds
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         space = OptunaSearch.convert_search_space(search_space(spec))
-        self.searches = {
-            arm: OptunaSearch(space=space, metric=METRIC, mode=MODE, sampler=make_sampler(spec))
-            for arm in self.arms
-        }
+        with optuna_quiet():  # each OptunaSearch creates an Optuna study
+            self.searches = {
+                arm: OptunaSearch(space=space, metric=METRIC, mode=MODE, sampler=make_sampler(spec))
+                for arm in self.arms
+            }
         epochs = epochs or spec.epochs
         self.repeaters = {
             arm: StudyRepeater(

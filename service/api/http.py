@@ -6,7 +6,7 @@ uvicorn's httptools protocol buffers a request's line and headers without limit 
 arrive and, above ``max_header_bytes``, answers ``431 Request Header Fields Too Large`` and
 closes the connection without reading more. ``hprobust serve`` uses it; with plain uvicorn::
 
-    uvicorn --factory service.main:create_app --http service.api.http:BoundedHttpToolsProtocol
+    uvicorn --factory service.main:app_from_env --http service.api.http:BoundedHttpToolsProtocol
 
 (the limit is then ``HPROBUST_MAX_HEADER_BYTES``, default 16 KiB).
 """

@@ -1,4 +1,5 @@
-"""Settings, the loopback rule, the Ray token lookup and the job entrypoint (no processes)."""
+"""Settings, the loopback rule, the Ray token lookup, the job entrypoint and the API process's
+configuration at its entry points (no processes)."""
 
 from __future__ import annotations
 
@@ -79,15 +80,15 @@ def test_an_external_mlflow_uri_wins() -> None:
 
 
 def test_the_drivers_mlflow_uri_defaults_to_the_apis_and_can_differ() -> None:
-    from service.main import _make_jobs
+    from service.main import make_jobs
 
     same = Settings(mlflow_uri="http://mlflow:5000", ray_address="http://ray-head:8265")
     assert same.driver_tracking_uri == "http://mlflow:5000"
-    assert _make_jobs(same).tracking_uri == "http://mlflow:5000"
+    assert make_jobs(same).tracking_uri == "http://mlflow:5000"
     # A multi-host head on host networking reaches MLflow through its published port.
     apart = same.model_copy(update={"driver_mlflow_uri": "http://127.0.0.1:5000"})
     assert apart.tracking_uri == "http://mlflow:5000"  # the API itself still uses this one
-    jobs = _make_jobs(apart)
+    jobs = make_jobs(apart)
     assert jobs.tracking_uri == "http://127.0.0.1:5000"
     assert Settings().driver_tracking_uri == Settings().tracking_uri  # embedded: SQLite
 
@@ -134,3 +135,56 @@ def test_driver_entrypoint_quotes_paths() -> None:
     assert "--resume" not in driver_entrypoint(
         "s20261125-031500-a1b2c3", tracking_uri="x", storage="y", data_dir="z", python="python"
     )
+
+
+MLFLOW_HTTP = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+)
+
+
+@pytest.fixture
+def no_mlflow_http_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None of MLflow's HTTP client variables set; whatever a test sets is undone after."""
+    for key in MLFLOW_HTTP:
+        monkeypatch.setenv(key, "x")  # recorded as absent before: removed again at the end
+        monkeypatch.delenv(key)
+
+
+@pytest.mark.usefixtures("no_mlflow_http_env")
+def test_the_store_and_the_app_leave_the_environment_alone(tmp_path: Path) -> None:
+    """Making the API's store and app sets no MLflow variable in the process (tests and
+    embedders call them; only the API process's entry points configure it)."""
+    import os
+
+    from service.main import create_app, make_store
+
+    settings = Settings(data_dir=tmp_path, mlflow_uri="http://127.0.0.1:9")
+    make_store(settings)
+    create_app(settings)
+    assert {key: os.environ.get(key) for key in MLFLOW_HTTP} == dict.fromkeys(MLFLOW_HTTP)
+
+
+def test_configure_api_process_fills_only_what_is_unset() -> None:
+    from service.main import API_MLFLOW_ENV, configure_api_process
+
+    environ = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "OTHER": "1"}
+    configure_api_process(environ)
+    assert environ == {**API_MLFLOW_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "OTHER": "1"}
+    assert set(API_MLFLOW_ENV) == set(MLFLOW_HTTP)
+    assert int(API_MLFLOW_ENV["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) <= 2  # fails fast: a 503
+
+
+@pytest.mark.usefixtures("no_mlflow_http_env")
+def test_the_uvicorn_factory_configures_its_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    from service.main import API_MLFLOW_ENV, app_from_env
+
+    monkeypatch.setenv("HPROBUST_DATA_DIR", str(tmp_path))
+    app = app_from_env()
+    assert {key: os.environ.get(key) for key in MLFLOW_HTTP} == API_MLFLOW_ENV
+    assert app.state.settings.data_dir == tmp_path

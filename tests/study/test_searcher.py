@@ -222,3 +222,37 @@ def test_tpe_is_told_early_stopped_trials_as_pruned():
     assert states["sgd"] == [optuna.trial.TrialState.PRUNED]
     assert states["insgd"] == [optuna.trial.TrialState.COMPLETE]
     assert states["sgd_nesterov"] == [optuna.trial.TrialState.FAIL]
+
+
+def test_the_searcher_leaves_process_wide_settings_as_they_were():
+    """Building and driving the searcher changes neither Optuna's verbosity nor the warnings
+    filters (the caller's process keeps its own), and still keeps Optuna's per-arm "A new study
+    created" INFO lines and QMCSampler's ExperimentalWarning out of the driver's output."""
+    import logging
+    import warnings
+
+    import optuna
+
+    # its first use imports modules (scipy, Ray) that add filters of their own, once
+    _drive(study_searcher(_spec(sampler="qmc")), concurrency=2, rng=random.Random(0))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("optuna")
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            filters = list(warnings.filters)
+            searcher = study_searcher(_spec(sampler="qmc"))
+            _drive(searcher, concurrency=2, rng=random.Random(0))
+            assert warnings.filters == filters
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+        experimental = optuna.exceptions.ExperimentalWarning
+        assert [w.message for w in caught if issubclass(w.category, experimental)] == []
+        assert [r.getMessage() for r in records if r.levelno < logging.WARNING] == []
+    finally:
+        logger.removeHandler(handler)
+        optuna.logging.set_verbosity(previous)
