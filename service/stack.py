@@ -76,30 +76,28 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def pid_alive(pid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """True while any non-zombie process of process group ``pgid`` exists.
+
+    ``os.killpg(pgid, 0)`` says whether the group has members at all (the quick answer once it
+    is gone); a member that exited but was not reaped yet (a zombie: a child this process never
+    waited for, or one whose parent does not reap it) still counts for the kernel and not
+    here, so the members are then looked at with psutil (Linux and macOS alike).
+    """
     try:
-        os.kill(pid, 0)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    # a zombie is not alive
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+        pass  # another user's group: it exists; look at its members below
+    import psutil
 
-
-def group_alive(pgid: int) -> bool:
-    """True while any non-zombie process of process group ``pgid`` exists."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
                 return True
+        except (ProcessLookupError, PermissionError):
+            continue  # gone meanwhile, or not ours to ask
     return False
 
 

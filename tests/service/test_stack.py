@@ -3,6 +3,7 @@ MLflow UI that dies is reported by ``/readyz`` and started again on its port."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
@@ -134,3 +135,51 @@ def test_http_ok_reaches_local_children_directly_whatever_the_proxy(monkeypatch)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_group_alive_and_stop_group_on_a_real_process_group() -> None:
+    """A group is alive while a member runs, and not once only zombies are left (the kernel
+    keeps an unreaped member in its group, so ``os.killpg(pgid, 0)`` alone still says yes);
+    ``stop_group`` ends every member, not only the leader."""
+    import subprocess
+
+    from service.stack import group_alive, stop_group
+
+    def started() -> subprocess.Popen:
+        proc = subprocess.Popen(["sh", "-c", "sleep 300 & wait"], start_new_session=True)
+        wait_for(lambda: psutil.Process(proc.pid).children(), timeout_s=60, what="its sleep")
+        return proc
+
+    leader = started()
+    pgid = leader.pid
+    try:
+        (member,) = psutil.Process(pgid).children()
+        assert os.getpgid(member.pid) == pgid
+        assert group_alive(pgid)
+        os.kill(pgid, signal.SIGKILL)  # the leader dies, unreaped: a zombie of this process
+        wait_for(
+            lambda: psutil.Process(pgid).status() == psutil.STATUS_ZOMBIE,
+            timeout_s=60,
+            what="the leader to be a zombie",
+            poll_s=0.1,
+        )
+        assert group_alive(pgid)  # its member still runs
+        member.kill()
+        wait_for(lambda: not group_alive(pgid), timeout_s=60, what="no live member", poll_s=0.1)
+        os.killpg(pgid, 0)  # the kernel still counts the group: its zombie leader
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        leader.wait(timeout=30)
+
+    leader = started()
+    (member,) = psutil.Process(leader.pid).children()
+    try:
+        stop_group(leader.pid, grace_s=30)
+        assert not group_alive(leader.pid)
+        assert not member.is_running() or member.status() == psutil.STATUS_ZOMBIE
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait(timeout=30)
+    assert leader.returncode == -signal.SIGTERM  # stopped by the TERM, not the KILL after
