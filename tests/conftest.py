@@ -84,10 +84,11 @@ def mlflow_sqlite_uri(tmp_path) -> str:
     return sqlite_uri(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="session")
+def ray_head_session(tmp_path_factory: pytest.TempPathFactory):
     """A real ``ray start --head`` with token auth on free ports, in its own process group
-    (the Jobs API the service submits to); stopped at the end of the module."""
+    (the Jobs API the service submits to), started once for the session: a head takes 10-20 s
+    to start and as long to stop on this machine. Use :func:`ray_head`."""
     from service.stack import start_ray_head
 
     head = start_ray_head(num_cpus=2, log_dir=tmp_path_factory.mktemp("ray-logs"))
@@ -96,3 +97,33 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     finally:
         head.stop(grace_s=15)
         shutil.rmtree(head.extra["temp_dir"], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_head(ray_head_session):
+    """The session's Ray head (:func:`ray_head_session`), handed to one module at a time:
+    at the end of the module every job still live on it is stopped and waited for, so a
+    module starts with an idle cluster, as if the head were its own."""
+    yield ray_head_session
+    stop_live_jobs(ray_head_session)
+
+
+def stop_live_jobs(head, timeout_s: float = 120.0) -> None:
+    """Stop every job on ``head`` that has not ended and wait until each has (no timing is
+    asserted: a job that outlives ``timeout_s`` fails the module's teardown, loudly)."""
+    import time
+
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(
+        head.url, headers={"Authorization": f"Bearer {head.extra['token']}"}
+    )
+    live = [j.submission_id for j in client.list_jobs() if not j.status.is_terminal()]
+    for submission_id in live:
+        client.stop_job(submission_id)
+    deadline = time.monotonic() + timeout_s
+    while live:
+        live = [s for s in live if not client.get_job_status(s).is_terminal()]
+        if live and time.monotonic() > deadline:
+            raise RuntimeError(f"Ray jobs {live} did not stop within {timeout_s} s")
+        time.sleep(0.5)

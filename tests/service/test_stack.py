@@ -94,6 +94,13 @@ def test_a_dead_mlflow_ui_is_reported_and_restarted_on_its_port(
             timeout_s=240,
             what="the MLflow UI to be restarted",
         )
+        # /readyz sees the new child as soon as the supervisor swaps it in; stack.json is
+        # written just after: wait for the file to name a new process (or fail below).
+        wait_for(
+            lambda: next(c for c in load_state(data_dir) if c.name == "mlflow").pid != ui.pid,
+            timeout_s=60,
+            what="stack.json to name the restarted UI",
+        )
         new = next(c for c in load_state(data_dir) if c.name == "mlflow")
         groups.add(new.pid)
         assert new.pid != ui.pid and new.url == ui.url  # a new process, on the same port
