@@ -14,15 +14,7 @@ from typing import Annotated
 import typer
 
 from study.cli import app
-
-DEFAULT_DIR = Path("hprobust-data")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+from study.cli.options import DEFAULT_DIR, fail
 
 
 @app.command()
@@ -43,15 +35,15 @@ def summary(
     from study.records import StudyStore, sqlite_uri
 
     if not (Path(data_dir) / "mlflow.db").is_file():
-        _fail(f"no study store in {data_dir} (no mlflow.db); pass --data-dir")
+        fail(f"no study store in {data_dir} (no mlflow.db); pass --data-dir", 2)
     store = StudyStore(sqlite_uri(data_dir))
     try:
         record = store.get(study_id)
         result = store.summary(study_id)
     except StudyNotFoundError as exc:
-        _fail(f"{exc} in {data_dir}")
+        fail(f"{exc} in {data_dir}", 2)
     except HprobustError as exc:
-        _fail(f"cannot summarize study {study_id}: {exc}", 1)
+        fail(f"cannot summarize study {study_id}: {exc}", 1)
     if as_json:
         typer.echo(json.dumps(result, indent=2, allow_nan=False))
         return
