@@ -26,6 +26,9 @@ app = typer.Typer(
 def _main() -> None:
     """Hyperparameter-robustness studies: learning rate x initialization, SGD vs INSGD."""
     # A callback keeps ``hprobust <command>`` a command group whatever the commands are.
+    from study.runtime import configure_process
+
+    configure_process()  # the process-wide settings of Ray Tune and MLflow, for every command
 
 
 # Without a name, typer merges the sub-apps' commands into this group (``hprobust run``, not

@@ -183,6 +183,11 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """``uvicorn --factory service.main:app_from_env``: the API alone, its settings from the
-    ``HPROBUST_*`` environment, the process configured first (:func:`configure_api_process`)."""
+    ``HPROBUST_*`` environment, the process configured first (:func:`configure_api_process`;
+    MLflow's and Ray's switches: :func:`study.runtime.configure_process`, as ``hprobust``
+    sets them for ``hprobust serve``)."""
+    from study.runtime import configure_process
+
+    configure_process()
     configure_api_process()
     return create_app(Settings())

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import shutil
 import signal
@@ -54,11 +53,6 @@ def start_ray(
         ray.init(address=address, **kwargs)
         return None
     temp_dir = temp_dir or tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")
-    # A new local cluster gets Ray 2.60's default token authentication; Ray's notice that it
-    # did would print before the study id.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-        logging.ERROR
-    )
     ray.init(address="local", num_cpus=num_cpus, _temp_dir=temp_dir, **kwargs)
     return temp_dir
 
@@ -99,6 +93,11 @@ def drive(
     Only a study whose signature holds runs (:mod:`study.signing`; ``secret`` None: the one
     in the environment); another is marked ``failed`` with why, and nothing runs.
 
+    The process is expected to be set up by its entry point
+    (:func:`study.runtime.configure_process`, as :func:`main` and ``hprobust run`` do): among
+    others, without it Ray Tune's own SIGINT handler returns from the run as if it were done,
+    and an interrupted study would not end ``cancelled``.
+
     Raises:
         StudyNotFoundError: no such study.
         StudyStateError: the study already finished, or is not queued and ``resume`` is False.
@@ -126,10 +125,6 @@ def drive(
     owns_ray = not ray.is_initialized()  # a caller's Ray stays up
     temp_dir = start_ray(ray_address, num_cpus=num_cpus, temp_dir=ray_temp_dir)
     old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    # Ray Tune catches SIGINT itself and then returns from fit() as if the study were done
-    # (it was recorded finished with trials unrun): let SIGINT raise KeyboardInterrupt here,
-    # like SIGTERM, so an interrupted study ends cancelled.
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     try:
         from study.runner import RESOURCE_WAIT_S, run_study
 
@@ -198,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         help="fail the study when no trial could start for this long (default 300)",
     )
     args = parser.parse_args(argv)
+    from study.runtime import configure_process
+
+    configure_process()
     try:
         drive(
             args.study_id,

@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import logging
-import os
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -143,12 +142,6 @@ def sqlite_uri(data_dir: str | Path) -> str:
     return f"sqlite:///{path / 'mlflow.db'}"
 
 
-def _quiet_mlflow() -> None:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def trial_row(run: Run) -> dict[str, Any]:
     """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``:
     the one mapping of MLflow's trial records to rows. Values are read with the rules of
@@ -207,7 +200,6 @@ class StudyStore:
     ) -> None:
         from mlflow.tracking import MlflowClient
 
-        _quiet_mlflow()
         if tracking_uri.startswith("sqlite:///"):
             Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri
@@ -572,15 +564,6 @@ class StudyStore:
             self.client.set_terminated(run.info.run_id, "KILLED")
             closed += 1
         return closed
-
-    def describe(self, study_id: str, *, report_url: str | None = None) -> None:
-        """Link the study run's description to the report page at ``report_url`` (kept as
-        ``hprobust.report_url`` so the description at the end links it too)."""
-        run_id = self.study_run_id(study_id)
-        record = self.get(study_id)
-        if report_url:
-            self.client.set_tag(run_id, Tag.REPORT_URL, report_url)
-        self.client.set_tag(run_id, Tag.NOTE, study_note(study_id, record.name, report_url))
 
     def upgrade_presentation(self) -> int:
         """Give studies recorded before DESIGN.md's "What MLflow shows" its presentation: the

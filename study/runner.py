@@ -22,7 +22,9 @@ to the end, then stores the summary, the trials table and the plots in MLflow:
   identity so that a restore is idempotent. Keys already recorded as finished when a study
   resumes are not trained again: their trial reports the recorded result at once.
 
-Ray must be up: the study driver starts or joins it (:func:`study.driver.start_ray`).
+Ray must be up: the study driver starts or joins it (:func:`study.driver.start_ray`). The
+process is configured by its entry point (:func:`study.runtime.configure_process`: Tune's
+environment switches, quiet loggers); nothing here changes process-wide state.
 """
 
 from __future__ import annotations
@@ -41,31 +43,6 @@ from study.vocab import TRIAL_DONE, TrialStatus
 NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on
 #: How long a study's trials may wait for resources with none running before it fails.
 RESOURCE_WAIT_S = 300.0
-
-
-def _quiet_tune() -> None:
-    import logging
-
-    # The ResultGrid looks for per-trial result files we do not write.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    logging.getLogger("ray.tune.result_grid").setLevel(logging.ERROR)
-    # No CSV/JSON/TensorBoard files per trial (MLflow is the record) and no Tune console table.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
-    # Optuna's GridSampler calls Study.stop() when its grid is used up, which raises outside
-    # Study.optimize; OptunaSearch logs that as a warning after every last trial of a grid.
-    search_log = logging.getLogger("ray.tune.search.optuna.optuna_search")
-    if not any(isinstance(f, _GridStopFilter) for f in search_log.filters):
-        search_log.addFilter(_GridStopFilter())
-
-
-class _GridStopFilter:
-    """Drops OptunaSearch's warning that a used-up grid called ``Study.stop``."""
-
-    def filter(self, record: Any) -> bool:
-        return not str(record.getMessage()).startswith("`Study.stop` is supposed to be invoked")
 
 
 def recorded_results(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -257,9 +234,8 @@ def run_study(
 
     from study.records import StudyStore
     from study.searcher import study_searcher
-    from study.tracking import MlflowRecorder, attach, detach, flush
+    from study.tracking import DriverLink, MlflowRecorder, linked
 
-    _quiet_tune()
     store = StudyStore(tracking_uri)
     record = store.get(study_id)  # raises StudyNotFoundError
     storage_path = Path(storage_path).expanduser().resolve()
@@ -275,8 +251,8 @@ def run_study(
         make_trainable(spec, data_dir=data_dir, done=done),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )
-    attach(study_id, store=store, progress=progress, on_step=ResourceWait(spec, resource_wait_s))
-    try:
+    link = DriverLink(store, progress=progress, on_step=ResourceWait(spec, resource_wait_s))
+    with linked(study_id, link):
         if resume and tune.Tuner.can_restore(str(experiment_path)):
             tuner = tune.Tuner.restore(
                 str(experiment_path),
@@ -299,7 +275,9 @@ def run_study(
                     storage_path=str(storage_path),
                     failure_config=tune.FailureConfig(max_failures=1),
                     callbacks=[
-                        MlflowRecorder(study_id, tracking_uri, spec.model_dump(mode="json"))
+                        MlflowRecorder(
+                            study_id, tracking_uri, spec.model_dump(mode="json"), link=link
+                        )
                     ],
                     checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
                     verbose=0,
@@ -307,9 +285,7 @@ def run_study(
                 ),
             )
         tuner.fit()
-        flush(study_id)  # every epoch written (raises a failed write)
-    finally:
-        detach(study_id)
+        link.flush()  # every epoch written (raises a failed write)
     summary = finalize(store, study_id)
     failure = all_failed(store.trials(study_id))
     if failure is not None:  # recorded (trials, summary, plots), but not a finished study

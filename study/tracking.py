@@ -33,8 +33,11 @@ So after a ``Tuner.restore`` every key ends with exactly one live run and one me
 The writes stay one at a time and in order (one writer): the per-epoch batches on the writer
 thread, every other write in the driver thread after waiting for the queued ones;
 :func:`flush` waits for them and raises the first failed write.
-The callback pickles (Ray Tune stores it in ``tuner.pkl``): the MLflow client and the progress
-hook are looked up again in the driver process (:func:`attach`).
+The driver hands the recorder what lives only in its process (the store, the progress hook,
+the resource-wait hook) as one object, a :class:`DriverLink`, and flushes and closes the
+recorder through it. The callback pickles (Ray Tune stores it in ``tuner.pkl``) without its
+link, and ``Tuner.restore`` builds the callbacks from that file (it takes no callbacks), so a
+restored recorder finds its link in the one process registry, :func:`linked`'s, by study id.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
@@ -60,37 +65,52 @@ METRIC_NAMES = {"lr": "scheduled_lr"}
 FINAL_METRICS = {"final_val_acc": "val_acc", "final_val_loss": "val_loss",
                  "final_train_loss": "train_loss"}  # fmt: skip
 
-# study id -> {"store": StudyStore, "progress": callable}: live objects of this process.
-_ATTACHED: dict[str, dict[str, Any]] = {}
+
+@dataclass
+class DriverLink:
+    """What the driver process gives the recorder of one study, and how it reaches it back.
+
+    Attributes:
+        store: the driver's store (its MLflow client writes every run).
+        progress: called with :meth:`MlflowRecorder.progress` after every recorded event.
+        on_step: called with the trials after every step of Tune's loop; it may raise to end
+            the run (:class:`study.runner.ResourceWait`).
+        recorder: the recorder Tune runs, set by it when Tune sets it up (after a restore
+            that is a copy unpickled from ``tuner.pkl``, not the one the driver built).
+    """
+
+    store: StudyStore
+    progress: Callable[[dict[str, Any]], None] | None = None
+    on_step: Callable[[list], None] | None = None
+    recorder: MlflowRecorder | None = None
+
+    def flush(self) -> None:
+        """Wait for the recorder's queued MLflow writes; raise the first that failed."""
+        if self.recorder is not None:
+            self.recorder.flush()
+
+    def close(self) -> None:
+        """Finish the recorder's queued writes and stop its writer thread."""
+        if self.recorder is not None:
+            self.recorder.close()
 
 
-def attach(
-    study_id: str,
-    *,
-    store: StudyStore,
-    progress: Callable | None = None,
-    on_step: Callable[[list], None] | None = None,
-) -> None:
-    """Give this process's recorder of ``study_id`` its store, its progress hook and a hook
-    called with the trials after every step of Tune's loop (it may raise to end the run:
-    :class:`study.runner.ResourceWait`). Hooks live here, not in the pickled recorder, so a
-    restored Tuner's recorder gets this driver's."""
-    _ATTACHED[study_id] = {"store": store, "progress": progress, "on_step": on_step}
+#: study id -> the link of the study this process drives. The one process registry, for the
+#: recorder that ``Tuner.restore`` unpickles: nothing else can hand it its link.
+_LINKS: dict[str, DriverLink] = {}
 
 
-def flush(study_id: str) -> None:
-    """Wait for the pending MLflow writes of ``study_id``'s recorder; raise the first failure."""
-    hook = _ATTACHED.get(study_id, {}).get("flush")
-    if hook is not None:
-        hook()
-
-
-def detach(study_id: str) -> None:
-    """Forget ``study_id``'s store and hook; its recorder's writer finishes and stops."""
-    entry = _ATTACHED.pop(study_id, None) or {}
-    close = entry.get("close")
-    if close is not None:
-        close()
+@contextmanager
+def linked(study_id: str, link: DriverLink) -> Iterator[DriverLink]:
+    """Make ``link`` the driver link of ``study_id`` in this process while the block runs (a
+    restored recorder finds it here); at the end, close the recorder's writer and forget it."""
+    _LINKS[study_id] = link
+    try:
+        yield link
+    finally:
+        if _LINKS.get(study_id) is link:
+            del _LINKS[study_id]
+        link.close()
 
 
 def _finite(value: Any) -> bool:
@@ -102,14 +122,24 @@ class MlflowRecorder(Callback):
 
     Args:
         study_id: the study.
-        tracking_uri: the MLflow store (used when no store is attached in this process).
+        tracking_uri: the MLflow store (a store of its own when it has no driver link).
         spec: the study's spec as a JSON-able dict (params of each arm).
+        link: the driver's :class:`DriverLink` (not pickled; a restored recorder finds it in
+            :func:`linked`'s registry).
     """
 
-    def __init__(self, study_id: str, tracking_uri: str, spec: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        study_id: str,
+        tracking_uri: str,
+        spec: dict[str, Any],
+        *,
+        link: DriverLink | None = None,
+    ) -> None:
         self.study_id = study_id
         self.tracking_uri = tracking_uri
         self.spec = spec
+        self._given_link = link
         self._reset()
 
     def _reset(self) -> None:
@@ -136,19 +166,26 @@ class MlflowRecorder(Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._given_link = None
         self._reset()
 
     # ---- setup ----------------------------------------------------------------------------
 
     @property
+    def link(self) -> DriverLink | None:
+        """The driver's link: the one given, else (a restored recorder) the registered one."""
+        return self._given_link or _LINKS.get(self.study_id)
+
+    @property
     def store(self) -> StudyStore:
         if self._store is None:
-            attached = _ATTACHED.get(self.study_id, {}).get("store")
-            if attached is None:
+            link = self.link
+            if link is None:
                 from study.records import StudyStore
 
-                attached = StudyStore(self.tracking_uri)
-            self._store = attached
+                self._store = StudyStore(self.tracking_uri)
+            else:
+                self._store = link.store
         return self._store
 
     def setup(self, **info: Any) -> None:
@@ -159,8 +196,8 @@ class MlflowRecorder(Callback):
         from concurrent.futures import ThreadPoolExecutor
 
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hprobust-mlflow")
-        entry = _ATTACHED.setdefault(self.study_id, {})
-        entry["flush"], entry["close"] = self.flush, self.close
+        if self.link is not None:
+            self.link.recorder = self  # the driver flushes and closes this one
         for run in self.store.trial_runs(self.study_id):
             row = trial_row(run)
             key = row["key"]
@@ -206,7 +243,7 @@ class MlflowRecorder(Callback):
         self.flush()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        hook = _ATTACHED.get(self.study_id, {}).get("on_step")
+        hook = self.link.on_step if self.link is not None else None
         if hook is not None:
             hook(trials)
 
@@ -231,7 +268,7 @@ class MlflowRecorder(Callback):
         }
 
     def _emit(self) -> None:
-        hook = _ATTACHED.get(self.study_id, {}).get("progress")
+        hook = self.link.progress if self.link is not None else None
         if hook is not None:
             hook(self.progress())
 

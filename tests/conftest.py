@@ -60,6 +60,9 @@ def ray_local() -> Iterator[str]:
     """
     import ray
 
+    from study.runtime import configure_process
+
+    configure_process()  # studies run in this process, set up as the entry points set up theirs
     temp_dir = tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")  # short: Ray's socket paths
     ray.init(
         address="local",

@@ -35,6 +35,9 @@ def run(
     ] = None,
 ) -> None:
     """Run a study (or resume one): live progress, then a table per arm."""
+    from study.runtime import configure_process
+
+    configure_process()  # this process drives the study (study.driver.drive)
     from rich.console import Console
 
     from study.errors import (

@@ -140,23 +140,3 @@ def test_a_study_whose_every_trial_failed_exits_1(ray_local, tmp_path):
     text = " ".join(result.output.split())
     assert "every trial failed" in text
     assert "Expected more than 1 value per channel" in text
-
-
-def test_a_used_up_grid_logs_no_optuna_stop_warning(caplog):
-    """Optuna's GridSampler calls Study.stop() outside optimize() when its grid is used up;
-    OptunaSearch logs that as a warning after every arm's last trial. It is dropped; other
-    warnings of that logger are not."""
-    import logging
-
-    from study.runner import _quiet_tune
-
-    _quiet_tune()
-    log = logging.getLogger("ray.tune.search.optuna.optuna_search")
-    with caplog.at_level(logging.WARNING):
-        log.warning(
-            RuntimeError(
-                "`Study.stop` is supposed to be invoked inside an objective function or a callback."
-            )
-        )
-        log.warning("another warning")
-    assert [r.getMessage() for r in caplog.records] == ["another warning"]

@@ -286,18 +286,18 @@ def test_summary_partial_then_stored_and_plots(store, tmp_path):
 def test_mlflow_presentation_tags_note_and_headline_metrics(store):
     """A model-training experiment; the study run's description links the report page the
     API gives it, and at the end carries the headline table, which is also its metrics."""
-    record = store.create_study(parse_spec(SPEC))
-    sid = record.id
+    unlinked = store.create_study(parse_spec(SPEC)).id  # as `hprobust run` records it
+    note = store.client.get_run(store.study_run_id(unlinked)).data.tags["mlflow.note.content"]
+    assert f"hprobust summary {unlinked}" in note  # the CLI's way to it: no link is known
+    sid = new_study_id()
+    url = f"http://lab:8000/studies/{sid}/report"
+    record = store.create_study(parse_spec(SPEC), study_id=sid, report_url=url)  # as the API
     experiment = store.client.get_experiment(record.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     view = json.loads(experiment.tags["mlflow.sharedViewState.hprobust"])
     assert view["selectedColumns"][:3] == ["params.`arm`", "params.`lr`", "params.`init`"]
     assert "metrics.`final_val_acc`" in view["selectedColumns"]
     run_id = store.study_run_id(sid)
-    note = store.client.get_run(run_id).data.tags["mlflow.note.content"]
-    assert f"hprobust summary {sid}" in note  # the CLI's way to it, before any link is known
-    url = f"http://lab:8000/studies/{sid}/report"
-    store.describe(sid, report_url=url)
     note = store.client.get_run(run_id).data.tags["mlflow.note.content"]
     assert f"[{url}]({url})" in note
     assert f"(http://lab:8000/studies/{sid}/trials?format=csv)" in note

@@ -1,0 +1,79 @@
+"""What a process that runs studies sets for Ray Tune and MLflow: once, at its entry point.
+
+Ray Tune and MLflow read a few switches from the environment only (no ``RunConfig`` or client
+argument exists for them in Ray 2.60 and MLflow 3.17), and quiet their chatter through
+process-wide loggers. Setting them is a decision about the whole process, so the library
+(runner, store, driver functions) sets none of it; the entry points call
+:func:`configure_process` before anything else: the study driver's ``main``
+(``python -m study.driver``, the Ray job of a study), the ``hprobust`` command line (its root,
+and ``hprobust run`` itself), and the API under uvicorn (``service.main.app_from_env``: it
+downloads artifacts, but runs no Tune loop).
+
+Importing this module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+#: Environment defaults (an operator's own value wins).
+ENVIRONMENT = {
+    # No CSV/JSON/TensorBoard files per trial: MLflow is the record. Tune adds those logger
+    # callbacks unless this is set (or a callback of each kind is passed).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Tune's legacy output engine, which prints no console table at ``RunConfig(verbose=0)``
+    # (the progress a user sees is the driver's own, from the recorder's progress hook).
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # At most one trial waits for resources at a time, so the searcher is asked for a trial
+    # only when one can start soon (Tune's "auto" asks for many ahead).
+    "TUNE_MAX_PENDING_TRIALS_PG": "1",
+    # Tune warns when saving its experiment state takes over 5 s; a loaded machine does.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100",
+    # MLflow draws a tqdm bar on stderr for every artifact download (spec.yaml, summary.json).
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+#: Environment values this process must have, whatever the operator set.
+REQUIRED = {
+    # Ray Tune catches SIGINT itself and then returns from fit() as if the study were done (it
+    # was recorded finished with trials unrun): without its handler, SIGINT raises
+    # KeyboardInterrupt in the driver, like SIGTERM, and the study ends cancelled.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+#: Logger -> the lowest level it shows.
+LOG_LEVELS = {
+    # The ResultGrid looks for per-trial result files the study does not write.
+    "ray.tune.analysis.experiment_analysis": logging.ERROR,
+    "ray.tune.result_grid": logging.ERROR,
+    # A new local cluster gets Ray 2.60's default token authentication; Ray's notice that it
+    # did would print before the study id.
+    "ray._private.authentication.authentication_token_setup": logging.ERROR,
+    # A new SQLite store's migrations, MLflow's client notes.
+    "alembic": logging.WARNING,
+    "mlflow.store.db.utils": logging.WARNING,
+    "mlflow.tracking": logging.WARNING,
+}
+#: OptunaSearch's logger, whose grid warning :class:`_GridStopFilter` drops.
+OPTUNA_SEARCH_LOG = "ray.tune.search.optuna.optuna_search"
+
+
+class _GridStopFilter(logging.Filter):
+    """Drops OptunaSearch's warning that a used-up grid called ``Study.stop``: Optuna's
+    GridSampler calls it when its grid is used up, which raises outside ``Study.optimize``,
+    and OptunaSearch logs that after every last trial of a grid."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith("`Study.stop` is supposed to be invoked")
+
+
+def configure_process() -> None:
+    """Set this process up to run studies (see the module doc). Idempotent."""
+    for name, value in ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    os.environ.update(REQUIRED)
+    for name, level in LOG_LEVELS.items():
+        logging.getLogger(name).setLevel(level)
+    search_log = logging.getLogger(OPTUNA_SEARCH_LOG)
+    if not any(isinstance(f, _GridStopFilter) for f in search_log.filters):
+        search_log.addFilter(_GridStopFilter())
