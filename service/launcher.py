@@ -42,6 +42,7 @@ from service.stack import (
     start_mlflow_ui,
     start_ray_head,
 )
+from study.vocab import LIVE, StudyStatus
 
 log = logging.getLogger("hprobust.serve")
 
@@ -56,9 +57,7 @@ def requeue_running(settings: Settings, *, wait_s: float = 30.0) -> list[str]:
 
     store, jobs = make_store(settings), make_jobs(settings)
     requeued = []
-    for record in store.list():
-        if record.status not in ("queued", "running"):
-            continue
+    for record in store.states(LIVE):  # the live studies only: no spec is read
         ref = jobs.find(record.id)
         if ref is None or ref.terminal:
             continue
@@ -69,7 +68,7 @@ def requeue_running(settings: Settings, *, wait_s: float = 30.0) -> list[str]:
                 if jobs.status(ref).terminal:
                     break
             time.sleep(0.3)
-        store.set_status(record.id, "queued")
+        store.set_status(record.id, StudyStatus.QUEUED)
         requeued.append(record.id)
     return requeued
 

@@ -30,9 +30,7 @@ PLOT_WORDS = {str(p) for p in PlotName}
 TAG_PREFIX = "hprobust."
 
 #: Files that still hold a copy -> the work package (docs/changes/issue-14.md) that removes it.
-KNOWN_COPIES = {
-    "service/launcher.py": "WP5 L5.1 (E3)",
-}
+KNOWN_COPIES: dict[str, str] = {}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
