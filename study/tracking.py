@@ -32,7 +32,7 @@ deletes or fails the runs of its members that were not finished.
 So after a ``Tuner.restore`` every key ends with exactly one live run and one metric history.
 The writes stay one at a time and in order (one writer): the per-epoch batches on the writer
 thread, every other write in the driver thread after waiting for the queued ones;
-:func:`flush` waits for them and raises the first failed write.
+:meth:`MlflowRecorder.flush` waits for them and raises the first failed write.
 The driver hands the recorder what lives only in its process (the store, the progress hook,
 the resource-wait hook) as one object, a :class:`DriverLink`, and flushes and closes the
 recorder through it. The callback pickles (Ray Tune stores it in ``tuner.pkl``) without its
