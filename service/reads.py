@@ -137,7 +137,8 @@ class StudyReader:
         )
 
     def list(self) -> list[Any]:
-        return self.cache.load(("list",), lambda: self.call(self.store.list), forever=False)
+        """Every study's state (no spec: a listing shows none), newest first."""
+        return self.cache.load(("list",), lambda: self.call(self.store.states), forever=False)
 
     def progress(self, record: Any) -> dict[str, int]:
         return self.cache.load(

@@ -486,28 +486,33 @@ class StudyStore:
             if not token:
                 return experiments
 
-    def list(self) -> list[StudyRecord]:
-        """Every study, newest first (not those being created, or whose creation failed)."""
-        records = [self._record(e) for e in self._search()]
-        return sorted(records, key=lambda r: (r.created_at or "", r.id), reverse=True)
-
-    def states(self, statuses: Iterable[str]) -> list[StudyState]:
-        """The studies whose status is one of ``statuses``, newest first, without their specs.
+    def states(self, statuses: Iterable[str] | None = None) -> list[StudyState]:
+        """The studies whose status is one of ``statuses`` (None: every study), newest first,
+        without their specs (not those being created, or whose creation failed).
 
         MLflow filters them on the status tag (one search per status: its experiment search
         has no ``IN`` or ``OR`` for tags, on SQLite and PostgreSQL alike), so the scheduler's
         pass every few seconds reads only the live studies' experiments, never every study
-        or any spec."""
-        wanted = sorted({str(status) for status in statuses})
-        for status in wanted:
-            if not StudyStatus.has(status) or status == StudyStatus.CREATING:
-                raise ConfigError(f"statuses must be among {', '.join(SETTABLE)}, got {status!r}")
-        states = [
-            StudyState(**self._state_fields(e))
-            for status in wanted
-            for e in self._search(f"tags.`{Tag.STATUS}` = '{status}'")
-        ]
+        or any spec; a listing of every study is one search and reads no spec either."""
+        if statuses is None:
+            found = self._search()
+        else:
+            wanted = sorted({str(status) for status in statuses})
+            for status in wanted:
+                if not StudyStatus.has(status) or status == StudyStatus.CREATING:
+                    raise ConfigError(
+                        f"statuses must be among {', '.join(SETTABLE)}, got {status!r}"
+                    )
+            found = [
+                e for status in wanted for e in self._search(f"tags.`{Tag.STATUS}` = '{status}'")
+            ]
+        states = [StudyState(**self._state_fields(e)) for e in found]
         return sorted(states, key=lambda r: (r.created_at or "", r.id), reverse=True)
+
+    def ping(self) -> None:
+        """One small read of the tracking server (raises what MLflow raises when it cannot
+        be reached): the readiness check's, which must not cost a read per study."""
+        self.client.search_experiments(max_results=1)
 
     def set_status(self, study_id: str, status: str, *, reason: str | None = None) -> None:
         """Set the study's status.
@@ -572,7 +577,7 @@ class StudyStore:
         from mlflow.entities import RunTag
 
         changed = 0
-        for record in self.list():
+        for record in self.states():
             experiment = self.client.get_experiment(record.experiment_id)
             if experiment.tags.get(VIEW_TAG) and all(
                 experiment.tags.get(k) == v for k, v in EXPERIMENT_KIND.items()
@@ -588,7 +593,8 @@ class StudyStore:
             except StudyNotFoundError:
                 changed += 1
                 continue
-            scaled = (record.spec.get("search") or {}).get("init_scale") is not None
+            spec = self._record(experiment).spec  # only a study being upgraded needs it
+            scaled = (spec.get("search") or {}).get("init_scale") is not None
             for run in self.trial_runs(record.id):
                 tags = []
                 if Tag.PARENT_RUN not in run.data.tags:

@@ -29,7 +29,7 @@ from tests.study.test_records import SPEC, _trial_run
 
 TOKEN = "test-token-0123456789"
 #: The store reads the counts watch.
-READS = ("get", "list", "progress", "trials", "summary", "plot", "plot_names")
+READS = ("get", "states", "ping", "progress", "trials", "summary", "plot", "plot_names")
 
 
 class CountingStore:
@@ -165,6 +165,25 @@ def test_each_read_reads_the_record_once(served: Served, path: str, reads: Count
     response = served.get(f"/studies/{served.finished}{path}")
     assert response.status_code == 200, response.text
     assert served.store.calls == reads
+
+
+def test_the_list_of_studies_reads_no_record_or_spec(served: Served) -> None:
+    """GET /studies shows no spec: one listing of the studies' states, no record read (a
+    record may download its spec), whatever the number of studies."""
+    listed = served.get("/studies")
+    assert listed.status_code == 200, listed.text
+    ids = {s["id"] for s in listed.json()["data"]}
+    assert {served.finished, served.partial} <= ids
+    assert "spec" not in listed.json()["data"][0]
+    # each study's progress is shown (one read each), but never its record
+    assert served.store.calls == Counter(states=1, progress=len(ids))
+
+
+def test_readiness_pings_mlflow_once_and_reads_no_study(served: Served) -> None:
+    ready = served.get("/readyz")  # Ray's address answers nothing here: 503, MLflow "ok"
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["mlflow"] == "ok" and ready.json()["ray"].startswith("unreachable")
+    assert served.store.calls == Counter(ping=1)
 
 
 def test_a_plot_not_stored_is_404(served: Served) -> None:

@@ -85,7 +85,7 @@ def test_create_get_list(store):
     text = store.client.download_artifacts(run_id, "spec.yaml", str(store.artifact_root))
     with open(text) as f:
         assert yaml.safe_load(f) == spec.model_dump(mode="json")
-    assert {r.id for r in store.list()} == {first.id, second.id}
+    assert {r.id for r in store.states()} == {first.id, second.id}
     assert store.get(second.id).id == second.id
 
 
@@ -94,7 +94,7 @@ def test_list_is_newest_first(store):
     a = store.create_study(spec)
     time.sleep(1.1)
     b = store.create_study(spec)
-    assert [r.id for r in store.list()] == [b.id, a.id]
+    assert [r.id for r in store.states()] == [b.id, a.id]
 
 
 def test_unknown_and_duplicate_ids(store):
@@ -108,7 +108,7 @@ def test_unknown_and_duplicate_ids(store):
         store.create_study(spec, study_id=record.id)
     with pytest.raises(ConfigError, match="study_id must match"):
         store.create_study(spec, study_id="not-an-id")
-    assert len(store.list()) == 1
+    assert len(store.states()) == 1
 
 
 def test_status_and_timestamps(store):

@@ -226,7 +226,7 @@ def test_crashing_trial_is_retried_once_then_recorded_failed(ray_local, tmp_path
     with pytest.raises(StudyFailedError, match="every trial failed") as raised:
         _run(tmp_path, spec)
     store = StudyStore(sqlite_uri(tmp_path))
-    (record,) = store.list()
+    (record,) = store.states()
     sid = record.id
     assert record.status == "failed"
     assert record.error.startswith("StudyFailedError: every trial failed (2 of 2); first error")

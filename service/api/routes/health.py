@@ -39,7 +39,7 @@ def readyz(request: Request, store: StoreDep, jobs: JobsDep, settings: SettingsD
     except Exception as exc:
         checks[Dependency.RAY] = f"unreachable at {jobs.address}: {type(exc).__name__}: {exc}"[:500]
     try:
-        store.list()
+        store.ping()
         checks[Dependency.MLFLOW] = "ok"
     except Exception as exc:
         checks[Dependency.MLFLOW] = f"unreachable: {type(exc).__name__}: {exc}"[:500]
