@@ -9,10 +9,9 @@ varies). Then :func:`optuna.importance.get_param_importances` with
 ``FanovaImportanceEvaluator(seed=0, n_trees=32, max_depth=6)``. Both are normalized to sum to 1.
 
 The forest is smaller than Optuna's default (64 trees of depth 64) because Optuna's fANOVA is
-pure Python and its cost grows with the number of split points: on 1,666 seed-averaged points
-(one arm of the 10,000-trial benchmark) the default forest takes ~9-15 s on the project's
-machine, 32 trees of depth 6 ~0.4 s, and the importances differ by about 0.01-0.02 (measured:
-lr 0.82 vs 0.83; on 64 points 0.865 vs 0.848).
+pure Python and its cost grows with the number of split points; docs/summary.md ("Why a small
+fANOVA forest") gives the measurement behind that choice, and bench/summary_speed.py times the
+importances as they are.
 
 Either is ``None`` when there are fewer than 2 distinct points, when every point has the same
 accuracy (no variance to attribute; Optuna would return an arbitrary equal split), or when
