@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+
+# ---- Ctrl-C: tests press it on the children they start (``hprobust ui``, a study driver), as a
+# terminal does. A process started in the background by a shell without job control (a CI
+# runner's ``cmd &``) has SIGINT ignored, and an ignored signal stays ignored across fork and
+# exec: every child would ignore the test's Ctrl-C. The session takes a terminal's disposition.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # ---- Hypothesis: derandomized in CI (the same examples on every run, no example database),
 # no shrinking (a failure is reported as found, never after minutes of shrinking), small

@@ -75,8 +75,9 @@ def ui(
                     f"{child.returncode}; see {log})"
                 )
             time.sleep(0.3)
-        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+        # The log's line first: the UI line says it is up, and a Ctrl-C may follow it at once.
         typer.echo(f"its log: {log}", err=True)
+        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
         code = child.wait()
     except KeyboardInterrupt:
         stop_group(child.pid, grace_s=10)
