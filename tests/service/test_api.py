@@ -310,7 +310,11 @@ def test_queue_and_cancel(
     Ray job and keeps its finished trials; a cancelled study cannot be cancelled again."""
     from ray.job_submission import JobSubmissionClient
 
-    long = tiny_spec(name="long", epochs=30, trials_per_arm=3)
+    # Long enough that trials are still in flight when it is cancelled, on a quiet machine too
+    # (30 epochs of 3 points took ~1.5 s a trial there: the study could end before the cancel):
+    # 20 trials of 50 epochs at batch 16, two at a time, run for about a minute.
+    long = tiny_spec(name="long", epochs=50, trials_per_arm=10, batch_size=16)
+    total = 2 * 10  # arms x points x seeds
     ids = []
     for spec in (long, tiny_spec(name="waiting")):
         r = httpx.post(f"{api.url}/studies", json=spec, headers=auth(api_token), timeout=60)
@@ -364,7 +368,7 @@ def test_queue_and_cancel(
     assert all(r.data.tags["hprobust.status"] == "pending" for r in killed)
     assert all(r.data.tags["hprobust.stopped"] == "study cancelled" for r in killed)
     assert after["progress"]["running"] == 0
-    assert after["progress"]["pending"] == 6 - after["progress"]["finished"]
+    assert after["progress"]["pending"] == total - after["progress"]["finished"]
     assert after["progress"]["failed"] == 0
     r = httpx.post(f"{api.url}/studies/{running_id}/cancel", headers=auth(api_token))
     assert r.status_code == 409
@@ -374,7 +378,7 @@ def test_queue_and_cancel(
         block = page.split(f'data-study="{running_id}"', 1)[1]
         text = block.split('class="progress-text">', 1)[1].split("</span>", 1)[0]
         assert "running" not in text and "to go" not in text, text
-        assert text.startswith(f"{after['progress']['finished']} of 6 finished"), text
+        assert text.startswith(f"{after['progress']['finished']} of {total} finished"), text
 
 
 def test_hprobust_submit_waits_and_prints_the_summary(
