@@ -326,7 +326,7 @@ def test_queue_and_cancel(
         timeout_s=STUDY_TIMEOUT_S,
         what="a finished trial of the long study",
     )
-    wait_for(  # trials in flight (30 epochs each): the cancel below must close them
+    wait_for(  # trials in flight (50 epochs each): the cancel below must close them
         lambda: study_state(api, running_id)["progress"]["running"] >= 1,
         timeout_s=STUDY_TIMEOUT_S,
         what="a running trial of the long study",
