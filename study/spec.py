@@ -230,7 +230,23 @@ class AnalysisSpec(_Strict):
     tolerance: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.02
 
 
-class StudySpec(_Strict):
+class _HasDataset:
+    """``dataset_name`` and ``dataset_options`` of a model with a typed ``dataset`` field (the
+    study spec and the trial config read their dataset alike). Not a field of its own: a
+    pydantic model would take an annotation here as one."""
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def dataset_options(self) -> dict[str, Any]:
+        """The dataset's options (every one, defaults included, JSON types) as ``study.data``
+        takes them."""
+        return self.dataset.model_dump(mode="json", exclude={"name"})
+
+
+class StudySpec(_HasDataset, _Strict):
     """A robustness study. See the module docstring; ``examples/*.yaml`` are complete specs."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -451,15 +467,6 @@ class StudySpec(_Strict):
         return out
 
     @property
-    def dataset_name(self) -> str:
-        return self.dataset.name
-
-    @property
-    def dataset_options(self) -> dict[str, Any]:
-        """The dataset's options (every one, defaults included) as ``study.data`` takes them."""
-        return self.dataset.model_dump(mode="json", exclude={"name"})
-
-    @property
     def num_classes(self) -> int:
         """Classes of the dataset (from ``study.data.dataset_info``; loads nothing)."""
         from study.data import dataset_info
@@ -539,7 +546,7 @@ class OptimizerSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-class TrialConfig(_Strict):
+class TrialConfig(_HasDataset, _Strict):
     """One trial, complete and checked: what :func:`study.train.train_trial` and
     :func:`study.pack.train_pack` take, frozen.
 
@@ -623,15 +630,6 @@ class TrialConfig(_Strict):
             raise SpecError(spec_problems(exc, root=cls)) from None
 
     # ---- what the trial loop reads ------------------------------------------------------
-
-    @property
-    def dataset_name(self) -> str:
-        return self.dataset.name
-
-    @property
-    def dataset_options(self) -> dict[str, Any]:
-        """The dataset's options (defaults included), JSON types."""
-        return self.dataset.model_dump(mode="json", exclude={"name"})
 
     @property
     def model_name(self) -> str:
