@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,19 @@ from service.scheduler import Scheduler, iso, job_error, lost_to_a_fault, retry_
 from service.stack import Child
 from study.faults import EXIT_TRANSIENT
 from tests.service.conftest import tiny_spec, wait_for
+
+
+def failing_jobs(ray_head: Child, store: Any, tmp_path: Path) -> StudyJobs:
+    """The test Ray head's jobs API, whose every driver exits 1 at once (``false -m
+    study.driver ...``): a submitted job is a lost job."""
+    return StudyJobs(
+        ray_head.url,
+        token=ray_head.extra["token"],
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+        python="false",
+    )
 
 
 def test_retry_delay_doubles_up_to_the_cap() -> None:
@@ -64,14 +78,7 @@ def test_lost_jobs_are_resubmitted_with_backoff_then_the_study_fails(
 
     store = StudyStore(sqlite_uri(tmp_path))
     study_id = store.create_study(parse_spec(tiny_spec())).id
-    jobs = StudyJobs(  # every driver exits 1 at once: `false -m study.driver ...`
-        ray_head.url,
-        token=ray_head.extra["token"],
-        tracking_uri=store.tracking_uri,
-        storage=tmp_path / "ray_results",
-        data_dir=tmp_path / "datasets",
-        python="false",
-    )
+    jobs = failing_jobs(ray_head, store, tmp_path)
     clock = Clock()
     scheduler = Scheduler(store, jobs, max_attempts=2, retry_base_s=10, retry_max_s=15, clock=clock)
 
@@ -136,14 +143,7 @@ def test_while_a_dependency_is_down_nothing_is_submitted_failed_or_counted(
 
     store = StudyStore(sqlite_uri(tmp_path))
     study_id = store.create_study(parse_spec(tiny_spec())).id
-    jobs = StudyJobs(
-        ray_head.url,
-        token=ray_head.extra["token"],
-        tracking_uri=store.tracking_uri,
-        storage=tmp_path / "ray_results",
-        data_dir=tmp_path / "datasets",
-        python="false",
-    )
+    jobs = failing_jobs(ray_head, store, tmp_path)
     clock, down = Clock(), {"disk": "full: /data has 1.0 MB free, needs 100 MB"}
     scheduler = Scheduler(  # max_attempts 0: one counted loss would fail the study
         store,
@@ -193,14 +193,7 @@ def test_a_pass_reads_only_the_live_studies_and_no_spec(ray_head: Child, tmp_pat
     for status in ("finished", "failed", "cancelled"):
         store.set_status(store.create_study(parse_spec(LONG_SPEC)).id, status)
     queued = store.create_study(parse_spec(LONG_SPEC)).id
-    jobs = StudyJobs(
-        ray_head.url,
-        token=ray_head.extra["token"],
-        tracking_uri=store.tracking_uri,
-        storage=tmp_path / "ray_results",
-        data_dir=tmp_path / "datasets",
-        python="false",
-    )
+    jobs = failing_jobs(ray_head, store, tmp_path)
     down = {"disk": "full: nothing is submitted in this test"}
     scheduler = Scheduler(store, jobs, check=lambda: dict(down))
     store.client = counting = CountingClient(store.client)
