@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -65,10 +64,6 @@ def stop_ray(temp_dir: str | None) -> None:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def drive(
     study_id: str,
     *,
@@ -103,66 +98,73 @@ def drive(
         StudyStateError: the study already finished, or is not queued and ``resume`` is False.
         SignatureError: the study is unsigned or altered, or there is no secret to check it.
     """
+    from study.interrupts import deferred, interruptible
     from study.records import StudyStore
     from study.signing import SignatureError
     from study.spec import StudySpec
 
-    store = StudyStore(tracking_uri, secret=secret)
-    record = store.get(study_id)
-    problem = store.signature_problem(study_id)
-    if problem is not None:  # never run: marked failed with why
-        store.refuse(study_id, problem)
-        raise SignatureError(problem)
-    if record.status == StudyStatus.FINISHED:
-        raise StudyStateError(f"study {study_id} is already finished; nothing to resume")
-    if not resume and record.status != StudyStatus.QUEUED:
-        raise StudyStateError(
-            f"study {study_id} is {record.status}, not queued: resume it with --resume"
-        )
-    spec = StudySpec.model_validate(record.spec)
-    import ray
+    with deferred():  # SIGINT/SIGTERM never land inside a store call (study.interrupts)
+        store = StudyStore(tracking_uri, secret=secret)
+        record = store.get(study_id)
+        problem = store.signature_problem(study_id)
+        if problem is not None:  # never run: marked failed with why
+            store.refuse(study_id, problem)
+            raise SignatureError(problem)
+        if record.status == StudyStatus.FINISHED:
+            raise StudyStateError(f"study {study_id} is already finished; nothing to resume")
+        if not resume and record.status != StudyStatus.QUEUED:
+            raise StudyStateError(
+                f"study {study_id} is {record.status}, not queued: resume it with --resume"
+            )
+        spec = StudySpec.model_validate(record.spec)
+        import ray
 
-    owns_ray = not ray.is_initialized()  # a caller's Ray stays up
-    temp_dir = start_ray(ray_address, num_cpus=num_cpus, temp_dir=ray_temp_dir)
-    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        from study.runner import RESOURCE_WAIT_S, run_study
+        owns_ray = not ray.is_initialized()  # a caller's Ray stays up
+        try:
+            with interruptible():  # starting Ray holds no record: a signal stops it at once
+                temp_dir = start_ray(ray_address, num_cpus=num_cpus, temp_dir=ray_temp_dir)
+        except KeyboardInterrupt:
+            if owns_ray:
+                stop_ray(None)
+            store.set_status(study_id, StudyStatus.CANCELLED)
+            raise
+        try:
+            from study.runner import RESOURCE_WAIT_S, run_study
 
-        store.set_status(study_id, StudyStatus.RUNNING)
-        summary = run_study(
-            spec,
-            study_id=study_id,
-            tracking_uri=tracking_uri,
-            storage_path=storage,
-            data_dir=data_dir,
-            resume=resume,
-            progress=progress,
-            resource_wait_s=RESOURCE_WAIT_S if resource_wait_s is None else resource_wait_s,
-        )
-    except KeyboardInterrupt:
-        store.set_status(study_id, StudyStatus.CANCELLED)
-        raise
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        fault = transient_fault(exc)
-        if fault is not None:  # one line: the service quotes the driver's last line
-            first = next((line for line in str(exc).splitlines() if line.strip()), "")
-            line = f"{fault}: {type(exc).__name__}: {first.strip()}"[:500]
-            _note_fault(store, study_id, line)
-            raise TransientFault(line) from exc
-        store.set_error(study_id, message)
-        store.set_status(study_id, StudyStatus.FAILED)
-        raise
-    except BaseException as exc:
-        store.set_error(study_id, f"{type(exc).__name__}: {exc}")
-        store.set_status(study_id, StudyStatus.FAILED)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        if owns_ray:
-            stop_ray(temp_dir)
-    store.set_status(study_id, StudyStatus.FINISHED)
-    return summary
+            store.set_status(study_id, StudyStatus.RUNNING)
+            summary = run_study(
+                spec,
+                study_id=study_id,
+                tracking_uri=tracking_uri,
+                storage_path=storage,
+                data_dir=data_dir,
+                resume=resume,
+                progress=progress,
+                resource_wait_s=RESOURCE_WAIT_S if resource_wait_s is None else resource_wait_s,
+            )
+        except KeyboardInterrupt:
+            store.set_status(study_id, StudyStatus.CANCELLED)
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            fault = transient_fault(exc)
+            if fault is not None:  # one line: the service quotes the driver's last line
+                first = next((line for line in str(exc).splitlines() if line.strip()), "")
+                line = f"{fault}: {type(exc).__name__}: {first.strip()}"[:500]
+                _note_fault(store, study_id, line)
+                raise TransientFault(line) from exc
+            store.set_error(study_id, message)
+            store.set_status(study_id, StudyStatus.FAILED)
+            raise
+        except BaseException as exc:
+            store.set_error(study_id, f"{type(exc).__name__}: {exc}")
+            store.set_status(study_id, StudyStatus.FAILED)
+            raise
+        finally:
+            if owns_ray:
+                stop_ray(temp_dir)
+        store.set_status(study_id, StudyStatus.FINISHED)
+        return summary
 
 
 class TransientFault(RuntimeError):

@@ -229,6 +229,9 @@ def run_study(
     Raises:
         StudyFailedError: every trial failed (after the trials, summary and plots are stored),
             or no trial could start for ``resource_wait_s``.
+        KeyboardInterrupt: inside :func:`study.interrupts.deferred` (the driver's), a held
+            SIGINT/SIGTERM, raised while the dataset loads or between two steps of Tune's
+            loop, never inside a write to the study's records.
     """
     from ray import tune
 
@@ -242,16 +245,24 @@ def run_study(
     storage_path.mkdir(parents=True, exist_ok=True)
     experiment_path = storage_path / study_id
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None
+    from study.interrupts import deliver, interruptible
     from study.preflight import preflight
 
-    preflight(spec, data_dir=data_dir)  # the dataset is there and the model runs: else no trial
+    with interruptible():  # loading data holds no record: Ctrl-C stops it at once
+        preflight(spec, data_dir=data_dir)  # the dataset is there and the model runs
 
     done = recorded_results(store.trials_of(record))
     trainable = tune.with_resources(
         make_trainable(spec, data_dir=data_dir, done=done),
         {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
     )
-    link = DriverLink(store, progress=progress, on_step=ResourceWait(spec, resource_wait_s))
+    wait = ResourceWait(spec, resource_wait_s)
+
+    def between_steps(trials: list[Any]) -> None:
+        deliver()  # a held Ctrl-C/SIGTERM ends the run here: every write of the step is done
+        wait(trials)
+
+    link = DriverLink(store, progress=progress, on_step=between_steps)
     with linked(study_id, link):
         if resume and tune.Tuner.can_restore(str(experiment_path)):
             tuner = tune.Tuner.restore(
