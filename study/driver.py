@@ -4,7 +4,9 @@
 [--resume] [--ray-address ADDR] [--num-cpus N]`` reads the spec from the study's MLflow record,
 sets the study ``running``, runs it (:func:`study.runner.run_study`) and sets it ``finished``,
 ``failed`` (with the error: the driver's own, every trial failed, or no trial could start for
-``--resource-wait-s``) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130.
+``--resource-wait-s``) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130. A signal
+is held until the driver holds no record (:mod:`study.interrupts`): between two steps of Ray
+Tune's loop, or at once while Ray starts and the dataset loads; a second one stops it at once.
 
 A fault that heals (:func:`study.faults.transient_fault`: the disk is full, MLflow or Ray is
 unreachable) does not fail the study: the driver records the error as the study's

@@ -40,7 +40,7 @@ def test_a_second_signal_while_one_is_held_raises_at_once():
     reached = []
     with deferred():
         _send()
-        with pytest.raises(KeyboardInterrupt, match="^signal 15$"):
+        with pytest.raises(KeyboardInterrupt, match=r"^signal 15$"):
             _send(signal.SIGTERM)
             reached.append("after the second")
         deliver()  # the forced one took the held one with it
@@ -54,7 +54,7 @@ def test_interruptible_raises_a_held_signal_on_entry_and_a_new_one_at_once():
         with pytest.raises(KeyboardInterrupt), interruptible():
             entered.append("body")
         assert entered == []
-        with pytest.raises(KeyboardInterrupt, match="^signal 15$"), interruptible():
+        with pytest.raises(KeyboardInterrupt, match=r"^signal 15$"), interruptible():
             _send(signal.SIGTERM)
             entered.append("after the signal")
         assert entered == []
