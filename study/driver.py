@@ -100,7 +100,7 @@ def drive(
         StudyStateError: the study already finished, or is not queued and ``resume`` is False.
         SignatureError: the study is unsigned or altered, or there is no secret to check it.
     """
-    from study.interrupts import deferred, interruptible
+    from study.interrupts import deferred, interruptible, reclaim
     from study.records import StudyStore
     from study.signing import SignatureError
     from study.spec import StudySpec
@@ -125,6 +125,7 @@ def drive(
         try:
             with interruptible():  # starting Ray holds no record: a signal stops it at once
                 temp_dir = start_ray(ray_address, num_cpus=num_cpus, temp_dir=ray_temp_dir)
+            reclaim()  # ray.init sets SIGTERM to sys.exit: the cancel would end the study failed
         except KeyboardInterrupt:
             if owns_ray:
                 stop_ray(None)

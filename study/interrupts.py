@@ -17,9 +17,11 @@ driver raises ``KeyboardInterrupt("signal N")`` at points where it holds no reco
 - inside :func:`interruptible` blocks, the long waits that touch no record (starting Ray,
   loading a dataset): a held signal is raised on entry and a new one raises at once.
 
-A second signal while one is held raises at once, wherever the driver is: the way out of a
-hung write (the service records the study ``cancelled`` itself after stopping its job). A
-signal held when the block ends is dropped: the work it wanted to stop is done.
+A library may set handlers of its own (``ray.init`` sets SIGTERM to ``sys.exit``): the driver
+calls :func:`reclaim` after it. A second signal while one is held raises at once, wherever
+the driver is: the way out of a hung write (the service records the study ``cancelled``
+itself after stopping its job). A signal held when the block ends is dropped: the work it
+wanted to stop is done.
 
 Signals are delivered to the main thread only, so only the main thread counts here: called
 from another thread, :func:`interruptible` and :func:`deliver` do nothing. Importing this
@@ -46,6 +48,7 @@ class _Gate:
     """The process's one gate: signal handlers are process-wide, so is what they share."""
 
     def __init__(self) -> None:
+        self.signals: tuple[int, ...] = ()  # the signals deferred() took
         self.open = 0  # depth of interruptible() blocks
         self.held: int | None = None  # the signal waiting for a safe point
 
@@ -87,14 +90,23 @@ def deferred() -> Iterator[None]:
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             previous[signum] = signal.signal(signum, _GATE.handle)
-    saved = (_GATE.open, _GATE.held)
-    _GATE.open, _GATE.held = 0, None
+    saved = (_GATE.signals, _GATE.open, _GATE.held)
+    _GATE.signals, _GATE.open, _GATE.held = tuple(previous), 0, None
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _GATE.open, _GATE.held = saved
+        _GATE.signals, _GATE.open, _GATE.held = saved
+
+
+def reclaim() -> None:
+    """Inside :func:`deferred`, take back the signals a library gave handlers of its own:
+    ``ray.init`` sets SIGTERM to ``sys.exit``, which would end the driver wherever it is (the
+    study recorded ``failed``, its open trials closed as ``study failed``)."""
+    if _main_thread():
+        for signum in _GATE.signals:
+            signal.signal(signum, _GATE.handle)
 
 
 @contextmanager

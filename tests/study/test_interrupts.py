@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from study.interrupts import deferred, deliver, interruptible
+from study.interrupts import deferred, deliver, interruptible, reclaim
 from study.records import StudyStore, sqlite_uri
 from study.spec import parse_spec
 from study.vocab import StudyStatus
@@ -68,12 +68,29 @@ def test_interruptible_raises_a_held_signal_on_entry_and_a_new_one_at_once():
 def test_a_signal_held_when_the_block_ends_is_dropped_and_the_handlers_come_back():
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with deferred():
-        assert signal.getsignal(signal.SIGINT) is not before[signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) != before[signal.SIGINT]
         _send(signal.SIGTERM)
     assert {s: signal.getsignal(s) for s in before} == before
     deliver()  # nothing held after the block: the work it wanted to stop was done
     with deferred():
         deliver()  # a new block starts with nothing held
+
+
+def test_reclaim_takes_the_signals_back_from_a_library_handler():
+    """``ray.init`` sets SIGTERM to ``sys.exit``: after it, a service's cancel raised
+    SystemExit wherever the driver was, and the study ended failed."""
+
+    def library_handler(signum, frame):  # what ray.init installs
+        raise SystemExit(signum)
+
+    with deferred():
+        signal.signal(signal.SIGTERM, library_handler)
+        reclaim()
+        assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM)
+        _send(signal.SIGTERM)  # held, not SystemExit
+        with pytest.raises(KeyboardInterrupt, match=r"^signal 15$"):
+            deliver()
+    assert signal.getsignal(signal.SIGTERM) is not library_handler
 
 
 def test_an_ignored_sigint_stays_ignored():
@@ -82,6 +99,8 @@ def test_an_ignored_sigint_stays_ignored():
         with deferred():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             _send()
+            reclaim()  # takes only what deferred() took
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             deliver()  # nothing was held
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:

@@ -161,13 +161,18 @@ def test_kill_9_then_resume_records_every_trial_exactly_once(ray_local, tmp_path
     assert store.progress(sid)["finished"] == spec.total_trials
 
 
-def test_sigint_cancels_closes_the_trials_in_flight_and_a_resume_finishes(ray_local, tmp_path):
-    """SIGINT to a driver mid-study (Ctrl-C on ``hprobust run``): Ray Tune catches it and
-    returns as if done, which used to record the study ``finished`` with trials unrun and runs
-    left RUNNING. Now the study ends ``cancelled``, the trials in flight end KILLED and count
-    pending; a resume trains them again and every key ends recorded exactly once. The signal
-    is held until a step of Tune's loop ends (:mod:`study.interrupts`): raised wherever the
-    driver was, it once landed inside an MLflow read and the cancel's write failed."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_cancels_closes_the_trials_in_flight_and_a_resume_finishes(
+    ray_local, tmp_path, signum
+):
+    """SIGINT to a driver mid-study (Ctrl-C on ``hprobust run``), or SIGTERM (the service's
+    cancel: Ray's job stop). Ray Tune catches SIGINT and returns as if done, which used to
+    record the study ``finished`` with trials unrun and runs left RUNNING. Now the study ends
+    ``cancelled``, the trials in flight end KILLED and count pending; a resume trains them
+    again and every key ends recorded exactly once. The signal is held until a step of Tune's
+    loop ends (:mod:`study.interrupts`): raised wherever the driver was, it once landed inside
+    an MLflow read and the cancel's write failed. SIGTERM: ``ray.init`` sets its own handler
+    (``sys.exit``), which once ended the study failed."""
     store = StudyStore(sqlite_uri(tmp_path))
     spec = parse_spec(SPEC)
     sid = store.create_study(spec).id
@@ -195,7 +200,7 @@ def test_sigint_cancels_closes_the_trials_in_flight_and_a_resume_finishes(ray_lo
             time.sleep(0.2)
         else:
             pytest.fail("the driver recorded no trials in time")
-        os.kill(driver.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
+        os.kill(driver.pid, signum)  # the driver only, as a terminal's Ctrl-C reaches it
         code = driver.wait(timeout=180)
     finally:
         if driver.poll() is None:
@@ -220,6 +225,7 @@ def test_sigint_cancels_closes_the_trials_in_flight_and_a_resume_finishes(ray_lo
     assert not [r for r in runs if r.info.status == "RUNNING"]
     killed = [r for r in runs if r.info.status == "KILLED"]
     assert all(r.data.tags["hprobust.status"] == "pending" for r in killed)
+    assert {r.data.tags["hprobust.stopped"] for r in killed} <= {"study cancelled"}
     progress = store.progress(sid)
     assert progress["running"] == 0 and progress["finished"] < spec.total_trials
     assert progress["pending"] == spec.total_trials - progress["finished"] - progress["failed"]
