@@ -40,8 +40,8 @@ from typing import Any
 
 #: The signals a driver takes as "cancel the study".
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: Written to stderr when a signal is held (once per held signal).
-HELD_MESSAGE = "interrupt: stopping at the next safe point; send it again to stop at once\n"
+#: Written to stderr when a signal is held (on a line of its own: a progress bar may be drawing).
+HELD_MESSAGE = "\ninterrupt: stopping at the next safe point; send it again to stop at once\n"
 
 
 class _Gate:
