@@ -35,7 +35,6 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 #: The signals a driver takes as "cancel the study".
@@ -68,7 +67,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-@contextmanager
+@contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM while the block runs: each raises ``KeyboardInterrupt`` only at
     :func:`deliver` or inside :func:`interruptible`, or at once when a second one comes.
@@ -109,7 +108,7 @@ def reclaim() -> None:
             signal.signal(signum, _GATE.handle)
 
 
-@contextmanager
+@contextlib.contextmanager
 def interruptible() -> Iterator[None]:
     """A block that holds no record: a held signal is raised as it starts, and a signal that
     comes while it runs raises ``KeyboardInterrupt`` at once. Outside :func:`deferred` (or in
