@@ -46,7 +46,7 @@ format: install
 	$(BIN)/ruff format .
 
 docs: install  # docs/spec.md from the code: rerun after changing the spec, an optimizer, a model
-	$(BIN)/python -m study.spec_docs
+	$(BIN)/python -m study.spec.docs
 
 bench: install
 	$(BIN)/python bench/step_overhead.py

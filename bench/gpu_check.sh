@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 13 as one prepared run (~6-8 minutes on an H100/H200):
-#   1. the CUDA tests (tests/study/test_cuda.py: fast path = CUDA graph and equal to the eager
+#   1. the CUDA tests (tests/study/train/test_cuda.py: fast path = CUDA graph and equal to the eager
 #      loop, packs on CUDA equal to unpacked trials, no host sync per step, bf16 runs);
 #   2. bench/step_overhead.py --device cuda (INSGD/SGD step ratio, INSGD's no-sync check),
 #      fp32 and bf16;
@@ -31,8 +31,8 @@ tail -n 2 "$OUT_DIR/env.txt" | tee -a "$SUMMARY"
 
 step "CUDA tests"
 timeout 240 "$PY" -m pytest -q -rs -p no:cacheprovider -o addopts="" \
-    tests/study/test_cuda.py \
-    "tests/study/test_train.py::test_device_cuda_when_unavailable_or_available" \
+    tests/study/train/test_cuda.py \
+    "tests/study/train/test_train.py::test_device_cuda_when_unavailable_or_available" \
     > "$OUT_DIR/cuda_tests.txt" 2>&1
 status $?
 tail -n 3 "$OUT_DIR/cuda_tests.txt" | tee -a "$SUMMARY"

@@ -105,7 +105,7 @@ def _row(
 
 
 def measure_trial(args: argparse.Namespace, optimizer: str, fast: bool) -> dict[str, Any]:
-    from study.train import train_trial
+    from study.train.trial import train_trial
 
     reports: list[dict] = []
     result = train_trial(trial_config(args, optimizer, 0), report=reports.append, fast=fast)
@@ -114,7 +114,7 @@ def measure_trial(args: argparse.Namespace, optimizer: str, fast: bool) -> dict[
 
 
 def measure_pack(args: argparse.Namespace, optimizer: str, size: int) -> dict[str, Any]:
-    from study.pack import train_pack
+    from study.train.pack import train_pack
 
     times: list[float] = []
     configs = [trial_config(args, optimizer, seed) for seed in range(size)]
@@ -138,7 +138,7 @@ def measure_ray(args: argparse.Namespace, optimizer: str, n: int) -> dict[str, A
 
         @ray.remote(**resources)
         def one(config: dict[str, Any]) -> tuple[list[float], str]:
-            from study.train import train_trial
+            from study.train.trial import train_trial
 
             reports: list[dict] = []
             result = train_trial(config, report=reports.append)

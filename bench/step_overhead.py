@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 import models
-from study.insgd import INSGD
+from study.optim.insgd import INSGD
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
 CLOCKS = ("wall", "cpu")

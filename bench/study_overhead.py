@@ -4,13 +4,13 @@ One small study (default: digits / toy_cnn, 2 arms x 4 points, concurrency 1, 1 
 trial) runs through ``hprobust run`` in a subprocess: a local Ray started for it, Ray Tune +
 Optuna, every epoch logged to MLflow (SQLite), summary and plots stored at the end. Then the
 very same trial configs (read back from MLflow) run in a bare Python loop of
-``study.train.train_trial`` with the same thread count. Printed: both wall times, their ratio,
+``study.train.trial.train_trial`` with the same thread count. Printed: both wall times, their ratio,
 the per-trial overhead in seconds, and the same split without the fixed cost of starting the
 study (Ray start, MLflow store, summary/plots): the span from the first trial's start to the
 last trial's end in MLflow. Target (issue #3): ratio <= 1.15 on a 2-core machine.
 
 The bare loop is timed twice: the loop alone (torch already imported), and as a fresh Python
-process like ``hprobust run`` (interpreter start, ``import study.train`` and the loop), so the
+process like ``hprobust run`` (interpreter start, ``import study.train.trial`` and the loop), so the
 end-to-end ratio compares two processes doing the same trials. A breakdown splits the study's
 wall time into start-up (process start to the first trial's start), the trials' span and the
 finalization (last trial's end to process exit: summary, plots, Ray shutdown).
@@ -71,9 +71,9 @@ def main() -> None:
             sys.exit(f"hprobust run failed:\n{done.stdout}\n{done.stderr}")
         study_id = re.search(r"study (s\d{8}-\d{6}-[0-9a-f]{6})", done.stdout).group(1)
 
-        from study.records import StudyStore, sqlite_uri
-        from study.spec import StudySpec
-        from study.train import train_trial
+        from study.records.store import StudyStore, sqlite_uri
+        from study.spec.study_spec import StudySpec
+        from study.train.trial import train_trial
 
         store = StudyStore(sqlite_uri(data_dir))
         runs = store.trial_runs(study_id)
@@ -103,7 +103,7 @@ def main() -> None:
         configs_path.write_text(json.dumps([c.model_dump(mode="json") for c in configs]))
         loop = (
             "import json, sys, time; t = time.perf_counter()\n"
-            "from study.train import train_trial\n"
+            "from study.train.trial import train_trial\n"
             f"for c in json.load(open({str(configs_path)!r})): train_trial(c)\n"
             "print(time.perf_counter() - t)"
         )

@@ -67,8 +67,8 @@ def configure_api_process(environ: MutableMapping[str, str] = os.environ) -> Non
 
 
 def make_store(settings: Settings) -> Any:
-    """The :class:`~study.records.StudyStore` of ``settings`` (creating the data dir)."""
-    from study.records import StudyStore
+    """The :class:`~study.records.store.StudyStore` of ``settings`` (creating the data dir)."""
+    from study.records.store import StudyStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return StudyStore(settings.tracking_uri, secret=settings.signing_secret())
@@ -153,7 +153,7 @@ def create_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        from study.spec import StudySpec
+        from study.spec.study_spec import StudySpec
 
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes

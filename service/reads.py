@@ -1,4 +1,4 @@
-"""Cached reads of study state (MLflow through :class:`study.records.StudyStore`).
+"""Cached reads of study state (MLflow through :class:`study.records.store.StudyStore`).
 
 A study that has ended (``study.vocab.ENDED``) never changes again, so its record, progress,
 trials, summary, plots and rendered answers are kept for good; those of a queued or running
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from service.errors import PlotNotFoundError, TrackingUnavailableError
 from study.errors import HprobustError, StudyNotFoundError
-from study.ids import STUDY_ID_RE
+from study.records.ids import STUDY_ID_RE
 from study.vocab import ENDED, PlotName
 
 T = TypeVar("T")
@@ -92,7 +92,7 @@ class TTLCache:
 
 
 class StudyReader:
-    """The read side of a :class:`~study.records.StudyStore`, cached (see the module doc)."""
+    """The read side of a :class:`~study.records.store.StudyStore`, cached (see the module doc)."""
 
     def __init__(self, store: Any, *, ttl_s: float = 2.0, enabled: bool = True) -> None:
         self.store = store

@@ -359,7 +359,7 @@ class Scheduler:
         self.wake()
 
     def _signed(self, record: Any) -> bool:
-        """Whether the study's signature holds (study.signing); one that does not is marked
+        """Whether the study's signature holds (study.records.signing); one that does not is marked
         failed with why and never submitted. Checked once per study and service run (the
         driver checks again before it runs)."""
         if record.id in self._signed_ids:

@@ -21,9 +21,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from study.insgd import INSGD
+    from study.optim.insgd import INSGD
 
-_LAZY = {"INSGD": "study.insgd"}
+_LAZY = {"INSGD": "study.optim.insgd"}
 
 
 def __getattr__(name: str) -> Any:

@@ -2,10 +2,10 @@
 
 ``python -m study.driver --study-id ID --tracking-uri URI --storage PATH --data-dir DIR
 [--resume] [--ray-address ADDR] [--num-cpus N]`` reads the spec from the study's MLflow record,
-sets the study ``running``, runs it (:func:`study.runner.run_study`) and sets it ``finished``,
+sets the study ``running``, runs it (:func:`study.tune.runner.run_study`) and sets it ``finished``,
 ``failed`` (with the error: the driver's own, every trial failed, or no trial could start for
 ``--resource-wait-s``) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130. A signal
-is held until the driver holds no record (:mod:`study.interrupts`): between two steps of Ray
+is held until the driver holds no record (:mod:`study.tune.interrupts`): between two steps of Ray
 Tune's loop, or at once while Ray starts and the dataset loads; a second one stops it at once.
 
 A fault that heals (:func:`study.faults.transient_fault`: the disk is full, MLflow or Ray is
@@ -83,11 +83,11 @@ def drive(
     """Run the recorded study ``study_id`` with its status kept in MLflow; returns the summary.
 
     The study ends ``finished``; ``failed`` with the error (every trial failed, no trial could
-    start for ``resource_wait_s`` seconds, default :data:`study.runner.RESOURCE_WAIT_S`, or
+    start for ``resource_wait_s`` seconds, default :data:`study.tune.runner.RESOURCE_WAIT_S`, or
     the driver itself failed); or ``cancelled`` (SIGTERM/SIGINT). Recording the end closes
-    every trial run still open (:meth:`study.records.StudyStore.set_status`).
+    every trial run still open (:meth:`study.records.store.StudyStore.set_status`).
 
-    Only a study whose signature holds runs (:mod:`study.signing`; ``secret`` None: the one
+    Only a study whose signature holds runs (:mod:`study.records.signing`; ``secret`` None: the one
     in the environment); another is marked ``failed`` with why, and nothing runs.
 
     The process is expected to be set up by its entry point
@@ -100,12 +100,12 @@ def drive(
         StudyStateError: the study already finished, or is not queued and ``resume`` is False.
         SignatureError: the study is unsigned or altered, or there is no secret to check it.
     """
-    from study.interrupts import deferred, interruptible, reclaim
-    from study.records import StudyStore
-    from study.signing import SignatureError
-    from study.spec import StudySpec
+    from study.records.signing import SignatureError
+    from study.records.store import StudyStore
+    from study.spec.study_spec import StudySpec
+    from study.tune.interrupts import deferred, interruptible, reclaim
 
-    with deferred():  # SIGINT/SIGTERM never land inside a store call (study.interrupts)
+    with deferred():  # SIGINT/SIGTERM never land inside a store call (study.tune.interrupts)
         store = StudyStore(tracking_uri, secret=secret)
         record = store.get(study_id)
         problem = store.signature_problem(study_id)
@@ -132,7 +132,7 @@ def drive(
             store.set_status(study_id, StudyStatus.CANCELLED)
             raise
         try:
-            from study.runner import RESOURCE_WAIT_S, run_study
+            from study.tune.runner import RESOURCE_WAIT_S, run_study
 
             store.set_status(study_id, StudyStatus.RUNNING)
             summary = run_study(

@@ -34,7 +34,7 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-# ---- signed studies (study.signing) ---------------------------------------------------------
+# ---- signed studies (study.records.signing)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -90,7 +90,7 @@ def ray_local() -> Iterator[str]:
 @pytest.fixture
 def mlflow_sqlite_uri(tmp_path) -> str:
     """A fresh MLflow SQLite store ``tmp_path/mlflow.db`` (artifacts in tmp_path/mlartifacts)."""
-    from study.records import sqlite_uri
+    from study.records.store import sqlite_uri
 
     return sqlite_uri(tmp_path)
 

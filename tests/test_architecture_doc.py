@@ -1,5 +1,5 @@
 """docs/architecture.md names only what exists: every file or folder it names, every name it
-gives in parentheses after a file (``study/records.py`` (``StudyStore.create_study``)), and
+gives in parentheses after a file (``study/records/store.py`` (``StudyStore.create_study``)), and
 every dotted ``study.x.y`` name. A move or a rename that forgets the doc fails here."""
 
 from __future__ import annotations

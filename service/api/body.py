@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from study.bounded import BoundedInputError, load_json, load_yaml
 from study.errors import SpecError
-from study.ids import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE
-from study.spec import StudySpec, parse_spec
+from study.records.ids import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE
+from study.spec.study_spec import StudySpec, parse_spec
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 IDEMPOTENCY_HEADER = "Idempotency-Key"

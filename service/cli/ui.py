@@ -38,7 +38,7 @@ def ui(
     if not port_is_free(port, host):
         fail(f"port {port} on {host} is taken (another MLflow UI?): choose one with --port")
     uri = store_uri(data_dir)
-    from study.records import StudyStore
+    from study.records.store import StudyStore
 
     StudyStore(uri).upgrade_presentation()
     artifacts = (Path(data_dir) / "mlartifacts").resolve()

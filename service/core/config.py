@@ -167,7 +167,7 @@ class Settings(BaseSettings):
             if len(token) < 16:
                 raise ValueError("api_token must be at least 16 characters long, got a shorter one")
         if self.secret is not None:
-            from study.signing import MIN_SECRET_CHARS
+            from study.records.signing import MIN_SECRET_CHARS
 
             if len(self.secret.get_secret_value().strip()) < MIN_SECRET_CHARS:
                 raise ValueError(
@@ -179,14 +179,14 @@ class Settings(BaseSettings):
     @property
     def secret_file(self) -> Path:
         """Where the generated signing secret lives when ``secret`` is not set."""
-        from study.signing import SECRET_FILE
+        from study.records.signing import SECRET_FILE
 
         return self.data_dir.resolve() / SECRET_FILE
 
     def signing_secret(self) -> bytes:
         """The signing secret: ``secret``, else the one in ``secret_file`` (created on first
         use)."""
-        from study.signing import service_secret
+        from study.records.signing import service_secret
 
         explicit = self.secret.get_secret_value() if self.secret is not None else None
         return service_secret(explicit, self.data_dir.resolve())
@@ -195,7 +195,7 @@ class Settings(BaseSettings):
         """What the study drivers' environment gets from the API: the secret file's path when
         the secret lives in a file (never the secret itself); nothing when ``secret`` is set
         (the Ray head's environment has HPROBUST_SECRET)."""
-        from study.signing import SECRET_FILE_ENV
+        from study.records.signing import SECRET_FILE_ENV
 
         return {} if self.secret is not None else {SECRET_FILE_ENV: str(self.secret_file)}
 
@@ -230,6 +230,6 @@ class Settings(BaseSettings):
         run), if a UI URL is known."""
         if not self.mlflow_ui_url or not experiment_id:
             return None
-        from study.records import runs_url
+        from study.records.store import runs_url
 
         return runs_url(self.mlflow_ui_url, experiment_id)

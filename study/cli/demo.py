@@ -63,9 +63,9 @@ def demo(
     from rich.table import Table
 
     from study.errors import ConfigError, DatasetNotFoundError
-    from study.optimizers import optimizer_hparams
-    from study.spec import TrialConfig
-    from study.train import train_trial
+    from study.optim.registry import optimizer_hparams
+    from study.spec.study_spec import TrialConfig
+    from study.train.trial import train_trial
 
     console = Console()
     try:

@@ -24,7 +24,7 @@ DataDir = Annotated[
 
 def store_uri(data_dir: Path) -> str:
     """The tracking URI of the embedded store in ``data_dir`` (``DIR/mlflow.db``)."""
-    from study.records import sqlite_uri
+    from study.records.store import sqlite_uri
 
     return sqlite_uri(data_dir)
 

@@ -48,8 +48,8 @@ def run(
         StudyNotFoundError,
         StudyStateError,
     )
-    from study.records import StudyStore
-    from study.spec import load_spec
+    from study.records.store import StudyStore
+    from study.spec.study_spec import load_spec
 
     console = Console()
     if (spec is None) == (resume is None):
@@ -72,10 +72,10 @@ def run(
         if resume is None:
             # Before anything is recorded: the dataset is there (or downloadable now) and the
             # model runs; otherwise the study is refused with the error's own message.
-            from study.preflight import preflight
+            from study.tune.preflight import preflight
 
             preflight(parsed, data_dir=Path(data_dir) / "datasets")
-        from study.signing import SECRET_ENV, service_secret
+        from study.records.signing import SECRET_ENV, service_secret
 
         # signed with the data dir's secret, like `hprobust serve` on the same data dir
         secret = service_secret(os.environ.get(SECRET_ENV), data_dir)
@@ -212,7 +212,7 @@ def trials(
     import json
 
     from study.errors import StudyNotFoundError
-    from study.records import TRIAL_FIELDS, StudyStore, trials_csv
+    from study.records.store import TRIAL_FIELDS, StudyStore, trials_csv
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be one of table, csv, json, got {format!r}", 2)

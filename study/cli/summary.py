@@ -32,7 +32,7 @@ def summary(
     from rich.console import Console
 
     from study.errors import HprobustError, StudyNotFoundError
-    from study.records import StudyStore, sqlite_uri
+    from study.records.store import StudyStore, sqlite_uri
 
     if not (Path(data_dir) / "mlflow.db").is_file():
         fail(f"no study store in {data_dir} (no mlflow.db); pass --data-dir", 2)

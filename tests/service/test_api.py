@@ -31,7 +31,7 @@ def experiments(api: ServeProcess) -> list[str]:
 
 def trial_runs(api: ServeProcess, study_id: str) -> list[Any]:
     """The study's trial runs, read straight from the served MLflow store."""
-    from study.records import StudyStore
+    from study.records.store import StudyStore
 
     return StudyStore(f"sqlite:///{api.data_dir / 'mlflow.db'}").trial_runs(study_id)
 

@@ -149,7 +149,7 @@ def test_a_full_disk_pauses_the_study_which_resumes_when_space_is_freed(
         assert state["last_error"], state  # what it recovered from
         assert state["progress"]["finished"] == TOTAL and state["progress"]["running"] == 0
 
-        from study.records import StudyStore
+        from study.records.store import StudyStore
 
         runs = StudyStore(f"sqlite:///{tmpfs / 'mlflow.db'}").trial_runs(study_id)
         keys = sorted(run.data.tags["hprobust.trial_key"] for run in runs)
@@ -181,7 +181,7 @@ def test_resume_of_a_failed_study_keeps_its_recorded_trials(
     import os
     import signal
 
-    from study.records import StudyStore
+    from study.records.store import StudyStore
 
     env = serve_env(
         ray_address=ray_head.url,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.service.conftest import ServeProcess, tiny_spec
-from tests.study.test_spec_options import alias_bomb
+from tests.study.spec.test_spec_options import alias_bomb
 
 pytestmark = pytest.mark.slow
 

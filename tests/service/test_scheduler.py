@@ -73,8 +73,8 @@ class Clock:
 def test_lost_jobs_are_resubmitted_with_backoff_then_the_study_fails(
     ray_head: Child, tmp_path: Path
 ) -> None:
-    from study.records import StudyStore, sqlite_uri
-    from study.spec import parse_spec
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
 
     store = StudyStore(sqlite_uri(tmp_path))
     study_id = store.create_study(parse_spec(tiny_spec())).id
@@ -138,8 +138,8 @@ def test_lost_jobs_are_resubmitted_with_backoff_then_the_study_fails(
 def test_while_a_dependency_is_down_nothing_is_submitted_failed_or_counted(
     ray_head: Child, tmp_path: Path
 ) -> None:
-    from study.records import StudyStore, sqlite_uri
-    from study.spec import parse_spec
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
 
     store = StudyStore(sqlite_uri(tmp_path))
     study_id = store.create_study(parse_spec(tiny_spec())).id
@@ -184,10 +184,10 @@ def test_a_pass_reads_only_the_live_studies_and_no_spec(ray_head: Child, tmp_pat
     """Issue 14: every pass listed every study and parsed its spec (a download for a long
     one). Now MLflow filters on the status tag: a pass reads the live studies' experiments
     only, and no spec (each study's signature is checked once, at its first pass)."""
-    from study.records import StudyStore, sqlite_uri
-    from study.spec import parse_spec
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
     from tests.study.counting_client import CountingClient
-    from tests.study.test_records import LONG_SPEC
+    from tests.study.records.test_records import LONG_SPEC
 
     store = StudyStore(sqlite_uri(tmp_path))
     for status in ("finished", "failed", "cancelled"):

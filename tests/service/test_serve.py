@@ -33,7 +33,7 @@ def progress(serve: ServeProcess, study_id: str) -> dict:
 
 
 def trial_runs(data_dir: Path, study_id: str) -> list:
-    from study.records import StudyStore
+    from study.records.store import StudyStore
 
     return StudyStore(f"sqlite:///{data_dir / 'mlflow.db'}").trial_runs(study_id)
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from study.ids import new_study_id
-from study.signing import REFUSED
+from study.records.ids import new_study_id
+from study.records.signing import REFUSED
 from tests.service.conftest import ServeProcess, tiny_spec, wait_for
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def forge(api: ServeProcess, **changes: Any) -> str:
     import yaml
     from mlflow.tracking import MlflowClient
 
-    from study.spec import parse_spec
+    from study.spec.study_spec import parse_spec
 
     client = MlflowClient(tracking_uri=f"sqlite:///{api.data_dir / 'mlflow.db'}")
     spec = parse_spec(tiny_spec(**changes))

@@ -1,5 +1,5 @@
 """The service layer (service/studies.py) under real uvicorn, run in this process so the study
-store's calls can be counted: a real :class:`~study.records.StudyStore` on a SQLite MLflow
+store's calls can be counted: a real :class:`~study.records.store.StudyStore` on a SQLite MLflow
 store, wrapped to count calls. No Ray: the studies are written into the store directly the
 way a driver writes them, and nothing here asks Ray (a request that did would fail: the Jobs
 API address answers nothing).
@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from study.records import TRIAL_FIELDS, StudyStore, sqlite_uri, trials_csv
-from study.spec import parse_spec
+from study.records.store import TRIAL_FIELDS, StudyStore, sqlite_uri, trials_csv
+from study.spec.study_spec import parse_spec
 from study.vocab import PlotName, StudyStatus
-from tests.study.test_records import SPEC, _trial_run
+from tests.study.records.test_records import SPEC, _trial_run
 
 TOKEN = "test-token-0123456789"
 #: The store reads the counts watch.
@@ -210,7 +210,7 @@ def test_plot_names_lists_without_downloading(tmp_path: Path) -> None:
 
 
 def test_the_trials_csv_has_the_design_columns_then_the_rest(served: Served) -> None:
-    """One CSV writer (study.records.trials_csv): the stored trials.csv has the DESIGN.md
+    """One CSV writer (study.records.store.trials_csv): the stored trials.csv has the DESIGN.md
     columns; the API's CSV has them first, in that order, then every other column by name."""
     response = served.get(f"/studies/{served.finished}/trials", params={"format": "csv"})
     assert response.status_code == 200

@@ -71,8 +71,8 @@ def _write_trial(client, experiment_id, study_id, arm, point, lr, init, acc, los
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from study.records import StudyStore, sqlite_uri
-    from study.spec import load_spec
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import load_spec
 
     data_dir = tmp_path_factory.mktemp("store")
     store = StudyStore(sqlite_uri(data_dir))

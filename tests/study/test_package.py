@@ -15,10 +15,10 @@ HEAVY = ("torch", "ray", "mlflow", "fastapi")
     "statement",
     [
         "import study",
-        "import study.errors, study.hparams, study.optimizers, study.ids",
+        "import study.errors, study.optim.hparams, study.optim.registry, study.records.ids",
         "import study.vocab, study.analysis",
         "import study.cli",
-        "from study.spec import StudySpec",
+        "from study.spec.study_spec import StudySpec",
     ],
 )
 def test_light_imports(statement: str) -> None:
@@ -32,4 +32,4 @@ def test_insgd_is_exported_lazily() -> None:
     code = "import study, sys\nassert 'torch' not in sys.modules\nprint(study.INSGD.__module__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "study.insgd"
+    assert result.stdout.strip() == "study.optim.insgd"

@@ -147,7 +147,7 @@ def test_difference_panel_is_diverging_and_centred(drawn):
 
 
 def test_plot_stems_are_listed_once():
-    from study.records import PLOT_STEMS as stored
+    from study.records.store import PLOT_STEMS as stored
 
     assert PLOT_STEMS == ("lr_curves", "heatmap", "profile", "expected_max")
     assert stored is PLOT_STEMS

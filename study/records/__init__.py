@@ -1,0 +1,8 @@
+"""Study records in MLflow (the system of record): the store, signatures and ids.
+
+- ``store``: ``StudyStore`` (create, read, list, set status, trials, summaries)
+- ``signing``: signing and checking study records
+- ``ids``: study ids and idempotency keys
+
+Import the module you need (this package imports nothing).
+"""

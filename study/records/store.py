@@ -1,0 +1,990 @@
+"""Study state in MLflow (the system of record): create, look up, list, trials, summaries.
+
+Layout (DESIGN.md): one experiment ``hprobust-<study_id>`` per study with tags
+``hprobust.study_id``, ``hprobust.name``, ``hprobust.status``, ``hprobust.created_at`` /
+``started_at`` / ``finished_at``, ``hprobust.num_classes``, ``hprobust.total_trials``, and
+``mlflow.experimentKind = custom_model_development`` so that MLflow 3's UI opens it on its runs
+table rather than on the GenAI overview; one study run (``hprobust.kind=study``) holding
+``spec.yaml`` and, at the end, ``summary.json``, ``trials.csv``, ``plots/<stem>.png`` and the
+headline summary as metrics (``<arm>.best``, ``<arm>.auc``, ...), with a description
+(``mlflow.note.content``) that links the report page; one run per trial
+(``hprobust.kind=trial``, nested under the study run, written by :mod:`study.tune.tracking`).
+
+``StudyStore`` talks to MLflow through its own ``MlflowClient`` (no global MLflow state). For
+a ``sqlite:///DIR/mlflow.db`` store, artifacts go under ``DIR/mlartifacts`` unless
+``artifact_root`` says otherwise; a tracking server chooses its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from study.analysis import PLOT_STEMS
+from study.analysis.rows import DEFAULT_INIT_SCALE, TRIAL_FIELDS, finite, to_bool, to_int, to_status
+from study.errors import (
+    ConfigError,
+    IdempotencyKeyReusedError,
+    StoreFullError,
+    StoreUnavailableError,
+    StudyNotFoundError,
+)
+from study.records.ids import check_idempotency_key, check_study_id, new_study_id, utc_now_iso
+from study.records.signing import REFUSED, SignatureError, holds, sign
+from study.vocab import (
+    RUN_STATUS_AT_END,
+    SETTABLE,
+    SHARED_VIEW_PREFIX,
+    TRIAL_DONE,
+    TRIAL_RANK,
+    PlotName,
+    RunKind,
+    StudyStatus,
+    Tag,
+    TrialStatus,
+)
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+    from study.spec.study_spec import StudySpec
+
+EXPERIMENT_PREFIX = "hprobust-"
+_SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
+#: The experiment kind MLflow 3's UI reads: model training opens on the runs table.
+EXPERIMENT_KIND = {Tag.EXPERIMENT_KIND: "custom_model_development"}
+#: A view of the runs table stored with the experiment (MLflow's "shared view"): the columns a
+#: researcher looks at first. ``runs_url`` opens the runs table with it.
+VIEW_KEY = "hprobust"
+VIEW_TAG = SHARED_VIEW_PREFIX + VIEW_KEY
+VIEW_COLUMNS = (
+    "params.`arm`",
+    "params.`lr`",
+    "params.`init`",
+    "params.`init_scale`",
+    "params.`seed`",
+    "metrics.`final_val_acc`",
+    "metrics.`final_val_loss`",
+    "metrics.`diverged`",
+    "attributes.`Duration`",
+)
+#: Per-arm summary values logged as ``<arm>.<key>`` metrics of the study run (those present).
+HEADLINE = ("best", "auc", "lr_window_decades", "good_fraction", "divergence_rate")
+
+log = logging.getLogger("hprobust.records")
+
+
+def experiment_name(study_id: str) -> str:
+    return EXPERIMENT_PREFIX + study_id
+
+
+def runs_url(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment, in model-training mode, with the study's
+    columns (params arm, lr, init, seed; final metrics), the trials nested under the study run.
+    """
+    return (
+        f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+    )
+
+
+@dataclass(frozen=True)
+class StudyState:
+    """A study as its experiment's tags say: everything but its spec. One read of the
+    experiment gives it (the spec may be an artifact to download): the scheduler's passes
+    need no more (:meth:`StudyStore.states`, :meth:`StudyStore.state`)."""
+
+    id: str
+    name: str
+    status: str
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    experiment_id: str
+    num_classes: int
+    total_trials: int
+    error: str | None = None  # why the study failed (its driver's last error), if it did
+    last_error: str | None = None  # the error a live study recovers from (a lost job, a resume)
+    retry_at: str | None = None  # when its lost job is resubmitted (ISO time), while it waits
+    #: When the current (or last) run of the study's driver began, and how many trials had
+    #: ended by then: a resumed study's pace counts only the trials ended since.
+    segment_started_at: str | None = None
+    segment_done: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyRecord(StudyState):
+    """One study as MLflow holds it: its state and its spec (a JSON mapping)."""
+
+    spec: dict[str, Any] = field(repr=False, kw_only=True)
+
+
+def default_artifact_root(tracking_uri: str) -> str | None:
+    """``DIR/mlartifacts`` for ``sqlite:///DIR/mlflow.db``; None (the server's choice) else."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        return str((db.parent / "mlartifacts").resolve())
+    return None
+
+
+def sqlite_uri(data_dir: str | Path) -> str:
+    """The embedded store ``sqlite:///DIR/mlflow.db`` (DIR made absolute and created)."""
+    path = Path(data_dir).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / 'mlflow.db'}"
+
+
+def trial_row(run: Run) -> dict[str, Any]:
+    """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``:
+    the one mapping of MLflow's trial records to rows. Values are read with the rules of
+    :mod:`study.analysis.rows`; one the run lacks (a trial still running) is None."""
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    if run.info.status == "RUNNING" or run.info.status == "SCHEDULED":
+        status = TrialStatus.RUNNING
+    elif run.info.status == "FINISHED":  # an unknown word: it did run to its end
+        status = to_status(tags.get(Tag.STATUS)) or TrialStatus.FINISHED
+    elif run.info.status == "KILLED" and tags.get(Tag.STATUS) == TrialStatus.PENDING:
+        status = TrialStatus.PENDING  # stopped with its study (close_open_trials): trains again
+    else:  # FAILED, KILLED
+        status = TrialStatus.FAILED
+    return {
+        "key": tags.get(Tag.TRIAL_KEY),
+        "run_id": run.info.run_id,
+        "arm": params.get("arm", tags.get(Tag.ARM)),
+        "lr": finite(params.get("lr")),
+        "init": params.get("init", tags.get(Tag.INIT)),
+        "init_scale": finite(params.get("init_scale")) or DEFAULT_INIT_SCALE,
+        "seed": to_int(params.get("seed", tags.get(Tag.SEED))),
+        "val_acc": finite(metrics.get("val_acc")),
+        "val_loss": finite(metrics.get("val_loss")),
+        "train_loss": finite(metrics.get("train_loss")),
+        "diverged": to_bool(tags.get(Tag.DIVERGED)) is True,
+        "status": str(status),
+        "epochs_completed": int(metrics["epochs_completed"])
+        if "epochs_completed" in metrics
+        else None,
+        "error": tags.get(Tag.ERROR),
+        "node_id": tags.get(Tag.NODE_ID),  # the Ray node that trained it
+        "node_ip": tags.get(Tag.NODE_IP),
+        "stopped": tags.get(Tag.STOPPED),  # why a pending trial's run was stopped, if it was
+    }
+
+
+class StudyStore:
+    """Read/write side of study state in MLflow.
+
+    Args:
+        tracking_uri: an MLflow tracking URI (``sqlite:///...``, ``postgresql://...``,
+            ``http://...``).
+        artifact_root: where new experiments keep artifacts (default: see module doc).
+        secret: signs the studies this store creates and checks signatures
+            (:mod:`study.records.signing`). None: the one in the environment
+            (``HPROBUST_SECRET_FILE``
+            or ``HPROBUST_SECRET``, as a study driver has it), if any; else studies are
+            created unsigned (nothing will run them).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        artifact_root: str | None = None,
+        secret: bytes | None = None,
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
+        if tracking_uri.startswith("sqlite:///"):
+            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root or default_artifact_root(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._create_lock = threading.Lock()  # creations take turns (see create_study)
+        # study id -> experiment id: fixed when the study is created (an experiment name is
+        # never reused), so it is looked up by name once per store. Every read of a study's
+        # tags still reads its experiment (by id), which also notices a deleted one.
+        self._experiment_ids: dict[str, str] = {}
+        if secret is None:
+            from study.records.signing import driver_secret
+
+            try:
+                secret = driver_secret()
+            except SignatureError:
+                secret = None
+        self.secret = secret
+
+    # ---- studies --------------------------------------------------------------------------
+
+    def create_study(
+        self,
+        spec: StudySpec,
+        study_id: str | None = None,
+        *,
+        report_url: str | None = None,
+        wait_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> StudyRecord:
+        """Record a new study (status ``queued``) with its spec; the spec is valid already.
+
+        All or nothing: the experiment is written as ``creating`` (never listed, never run),
+        then its study run, params and ``spec.yaml``, and only then set ``queued``. Any failure
+        deletes what was written and raises; creations in this process take turns (a lock:
+        MLflow's SQLite store fails concurrent writers with pool timeouts). ``wait_s`` bounds
+        the wait for that turn (StoreUnavailableError after it; None: wait for good).
+        ``report_url`` links the report page in the study run's MLflow description.
+
+        ``idempotency_key``: if a study was created with this key (experiment tag
+        ``hprobust.idempotency``) and the same spec, that study is returned and nothing is
+        written (its id differs from ``study_id``); with another spec,
+        IdempotencyKeyReusedError. The lookup takes the same turn as the creation, so
+        concurrent requests with one key create one study.
+        """
+        study_id = check_study_id(study_id) if study_id else new_study_id()
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+        if not self._create_lock.acquire(timeout=-1 if wait_s is None else wait_s):
+            raise StoreUnavailableError(
+                f"the study store is busy: no turn to record a study within {wait_s:g} s "
+                "(nothing was recorded; try again)"
+            )
+        try:
+            if idempotency_key is not None:
+                existing = self._by_idempotency_key(idempotency_key)
+                if existing is not None:
+                    if existing.spec != spec.model_dump(mode="json"):
+                        raise IdempotencyKeyReusedError(idempotency_key, existing.id)
+                    return existing
+            return self._create(spec, study_id, report_url, idempotency_key)
+        finally:
+            self._create_lock.release()
+
+    def _by_idempotency_key(self, key: str) -> StudyRecord | None:
+        """The study created with ``key`` (the key is checked: safe to quote in the filter)."""
+        try:
+            found = self.client.search_experiments(
+                filter_string=f"tags.`{Tag.IDEMPOTENCY}` = '{key}'", max_results=10
+            )
+        except Exception as exc:
+            cause = store_write_error(exc)
+            if cause is not None:
+                raise cause from exc
+            raise
+        for experiment in found:
+            if experiment.tags.get(Tag.STATUS) not in (None, StudyStatus.CREATING):
+                return self._record(experiment)
+        return None
+
+    def _create(
+        self,
+        spec: StudySpec,
+        study_id: str,
+        report_url: str | None,
+        idempotency_key: str | None,
+    ) -> StudyRecord:
+        from mlflow.entities import Param
+
+        name = experiment_name(study_id)
+        if self.client.get_experiment_by_name(name) is not None:
+            raise ConfigError(f"study_id must be new, got {study_id!r} (already recorded)")
+        spec_dict = spec.model_dump(mode="json")
+        spec_json = json.dumps(spec_dict, sort_keys=True)
+        created_at = utc_now_iso()
+        tags = {
+            Tag.STUDY_ID: study_id,
+            Tag.NAME: spec.name,
+            Tag.STATUS: StudyStatus.CREATING,  # set queued once everything is written
+            Tag.CREATED_AT: created_at,
+            Tag.NUM_CLASSES: str(spec.num_classes),
+            Tag.TOTAL_TRIALS: str(spec.total_trials),
+            **EXPERIMENT_KIND,
+            VIEW_TAG: json.dumps({"selectedColumns": list(VIEW_COLUMNS)}),
+        }
+        if len(spec_json) <= _SPEC_TAG_MAX:
+            tags[Tag.SPEC] = spec_json
+        if idempotency_key is not None:
+            tags[Tag.IDEMPOTENCY] = idempotency_key
+        if self.secret is not None:
+            tags[Tag.SIGNATURE] = sign(self.secret, study_id, spec_dict)
+        location = f"{self.artifact_root}/{study_id}" if self.artifact_root else None
+        try:
+            experiment_id = self.client.create_experiment(
+                name, artifact_location=location, tags=tags
+            )
+        except Exception as exc:
+            cause = store_write_error(exc)
+            if cause is not None:
+                raise cause from exc
+            raise
+        try:
+            run_tags = {
+                Tag.KIND: RunKind.STUDY,
+                Tag.STUDY_ID: study_id,
+                Tag.NOTE: study_note(study_id, spec.name, report_url),
+            }
+            if report_url:
+                run_tags[Tag.REPORT_URL] = report_url
+            run = self.client.create_run(
+                experiment_id, tags=run_tags, run_name=f"study {spec.name}"[:250]
+            )
+            params = {
+                "name": spec.name,
+                "dataset": spec.dataset_name,
+                "model": spec.model["name"],
+                "arms": ",".join(spec.arm_names),
+                "sampler": spec.sampler,
+                "trials_per_arm": spec.points_per_arm,
+                "seeds": spec.seeds,
+                "epochs": spec.epochs,
+                "batch_size": spec.batch_size,
+                "total_trials": spec.total_trials,
+            }
+            self.client.log_batch(
+                run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
+            )
+            self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
+            self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
+            self.client.set_experiment_tag(experiment_id, Tag.STATUS, StudyStatus.QUEUED)
+            self._experiment_ids[study_id] = experiment_id
+        except BaseException as exc:
+            self._roll_back(experiment_id, study_id)
+            cause = store_write_error(exc) if isinstance(exc, Exception) else None
+            if cause is not None:
+                raise cause from exc
+            raise
+        return StudyRecord(
+            id=study_id,
+            name=spec.name,
+            status=StudyStatus.QUEUED,
+            created_at=created_at,
+            started_at=None,
+            finished_at=None,
+            experiment_id=experiment_id,
+            spec=spec_dict,
+            num_classes=spec.num_classes,
+            total_trials=spec.total_trials,
+        )
+
+    def _roll_back(self, experiment_id: str, study_id: str) -> None:
+        """Delete a study whose creation failed (best effort: if the store cannot be written
+        now, the experiment stays ``creating``, which nothing lists or runs)."""
+        self._experiment_ids.pop(study_id, None)
+        try:
+            self.client.delete_experiment(experiment_id)
+        except Exception as exc:
+            log.warning(
+                "could not delete the half-created study %s (it stays %s, never listed or run): %s",
+                study_id,
+                StudyStatus.CREATING,
+                exc,
+            )
+
+    def _experiment(self, study_id: str):
+        """The study's experiment, its tags as they are now: one read (by id once the id is
+        known to this store, else by name)."""
+        if not isinstance(study_id, str) or not study_id:
+            raise StudyNotFoundError(f"no study with id {study_id!r}")
+        known = self._experiment_ids.get(study_id)
+        experiment = None
+        if known is not None:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                experiment = self.client.get_experiment(known)
+            except MlflowException as exc:  # deleted for good behind this store's back
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+            if experiment is None or experiment.lifecycle_stage != "active":
+                self._experiment_ids.pop(study_id, None)
+                experiment = None
+        if experiment is None:
+            experiment = self.client.get_experiment_by_name(experiment_name(study_id))
+        if experiment is None or experiment.lifecycle_stage != "active":
+            raise StudyNotFoundError(f"no study with id {study_id!r}")
+        self._experiment_ids[study_id] = experiment.experiment_id
+        return experiment
+
+    def experiment_id(self, study_id: str) -> str:
+        """The study's experiment id (no round trip once this store has seen the study)."""
+        known = self._experiment_ids.get(study_id)
+        return known if known is not None else self._experiment(study_id).experiment_id
+
+    def _state_fields(self, experiment) -> dict[str, Any]:
+        """A :class:`StudyState`'s fields from the experiment's tags (no other read)."""
+        tags = experiment.tags
+        study_id = tags[Tag.STUDY_ID]
+        if experiment.name == experiment_name(study_id):  # (a forged tag must not steer it)
+            self._experiment_ids[study_id] = experiment.experiment_id
+        return dict(
+            id=study_id,
+            name=tags.get(Tag.NAME, ""),
+            status=tags.get(Tag.STATUS, StudyStatus.QUEUED),
+            created_at=tags.get(Tag.CREATED_AT),
+            started_at=tags.get(Tag.STARTED_AT),
+            finished_at=tags.get(Tag.FINISHED_AT),
+            experiment_id=experiment.experiment_id,
+            num_classes=int(tags.get(Tag.NUM_CLASSES, 0)),
+            total_trials=int(tags.get(Tag.TOTAL_TRIALS, 0)),
+            error=tags.get(Tag.ERROR) if tags.get(Tag.STATUS) == StudyStatus.FAILED else None,
+            last_error=tags.get(Tag.LAST_ERROR),
+            retry_at=tags.get(Tag.RETRY_AT),
+            segment_started_at=tags.get(Tag.SEGMENT_STARTED_AT),
+            segment_done=to_int(tags.get(Tag.SEGMENT_DONE)),
+        )
+
+    def _record(self, experiment) -> StudyRecord:
+        fields = self._state_fields(experiment)
+        spec_json = experiment.tags.get(Tag.SPEC)
+        if spec_json is not None:
+            spec = json.loads(spec_json)
+        else:
+            from study.bounded import load_yaml  # a changed spec.yaml is not trusted
+
+            spec = load_yaml(self._read_artifact(fields["id"], "spec.yaml"))
+        return StudyRecord(**fields, spec=spec)
+
+    def _listed(self, study_id: str):
+        """The study's experiment, unless it is being created (or its creation failed)."""
+        experiment = self._experiment(study_id)
+        if experiment.tags.get(Tag.STATUS) == StudyStatus.CREATING:
+            raise StudyNotFoundError(f"no study with id {study_id!r}")
+        return experiment
+
+    def get(self, study_id: str) -> StudyRecord:
+        """The study with this id (raises StudyNotFoundError, also for one still being
+        created or whose creation failed)."""
+        return self._record(self._listed(study_id))
+
+    def state(self, study_id: str) -> StudyState:
+        """The study's state without its spec (one read of its experiment); raises like
+        :meth:`get`."""
+        return StudyState(**self._state_fields(self._listed(study_id)))
+
+    def _search(self, where: str = "") -> list[Any]:
+        """Every study experiment matching the MLflow filter ``where`` (``AND``-ed to the
+        name prefix), not those being created."""
+        experiments = []
+        token = None
+        query = f"name LIKE '{EXPERIMENT_PREFIX}%'" + (f" AND {where}" if where else "")
+        while True:
+            page = self.client.search_experiments(
+                filter_string=query,
+                max_results=1000,
+                page_token=token,
+            )
+            experiments.extend(
+                e
+                for e in page
+                if Tag.STUDY_ID in e.tags and e.tags.get(Tag.STATUS) != StudyStatus.CREATING
+            )
+            token = page.token
+            if not token:
+                return experiments
+
+    def states(self, statuses: Iterable[str] | None = None) -> list[StudyState]:
+        """The studies whose status is one of ``statuses`` (None: every study), newest first,
+        without their specs (not those being created, or whose creation failed).
+
+        MLflow filters them on the status tag (one search per status: its experiment search
+        has no ``IN`` or ``OR`` for tags, on SQLite and PostgreSQL alike), so the scheduler's
+        pass every few seconds reads only the live studies' experiments, never every study
+        or any spec; a listing of every study is one search and reads no spec either."""
+        if statuses is None:
+            found = self._search()
+        else:
+            wanted = sorted({str(status) for status in statuses})
+            for status in wanted:
+                if not StudyStatus.has(status) or status == StudyStatus.CREATING:
+                    raise ConfigError(
+                        f"statuses must be among {', '.join(SETTABLE)}, got {status!r}"
+                    )
+            found = [
+                e for status in wanted for e in self._search(f"tags.`{Tag.STATUS}` = '{status}'")
+            ]
+        states = [StudyState(**self._state_fields(e)) for e in found]
+        return sorted(states, key=lambda r: (r.created_at or "", r.id), reverse=True)
+
+    def ping(self) -> None:
+        """One small read of the tracking server (raises what MLflow raises when it cannot
+        be reached): the readiness check's, which must not cost a read per study."""
+        self.client.search_experiments(max_results=1)
+
+    def set_status(self, study_id: str, status: str, *, reason: str | None = None) -> None:
+        """Set the study's status.
+
+        ``running``: a run of its driver begins (started_at is stamped the first time; every
+        time, the segment's start and how many trials had ended by then). An end state
+        (finished, failed, cancelled) first closes every trial run still open (see
+        :meth:`close_open_trials`, ``reason`` saying why, default ``study <status>``), then
+        stamps finished_at, so no trial run stays RUNNING after its study ended.
+
+        Raises StudyNotFoundError, having changed nothing, for an unknown id or a record
+        without its study run (not a study).
+        """
+        if status not in SETTABLE:
+            raise ConfigError(f"status must be one of {', '.join(SETTABLE)}, got {status!r}")
+        experiment = self._experiment(study_id)
+        experiment_id = experiment.experiment_id
+        run_id = self.study_run_id(study_id)  # before any write: a 404 changes nothing
+        now = utc_now_iso()
+        if status == StudyStatus.RUNNING:
+            progress = self.progress(study_id)
+            done = progress["finished"] + progress["failed"]
+            self.client.set_experiment_tag(experiment_id, str(Tag.SEGMENT_STARTED_AT), now)
+            self.client.set_experiment_tag(experiment_id, str(Tag.SEGMENT_DONE), str(done))
+            if not experiment.tags.get(Tag.STARTED_AT):
+                self.client.set_experiment_tag(experiment_id, str(Tag.STARTED_AT), now)
+        elif status in RUN_STATUS_AT_END:
+            self.close_open_trials(study_id, reason=reason or f"study {status}")
+            self.client.set_experiment_tag(experiment_id, str(Tag.FINISHED_AT), now)
+        self.client.set_experiment_tag(experiment_id, str(Tag.STATUS), str(status))
+        # The study run shows the same state in the MLflow UI (never RUNNING once it ended).
+        if status in RUN_STATUS_AT_END:
+            self.client.set_terminated(run_id, RUN_STATUS_AT_END[status])
+        else:
+            running = status == StudyStatus.RUNNING
+            self.client.update_run(run_id, status="RUNNING" if running else "SCHEDULED")
+
+    def close_open_trials(self, study_id: str, *, reason: str) -> int:
+        """End every trial run of the study that is still open (RUNNING or SCHEDULED): MLflow
+        status KILLED, ``hprobust.status = pending`` (it did not end by itself: a resumed
+        study trains it again, and progress counts it pending, not running) and
+        ``hprobust.stopped = reason``. Returns how many were closed."""
+        from mlflow.entities import RunTag
+
+        closed = 0
+        for run in self.trial_runs(study_id):
+            if run.info.status not in ("RUNNING", "SCHEDULED"):
+                continue
+            tags = [
+                RunTag(str(Tag.STATUS), str(TrialStatus.PENDING)),
+                RunTag(str(Tag.STOPPED), reason[:4900]),
+            ]
+            self.client.log_batch(run.info.run_id, tags=tags)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+            closed += 1
+        return closed
+
+    def upgrade_presentation(self) -> int:
+        """Give studies recorded before DESIGN.md's "What MLflow shows" its presentation: the
+        experiment kind and runs-table view, and trial runs nested under the study run.
+        Returns how many studies were changed."""
+        from mlflow.entities import RunTag
+
+        changed = 0
+        for record in self.states():
+            experiment = self.client.get_experiment(record.experiment_id)
+            if experiment.tags.get(VIEW_TAG) and all(
+                experiment.tags.get(k) == v for k, v in EXPERIMENT_KIND.items()
+            ):
+                continue
+            for key, value in EXPERIMENT_KIND.items():
+                self.client.set_experiment_tag(record.experiment_id, key, value)
+            self.client.set_experiment_tag(
+                record.experiment_id, VIEW_TAG, json.dumps({"selectedColumns": list(VIEW_COLUMNS)})
+            )
+            try:
+                parent = self.study_run_id(record.id)
+            except StudyNotFoundError:
+                changed += 1
+                continue
+            spec = self._record(experiment).spec  # only a study being upgraded needs it
+            scaled = (spec.get("search") or {}).get("init_scale") is not None
+            for run in self.trial_runs(record.id):
+                tags = []
+                if Tag.PARENT_RUN not in run.data.tags:
+                    tags.append(RunTag(Tag.PARENT_RUN, parent))
+                row = trial_row(run)
+                if " lr=" not in (run.info.run_name or "") and None not in (
+                    row["arm"],
+                    row["lr"],
+                    row["init"],
+                    row["seed"],
+                ):
+                    name = trial_run_name(
+                        row["arm"], row["lr"], row["init"], row["seed"],
+                        row["init_scale"] if scaled else None,
+                    )  # fmt: skip
+                    tags.append(RunTag(Tag.RUN_NAME, name))
+                if tags:
+                    self.client.log_batch(run.info.run_id, tags=tags)
+            changed += 1
+        return changed
+
+    def set_tags(self, study_id: str, tags: dict[str, str | None]) -> None:
+        """Set (or, for None, remove) experiment tags of the study."""
+        experiment = self._experiment(study_id)
+        for key, value in tags.items():
+            if value is not None:
+                self.client.set_experiment_tag(
+                    experiment.experiment_id, str(key), str(value)[:4900]
+                )
+            elif key in experiment.tags:
+                self.client.delete_experiment_tag(experiment.experiment_id, str(key))
+
+    def set_error(self, study_id: str, message: str) -> None:
+        """Record why a study failed (experiment tag ``hprobust.error``)."""
+        self.client.set_experiment_tag(self.experiment_id(study_id), Tag.ERROR, message[:4900])
+
+    # ---- signatures (study.records.signing)
+
+    def signature_problem(self, study_id: str) -> str | None:
+        """None if the study's signature holds for its id and its spec, both as the spec tag
+        holds it and as ``spec.yaml`` does; else why not (starting with
+        :data:`study.records.signing.REFUSED`)."""
+        from study.bounded import BoundedInputError, load_yaml
+
+        if self.secret is None:
+            return (
+                "the signature cannot be checked: no signing secret (set HPROBUST_SECRET, the "
+                "same as the API's, in the environment of the Ray head)"
+            )
+        experiment = self._experiment(study_id)
+        tags = experiment.tags
+        signature = tags.get(Tag.SIGNATURE)
+        if not signature:
+            return f"{REFUSED} (the record has no signature)"
+        if tags.get(Tag.STUDY_ID) != study_id:
+            return f"{REFUSED} (its study id was changed)"
+        specs = []
+        try:
+            if Tag.SPEC in tags:
+                specs.append(json.loads(tags[Tag.SPEC]))
+            specs.append(load_yaml(self._read_artifact(study_id, "spec.yaml")))
+        except (ValueError, BoundedInputError, LookupError, StudyNotFoundError) as exc:
+            if _unreachable(exc):  # a fault that heals: check again later, refuse nothing
+                raise StoreUnavailableError(
+                    f"cannot read study {study_id}'s spec to check its signature: {exc}"
+                ) from exc
+            return f"{REFUSED} (its spec cannot be read: {preview_text(str(exc), 120)})"
+        if not all(isinstance(spec, dict) for spec in specs):
+            return f"{REFUSED} (its spec is not a mapping)"
+        if not holds(self.secret, study_id, specs, signature):
+            return f"{REFUSED} (its id or spec was changed, or another secret signed it)"
+        return None
+
+    def refuse(self, study_id: str, reason: str) -> None:
+        """Mark a study that must not run: ``failed`` with ``reason`` as its error (and as
+        ``hprobust.refused``); its study run, if it has one, ends FAILED."""
+        experiment_id = self.experiment_id(study_id)
+        self.client.set_experiment_tag(experiment_id, Tag.REFUSED, reason[:4900])
+        self.set_error(study_id, reason)
+        try:
+            self.set_status(study_id, StudyStatus.FAILED)
+        except StudyNotFoundError:  # no study run (a record forged without one)
+            self.client.set_experiment_tag(experiment_id, Tag.STATUS, StudyStatus.FAILED)
+            self.client.set_experiment_tag(experiment_id, Tag.FINISHED_AT, utc_now_iso())
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def study_run_id(self, study_id: str) -> str:
+        """The id of the study's study run (looked up each time: writes check it is there)."""
+        runs = self.client.search_runs(
+            [self.experiment_id(study_id)],
+            filter_string=f"tags.`{Tag.KIND}` = '{RunKind.STUDY}'",
+            max_results=1,
+        )
+        if not runs:
+            raise StudyNotFoundError(f"study {study_id!r} has no study run")
+        return runs[0].info.run_id
+
+    def trial_runs(self, study_id: str) -> list[Run]:
+        """Every live (not deleted) trial run of the study."""
+        experiment_id = self.experiment_id(study_id)
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{Tag.KIND}` = '{RunKind.TRIAL}'",
+                max_results=5000,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def trials(self, study_id: str) -> list[dict[str, Any]]:
+        """One row per recorded trial key (the best-placed run if a key has several), sorted
+        by arm order, point and seed. Trials not started yet have no row (see ``progress``)."""
+        return self.trials_of(self.get(study_id))
+
+    def trials_of(self, record: StudyRecord) -> list[dict[str, Any]]:
+        """:meth:`trials` of a study already read (its spec gives the arm order)."""
+        best: dict[str, dict[str, Any]] = {}
+        for run in self.trial_runs(record.id):
+            row = trial_row(run)
+            key = row["key"] or row["run_id"]
+            if key not in best or TRIAL_RANK[row["status"]] > TRIAL_RANK[best[key]["status"]]:
+                best[key] = row
+        arms = [arm["name"] for arm in record.spec.get("arms", [])]
+
+        def order(row: dict[str, Any]) -> tuple:
+            parts = (row["key"] or "").split("/")
+            point = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+            arm_rank = arms.index(row["arm"]) if row["arm"] in arms else len(arms)
+            return (arm_rank, point, row["seed"] or 0)
+
+        return sorted(best.values(), key=order)
+
+    def progress(self, study_id: str) -> dict[str, int]:
+        """Counts: finished (early stopped included), running, pending, diverged, failed, total."""
+        record = self.get(study_id)
+        rows = self.trials_of(record)
+        finished = sum(r["status"] in TRIAL_DONE for r in rows)
+        running = sum(r["status"] == TrialStatus.RUNNING for r in rows)
+        failed = sum(r["status"] == TrialStatus.FAILED for r in rows)
+        diverged = sum(r["diverged"] and r["status"] == TrialStatus.FINISHED for r in rows)
+        total = record.total_trials
+        pending = max(0, total - finished - running - failed)
+        return {
+            "finished": finished,
+            "running": running,
+            "pending": pending,
+            "diverged": diverged,
+            "failed": failed,
+            "total": total,
+        }
+
+    # ---- results --------------------------------------------------------------------------
+
+    def summary(self, study_id: str) -> dict[str, Any]:
+        """The stored summary of a finished study, else one computed now from the finished
+        trials with ``"partial": true``."""
+        record = self.get(study_id)
+        if record.status == StudyStatus.FINISHED:
+            try:
+                stored = json.loads(self._read_artifact(study_id, "summary.json"))
+            except LookupError:
+                stored = None
+            if isinstance(stored, dict) and stored.get("version") == 2:
+                return stored
+        from study.analysis import summarize, summary_args
+
+        summary = summarize(
+            self.trials_of(record), num_classes=record.num_classes, **summary_args(record.spec)
+        )
+        # a finished study whose stored summary is missing or of an older version: recomputed
+        # from its trials, and complete
+        summary.partial = record.status != StudyStatus.FINISHED
+        return summary.model_dump(mode="json")
+
+    def plot(self, study_id: str, stem: str) -> bytes:
+        """PNG bytes of ``plots/<stem>.png`` (StudyNotFoundError / LookupError if absent)."""
+        self._experiment(study_id)
+        if stem not in PLOT_STEMS:
+            raise LookupError(f"plot must be one of {', '.join(PLOT_STEMS)}, got {stem!r}")
+        return self._read_artifact(study_id, f"plots/{stem}.png", binary=True)
+
+    def plot_names(self, study_id: str) -> list[PlotName]:
+        """The plots the study has stored, in report order: one ``list_artifacts`` call, so
+        the report page learns which exist without downloading them."""
+        listed = self.client.list_artifacts(self.study_run_id(study_id), "plots")
+        stored = {Path(item.path).name for item in listed if not item.is_dir}
+        return [name for name in PlotName if f"{name}.png" in stored]
+
+    def store_results(
+        self,
+        study_id: str,
+        summary: Any,
+        trials: list[dict[str, Any]],
+        plot_paths: list[Path] | None = None,
+    ) -> None:
+        """Write ``summary.json`` (a :class:`~study.analysis.models.Summary` or its JSON dict),
+        ``trials.csv`` and ``plots/*.png`` to the study run."""
+        if hasattr(summary, "model_dump"):
+            summary = summary.model_dump(mode="json")
+        run_id = self.study_run_id(study_id)
+        self._log_headline(study_id, run_id, summary, trials)
+        self.client.log_text(run_id, json.dumps(summary, indent=2, default=str), "summary.json")
+        self.client.log_text(run_id, trials_csv(trials), "trials.csv")
+        for path in plot_paths or []:
+            self.client.log_artifact(run_id, str(path), artifact_path="plots")
+
+    def _log_headline(
+        self, study_id: str, run_id: str, summary: dict[str, Any], trials: list[dict[str, Any]]
+    ) -> None:
+        """The headline summary as metrics of the study run, and a description that
+        repeats it under the links."""
+        import time
+
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        arms = _plain(summary).get("arms") or {}
+        metrics = []
+        for arm, values in arms.items():
+            for key in HEADLINE:
+                value = finite((values or {}).get(key))
+                if value is not None:
+                    metrics.append(Metric(f"{arm}.{key}", value, now, 0))
+        counts = {
+            "trials_finished": sum(r.get("status") in TRIAL_DONE for r in trials),
+            "trials_diverged": sum(bool(r.get("diverged")) for r in trials),
+            "trials_failed": sum(r.get("status") == TrialStatus.FAILED for r in trials),
+        }
+        metrics += [Metric(name, float(n), now, 0) for name, n in counts.items()]
+        run = self.client.get_run(run_id)
+        report_url = run.data.tags.get(Tag.REPORT_URL)
+        name = self.get(study_id).name
+        note = study_note(study_id, name, report_url, summary=summary)
+        self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(Tag.NOTE, note)])
+
+    def _read_artifact(self, study_id: str, path: str, *, binary: bool = False) -> Any:
+        run_id = self.study_run_id(study_id)
+        with tempfile.TemporaryDirectory(prefix="hprobust-artifact-") as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, path, tmp)
+            except Exception as exc:  # MLflow raises OSError / MlflowException by store
+                raise LookupError(f"study {study_id!r} has no artifact {path!r}") from exc
+            local_path = Path(local)
+            if not local_path.is_file():
+                raise LookupError(f"study {study_id!r} has no artifact {path!r}")
+            return local_path.read_bytes() if binary else local_path.read_text()
+
+
+#: How a full disk shows in the errors of MLflow's stores (SQLite, PostgreSQL, file artifacts,
+#: a tracking server's answer).
+_FULL = ("no space left on device", "database or disk is full", "disk full", "diskfull")
+#: How a store that cannot take a write now (unreachable or overloaded) shows.
+_UNAVAILABLE = (
+    "queuepool limit",
+    "database is locked",
+    "connection refused",
+    "could not connect",
+    "max retries exceeded",
+    "timed out",
+)
+
+
+def store_write_error(exc: BaseException) -> Exception | None:
+    """The error to answer for a failed write to the study store: StoreFullError (no space
+    left: errno ENOSPC anywhere in the chain, or the store's message saying so),
+    StoreUnavailableError (unreachable, busy, or an artifact store that cannot be written),
+    or None (something else: a bug, raised as is)."""
+    import errno
+
+    seen = _chain(exc)
+    if any(isinstance(e, StoreFullError | StoreUnavailableError) for e in seen):
+        return next(e for e in seen if isinstance(e, StoreFullError | StoreUnavailableError))
+    text = " ".join(str(e) for e in seen).lower()
+    if any(getattr(e, "errno", None) == errno.ENOSPC for e in seen) or any(
+        word in text for word in _FULL
+    ):
+        return StoreFullError(
+            "the study store has no space left (nothing was recorded; free space, then send "
+            f"the request again): {preview_text(str(exc))}"
+        )
+    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
+    unreachable = {"ConnectionError", "OperationalError", "TimeoutError", "MaxRetryError"}
+    # OSError: an artifact store that cannot be written (permissions, a missing mount)
+    if names & (unreachable | {"OSError"}) or any(word in text for word in _UNAVAILABLE):
+        return StoreUnavailableError(
+            "the study store cannot be written now (nothing was recorded; try again): "
+            f"{preview_text(str(exc))}"
+        )
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the store cannot be reached or is busy (not
+    that what was asked for is missing)."""
+    seen = _chain(exc)
+    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
+    text = " ".join(str(e) for e in seen).lower()
+    unreachable = {"ConnectionError", "TimeoutError", "MaxRetryError", "OperationalError"}
+    if names & unreachable or any(word in text for word in _UNAVAILABLE):
+        return True
+    return "api request to" in text and "failed" in text
+
+
+def preview_text(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters (error messages quote stores' errors briefly)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def trial_run_name(
+    arm: str, lr: float, init: str, seed: int, init_scale: float | None = None
+) -> str:
+    """A trial run's name in the MLflow UI: ``<arm> lr=<lr> <init> s<seed>``, with
+    ``scale=<init_scale>`` before the seed when the study searches init scales."""
+    scale = "" if init_scale is None else f" scale={float(init_scale):.3g}"
+    return f"{arm} lr={float(lr):.3g} {init}{scale} s{int(seed)}"
+
+
+def study_note(
+    study_id: str,
+    name: str,
+    report_url: str | None = None,
+    *,
+    summary: dict[str, Any] | None = None,
+) -> str:
+    """The study run's description (Markdown): what the runs are, where the report is, and,
+    once there is a summary, its headline per arm."""
+    lines = [f"**hprobust study {name}** (`{study_id}`)", ""]
+    if report_url:
+        base = report_url.removesuffix("/report")
+        lines.append(
+            f"Report: [{report_url}]({report_url}) · [summary.json]({base}/summary) · "
+            f"[trials.csv]({base}/trials?format=csv)"
+        )
+    else:
+        lines.append(
+            f"Summary: `hprobust summary {study_id}`; report page: "
+            f"`/studies/{study_id}/report` under `hprobust serve` on the same data dir."
+        )
+    lines += [
+        "",
+        "Each trial is a child run of this one, named `<arm> lr=<lr> <init> s<seed>`, with "
+        "`final_val_acc`, `final_val_loss` and `diverged` as metrics.",
+    ]
+    arms = _plain(summary).get("arms") or {}
+    keys = [k for k in HEADLINE if any(k in (v or {}) for v in arms.values())]
+    if arms and keys:
+        lines += ["", "| arm | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for arm, values in arms.items():
+            cells = [_fmt_cell((values or {}).get(key)) for key in keys]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)[:4900]
+
+
+def _plain(summary: Any) -> dict[str, Any]:
+    """A summary as a dict (a pydantic summary model is dumped)."""
+    if summary is None:
+        return {}
+    return summary.model_dump() if hasattr(summary, "model_dump") else dict(summary)
+
+
+def _fmt_cell(value: Any) -> str:
+    number = finite(value)
+    return "–" if number is None else f"{number:.4g}"
+
+
+def trials_csv(rows: list[dict[str, Any]], *, every_column: bool = False) -> str:
+    """Trial rows as CSV with the DESIGN.md columns (``trials.csv``, ``hprobust trials``);
+    ``every_column``: then the rows' other keys too, sorted by name (the API's CSV)."""
+    columns = list(TRIAL_FIELDS)
+    if every_column:
+        columns += sorted({k for row in rows for k in row} - set(columns))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return out.getvalue()

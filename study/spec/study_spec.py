@@ -1,0 +1,798 @@
+"""The study spec: the YAML file ``hprobust run`` reads and the body ``POST /studies`` accepts.
+
+A spec names the dataset, the model, the optimizer arms, the search space (``lr`` on a log
+scale, ``init`` schemes, optional ``init_scale``), the Optuna sampler, the budget
+(``trials_per_arm`` points per arm x ``seeds`` replicates), the training settings and the
+resources. Unknown keys are rejected and every error names the field, the rule and the value::
+
+    >>> parse_spec({"name": "x", "dataset": "digits", "model": {"name": "mlp"},
+    ...             "arms": [{"name": "sgd", "optimizer": "sgd"}],
+    ...             "search": {"lr": {"low": -1, "high": 1}, "init": ["xavier_normal"]}})
+    Traceback (most recent call last):
+    study.errors.SpecError: search.lr.low must be > 0, got -1
+
+The default design is a grid (``sampler: grid``): learning rates log-spaced from
+``search.lr.low`` to ``high`` at ``search.lr.points_per_decade`` (default 4; both ends included)
+or exactly ``search.lr.points`` of them, crossed with every ``init`` (and with the
+``search.init_scale`` grid, if searched). Each arm runs the whole grid unless
+``trials_per_arm`` asks for fewer points, with the same points and seeds for every arm.
+
+Pairing: ``grid``, ``qmc`` and ``random`` give every arm the same points and seeds (one
+Optuna sampler per arm, all with the same seed). ``tpe`` is adaptive, so its arms are not
+paired and arm-vs-baseline comparisons match fewer rows.
+
+A spec can be valid and still too small for the summary's claims (one lr per init, fewer
+than 3 seeds, tpe with comparisons, ...): :meth:`StudySpec.design_warnings` says so; the API
+returns these warnings with the 202 and ``hprobust run`` prints them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from study.errors import SpecError
+from study.spec.options import (
+    SCHEDULE_KINDS,
+    CosineSchedule,
+    DatasetSpec,
+    ScheduleSpec,
+    check_hyperparameters,
+    check_init,
+    check_model,
+    check_model_builds,
+    check_optimizer,
+    check_schedule_epochs,
+    dataset_before,
+    lazy_attr,
+    schedule_before,
+)
+from study.spec.options import problem as _problem
+from study.suggest import did_you_mean
+
+SAMPLERS = ("qmc", "tpe", "random", "grid")
+SCHEDULES = SCHEDULE_KINDS
+PRECISIONS = ("fp32", "bf16")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Sanity bounds only: the service enforces its own (smaller) limits as settings.
+MAX_TRIALS_PER_ARM = 100_000
+MAX_SEEDS = 1_000
+MAX_EPOCHS = 100_000
+MAX_PACK_SIZE = 1024
+#: ``resources.pack_size: auto`` on GPUs packs about this many trials (a whole number of
+#: "all arms x seeds of one point"). Not yet measured on a GPU: bench/gpu_throughput.py says.
+AUTO_PACK_TARGET = 16
+DEFAULT_TRIALS_PER_ARM = 16  # samplers other than grid
+
+
+#: An init scheme (``models.INIT_SCHEMES``).
+InitScheme = Annotated[str, AfterValidator(check_init)]
+#: A run's length and batch size (the spec's and every trial's).
+Epochs = Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
+BatchSize = Annotated[int, Field(ge=1, le=1 << 20)]
+
+
+class _Strict(BaseModel):
+    # strict: ``epochs: true`` or ``seeds: 2.0`` are refused, not coerced; floats finite
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+DEFAULT_POINTS_PER_DECADE = 4
+
+
+class LogRange(_Strict):
+    """A log-scale range ``[low, high]``. On a grid: ``points`` values, or
+    ``points_per_decade`` (default 4) values per decade, log-spaced with both ends included
+    (not both keys)."""
+
+    low: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    points: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    points_per_decade: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogRange:
+        """high must be >= low."""
+        if self.high < self.low:
+            raise _problem("high", f"must be >= low ({self.low:g})", self.high)
+        if self.points is not None and self.points_per_decade is not None:
+            raise _problem(
+                "points_per_decade",
+                f"must not be given together with points ({self.points}); give one of them",
+                self.points_per_decade,
+            )
+        return self
+
+    @property
+    def n_points(self) -> int:
+        """Values on the grid: ``points``, or ``1 + round(points_per_decade x decades)`` (at
+        least 2 when high > low, so both ends are in; 1 when low == high)."""
+        if self.points is not None:
+            return self.points
+        if self.high == self.low:
+            return 1
+        density = self.points_per_decade or DEFAULT_POINTS_PER_DECADE
+        decades = math.log10(self.high) - math.log10(self.low)
+        return 1 + max(1, math.floor(density * decades + 0.5))
+
+    def grid(self) -> list[float]:
+        """:attr:`n_points` values evenly spaced in log10 from low to high, both ends exact."""
+        n = self.n_points
+        if n == 1:
+            return [self.low]
+        lo, hi = math.log10(self.low), math.log10(self.high)
+        inner = [float(10 ** (lo + (hi - lo) * i / (n - 1))) for i in range(1, n - 1)]
+        return [self.low, *inner, self.high]
+
+
+class SearchSpec(_Strict):
+    lr: LogRange
+    init: Annotated[list[InitScheme], Field(min_length=1, max_length=64)]
+    init_scale: LogRange | None = None
+
+    @field_validator("init")
+    @classmethod
+    def _known_inits(cls, value: list[str]) -> list[str]:
+        """Each init is one of the initializations below, and none repeats."""
+        for i, scheme in enumerate(value):
+            if scheme in value[:i]:
+                raise _problem(str(i), "must not repeat an earlier init", scheme)
+        return value
+
+
+class ArmSpec(BaseModel):
+    """One optimizer arm: ``{name, optimizer, ...hyperparameters}`` (``lr`` is searched)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    optimizer: str
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        """An arm name is 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit."""
+        if not _NAME_RE.match(value):
+            raise _problem("", f"must match {_NAME_RE.pattern}", value)
+        return value
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        """The optimizer is one of the optimizers below."""
+        return check_optimizer(value)
+
+    @model_validator(mode="after")
+    def _known_hparams(self) -> ArmSpec:
+        """Every other key is one of the optimizer's hyperparameters (not `lr`, which is
+        searched), and its value keeps the hyperparameter's rule."""
+        check_hyperparameters(
+            self.optimizer, self.hparams, "is not allowed in an arm (lr is searched)"
+        )
+        return self
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The optimizer hyperparameters (every key but ``name`` and ``optimizer``)."""
+        return dict(self.model_extra or {})
+
+
+class AshaSpec(_Strict):
+    """Ray Tune's ASHA scheduler on ``val_acc`` (max); ``max_t`` defaults to ``epochs``."""
+
+    name: Literal["asha"] = "asha"
+    grace_period: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 3.0
+    brackets: Annotated[int, Field(ge=1, le=10)] = 1
+    max_t: Annotated[int, Field(ge=1)] | None = None
+
+
+class ResourcesSpec(_Strict):
+    """Resources per Ray Tune trial (a pack of trials counts as one: DESIGN.md "Many trials per
+    GPU (packing)"). ``pack_size``: ``auto`` packs when trials run on GPUs (``gpus_per_trial``
+    > 0; see :attr:`StudySpec.pack_size`), never on CPU; an integer forces that many trials
+    per pack (1: never pack)."""
+
+    cpus_per_trial: Annotated[float, Field(gt=0, le=1024)] = 1.0
+    gpus_per_trial: Annotated[float, Field(ge=0, le=64)] = 0.0
+    max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] = 2
+    pack_size: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_PACK_SIZE)] = "auto"
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _gpu_fraction(cls, value: float) -> float:
+        """gpus_per_trial is a fraction <= 1 or a whole number."""
+        if value > 1 and value != int(value):
+            raise _problem("", "must be a fraction <= 1 or a whole number", value)
+        return value
+
+
+class AnalysisSpec(_Strict):
+    """Settings of the robustness summary: the tolerance ``τ`` of the good threshold
+    ``g = A* - τ`` (DESIGN.md)."""
+
+    tolerance: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.02
+
+
+class _HasDataset:
+    """``dataset_name`` and ``dataset_options`` of a model with a typed ``dataset`` field (the
+    study spec and the trial config read their dataset alike). Not a field of its own: a
+    pydantic model would take an annotation here as one."""
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def dataset_options(self) -> dict[str, Any]:
+        """The dataset's options (every one, defaults included, JSON types) as ``study.data.loader``
+        takes them."""
+        return self.dataset.model_dump(mode="json", exclude={"name"})
+
+
+class StudySpec(_HasDataset, _Strict):
+    """A robustness study. See the module docstring; ``examples/*.yaml`` are complete specs."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    dataset: DatasetSpec
+    model: dict[str, Any]
+    arms: Annotated[list[ArmSpec], Field(min_length=1, max_length=32)]
+    search: SearchSpec
+    sampler: Literal["qmc", "tpe", "random", "grid"] = "grid"
+    trials_per_arm: Annotated[int, Field(ge=1, le=MAX_TRIALS_PER_ARM)] | None = None
+    seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    epochs: Epochs = 10
+    batch_size: BatchSize = 128
+    schedule: ScheduleSpec = Field(default_factory=CosineSchedule)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    early_stopping: Literal["none"] | AshaSpec = "none"
+    resources: ResourcesSpec = ResourcesSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _asha_shorthand(cls, value: Any) -> Any:
+        return {"name": "asha"} if value == "asha" else value
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise _problem("", "must be printable text (no control characters, not blank)", value)
+        return value
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, value: Any) -> Any:
+        return dataset_before(value)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, value: Any) -> Any:
+        return schedule_before(value)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """model.name is one of the models below and every other key one of its options."""
+        return check_model(value)
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arms(cls, value: list[ArmSpec]) -> list[ArmSpec]:
+        """Arm names are unique."""
+        seen: set[str] = set()
+        for i, arm in enumerate(value):
+            if arm.name in seen:
+                raise _problem(f"{i}.name", "must be unique among arms", arm.name)
+            seen.add(arm.name)
+        return value
+
+    @model_validator(mode="after")
+    def _model_builds(self) -> StudySpec:
+        """Build the model on the meta device (no memory, ~ms): every option value is checked
+        against this dataset's input shape before anything is recorded."""
+        check_model_builds(self.model, self.dataset)
+        return self
+
+    @model_validator(mode="after")
+    def _asha_within_epochs(self) -> StudySpec:
+        """early_stopping.max_t is <= epochs."""
+        if isinstance(self.early_stopping, AshaSpec):
+            max_t = self.early_stopping.max_t
+            if max_t is not None and max_t > self.epochs:
+                raise _problem("early_stopping.max_t", f"must be <= epochs ({self.epochs})", max_t)
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_fits_epochs(self) -> StudySpec:
+        """Every milestone of a multistep schedule is < epochs."""
+        check_schedule_epochs(self.schedule, self.epochs)
+        return self
+
+    @model_validator(mode="after")
+    def _packing_possible(self) -> StudySpec:
+        size = self.resources.pack_size
+        if size == "auto" or size == 1:
+            return self
+        if isinstance(self.early_stopping, AshaSpec):
+            rule = (
+                "must be 1 or auto when early_stopping is asha (ASHA stops trials one at a "
+                "time; a pack trains its members together)"
+            )
+            raise _problem("resources.pack_size", rule, size)
+        reason = self._pack_refusal
+        if reason is not None:
+            raise _problem("resources.pack_size", f"must be 1 or auto ({reason})", size)
+        return self
+
+    @functools.cached_property
+    def _pack_refusal(self) -> str | None:
+        """Why this study's model cannot be packed (``study.train.pack.pack_refusal``), or None."""
+        info = lazy_attr("study.data.loader", "dataset_info")(self.dataset)
+        options = {k: v for k, v in self.model.items() if k != "name"}
+        return lazy_attr("study.train.pack", "pack_refusal")(
+            self.model["name"], options, tuple(info.in_shape), info.num_classes
+        )
+
+    # ---- derived values -------------------------------------------------------------------
+
+    @property
+    def arm_names(self) -> list[str]:
+        return [arm.name for arm in self.arms]
+
+    def arm(self, name: str) -> ArmSpec:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(f"no arm named {name!r}; arms: {', '.join(self.arm_names)}")
+
+    @property
+    def grid_size(self) -> int | None:
+        """Points in the grid (``sampler: grid``): lrs x inits (x init_scales), else None."""
+        if self.sampler != "grid":
+            return None
+        scales = self.search.init_scale.n_points if self.search.init_scale else 1
+        return self.search.lr.n_points * len(self.search.init) * scales
+
+    @property
+    def points_per_arm(self) -> int:
+        """Search points each arm runs: the whole grid unless ``trials_per_arm`` asks for
+        fewer; ``trials_per_arm`` (default 16) for the other samplers."""
+        grid = self.grid_size
+        if grid is None:
+            return self.trials_per_arm or DEFAULT_TRIALS_PER_ARM
+        return grid if self.trials_per_arm is None else min(self.trials_per_arm, grid)
+
+    @property
+    def total_trials(self) -> int:
+        """arms x points per arm x seeds."""
+        return len(self.arms) * self.points_per_arm * self.seeds
+
+    @property
+    def pack_size(self) -> int:
+        """Trials per pack (per Ray Tune trial), ``resources.pack_size`` resolved: ``auto`` is
+        1 on CPU (``gpus_per_trial`` 0), with ASHA or for a model that cannot be packed, and
+        otherwise the whole multiple of ``arms x seeds`` (every arm and seed of a point) nearest
+        :data:`AUTO_PACK_TARGET` from below (at least one point). Never more than the study's
+        trials."""
+        size = self.resources.pack_size
+        if size == "auto":
+            if (
+                self.resources.gpus_per_trial == 0
+                or isinstance(self.early_stopping, AshaSpec)
+                or self._pack_refusal is not None
+            ):
+                return 1
+            unit = len(self.arms) * self.seeds
+            size = max(unit, AUTO_PACK_TARGET // unit * unit)
+        return max(1, min(int(size), self.total_trials))
+
+    @property
+    def paired(self) -> bool:
+        """Whether every arm gets the same points and seeds (non-adaptive samplers)."""
+        return self.sampler != "tpe"
+
+    def design_warnings(self) -> list[str]:
+        """Plain sentences naming what this design cannot support in the summary (it is
+        accepted anyway): too few lrs per init, points or seeds for a verdict, unpaired arms,
+        lrs confounded with inits, a grid cut short, trials that early stopping removes."""
+        out: list[str] = []
+        n_inits = len(self.search.init)
+        compares = len(self.arms) >= 2
+        if self.sampler == "grid":
+            n_lrs = self.search.lr.n_points
+            if n_lrs < 2:
+                out.append(
+                    "search.lr gives 1 learning rate: every lr window is 0 and every AUC flat; "
+                    "widen search.lr or raise its points_per_decade"
+                )
+            grid = self.grid_size or 0
+            if self.trials_per_arm is not None and self.trials_per_arm < grid:
+                out.append(
+                    f"trials_per_arm {self.trials_per_arm} is less than the grid's {grid} "
+                    "points: every arm runs the same subset, so some lr x init cells are "
+                    "missing; leave trials_per_arm out to run the whole grid"
+                )
+        else:
+            per_init = self.points_per_arm / n_inits
+            if per_init < 2:
+                out.append(
+                    f"{self.points_per_arm} points per arm over {n_inits} inits: fewer than 2 "
+                    "lrs per init, so lr windows are 0 and AUCs flat; raise trials_per_arm"
+                )
+            if n_inits > 1:
+                out.append(
+                    f"sampler {self.sampler} draws lr and init together: each init gets its own "
+                    "lrs, so per-init curves compare different lrs; the default grid crosses "
+                    "every lr with every init"
+                )
+        if compares and self.sampler == "tpe":
+            out.append(
+                "sampler tpe is adaptive: the arms get different points, so comparisons are "
+                "unpaired and use only the points both arms happen to share"
+            )
+        if compares and self.points_per_arm < 6:
+            out.append(
+                f"{self.points_per_arm} points per arm (fewer than 6): every verdict will be "
+                "not_enough_data"
+            )
+        if compares and self.seeds < 3:
+            out.append(
+                f"seeds {self.seeds} (fewer than 3): the seed-bootstrap CIs are unreliable and "
+                "every verdict will be not_enough_data"
+            )
+        if isinstance(self.early_stopping, AshaSpec):
+            out.append(
+                "early_stopping asha: trials stopped early are left out of the summary, so "
+                "poor lrs lose cells and the curves look better than they are"
+            )
+        return out
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the dataset (from ``study.data.loader.dataset_info``; loads nothing)."""
+        from study.data.loader import dataset_info
+
+        return int(dataset_info(self.dataset).num_classes)
+
+    def trial_config(
+        self,
+        arm: str,
+        *,
+        lr: float,
+        init: str,
+        init_scale: float = 1.0,
+        seed: int,
+        data_dir: str | None = None,
+        device: str = "auto",
+        num_threads: int | None = None,
+    ) -> TrialConfig:
+        """The :class:`TrialConfig` of one trial of this study (what
+        ``study.train.trial.train_trial``
+        takes). Not validated again: the spec has checked everything it takes from the spec,
+        and the point (``lr``, ``init``, ``init_scale``, ``seed``) comes from the spec's search
+        space (:mod:`study.tune.searcher`)."""
+        arm_spec = self.arm(arm)
+        return TrialConfig.model_construct(
+            dataset=self.dataset,
+            model=dict(self.model),
+            optimizer=OptimizerSpec.model_construct(
+                optimizer=arm_spec.optimizer, **arm_spec.hparams
+            ),
+            lr=float(lr),
+            init=init,
+            init_scale=float(init_scale),
+            seed=int(seed),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            schedule=self.schedule,
+            precision=self.precision,
+            device=device,
+            data_dir=None if data_dir is None else os.fspath(data_dir),
+            num_threads=None if num_threads is None else int(num_threads),
+        )
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---- one trial -------------------------------------------------------------------------------
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class OptimizerSpec(BaseModel):
+    """A trial's optimizer: ``{optimizer, ...hyperparameters}`` (an arm without its name; the
+    learning rate is the trial's ``lr``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    optimizer: str
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        """The optimizer is one of the optimizers below."""
+        return check_optimizer(value)
+
+    @model_validator(mode="after")
+    def _known_hparams(self) -> OptimizerSpec:
+        """Every other key is one of the optimizer's hyperparameters, and its value keeps the
+        hyperparameter's rule."""
+        rule = "is not allowed here: give the learning rate as the trial's lr"
+        check_hyperparameters(self.optimizer, self.hparams, rule)
+        return self
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The hyperparameters (every key but ``optimizer``)."""
+        return dict(self.model_extra or {})
+
+
+class TrialConfig(_HasDataset, _Strict):
+    """One trial, complete and checked: what :func:`study.train.trial.train_trial` and
+    :func:`study.train.pack.train_pack` take, frozen.
+
+    A study makes them with :meth:`StudySpec.trial_config`; anyone else with
+    :meth:`from_mapping`, which applies the spec's own rules (the same typed dataset, schedule,
+    model, optimizer and init rules) and names field, rule and value of every problem.
+    """
+
+    dataset: DatasetSpec
+    model: dict[str, Any]
+    optimizer: OptimizerSpec
+    lr: Annotated[float, Field(gt=0)]
+    init: InitScheme
+    epochs: Epochs
+    batch_size: BatchSize
+    init_scale: Annotated[float, Field(gt=0)] = 1.0
+    seed: Annotated[int, Field(ge=0)] = 0
+    schedule: ScheduleSpec = Field(default_factory=CosineSchedule)
+    precision: Literal["fp32", "bf16", "fp64"] = "fp32"
+    device: str = "auto"
+    data_dir: str | None = None
+    num_threads: Annotated[int, Field(ge=1, le=4096)] | None = None
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, value: Any) -> Any:
+        return dataset_before(value)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, value: Any) -> Any:
+        return schedule_before(value)
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """model.name is one of the models and every other key one of its options."""
+        return check_model(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        """device is auto, cpu, cuda or cuda:<index>."""
+        if not _DEVICE_RE.match(value):
+            raise _problem("", "must be one of auto, cpu, cuda (or cuda:<index>)", value)
+        return value
+
+    @model_validator(mode="after")
+    def _model_builds(self) -> TrialConfig:
+        """The model builds for the dataset's inputs (on the meta device)."""
+        check_model_builds(self.model, self.dataset)
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_fits_epochs(self) -> TrialConfig:
+        """Every milestone of a multistep schedule is < epochs."""
+        check_schedule_epochs(self.schedule, self.epochs)
+        return self
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> TrialConfig:
+        """Validate ``config`` (the keys of :class:`TrialConfig`; ``dataset`` and ``schedule``
+        may be bare names) with the spec's rules.
+
+        Raises:
+            SpecError: (a ``ConfigError``) every problem as ``{field, rule, value}``.
+        """
+        if isinstance(config, TrialConfig):
+            return config
+        if not isinstance(config, Mapping):
+            problem = {"field": "config", "rule": "must be a mapping of keys", "value": config}
+            raise SpecError([problem])
+        try:
+            return cls.model_validate(dict(config))
+        except ValidationError as exc:
+            raise SpecError(spec_problems(exc, root=cls)) from None
+
+    # ---- what the trial loop reads ------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        return self.model["name"]
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "name"}
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optimizer.optimizer
+
+    @property
+    def optimizer_hparams(self) -> dict[str, Any]:
+        return self.optimizer.hparams
+
+    @functools.cached_property
+    def _info(self) -> Any:
+        return lazy_attr("study.data.loader", "dataset_info")(self.dataset)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._info.num_classes)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return tuple(self._info.in_shape)
+
+
+# ---- parsing with clear errors ------------------------------------------------------------
+
+_RULES = {
+    "greater_than": lambda c: f"must be > {c['gt']}",
+    "greater_than_equal": lambda c: f"must be >= {c['ge']}",
+    "less_than": lambda c: f"must be < {c['lt']}",
+    "less_than_equal": lambda c: f"must be <= {c['le']}",
+    "too_short": lambda c: f"must have at least {c['min_length']} item(s)",
+    "too_long": lambda c: f"must have at most {c['max_length']} item(s)",
+    "string_too_short": lambda c: f"must have at least {c['min_length']} character(s)",
+    "string_too_long": lambda c: f"must have at most {c['max_length']} character(s)",
+    "literal_error": lambda c: f"must be one of {c['expected']}",
+    "extra_forbidden": lambda c: "is not a known key",
+    "missing": lambda c: "is required",
+    "finite_number": lambda c: "must be a finite number",
+}
+
+
+def _loc(loc: tuple[Any, ...]) -> list[str]:
+    # Drop pydantic's union-branch tags (e.g. "str", "dict[str,any]", "AshaSpec").
+    out = []
+    for part in loc:
+        text = str(part)
+        if isinstance(part, str) and (
+            text in {"str", "int", "float", "bool"}
+            or text.startswith(("dict[", "list[", "literal[", "function-", "constrained-"))
+            or text[:1].isupper()
+        ):
+            continue
+        out.append(text)
+    return out
+
+
+def spec_problems(
+    exc: ValidationError, root: type[BaseModel] | None = None
+) -> list[dict[str, Any]]:
+    """pydantic's errors as ``{field, rule, value}`` (field: the dotted path in the spec, or in
+    the ``root`` model validated).
+
+    Union branches are folded: a problem inside a nested key wins over its parent's "must be
+    a ..." alternatives, and alternatives for the same field are joined with "or".
+    """
+    by_field: dict[str, dict[str, Any]] = {}
+    for err in exc.errors(include_url=False):
+        parts = _loc(err["loc"])
+        ctx = err.get("ctx") or {}
+        value = err.get("input")
+        if err["type"] == "hprobust":
+            if ctx.get("field"):
+                parts.append(str(ctx["field"]))
+            rule, value = str(ctx["rule"]), ctx.get("value")
+        elif err["type"] in _RULES:
+            rule = _RULES[err["type"]]({k: _num(v) for k, v in ctx.items()})
+            if err["type"] == "extra_forbidden" and parts:
+                rule += did_you_mean(parts[-1], _known_keys(parts[:-1], root or StudySpec))
+            if err["type"] == "missing":
+                value = None
+        else:
+            msg = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+            rule = "must be " + msg
+        field = ".".join(p for p in parts if p) or "spec"
+        if field in by_field:
+            if rule not in by_field[field]["rule"]:
+                by_field[field]["rule"] += f" or {rule}"
+        else:
+            by_field[field] = {"field": field, "rule": rule, "value": value}
+    fields = list(by_field)
+    return [by_field[f] for f in fields if not any(g.startswith(f + ".") for g in fields if g != f)]
+
+
+def _known_keys(parts: list[str], root: type[BaseModel]) -> list[str]:
+    """The keys of the model at the dotted path ``parts`` in ``root`` (list indices skipped)."""
+    import typing
+
+    model: Any = root
+    for part in parts:
+        if part.isdigit():
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        todo, model = [field.annotation], None
+        while todo:  # the first pydantic model inside Optional/Union/Annotated/list
+            annotation = todo.pop(0)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+                break
+            todo.extend(typing.get_args(annotation))
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _num(value: Any) -> Any:
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+def parse_spec(data: Any, *, source: str | None = None) -> StudySpec:
+    """Validate ``data`` (a mapping) as a StudySpec, raising SpecError listing every problem."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            [{"field": "spec", "rule": "must be a mapping of keys", "value": data}], source=source
+        )
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(spec_problems(exc), source=source) from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a YAML spec file (a YAML syntax error names the file and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(
+            [
+                {
+                    "field": "spec",
+                    "rule": f"must be a readable file ({exc.strerror})",
+                    "value": str(path),
+                }
+            ]
+        ) from None
+    from study.bounded import BoundedInputError, load_yaml
+
+    try:
+        data = load_yaml(text)
+    except BoundedInputError as exc:
+        where = str(path)
+        if exc.line is not None:
+            where += f":{exc.line}:{exc.column or 1}"
+        problem = {"field": "spec", "rule": f"{exc.rule} at {where}", "value": str(path)}
+        raise SpecError([problem]) from None
+    return parse_spec(data, source=str(path))

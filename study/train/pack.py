@@ -1,0 +1,1085 @@
+"""Packed trials: K trials of one study trained as one batched computation (DESIGN.md "Many
+trials per GPU (packing)").
+
+:func:`train_pack` takes K :func:`study.train.trial.train_trial` configs that share the dataset (and
+its options), the model (and its options), epochs, batch size, precision, device, data
+directory and thread count, and trains them together. Every member keeps what makes it its own
+trial: its init and init scale (its model is built from its seed exactly as ``train_trial``
+builds it), its learning rate and schedule, its optimizer with its hyperparameters, its
+seed-driven data order and augmentation, its BatchNorm statistics, its divergence and its
+per-epoch reports. Results equal K ``train_trial`` calls to floating-point tolerance
+(``tests/study/train/test_pack.py`` checks it in float64 over the zoo).
+
+How: the members' parameters and buffers are stacked (``torch.func.stack_module_state``) and
+the model runs under ``torch.func.vmap(functional_call)``. vmap's batching rules turn a conv
+with stacked weights into one grouped convolution, a Linear into one batched matmul and a
+BatchNorm into one BatchNorm over K·C channels: the fusion HFTA (Wang et al., MLSys 2021)
+writes by hand, here for every model of the zoo, including those whose forward reshapes
+(option-A shortcuts pad channels, a ViT reshapes tokens), where layer-by-layer fusion would be
+wrong. The choice was measured (``bench/gpu_throughput.py --fusion``): on this project's CPU a
+hand-fused ResNet-20 runs forward+backward 1.16-1.23x faster than the vmapped one (K = 4,
+16); vmap was kept for exactness over the whole zoo without a second implementation of every
+model, and the same benchmark decides on a GPU whether a fused ResNet-20 is worth adding.
+
+- Loss: each member's mean cross-entropy over its own batch; their sum is differentiated once,
+  which gives every member its own gradient (members share no parameter).
+- Optimizer: members are grouped by optimizer and hyperparameters (an arm); each group steps
+  all its members at once with ``torch._foreach_*`` ops over the stacked parameters, the
+  learning rate being the only per-member value: :class:`_SgdFamily` for ``sgd`` and
+  ``insgd`` (both variants and norms). INSGD's input powers cannot come from hooks (a hook
+  under vmap sees batched tensors that must not escape it), so the batched forward computes
+  them (:func:`study.optim.insgd.input_statistic`, per member, layer and channel) and returns them
+  with the logits. Any other optimizer of the registry runs as one real ``torch.optim``
+  instance per member over views of the stacked parameters (:class:`_PerMember`): exactly
+  its own code, K small steps.
+- Divergence (as in ``train_trial``): every :data:`study.train.trial.NONFINITE_CHECK_EVERY` steps
+one
+  host sync checks all members' running losses; a member whose loss is non-finite is frozen at
+  once: evaluated, reported as diverged, and removed from the batched computation (the others
+  go on). An epoch whose mean loss exceeds ``3 ln C`` ends the member after that epoch.
+- Host syncs: one per :data:`~study.train.trial.NONFINITE_CHECK_EVERY` steps and a few per epoch,
+  for the whole pack.
+- Fast path (CUDA, :func:`step_mode`): the step reads fixed input buffers (batch, labels,
+  learning rates), keeps every state in place, and after :data:`GRAPH_WARMUP` eager steps is
+  captured once as a CUDA graph and replayed (the per-member optimizers of other arms step
+  eagerly on its gradients); a member leaving changes the shapes, so the capture starts over.
+  A single trial on CUDA runs as a pack of one this way (``train_trial``), channels-last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from study.errors import ConfigError
+
+__all__ = ["PACKED_OPTIMIZERS", "SHARED_FIELDS", "pack_refusal", "train_pack", "validate_pack"]
+
+#: TrialConfig fields every member of a pack must share (what fixes the batch shapes and loop).
+SHARED_FIELDS = (
+    "dataset",
+    "model",
+    "epochs",
+    "batch_size",
+    "precision",
+    "device",
+    "data_dir",
+    "num_threads",
+)
+
+#: Optimizers stepped as one batched update per group (the formulas of torch.optim / INSGD over
+#: all the group's members at once); any other optimizer of the registry runs as one torch
+#: optimizer per member (still exact, K small steps, outside a CUDA graph).
+PACKED_OPTIMIZERS = ("sgd", "insgd", "adam", "adamw", "adagrad", "rmsprop", "nadam")
+
+#: Eager steps before a CUDA graph is captured (lazy initializations, first-step branches).
+GRAPH_WARMUP = 3
+
+_DROPOUT_NAMES = ("Dropout", "AlphaDropout", "FeatureAlphaDropout")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def pack_refusal(model: str, model_options: Mapping[str, Any], in_shape, num_classes: int):
+    """Why this model cannot be packed exactly, or ``None`` when it can.
+
+    A model that draws random numbers in its forward (dropout with ``p > 0``) cannot: each
+    trial draws its masks from its own seeded generator, and a batched forward cannot reproduce
+    K separate streams. Builds the model on the meta device (no memory).
+    """
+    import torch
+
+    import models
+
+    with torch.device("meta"):
+        net = models.create_model(
+            model, in_shape=tuple(in_shape), num_classes=num_classes, **dict(model_options)
+        )
+    for name, module in net.named_modules():
+        cls = type(module).__name__
+        if any(cls.endswith(d) for d in _DROPOUT_NAMES) and getattr(module, "p", 0) > 0:
+            return (
+                f"model {model!r} has dropout (layer {name!r}, p={module.p}): its masks come "
+                "from each trial's own generator, which a batched forward cannot reproduce"
+            )
+    return None
+
+
+def validate_pack(configs: Sequence[Any]) -> list[Any]:
+    """Check K trial configs as a pack; returns them as :class:`study.spec.study_spec.TrialConfig`
+    (a
+    mapping is checked by :meth:`~study.spec.study_spec.TrialConfig.from_mapping`, a TrialConfig is
+    trusted as it is).
+
+    Raises:
+        ConfigError: an empty pack, a bad config (``configs[i]: ...``), a field the members do
+            not share (naming it and both values), or a model that cannot be packed.
+    """
+    from study.spec.study_spec import TrialConfig
+
+    if isinstance(configs, Mapping) or not isinstance(configs, Sequence) or not configs:
+        raise ConfigError(f"configs must be a non-empty list of trial configs, got {configs!r}")
+    cfgs = []
+    for i, config in enumerate(configs):
+        try:
+            cfgs.append(TrialConfig.from_mapping(config))
+        except ConfigError as exc:
+            raise ConfigError(f"configs[{i}]: {exc}") from exc
+    first = cfgs[0]
+    for i, cfg in enumerate(cfgs[1:], start=1):
+        for name in SHARED_FIELDS:
+            a, b = getattr(first, name), getattr(cfg, name)
+            if a != b:
+                raise ConfigError(
+                    f"configs[{i}].{name} must equal configs[0].{name} (members of a pack share "
+                    f"{', '.join(SHARED_FIELDS)}), got {b!r} != {a!r}"
+                )
+    reason = pack_refusal(first.model_name, first.model_options, first.in_shape, first.num_classes)
+    if reason is not None and len(cfgs) > 1:
+        raise ConfigError(f"model cannot be packed: {reason}")
+    return cfgs
+
+
+# --------------------------------------------------------------------------- the pack
+
+
+def step_mode(fast: bool | None, device: Any) -> str:
+    """The training step's mode: ``graph`` (CUDA graphs: the fast path on CUDA), ``static``
+    (the fast path's fixed buffers without a capture: ``fast=True`` on CPU, to test it) or
+    ``eager``. ``fast=None`` means the fast path on CUDA unless the environment variable
+    ``HPROBUST_FAST_PATH`` is ``0``, eager elsewhere."""
+    import os
+
+    if fast is None:
+        off = os.environ.get("HPROBUST_FAST_PATH", "").strip().lower() in ("0", "off", "false")
+        fast = device.type == "cuda" and not off
+    if not fast:
+        return "eager"
+    return "graph" if device.type == "cuda" else "static"
+
+
+def run_members(
+    cfgs: list[Any],
+    device: Any,
+    report: Callable[[dict[int, dict[str, Any]]], None] | None,
+    start: float,
+    fast: bool | None,
+    *,
+    channels_last: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Train validated configs with the pack engine (threads and RNG as ``train_trial``).
+    ``channels_last`` (one member's conv weights and inputs): default on CUDA."""
+    import torch
+
+    mode = step_mode(fast, device)
+    threads = cfgs[0].num_threads
+    prev_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if mode == "graph":
+        torch.backends.cudnn.benchmark = True  # static shapes: let cuDNN pick once
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=fork_devices):
+            if channels_last is None:
+                channels_last = device.type == "cuda"
+            pack = _Pack(cfgs, device, mode=mode, channels_last=channels_last)
+            return pack.run(report, start)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(prev_threads)
+
+
+def train_pack(
+    configs: Sequence[Any],
+    report: Callable[[dict[int, dict[str, Any]]], None] | None = None,
+    *,
+    fast: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Train K trials as one batched computation; returns K results in the order given.
+
+    Args:
+        configs: ``train_trial`` configs (:class:`~study.spec.study_spec.TrialConfig` or mappings)
+            that
+            share :data:`SHARED_FIELDS`; they may differ in optimizer (and its
+            hyperparameters), ``lr``, ``init``, ``init_scale``, ``seed`` and ``schedule``.
+        report: called once per epoch with ``{index: metrics}`` for every member that ran
+            that epoch (``index`` into ``configs``; ``metrics`` as ``train_trial`` reports
+            them). A member that diverged is in the epoch it diverged in and in no later one.
+
+        fast: the fast path (:func:`step_mode`): on CUDA by default, CUDA graphs of the whole
+            step after a few eager ones (and channels-last for one member).
+
+    Returns:
+        one dict per config, with ``train_trial``'s keys (``wall_time_s`` is the whole pack's)
+        plus ``pack_size`` and ``fast_path`` (the step mode used, and why not a graph if one
+        could not be captured).
+
+    Raises:
+        ConfigError: see :func:`validate_pack` (and ``train_trial``'s model/optimizer errors).
+    """
+    from study.train.trial import _resolve_device
+
+    start = time.perf_counter()
+    cfgs = validate_pack(configs)
+    return run_members(cfgs, _resolve_device(cfgs[0].device), report, start, fast)
+
+
+class _Member:
+    """One trial of the pack: its config, generator and bookkeeping."""
+
+    __slots__ = ("best_val_acc", "cfg", "generator", "index", "last", "loss")
+
+    def __init__(self, index: int, cfg: Any, generator: Any) -> None:
+        self.index = index
+        self.cfg = cfg
+        self.generator = generator
+        self.best_val_acc = 0.0
+        self.last: dict[str, Any] | None = None
+        self.loss = None
+
+
+def _group_key(cfg: Any) -> tuple[str, str]:
+    import json
+
+    return cfg.optimizer_name, json.dumps(cfg.optimizer_hparams, sort_keys=True, default=str)
+
+
+class _Pack:
+    """The stacked members, their groups and the training loop."""
+
+    def __init__(
+        self, cfgs: list[Any], device: Any, *, mode: str = "eager", channels_last: bool = False
+    ) -> None:
+        import torch
+        from torch.func import stack_module_state
+
+        from study.train.trial import build_model, build_optimizer, load_data, precision_used
+
+        self.device = device
+        self.cfg = cfgs[0]
+        self.size = len(cfgs)
+        # Members sorted so that each optimizer group is a contiguous block of rows.
+        keys = [_group_key(c) for c in cfgs]
+        order = sorted(range(len(cfgs)), key=lambda i: (keys.index(keys[i]), i))
+        modules = []
+        self.members: list[_Member] = []
+        for i in order:
+            cfg = cfgs[i]
+            model = build_model(cfg, device)
+            checked = build_optimizer(cfg, model)  # the same checks (and errors) as train_trial
+            if hasattr(checked, "remove_hooks"):
+                checked.remove_hooks()
+            modules.append(model)
+            generator = torch.Generator(device=device).manual_seed(cfg.seed)
+            self.members.append(_Member(i, cfg, generator))
+        self.num_params = sum(p.numel() for p in modules[0].parameters())
+        params, buffers = stack_module_state(modules)
+        self.names = list(params)
+        self.channels_last = channels_last and len(cfgs) == 1
+        if self.channels_last:  # one member: its 4-d conv weights in channels-last layout
+            params = {
+                n: p[0].contiguous(memory_format=torch.channels_last).unsqueeze(0)
+                if p.dim() == 5
+                else p
+                for n, p in params.items()
+            }
+        self.leaves = [params[n].detach().requires_grad_() for n in self.names]
+        self.buffers = dict(buffers)
+        self.skeleton = modules[0].to("meta")
+        del modules
+        self.precision = precision_used(self.cfg, device)
+        self.data, self.x_train, self.x_val = load_data(self.cfg, device)
+        self._layers = _hooked_layers(self.skeleton, self.names)
+        self.groups: list[Any] = []
+        kinds: list[tuple[str, str]] = []
+        row = 0
+        for key in dict.fromkeys(keys[i] for i in order):
+            count = sum(1 for i in order if keys[i] == key)
+            cfg = next(cfgs[i] for i in order if keys[i] == key)
+            rows = (row, row + count)
+            if cfg.optimizer_name == "insgd" and "insgd" in PACKED_OPTIMIZERS:
+                hp = {"norm": "l2", "variant": "paper", **cfg.optimizer_hparams}
+                kind = (hp["variant"], hp["norm"])
+                if kind not in kinds:
+                    kinds.append(kind)
+                group = _SgdFamily(rows, cfg, self._layers, kinds.index(kind), device)
+            elif cfg.optimizer_name == "sgd" and "sgd" in PACKED_OPTIMIZERS:
+                group = _SgdFamily(rows, cfg, {}, None, device)
+            elif cfg.optimizer_name in set(PACKED_OPTIMIZERS) & set(_TorchFamily.NAMES):
+                group = _TorchFamily(rows, cfg)
+            else:
+                group = _PerMember(rows, cfg, self.leaves)
+            self.groups.append(group)
+            row += count
+        for group in self.groups:
+            if isinstance(group, _SgdFamily):
+                group.stride = len(kinds)
+        self.kinds = kinds
+        self._recording = False
+        self._records: dict[int, list[list[Any]]] = {}
+        if kinds:
+            self._install_hooks()
+        # The step's modes: "eager"; "static" (inputs copied into fixed buffers, every state
+        # updated in place: what a CUDA graph needs, runnable anywhere); "graph" (CUDA: after
+        # GRAPH_WARMUP eager steps the static step is captured once and replayed).
+        self.mode = mode
+        self.fast_path = {"graph": "cuda_graph"}.get(mode, mode)
+        self.loss_sum: Any = None
+        self._static: tuple[Any, ...] | None = None
+        self._graph: Any = None
+        self._graph_grads: Any = None
+        self._warm = 0
+
+    # ---- the batched forward ---------------------------------------------------------------
+
+    def _install_hooks(self) -> None:
+        from study.optim.insgd import input_statistic
+
+        for position, (module, layer) in enumerate(self._layers.items()):
+
+            def hook(mod, args, output, position=position, layer=layer):
+                if not self._recording or not args:
+                    return
+                x = args[0]
+                self._records.setdefault(position, []).append(
+                    [
+                        input_statistic(
+                            x,
+                            linear=layer.linear,
+                            spatial_dims=layer.spatial_dims,
+                            norm=norm,
+                            variant=variant,
+                        )
+                        for variant, norm in self.kinds
+                    ]
+                )
+
+            module.register_forward_hook(hook)
+
+    def _functional(self, params: dict, buffers: dict, x: Any) -> tuple[Any, tuple]:
+        """One member's forward (run under vmap): logits and, while recording, the input
+        statistic of every hooked layer for every INSGD kind of the pack."""
+        import torch
+        from torch.func import functional_call
+
+        self._records = {}
+        out = functional_call(self.skeleton, (params, buffers), (x,))
+        if not self._recording or not self.kinds:
+            return out, ()
+        stats = []
+        for position, layer in enumerate(self._layers.values()):
+            records = self._records.get(position)
+            if not records:
+                raise RuntimeError(
+                    f"INSGD: no training forward of layer '{layer.label}' was recorded "
+                    "before the first step"
+                )
+            for k in range(len(self.kinds)):
+                values = [r[k] for r in records]
+                stats.append(values[0] if len(values) == 1 else torch.stack(values).mean(0))
+        return out, tuple(stats)
+
+    def forward(self, x: Any, *, train: bool) -> tuple[Any, tuple]:
+        """Logits ``(K, N, C)`` (and stats) of every member; ``x`` is ``(K, N, ...)`` in
+        training, ``(N, ...)`` shared by all members in evaluation."""
+        import torch
+        from torch.func import vmap
+
+        params = dict(zip(self.names, self.leaves, strict=True))
+        in_x = 0 if train else None
+        self._recording = train
+        try:
+            if len(self.members) == 1:  # no vmap for one member (the single-trial path)
+                one = {n: p[0] for n, p in params.items()}
+                bufs = {n: b[0] for n, b in self.buffers.items()}
+                x = x[0] if train else x
+                if self.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out, stats = self._functional(one, bufs, x)
+                return out.unsqueeze(0), tuple(s.unsqueeze(0) for s in stats)
+            return vmap(self._functional, in_dims=(0, 0, in_x))(params, self.buffers, x)
+        finally:
+            self._recording = False
+
+    def autocast(self) -> Any:
+        import torch
+
+        if self.precision == "bf16":  # no weight-cast cache: a CUDA graph may capture it
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+        return contextlib.nullcontext()
+
+    # ---- one training step -----------------------------------------------------------------
+
+    def _coefficients(self, lr_host: list[list[float]], step: int, dtype: Any) -> Any:
+        """``(steps, K, C)`` on the device: each member's per-step numbers from its group
+        (the learning rate, and bias corrections and the like that move with the step count),
+        computed on the host in float64 as torch.optim computes them; padded with zeros."""
+        import torch
+
+        group_of = [g for g in self.groups for _ in range(*g.rows)]
+        rows = [
+            [group_of[k].coefficients(lr, step + i + 1) for i, lr in enumerate(lrs)]
+            for k, lrs in enumerate(lr_host)
+        ]
+        width = max((len(c) for member in rows for c in member), default=1)
+        padded = [[list(c) + [0.0] * (width - len(c)) for c in member] for member in rows]
+        table = torch.tensor(padded, dtype=torch.float64).to(dtype)
+        return table.permute(1, 0, 2).contiguous().to(self.device)
+
+    def _core(self, x: Any, y: Any, coef: Any) -> Any:
+        """Forward, per-member losses, gradients, the batched groups' steps and the running
+        loss sums; returns the gradients (for the per-member groups). Reads and writes only
+        tensors that persist between steps (or are made inside), so it can be captured."""
+        import torch
+        import torch.nn.functional as F
+
+        with self.autocast():
+            logits, stats = self.forward(x, train=True)
+            k = logits.shape[0]
+            losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+            losses = losses.view(k, -1).mean(1)
+        grads = torch.autograd.grad(losses.sum(), self.leaves, allow_unused=True)
+        with torch.no_grad():
+            for group in self.groups:
+                if group.batched:
+                    group.step(self.leaves, grads, stats, coef)
+            self.loss_sum += losses.detach().to(self.loss_sum.dtype)
+        return grads
+
+    def train_step(self, x: Any, y: Any, coef: Any, lr_host: list[list[float]], i: int) -> None:
+        """One step of every member: ``x`` ``(K, N, ...)``, ``y`` ``(K, N)``, ``coef``
+        ``(K, C)`` (the groups' per-step numbers, :meth:`_coefficients`); ``lr_host[k][i]``
+        the learning rates as Python floats (for the per-member optimizers)."""
+        import torch
+
+        run = self._core if self.mode == "eager" else self._static_step
+        grads = run(x, y, coef)
+        with torch.no_grad():
+            for group in self.groups:
+                if not group.batched:
+                    group.step(self.leaves, grads, lr_host, i)
+
+    def _static_step(self, x: Any, y: Any, coef: Any) -> Any:
+        import torch
+
+        if self._static is None:
+            self._static = (x.clone(), y.clone(), coef.clone())
+        else:
+            for buffer, value in zip(self._static, (x, y, coef), strict=True):
+                buffer.copy_(value)
+        if self.mode == "static":
+            return self._core(*self._static)
+        if self._graph is not None:
+            self._graph.replay()
+            return self._graph_grads
+        if self._warm < GRAPH_WARMUP:  # eager steps on a side stream before the capture
+            self._warm += 1
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                grads = self._core(*self._static)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            return grads
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                grads = self._core(*self._static)
+        except Exception as exc:  # run on without graphs, and say why
+            self.mode = "static"
+            self.fast_path = f"static (CUDA graph capture failed: {type(exc).__name__}: {exc})"
+            return self._core(*self._static)
+        self._graph, self._graph_grads = graph, grads
+        graph.replay()  # the capture recorded the step without running it
+        return grads
+
+    def _drop_graph(self) -> None:
+        """Shapes change (members left): the static buffers and the graph start over."""
+        self._static = self._graph = self._graph_grads = None
+        self._warm = 0
+
+    # ---- the loop --------------------------------------------------------------------------
+
+    def run(self, report: Callable | None, start: float) -> list[dict[str, Any]]:
+        import torch
+
+        import study.train.trial as train
+        from study.train.schedule import lr_at
+        from study.train.trial import accumulator_dtype
+
+        data, device = self.data, self.device
+        epochs = self.cfg.epochs
+        n_train = self.x_train.shape[0]
+        bs = min(self.cfg.batch_size, n_train)
+        steps_per_epoch = n_train // bs
+        diverge_above = 3.0 * math.log(data.num_classes)
+        dtype = self.leaves[0].dtype
+        results: dict[int, dict[str, Any]] = {}
+        self.loss_sum = torch.zeros(
+            len(self.members), device=device, dtype=accumulator_dtype(self.cfg)
+        )
+        step = 0
+        for epoch in range(epochs):
+            if not self.members:
+                break
+            epoch_start = time.perf_counter()
+            self.skeleton.train()
+            perms = torch.stack(
+                [
+                    torch.randperm(n_train, generator=m.generator, device=device)
+                    for m in self.members
+                ]
+            )
+            lr_host = [
+                [
+                    lr_at(m.cfg.schedule, m.cfg.lr, (step + i) / steps_per_epoch, epochs)
+                    for i in range(steps_per_epoch)
+                ]
+                for m in self.members
+            ]
+            coef_table = self._coefficients(lr_host, step, dtype)
+            self.loss_sum.zero_()
+            steps_done = 0
+            epoch_reports: dict[int, dict[str, Any]] = {}
+            for i in range(steps_per_epoch):
+                idx = perms[:, i * bs : (i + 1) * bs]
+                x = data.augment_pack(self.x_train[idx], [m.generator for m in self.members])
+                self.train_step(x, data.y_train[idx], coef_table[i], lr_host, i)
+                step += 1
+                steps_done += 1
+                if steps_done % train.NONFINITE_CHECK_EVERY == 0:
+                    finite = torch.isfinite(self.loss_sum).tolist()
+                    if not all(finite):
+                        stopped = [j for j, ok in enumerate(finite) if not ok]
+                        sums = self.loss_sum.tolist()
+                        self._finish_epoch(
+                            stopped, sums, steps_done, lr_host, i, epoch, epoch_start, bs,
+                            diverge_above, epoch_reports,
+                        )  # fmt: skip
+                        keep = [j for j, ok in enumerate(finite) if ok]
+                        lr_host = [lr_host[j] for j in keep]
+                        coef_table = coef_table[:, keep]
+                        perms = perms[keep]
+                        self._keep(keep, results)
+                        if not self.members:
+                            break
+            if self.members:
+                everyone = list(range(len(self.members)))
+                self._finish_epoch(
+                    everyone, self.loss_sum.tolist(), steps_done, lr_host, steps_per_epoch - 1,
+                    epoch, epoch_start, bs, diverge_above, epoch_reports,
+                )  # fmt: skip
+                keep = [j for j, m in enumerate(self.members) if not m.last["diverged"]]
+                if epoch == epochs - 1:
+                    keep = []
+                if len(keep) < len(self.members):
+                    self._keep(keep, results)
+            if report is not None and epoch_reports:
+                report({i: dict(epoch_reports[i]) for i in sorted(epoch_reports)})
+        wall = time.perf_counter() - start
+        out = []
+        for index in range(self.size):
+            result = results[index]
+            result.update(
+                wall_time_s=wall,
+                precision_used=self.precision,
+                device=str(device),
+                num_params=self.num_params,
+                steps_per_epoch=steps_per_epoch,
+                pack_size=self.size,
+                fast_path=self.fast_path,
+            )
+            out.append(result)
+        return out
+
+    def _finish_epoch(
+        self,
+        rows: list[int],
+        loss_sums: list[float],
+        steps_done: int,
+        lr_host: list[list[float]],
+        last_step: int,
+        epoch: int,
+        epoch_start: float,
+        bs: int,
+        diverge_above: float,
+        epoch_reports: dict[int, dict[str, Any]],
+    ) -> None:
+        """Evaluate the members at ``rows`` and record their epoch's metrics."""
+        from study.train.trial import _finite_or_none
+
+        evaluated = self._evaluate(rows, 2 * bs)
+        for row, (val_loss, val_acc) in zip(rows, evaluated, strict=True):
+            member = self.members[row]
+            train_loss = loss_sums[row] / steps_done
+            diverged = not math.isfinite(train_loss) or train_loss > diverge_above
+            member.best_val_acc = max(member.best_val_acc, val_acc)
+            metrics = {
+                "epoch": epoch + 1,
+                "train_loss": _finite_or_none(train_loss),
+                "val_loss": _finite_or_none(val_loss),
+                "val_acc": val_acc,
+                "lr": lr_host[row][last_step],
+                "epoch_time_s": time.perf_counter() - epoch_start,
+                "diverged": diverged,
+            }
+            member.last = metrics
+            epoch_reports[member.index] = metrics
+
+    def _evaluate(self, rows: list[int], batch_size: int) -> list[tuple[float, float]]:
+        """Mean cross-entropy and accuracy of the members at ``rows`` (one host sync)."""
+        import torch
+        import torch.nn.functional as F
+
+        if not rows:
+            return []
+        everyone = rows == list(range(len(self.members)))
+        saved = None
+        if not everyone:  # evaluate a sub-pack: swap the stacks for the rows' slices
+            index = torch.tensor(rows, device=self.device)
+            saved = (self.leaves, self.buffers, self.members)
+            self.leaves = [leaf.detach().index_select(0, index) for leaf in self.leaves]
+            self.buffers = {n: b.index_select(0, index) for n, b in self.buffers.items()}
+            self.members = [self.members[r] for r in rows]
+        try:
+            self.skeleton.eval()
+            x, y = self.x_val, self.data.y_val
+            dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+            totals = torch.zeros(len(rows), 2, device=self.device, dtype=dtype)
+            with torch.no_grad():
+                for i in range(0, x.shape[0], batch_size):
+                    xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+                    with self.autocast():
+                        logits, _ = self.forward(xb, train=False)
+                    k, n = logits.shape[:2]
+                    losses = F.cross_entropy(
+                        logits.to(dtype).flatten(0, 1), yb.repeat(k), reduction="none"
+                    )
+                    totals[:, 0] += losses.view(k, n).sum(1)
+                    totals[:, 1] += (logits.argmax(dim=-1) == yb).sum(1)
+            self.skeleton.train()
+        finally:
+            if saved is not None:
+                self.leaves, self.buffers, self.members = saved
+        n = x.shape[0]
+        return [(loss / n, correct / n) for loss, correct in totals.tolist()]
+
+    def _keep(self, keep: list[int], results: dict[int, dict[str, Any]]) -> None:
+        """Drop every member not in ``keep`` (rows) from the batched computation; record the
+        results of those that leave."""
+        import torch
+
+        for row, member in enumerate(self.members):
+            if row not in keep:
+                results[member.index] = _result(member)
+        if len(keep) == len(self.members):
+            return
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self._drop_graph()
+        self.loss_sum = self.loss_sum.index_select(0, index)
+        self.leaves = [
+            leaf.detach().index_select(0, index).requires_grad_() for leaf in self.leaves
+        ]
+        self.buffers = {n: b.index_select(0, index) for n, b in self.buffers.items()}
+        self.members = [self.members[r] for r in keep]
+        groups = []
+        row = 0
+        for group in self.groups:
+            a, b = group.rows
+            local = [r - a for r in keep if a <= r < b]
+            if local:
+                group.keep(local, (row, row + len(local)), self.leaves)
+                groups.append(group)
+                row += len(local)
+        self.groups = groups
+
+
+def _result(member: _Member) -> dict[str, Any]:
+    last = member.last or {}
+    return {
+        "val_acc": last.get("val_acc"),
+        "val_loss": last.get("val_loss"),
+        "train_loss": last.get("train_loss"),
+        "best_val_acc": member.best_val_acc,
+        "diverged": bool(last.get("diverged")),
+        "epochs_completed": last.get("epoch", 0),
+    }
+
+
+# --------------------------------------------------------------------------- hooked layers
+
+
+class _Layer:
+    """A Linear/Conv layer whose weight INSGD normalizes: its parameter and D's layout."""
+
+    __slots__ = ("d_shape", "gather", "label", "linear", "param_index", "spatial_dims")
+
+    def __init__(self, label: str, module: Any, param_index: int) -> None:
+        from torch import nn
+
+        from study.optim.insgd import power_layout
+
+        self.label = label
+        self.linear = isinstance(module, nn.Linear)
+        self.spatial_dims = 0 if self.linear else module.weight.dim() - 2
+        self.param_index = param_index
+        self.d_shape, self.gather = power_layout(module)
+
+
+def _hooked_layers(skeleton: Any, names: list[str]) -> dict[Any, _Layer]:
+    """module -> :class:`_Layer` for every Linear/Conv{1,2,3}d, in module order."""
+    from torch import nn
+
+    layers = {}
+    for name, module in skeleton.named_modules():
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            param = f"{name}.weight" if name else "weight"
+            if param in names:
+                layers[module] = _Layer(name or type(module).__name__, module, names.index(param))
+    return layers
+
+
+# --------------------------------------------------------------------------- optimizers
+
+
+def _column(values: Any, ndim: int) -> Any:
+    """``(K,)`` -> ``(K, 1, ..., 1)`` with ``ndim`` dims."""
+    return values.view(values.shape[0], *([1] * (ndim - 1)))
+
+
+class _SgdFamily:
+    """SGD and INSGD (DESIGN.md "INSGD", both variants) for a group of members that share the
+    optimizer and every hyperparameter but the learning rate, as one batched update.
+
+    The same operations as ``torch.optim.SGD`` / :func:`study.optim.insgd.insgd`, on the group's
+    rows of the stacked parameters, with a per-member learning rate column. INSGD's ``s``
+    comes from the batched forward (``stats``), one tensor per hooked layer and kind.
+    """
+
+    def __init__(
+        self,
+        rows: tuple[int, int],
+        cfg: Any,
+        layers: Mapping[Any, _Layer],
+        kind: int | None,
+        device: Any,
+    ) -> None:
+        from study.optim.registry import optimizer_hparams
+
+        hp = {**optimizer_hparams(cfg.optimizer_name), **cfg.optimizer_hparams}
+        self.rows = rows
+        self.momentum = float(hp["momentum"])
+        self.dampening = float(hp["dampening"])
+        self.weight_decay = float(hp["weight_decay"])
+        self.nesterov = bool(hp["nesterov"])
+        self.insgd = cfg.optimizer_name == "insgd"
+        self.variant = hp.get("variant", "paper")
+        self.power_momentum = float(hp.get("power_momentum", 0.9))
+        if self.variant == "paper":
+            self.floor, self.scale = float(hp.get("eps", 0.01)), 1.0
+        else:
+            from study.optim.insgd import _REF_ADAM_EPS, _REF_MIN_D
+
+            self.floor = _REF_MIN_D
+            self.scale = math.sqrt(1 + _REF_ADAM_EPS) / (
+                math.sqrt(1 - self.momentum) + _REF_ADAM_EPS
+            )
+        # param index -> (position of its layer among the hooked layers, layer)
+        self.hooked = (
+            {layer.param_index: (pos, layer) for pos, layer in enumerate(layers.values())}
+            if self.insgd
+            else {}
+        )
+        self.kind = kind
+        self.stride = 0  # kinds of statistics per layer in the forward's output (set later)
+        self.buffers: dict[int, Any] | None = None
+        self.powers: dict[int, Any] = {}
+        # Grouped-conv channel indices on the device up front (no copy inside a graph).
+        self._gathers = {
+            j: layer.gather.to(device)
+            for j, (_, layer) in self.hooked.items()
+            if layer.gather is not None
+        }
+
+    batched = True
+
+    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        return (lr,)
+
+    def step(self, leaves, grads, stats, coef) -> None:
+        import torch
+
+        a, b = self.rows
+        index = [j for j, g in enumerate(grads) if g is not None]
+        params = [leaves[j][a:b] for j in index]
+        gs = [grads[j][a:b] for j in index]
+        if self.weight_decay != 0:
+            gs = torch._foreach_add(gs, params, alpha=self.weight_decay)
+        if self.momentum != 0:
+            if self.buffers is None:
+                self.buffers = {j: g.clone() for j, g in zip(index, gs, strict=True)}
+            else:
+                bufs = [self.buffers[j] for j in index]
+                torch._foreach_mul_(bufs, self.momentum)
+                torch._foreach_add_(bufs, gs, alpha=1 - self.dampening)
+            bufs = [self.buffers[j] for j in index]
+            gs = torch._foreach_add(gs, bufs, alpha=self.momentum) if self.nesterov else bufs
+        lr = coef[a:b, 0]
+        factors = []
+        for j, g in zip(index, gs, strict=True):
+            column = _column(lr, g.dim())
+            hooked = self.hooked.get(j)
+            if hooked is None:
+                factors.append(column)
+                continue
+            position, layer = hooked
+            s = stats[position * self.stride + self.kind][a:b]
+            power = self.powers.get(j)  # P, updated in place after its first step
+            if power is None:
+                power = self.powers[j] = s.clone()
+            elif self.variant == "reference":
+                power.copy_(s)
+            else:
+                power.lerp_(s, 1 - self.power_momentum)
+            d = torch.log(power).clamp_min(self.floor)
+            if layer.gather is not None:
+                d = d.index_select(1, self._gathers[j])
+            d = d.view(d.shape[0], *layer.d_shape) if layer.d_shape else _column(d, g.dim())
+            factors.append((column * self.scale) / d)
+        torch._foreach_sub_(params, torch._foreach_mul(gs, factors))
+
+    def keep(self, local: list[int], rows: tuple[int, int], leaves) -> None:
+        import torch
+
+        self.rows = rows
+        index = None
+
+        def select(t):
+            nonlocal index
+            if index is None or index.device != t.device:
+                index = torch.tensor(local, dtype=torch.long, device=t.device)
+            return t.index_select(0, index)
+
+        if self.buffers is not None:
+            self.buffers = {j: select(t) for j, t in self.buffers.items()}
+        self.powers = {j: select(t) for j, t in self.powers.items()}
+
+
+class _TorchFamily:
+    """``adam``, ``adamw``, ``adagrad``, ``rmsprop`` and ``nadam`` for a group of members that
+    share every hyperparameter but the learning rate, as one batched update: the operations of
+    torch.optim's implementation (``_single_tensor_*``), with ``torch._foreach_*`` over the
+    group's rows. Whatever moves with the step count (bias corrections, NAdam's momentum
+    products, Adagrad's decayed rate, decoupled weight decay) is a per-member number computed
+    on the host as torch computes it (:meth:`coefficients`) and read from a device table, so
+    the step can be captured as a CUDA graph."""
+
+    NAMES = ("adam", "adamw", "adagrad", "rmsprop", "nadam")
+    batched = True
+
+    def __init__(self, rows: tuple[int, int], cfg: Any) -> None:
+        from study.optim.registry import optimizer_hparams
+
+        self.rows = rows
+        self.name = cfg.optimizer_name
+        hp = {**optimizer_hparams(cfg.optimizer_name), **cfg.optimizer_hparams}
+        self.hp = hp
+        self.weight_decay = float(hp.get("weight_decay", 0.0))
+        # torch's AdamW is Adam with decoupled weight decay.
+        self.decoupled = self.name == "adamw" or bool(hp.get("decoupled_weight_decay", False))
+        if "betas" in hp:
+            self.beta1, self.beta2 = (float(b) for b in hp["betas"])
+        self.eps = float(hp.get("eps", 0.0))
+        self.state: dict[str, dict[int, Any]] | None = None
+        self._mu_products = [1.0]  # NAdam: torch keeps the product in a float32 tensor
+
+    def _mu(self, t: int) -> float:
+        return self.beta1 * (1.0 - 0.5 * (0.96 ** (t * float(self.hp["momentum_decay"]))))
+
+    def _mu_product(self, t: int) -> float:
+        import numpy as np
+
+        while len(self._mu_products) <= t:
+            n = len(self._mu_products)
+            product = np.float32(self._mu_products[-1]) * np.float32(self._mu(n))
+            self._mu_products.append(float(np.float32(product)))
+        return self._mu_products[t]
+
+    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        """The per-member numbers of step ``t`` (1-based) at learning rate ``lr``."""
+        decay = 1 - lr * self.weight_decay
+        if self.name in ("adam", "adamw"):
+            return (lr / (1 - self.beta1**t), (1 - self.beta2**t) ** 0.5, decay)
+        if self.name == "adagrad":
+            return (lr / (1 + (t - 1) * float(self.hp["lr_decay"])),)
+        if self.name == "rmsprop":
+            return (lr,)
+        mu, mu_next = self._mu(t), self._mu(t + 1)
+        product = self._mu_product(t)
+        product_next = product * mu_next
+        return (
+            -lr * (1.0 - mu) / (1.0 - product),
+            (-lr * mu_next) / (1.0 - product_next),
+            1 - self.beta2**t,
+            decay,
+        )
+
+    def _init_state(self, params: list[Any]) -> dict[str, dict[int, Any]]:
+        import torch
+
+        def zeros() -> list[Any]:
+            return [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+
+        hp = self.hp
+        if self.name == "adagrad":
+            value = float(hp["initial_accumulator_value"])
+            return {"sum": [torch.full_like(p, value) for p in params]}
+        if self.name == "rmsprop":
+            state = {"square_avg": zeros()}
+            if hp["momentum"] > 0:
+                state["momentum_buffer"] = zeros()
+            if hp["centered"]:
+                state["grad_avg"] = zeros()
+            return state
+        state = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
+        if self.name in ("adam", "adamw") and hp.get("amsgrad"):
+            state["max_exp_avg_sq"] = zeros()
+        return state
+
+    def step(self, leaves, grads, stats, coef) -> None:
+        import torch
+
+        a, b = self.rows
+        index = [j for j, g in enumerate(grads) if g is not None]
+        params = [leaves[j][a:b] for j in index]
+        gs = [grads[j][a:b] for j in index]
+        if self.state is None:
+            self.state = self._init_state(params)
+        state = self.state
+        c = coef[a:b]
+
+        def col(k: int) -> list[Any]:
+            return [_column(c[:, k], p.dim()) for p in params]
+
+        decoupled_column = 2 if self.name in ("adam", "adamw") else 3
+        if self.weight_decay != 0:
+            if self.decoupled:
+                torch._foreach_mul_(params, col(decoupled_column))
+            else:
+                gs = torch._foreach_add(gs, params, alpha=self.weight_decay)
+        if self.name == "adagrad":
+            torch._foreach_addcmul_(state["sum"], gs, gs, value=1)
+            std = torch._foreach_sqrt(state["sum"])
+            torch._foreach_add_(std, self.eps)
+            update = torch._foreach_div(gs, std)
+            torch._foreach_mul_(update, col(0))
+            torch._foreach_sub_(params, update)
+            return
+        if self.name == "rmsprop":
+            alpha, momentum = float(self.hp["alpha"]), float(self.hp["momentum"])
+            square = state["square_avg"]
+            torch._foreach_mul_(square, alpha)
+            torch._foreach_addcmul_(square, gs, gs, value=1 - alpha)
+            if self.hp["centered"]:
+                torch._foreach_lerp_(state["grad_avg"], gs, 1 - alpha)
+                avg = torch._foreach_addcmul(square, state["grad_avg"], state["grad_avg"], value=-1)
+                torch._foreach_sqrt_(avg)
+            else:
+                avg = torch._foreach_sqrt(square)
+            torch._foreach_add_(avg, self.eps)
+            if momentum > 0:
+                buf = state["momentum_buffer"]
+                torch._foreach_mul_(buf, momentum)
+                torch._foreach_addcdiv_(buf, gs, avg)
+                update = torch._foreach_mul(buf, col(0))
+            else:
+                update = torch._foreach_div(gs, avg)
+                torch._foreach_mul_(update, col(0))
+            torch._foreach_sub_(params, update)
+            return
+        torch._foreach_lerp_(state["exp_avg"], gs, 1 - self.beta1)
+        torch._foreach_mul_(state["exp_avg_sq"], self.beta2)
+        torch._foreach_addcmul_(state["exp_avg_sq"], gs, gs, value=1 - self.beta2)
+        if self.name == "nadam":
+            denom = torch._foreach_div(state["exp_avg_sq"], col(2))
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, self.eps)
+            update = torch._foreach_div(gs, denom)
+            torch._foreach_mul_(update, col(0))
+            torch._foreach_add_(params, update)
+            update = torch._foreach_div(state["exp_avg"], denom)
+            torch._foreach_mul_(update, col(1))
+            torch._foreach_add_(params, update)
+            return
+        second = state["exp_avg_sq"]
+        if "max_exp_avg_sq" in state:
+            torch._foreach_maximum_(state["max_exp_avg_sq"], second)
+            second = state["max_exp_avg_sq"]
+        denom = torch._foreach_sqrt(second)
+        torch._foreach_div_(denom, col(1))
+        torch._foreach_add_(denom, self.eps)
+        update = torch._foreach_div(state["exp_avg"], denom)
+        torch._foreach_mul_(update, col(0))
+        torch._foreach_sub_(params, update)
+
+    def keep(self, local: list[int], rows: tuple[int, int], leaves) -> None:
+        import torch
+
+        self.rows = rows
+        if self.state is None:
+            return
+        index = None
+        for name, tensors in self.state.items():
+            if index is None:
+                index = torch.tensor(local, dtype=torch.long, device=tensors[0].device)
+            self.state[name] = [t.index_select(0, index) for t in tensors]
+
+
+class _PerMember:
+    """Any other optimizer of the registry: one real ``torch.optim`` instance per member, over
+    parameters that are views of the member's rows of the stacked parameters (its own code,
+    so its own results; K small steps per step)."""
+
+    def __init__(self, rows: tuple[int, int], cfg: Any, leaves) -> None:
+        from torch import nn
+
+        from study.train.trial import build_optimizer
+
+        self.rows = rows
+        self.cfg = cfg
+        self.params: list[list[Any]] = []
+        self.optimizers = []
+        for r in range(*rows):
+            views = [nn.Parameter(leaf.detach()[r]) for leaf in leaves]
+            self.params.append(views)
+            holder = nn.ParameterList(views)
+            self.optimizers.append(build_optimizer(cfg, holder))
+
+    batched = False
+
+    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
+        return (lr,)  # unused: the torch optimizers take lr_host
+
+    def step(self, leaves, grads, lr_host, i) -> None:
+        a, _ = self.rows
+        for offset, (views, optimizer) in enumerate(zip(self.params, self.optimizers, strict=True)):
+            row = a + offset
+            for view, grad in zip(views, grads, strict=True):
+                view.grad = None if grad is None else grad[row]
+            for group in optimizer.param_groups:
+                group["lr"] = lr_host[row][i]
+            optimizer.step()
+            for view in views:
+                view.grad = None
+
+    def keep(self, local: list[int], rows: tuple[int, int], leaves) -> None:
+        self.params = [self.params[r] for r in local]
+        self.optimizers = [self.optimizers[r] for r in local]
+        self.rows = rows
+        for offset, views in enumerate(self.params):
+            for view, leaf in zip(views, leaves, strict=True):
+                view.data = leaf.detach()[rows[0] + offset]

@@ -1,0 +1,332 @@
+"""One training trial: :func:`train_trial` (config in, final metrics out).
+
+The loop, in the style of airbench / nanoGPT:
+
+- The whole dataset lives on the trial's device (:mod:`study.data.loader`); every epoch draws a
+fresh
+  random permutation and walks it in ``n_train // batch_size`` full batches (the last
+  incomplete batch is dropped; when ``batch_size > n_train`` one batch of everything is used).
+- CIFAR-style augmentation runs on the device, batch by batch (:meth:`Dataset.augment`).
+- The learning rate is set before *every step* from the pure function
+  :func:`study.train.schedule.lr_at` at ``epoch = step / steps_per_epoch``.
+- The training loss is accumulated as a tensor: one host sync per epoch, plus a cheap
+  non-finite check every :data:`NONFINITE_CHECK_EVERY` steps.
+- Evaluation runs under ``torch.no_grad()`` in ``model.eval()``, in batches of
+  ``2 * batch_size``; ``val_acc`` is a fraction in ``[0, 1]``.
+
+Divergence (DESIGN.md): the trial stops as soon as the running training loss is non-finite
+(checked every :data:`NONFINITE_CHECK_EVERY` steps and at the end of every epoch; the rest of
+that epoch is skipped), or when an epoch's mean training loss exceeds ``3 * ln(C)`` (checked at
+the end of that epoch). The diverged epoch is still evaluated and reported, with
+``diverged: True``, and no further epoch runs.
+
+Non-finite losses are reported and returned as ``None`` (JSON-safe; ``diverged`` says why), so
+no ``NaN``/``inf`` ever leaves this module.
+
+Determinism: everything random comes from ``seed``: torch's global generators (model
+construction, ``apply_init``, dropout) are seeded inside :func:`torch.random.fork_rng`, so the
+caller's generator state is untouched, and one ``torch.Generator`` on the device, seeded from
+``seed``, drives shuffling and augmentation. On CPU the same config (and thread count) gives
+bitwise identical results.
+
+Precision: ``bf16`` uses ``torch.autocast("cuda", dtype=torch.bfloat16)`` on CUDA only; on CPU
+it falls back to fp32 and the result says so (``precision_used``). ``fp64`` trains in float64
+(model and data) on any device: slow, for exactness checks (packed vs unpacked trials).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from study.errors import ConfigError
+from study.spec.study_spec import TrialConfig
+
+__all__ = [
+    "CONFIG_KEYS",
+    "NONFINITE_CHECK_EVERY",
+    "RESULT_KEYS",
+    "TrialConfig",
+    "train_trial",
+]
+
+#: Check the running training loss for NaN/inf every this many steps (one host sync each).
+NONFINITE_CHECK_EVERY = 50
+
+#: Every key a trial config has (:class:`study.spec.study_spec.TrialConfig`).
+CONFIG_KEYS: tuple[str, ...] = tuple(TrialConfig.model_fields)
+
+#: Keys of the dict ``train_trial`` returns (it may add more).
+RESULT_KEYS: tuple[str, ...] = (
+    "val_acc",
+    "val_loss",
+    "train_loss",
+    "best_val_acc",
+    "diverged",
+    "epochs_completed",
+    "wall_time_s",
+)
+
+
+# --------------------------------------------------------------------------- the trial
+
+
+def _resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} is not available: torch.cuda.is_available() is false")
+    return torch.device(device)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def train_trial(
+    config: TrialConfig | Mapping[str, Any],
+    report: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    fast: bool | None = None,
+) -> dict[str, Any]:
+    """Train one model on one dataset with one optimizer configuration; return final metrics.
+
+    Args:
+        config: a :class:`~study.spec.study_spec.TrialConfig` (trusted as it is: a study makes them
+            with
+            ``StudySpec.trial_config``), or a mapping that :meth:`TrialConfig.from_mapping`
+            checks first. Required: ``dataset`` (name or ``{name, **options}``),
+            ``model`` (``{name, **options}``), ``optimizer`` (``{optimizer: sgd|insgd,
+            **hyperparameters}``), ``lr``, ``init``, ``epochs``, ``batch_size``. Optional:
+            ``init_scale`` (1.0), ``seed`` (0), ``schedule`` (``cosine`` | ``multistep`` |
+            ``constant`` or ``{name, **options}``; default cosine), ``precision`` (``fp32`` |
+            ``bf16`` | ``fp64``), ``device`` (``auto`` | ``cpu`` | ``cuda``), ``data_dir``,
+            ``num_threads`` (``torch.set_num_threads`` for the trial; restored afterwards).
+        report: called after every epoch with ``epoch`` (1-based), ``train_loss``,
+            ``val_loss``, ``val_acc``, ``lr`` (of the epoch's last step), ``epoch_time_s``,
+            ``diverged``.
+        fast: the fast single-trial path (default: on CUDA only; the environment variable
+            ``HPROBUST_FAST_PATH=0`` turns the default off). The trial runs as a pack of one
+            (:mod:`study.train.pack`): the whole step (forward, backward, SGD/INSGD step) is
+            captured as a CUDA graph after a few eager steps and replayed, with fixed input
+            buffers, the learning rate as a device tensor and every state updated in place
+            (no host sync per step); conv weights and inputs channels-last. ``fast=True`` on
+            CPU runs the same fixed-buffer step without a capture (to test it).
+
+    Returns:
+        ``val_acc``, ``val_loss``, ``train_loss`` (of the last epoch run), ``best_val_acc``,
+        ``diverged``, ``epochs_completed`` (epochs run, a diverged one included),
+        ``wall_time_s`` (whole call, data loading included), plus ``precision_used``,
+        ``device``, ``num_params``, ``steps_per_epoch``, ``fast_path`` (``eager``,
+        ``cuda_graph``, ``static``, or why a graph could not be captured). Losses that are not
+        finite are ``None``.
+
+    Raises:
+        ConfigError: a bad config (a ``SpecError`` naming field, rule and value of every
+            problem), or ``device`` not available.
+        DatasetNotFoundError: a torchvision dataset is missing and cannot be downloaded.
+
+    Example:
+        >>> result = train_trial({
+        ...     "dataset": "digits", "model": {"name": "toy_cnn"},
+        ...     "optimizer": {"optimizer": "insgd", "momentum": 0.9, "weight_decay": 5e-4},
+        ...     "lr": 0.05, "init": "kaiming_normal", "seed": 0, "epochs": 15,
+        ...     "batch_size": 64, "schedule": "cosine", "num_threads": 1,
+        ... })
+        >>> result["val_acc"] >= 0.95
+        True
+    """
+    import torch
+
+    from study.train.pack import run_members, step_mode
+
+    start = time.perf_counter()
+    cfg = TrialConfig.from_mapping(config)
+    device = _resolve_device(cfg.device)
+    if step_mode(fast, device) != "eager":
+        forward = None if report is None else (lambda by_member: report(by_member[0]))
+        (result,) = run_members([cfg], device, forward, start, fast)
+        result.pop("pack_size", None)
+        return result
+    prev_threads = torch.get_num_threads()
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=fork_devices):
+            return _run(cfg, device, report, start)
+    finally:
+        if cfg.num_threads is not None:
+            torch.set_num_threads(prev_threads)
+
+
+def build_model(cfg: TrialConfig, device):
+    """The trial's model, seeded with ``cfg.seed`` and initialized, on ``device`` (float64 for
+    ``precision: fp64``). Draws from torch's global generator: call inside ``fork_rng``."""
+    import torch
+
+    import models
+
+    torch.manual_seed(cfg.seed)
+    try:
+        model = models.create_model(
+            cfg.model_name, in_shape=cfg.in_shape, num_classes=cfg.num_classes, **cfg.model_options
+        )
+        models.apply_init(model, cfg.init, cfg.init_scale)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"model: {exc}") from exc
+    model = model.to(device)
+    return model.double() if cfg.precision == "fp64" else model
+
+
+def build_optimizer(cfg: TrialConfig, model):
+    """The trial's optimizer over ``model`` (errors read ``optimizer: ...``)."""
+    from study.optim.registry import create_optimizer
+
+    try:
+        return create_optimizer(cfg.optimizer_name, model, lr=cfg.lr, **cfg.optimizer_hparams)
+    except ValueError as exc:  # ConfigError included
+        raise ConfigError(f"optimizer: {exc}") from exc
+
+
+def _build(cfg: TrialConfig, device):
+    """Seeded model + optimizer on ``device``."""
+    model = build_model(cfg, device)
+    return model, build_optimizer(cfg, model)
+
+
+def load_data(cfg: TrialConfig, device):
+    """``(dataset, x_train, x_val)``: the trial's dataset on ``device``; the inputs in float64
+    for ``precision: fp64`` (the dataset itself is float32 and cached)."""
+    import torch
+
+    from study.data.loader import load_dataset
+
+    data = load_dataset(cfg.dataset, device=device, data_dir=cfg.data_dir)
+    if cfg.precision == "fp64":
+        return data, data.x_train.to(torch.float64), data.x_val.to(torch.float64)
+    return data, data.x_train, data.x_val
+
+
+def precision_used(cfg: TrialConfig, device) -> str:
+    """``bf16`` only on CUDA (fp32 elsewhere); ``fp32`` and ``fp64`` as asked."""
+    if cfg.precision == "bf16":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return cfg.precision
+
+
+def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
+    import contextlib
+
+    import torch
+    import torch.nn.functional as F
+
+    from study.train.schedule import lr_at
+
+    model, optimizer = _build(cfg, device)
+    data, x_train, x_val = load_data(cfg, device)
+    use_bf16 = precision_used(cfg, device) == "bf16"
+
+    def autocast():
+        if use_bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    n_train = x_train.shape[0]
+    bs = min(cfg.batch_size, n_train)
+    steps_per_epoch = n_train // bs
+    diverge_above = 3.0 * math.log(data.num_classes)
+
+    history: dict[str, Any] = {"best_val_acc": 0.0}
+    result: dict[str, Any] = {}
+    step = 0
+    for epoch in range(cfg.epochs):
+        epoch_start = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n_train, generator=generator, device=device)
+        loss_sum = torch.zeros((), device=device, dtype=accumulator_dtype(cfg))
+        steps_done = 0
+        lr = cfg.lr
+        for i in range(steps_per_epoch):
+            lr = lr_at(cfg.schedule, cfg.lr, step / steps_per_epoch, cfg.epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = perm[i * bs : (i + 1) * bs]
+            x = data.augment(x_train[idx], generator)
+            with autocast():
+                loss = F.cross_entropy(model(x), data.y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().to(loss_sum.dtype)
+            step += 1
+            steps_done += 1
+            if steps_done % NONFINITE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum).item():
+                break
+        train_loss = loss_sum.item() / steps_done
+        diverged = not math.isfinite(train_loss) or train_loss > diverge_above
+        val_loss, val_acc = _evaluate(model, x_val, data.y_val, 2 * bs, autocast)
+        history["best_val_acc"] = max(history["best_val_acc"], val_acc)
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": _finite_or_none(train_loss),
+            "val_loss": _finite_or_none(val_loss),
+            "val_acc": val_acc,
+            "lr": lr,
+            "epoch_time_s": time.perf_counter() - epoch_start,
+            "diverged": diverged,
+        }
+        if report is not None:
+            report(dict(metrics))
+        result = metrics
+        if diverged:
+            break
+
+    return {
+        "val_acc": result["val_acc"],
+        "val_loss": result["val_loss"],
+        "train_loss": result["train_loss"],
+        "best_val_acc": history["best_val_acc"],
+        "diverged": result["diverged"],
+        "epochs_completed": result["epoch"],
+        "wall_time_s": time.perf_counter() - start,
+        "precision_used": precision_used(cfg, device),
+        "device": str(device),
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "steps_per_epoch": steps_per_epoch,
+        "fast_path": "eager",
+    }
+
+
+def accumulator_dtype(cfg: TrialConfig):
+    """Losses are summed in float32, in float64 for ``precision: fp64``."""
+    import torch
+
+    return torch.float64 if cfg.precision == "fp64" else torch.float32
+
+
+def _evaluate(model, x, y, batch_size: int, autocast) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (fraction) of ``model`` on ``(x, y)``; one host sync."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    totals = torch.zeros(2, device=x.device, dtype=dtype)  # loss sum, correct
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+            with autocast():
+                logits = model(xb)
+            totals[0] += F.cross_entropy(logits.to(dtype), yb, reduction="sum")
+            totals[1] += (logits.argmax(dim=1) == yb).sum()
+    loss_sum, correct = totals.tolist()
+    n = x.shape[0]
+    return loss_sum / n, correct / n
