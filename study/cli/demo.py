@@ -64,7 +64,7 @@ def demo(
 
     from study.errors import ConfigError, DatasetNotFoundError
     from study.optim.registry import optimizer_hparams
-    from study.spec.study_spec import TrialConfig
+    from study.spec.trial_config import TrialConfig
     from study.train.trial import train_trial
 
     console = Console()

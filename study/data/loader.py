@@ -1,35 +1,16 @@
 """Datasets as whole tensors resident on the trial's device.
 
-Every dataset is loaded once into ``x_train, y_train, x_val, y_val`` tensors (inputs ``float32``
-and normalized, labels ``int64``) on the trial's device; training indexes them directly: no
-DataLoader, no workers, no per-sample Python transforms. CIFAR's training augmentation
-(4-pixel reflect pad + random 32x32 crop + horizontal flip) runs on the device over a whole
-batch at once (:meth:`Dataset.augment`).
-
-Registry (:data:`DATASETS`):
-
-- ``digits``: scikit-learn's bundled 8x8 handwritten digits (real data, no network), pixel
-  values / 16, shape ``(1, 8, 8)``, fixed stratified 80/20 split (``random_state=0``),
-  normalized by the train split's mean/std.
-- ``synthetic``: Gaussian classes, deterministic from its own data ``seed`` (independent of the
-  trial seed). Options ``num_classes`` (10), ``shape`` ([1, 8, 8]), ``n_train`` (1000),
-  ``n_val`` (200), ``noise`` (1.0), ``separation`` (1.0), ``seed`` (0) and ``augment`` (false;
-  true applies CIFAR's crop + flip, e.g. to exercise augmentation without CIFAR).
-- ``cifar10``, ``cifar100`` (option ``augment``, default true), ``mnist``, ``fashion_mnist``:
-  through torchvision into ``data_dir``, normalized with the standard constants. A missing
-  dataset is downloaded; if that fails, :class:`~study.errors.DatasetNotFoundError` names the
-  directory, the files expected and how to provide them.
-
-Loaded datasets are kept in a small LRU (:data:`CACHE_SIZE` entries) keyed by
-``(name, options, device, data_dir)``: the many trials a worker process runs load a dataset
-once. The cache never changes results (tensors are never modified in place); :func:`clear_cache`
-empties it.
+:func:`load_dataset` loads a dataset of the registry (:mod:`study.data.registry`) once into
+``x_train, y_train, x_val, y_val`` tensors (inputs ``float32`` and normalized, labels
+``int64``) on the trial's device; training indexes them directly: no DataLoader, no workers, no
+per-sample Python transforms. Augmentation (4-pixel reflect pad, random crop, horizontal flip)
+runs on the device over a whole batch at once (:meth:`Dataset.augment`). Loaded datasets are
+kept in a small LRU (:data:`CACHE_SIZE` entries, keyed by name, options, device and data
+directory); tensors are never modified in place, so the cache never changes results.
 
 Example::
 
-    >>> from study.data.loader import dataset_info, load_dataset
-    >>> dataset_info("digits")
-    DatasetInfo(name='digits', num_classes=10, in_shape=(1, 8, 8))
+    >>> from study.data.loader import load_dataset
     >>> ds = load_dataset("digits", device="cpu")
     >>> ds.x_train.shape, ds.x_val.shape
     (torch.Size([1437, 1, 8, 8]), torch.Size([360, 1, 8, 8]))
@@ -37,31 +18,27 @@ Example::
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import field_validator
-
-from study.errors import DatasetNotFoundError, SpecError
-from study.spec.options import DatasetSpec, StrictModel, dataset_before
+from study.data.registry import DATASETS, dataset_options, dataset_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from pydantic import BaseModel
 
 __all__ = [
     "CACHE_SIZE",
-    "DATASETS",
     "Dataset",
-    "DatasetInfo",
     "clear_cache",
-    "dataset_info",
+    "crop_flip",
     "default_data_dir",
+    "ensure_dataset",
     "load_dataset",
 ]
 
@@ -69,15 +46,6 @@ __all__ = [
 CACHE_SIZE = 4
 
 CROP_PADDING = 4
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model needs to know about a dataset, without loading it."""
-
-    name: str
-    num_classes: int
-    in_shape: tuple[int, int, int]
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,241 +143,6 @@ def crop_flip_apply(
     return padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-# --------------------------------------------------------------------------- options
-
-
-def dataset_spec(name: str | DatasetSpec, **options: Any) -> DatasetSpec:
-    """``name`` with ``options`` as the spec's typed dataset (a
-    :data:`study.spec.options.DatasetSpec`: every option checked by the spec's own rules,
-    defaults filled in). A typed dataset given as ``name`` (with no options) is returned as it
-    is: it was checked when it was made.
-
-    Raises:
-        SpecError: (a ``ConfigError``) unknown dataset or option, or a bad value, each as
-            ``dataset.<option> <rule>, got <value>``.
-    """
-    from pydantic import BaseModel, ValidationError
-
-    from study.spec.study_spec import spec_problems
-
-    if isinstance(name, BaseModel) and not options:
-        return name
-    value = {"name": name, **options} if options else name
-    try:
-        return _OneDataset.model_validate({"dataset": value}).dataset
-    except ValidationError as exc:
-        raise SpecError(spec_problems(exc, root=_OneDataset)) from None
-
-
-class _OneDataset(StrictModel):
-    dataset: DatasetSpec
-
-    @field_validator("dataset", mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return dataset_before(value)
-
-
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One registered dataset: cheap info and loader, given its checked options (a
-    :data:`study.spec.options.DatasetSpec` as a dict, defaults filled in).
-
-    ``load(options, data_dir, download)`` returns CPU tensors
-    ``(x_train, y_train, x_val, y_val)`` with ``x`` as float32 normalized.
-    """
-
-    info: Callable[[Mapping[str, Any]], tuple[int, tuple[int, int, int]]]
-    load: Callable[[Mapping[str, Any], Path, bool], tuple[Any, Any, Any, Any]]
-    augmentation: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
-    uses_data_dir: bool = False
-
-
-def _standardize(x_train: torch.Tensor, x_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean/std of the train split applied to both splits."""
-    dims = (0, 2, 3)
-    mean = x_train.mean(dim=dims, keepdim=True)
-    std = x_train.std(dim=dims, keepdim=True).clamp_min(1e-8)
-    return (x_train - mean) / std, (x_val - mean) / std
-
-
-# digits ---------------------------------------------------------------------
-
-
-def _digits_load(options: Mapping[str, Any], data_dir: Path, download: bool):
-    import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = digits.data.reshape(-1, 1, 8, 8) / 16.0
-    xtr, xva, ytr, yva = train_test_split(
-        x, digits.target, test_size=0.2, stratify=digits.target, random_state=0
-    )
-    xtr = torch.as_tensor(xtr, dtype=torch.float32)
-    xva = torch.as_tensor(xva, dtype=torch.float32)
-    xtr, xva = _standardize(xtr, xva)
-    ytr = torch.as_tensor(ytr, dtype=torch.int64)
-    yva = torch.as_tensor(yva, dtype=torch.int64)
-    return xtr, ytr, xva, yva
-
-
-# synthetic ------------------------------------------------------------------
-
-
-def _synthetic_load(options: Mapping[str, Any], data_dir: Path, download: bool):
-    """Class ``k`` is ``N(mu_k, noise^2 I)`` with ``mu_k ~ N(0, separation^2 I)``.
-
-    Labels are balanced (``i mod C``, then shuffled); everything is drawn from one CPU
-    generator seeded with the dataset's own ``seed``. Normalized per channel by the train split.
-    """
-    import torch
-
-    c = options["num_classes"]
-    shape = options["shape"]
-    dim = math.prod(shape)
-    g = torch.Generator().manual_seed(options["seed"])
-    means = torch.randn(c, dim, generator=g) * options["separation"]
-
-    def draw(n: int):
-        y = torch.arange(n) % c
-        y = y[torch.randperm(n, generator=g)]
-        x = means[y] + options["noise"] * torch.randn(n, dim, generator=g)
-        return x.reshape(n, *shape), y
-
-    xtr, ytr = draw(options["n_train"])
-    xva, yva = draw(options["n_val"])
-    xtr, xva = _standardize(xtr, xva)
-    return xtr, ytr, xva, yva
-
-
-# torchvision ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Vision:
-    cls_name: str
-    num_classes: int
-    in_shape: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-
-_VISION: dict[str, _Vision] = {
-    "cifar10": _Vision(
-        "CIFAR10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-    ),
-    "cifar100": _Vision(
-        "CIFAR100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-    ),
-    "mnist": _Vision("MNIST", 10, (1, 28, 28), (0.1307,), (0.3081,)),
-    "fashion_mnist": _Vision("FashionMNIST", 10, (1, 28, 28), (0.2860,), (0.3530,)),
-}
-
-
-def _expected_files(name: str, root: Path) -> str:
-    """Human-readable: which files are expected under ``root`` and where to get them."""
-    import torchvision.datasets as tvd
-
-    cls = getattr(tvd, _VISION[name].cls_name)
-    if hasattr(cls, "base_folder"):  # CIFAR
-        return (
-            f"expected {root / cls.base_folder}/ (the extracted archive) or the archive "
-            f"{root / cls.filename}. To provide it, download {cls.url} and copy it into {root} "
-            f"(it is extracted on first use), or extract it there yourself."
-        )
-    raw = root / cls.__name__ / "raw"
-    files = ", ".join(fname for fname, _ in cls.resources)
-    urls = " or ".join(cls.mirrors)
-    return (
-        f"expected the files {files} (or the same without .gz) in {raw}/. To provide them, "
-        f"download each from {urls} and copy them into {raw}/."
-    )
-
-
-def _vision_load_raw(name: str, root: Path, train: bool, download: bool):
-    import torchvision.datasets as tvd
-
-    cls = getattr(tvd, _VISION[name].cls_name)
-    try:
-        return cls(root=str(root), train=train, download=False)
-    except RuntimeError:
-        if not download:
-            raise DatasetNotFoundError(
-                f"dataset {name!r} is not in {root} (download disabled): "
-                f"{_expected_files(name, root)}"
-            ) from None
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        return cls(root=str(root), train=train, download=True)
-    except Exception as exc:  # network, disk or archive errors all mean "not available"
-        raise DatasetNotFoundError(
-            f"dataset {name!r} is not in {root} and could not be downloaded "
-            f"({type(exc).__name__}: {exc}): {_expected_files(name, root)}"
-        ) from exc
-
-
-def _vision_loader(name: str):
-    spec = _VISION[name]
-
-    def load(options: Mapping[str, Any], data_dir: Path, download: bool):
-        import numpy as np
-        import torch
-
-        def split(train: bool):
-            raw = _vision_load_raw(name, data_dir, train, download)
-            x = torch.as_tensor(np.asarray(raw.data))  # uint8: (N,H,W,C) CIFAR, (N,H,W) MNIST
-            x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)
-            x = x.to(torch.float32).div_(255.0)
-            mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-            std = torch.tensor(spec.std).view(1, -1, 1, 1)
-            x = ((x - mean) / std).contiguous()
-            y = torch.as_tensor(np.asarray(raw.targets), dtype=torch.int64)
-            return x, y
-
-        xtr, ytr = split(True)
-        xva, yva = split(False)
-        return xtr, ytr, xva, yva
-
-    return load
-
-
-def _vision_entry(name: str) -> _Entry:
-    spec = _VISION[name]
-    return _Entry(
-        info=lambda o: (spec.num_classes, spec.in_shape),
-        load=_vision_loader(name),
-        augmentation=(lambda o: "crop_flip" if o.get("augment") else None),
-        uses_data_dir=True,
-    )
-
-
-DATASETS: dict[str, _Entry] = {
-    "digits": _Entry(
-        info=lambda o: (10, (1, 8, 8)),
-        load=_digits_load,
-    ),
-    "synthetic": _Entry(
-        info=lambda o: (o["num_classes"], o["shape"]),
-        load=_synthetic_load,
-        augmentation=lambda o: "crop_flip" if o["augment"] else None,
-    ),
-    "cifar10": _vision_entry("cifar10"),
-    "cifar100": _vision_entry("cifar100"),
-    "mnist": _vision_entry("mnist"),
-    "fashion_mnist": _vision_entry("fashion_mnist"),
-}
-
-
-def _checked(name: str | DatasetSpec, options: Mapping[str, Any]) -> tuple[Any, _Entry, dict]:
-    """The typed dataset, its registry entry and its options (python types, defaults in)."""
-    spec = dataset_spec(name, **options)
-    return spec, DATASETS[spec.name], spec.model_dump(exclude={"name"})
-
-
 # --------------------------------------------------------------------------- public API
 
 
@@ -419,20 +152,8 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path("hprobust-data") / "datasets"
 
 
-def dataset_info(name: str | DatasetSpec, **options: Any) -> DatasetInfo:
-    """Number of classes and input shape of ``name`` with ``options`` (or of a typed dataset);
-    loads nothing.
-
-    Raises:
-        SpecError: (a ``ConfigError``) unknown dataset (listing the valid ones) or bad option.
-    """
-    spec, entry, opts = _checked(name, options)
-    num_classes, in_shape = entry.info(opts)
-    return DatasetInfo(name=spec.name, num_classes=num_classes, in_shape=tuple(in_shape))
-
-
 def ensure_dataset(
-    name: str | DatasetSpec,
+    name: str | BaseModel,
     *,
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
@@ -448,12 +169,11 @@ def ensure_dataset(
         DatasetNotFoundError: missing and not downloadable; the message names the directory,
             the files expected and where to get them.
     """
-    spec, entry, _ = _checked(name, options)
-    if not entry.uses_data_dir:
+    kind = DATASETS[dataset_spec(name, **options).name]
+    if kind.fetch is None:
         return None
     root = (Path(data_dir) if data_dir is not None else default_data_dir()).expanduser().resolve()
-    for train in (True, False):
-        _vision_load_raw(spec.name, root, train, download)
+    kind.fetch(root, download)
     return root
 
 
@@ -476,7 +196,7 @@ def _freeze(value: Any) -> Any:
 
 
 def load_dataset(
-    name: str | DatasetSpec,
+    name: str | BaseModel,
     *,
     device: Any = "cpu",
     data_dir: str | os.PathLike[str] | None = None,
@@ -487,7 +207,7 @@ def load_dataset(
 
     Args:
         name: a key of :data:`DATASETS` (with ``options``), or a typed dataset (a
-            :data:`study.spec.options.DatasetSpec`, e.g. a trial config's ``dataset``).
+            :data:`study.data.registry.DatasetSpec`, e.g. a trial config's ``dataset``).
         device: where the tensors live (``"cpu"``, ``"cuda"``, a ``torch.device``).
         data_dir: root for torchvision datasets (default :func:`default_data_dir`); unused by
             ``digits`` and ``synthetic``.
@@ -501,19 +221,20 @@ def load_dataset(
     """
     import torch
 
-    spec, entry, opts = _checked(name, options)
-    num_classes, in_shape = entry.info(opts)
+    spec = dataset_spec(name, **options)
+    kind, opts = DATASETS[spec.name], dataset_options(spec)
+    num_classes, in_shape = kind.shape(opts)
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     root = root.expanduser().resolve()
-    key = (spec.name, _freeze(opts), str(dev), str(root) if entry.uses_data_dir else None)
+    key = (spec.name, _freeze(opts), str(dev), str(root) if kind.fetch is not None else None)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    xtr, ytr, xva, yva = entry.load(opts, root, download)
+    xtr, ytr, xva, yva = kind.load(opts, root, download)
     dataset = Dataset(
         name=spec.name,
         x_train=xtr.to(dev),
@@ -522,7 +243,7 @@ def load_dataset(
         y_val=yva.to(dev),
         num_classes=num_classes,
         in_shape=tuple(in_shape),
-        augmentation=entry.augmentation(opts),
+        augmentation=kind.augmentation(opts),
     )
     with _cache_lock:
         _cache[key] = dataset

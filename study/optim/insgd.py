@@ -19,7 +19,7 @@ from torch.optim import Optimizer
 
 from study.optim.hparams import check_hparams
 
-__all__ = ["INSGD", "input_statistic", "insgd", "power_layout"]
+__all__ = ["INSGD", "input_statistic", "insgd", "power_layout", "step_constants"]
 
 _HOOKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -521,6 +521,15 @@ INSGD.__doc__ = r"""Implements Input Normalized SGD (INSGD, Atici, Pan & Cetin, 
     """
 
 
+def step_constants(variant: str, *, momentum: float, eps: float) -> tuple[float, float]:
+    """``(floor, scale)`` of INSGD's step for ``variant``: ``D = max(log P, floor)`` and the
+    step is ``-lr * scale * g / D``. ``paper``: ``(eps, 1)``; ``reference`` (the authors'
+    code): a fixed floor and the scale of their Adam-like terms, which restart every step."""
+    if variant == "paper":
+        return eps, 1.0
+    return _REF_MIN_D, math.sqrt(1 + _REF_ADAM_EPS) / (math.sqrt(1 - momentum) + _REF_ADAM_EPS)
+
+
 def insgd(
     params: list[Tensor],
     grads: list[Tensor],
@@ -581,13 +590,12 @@ def insgd(
                 [input_stats[i] for i in update],
                 1 - power_momentum,
             )
-        floor, scale = eps, 1.0
+        floor, scale = step_constants(variant, momentum=momentum, eps=eps)
     else:  # reference: D from this step's s (no average); Adam-like terms restart every step
         for i in hooked:
             if input_stats[i] is not None:
                 input_powers[i] = input_stats[i]
-        floor = _REF_MIN_D
-        scale = math.sqrt(1 + _REF_ADAM_EPS) / (math.sqrt(1 - momentum) + _REF_ADAM_EPS)
+        floor, scale = step_constants(variant, momentum=momentum, eps=eps)
 
     denominators = torch._foreach_log([input_powers[i] for i in hooked])
     torch._foreach_clamp_min_(denominators, floor)

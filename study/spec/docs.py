@@ -260,7 +260,7 @@ def _model_sections() -> list[str]:
 
 
 def _dataset_sections() -> list[str]:
-    from study.data.loader import DATASETS, dataset_info, dataset_spec
+    from study.data.registry import DATASETS, dataset_info, dataset_spec
 
     lines = [
         "`dataset: NAME` or `{name: NAME, ...options}` (options: the dataset's section above).",

@@ -32,39 +32,31 @@ import functools
 import math
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from study.data.registry import DatasetFields, DatasetSpec, dataset_before, dataset_info
 from study.errors import SpecError
+from study.spec.base import StrictModel
+from study.spec.base import problem as _problem
+from study.spec.model_check import check_model, check_model_builds, pack_refusal
 from study.spec.options import (
     SCHEDULE_KINDS,
+    BatchSize,
     CosineSchedule,
-    DatasetSpec,
+    Epochs,
+    InitScheme,
     ScheduleSpec,
     check_hyperparameters,
-    check_init,
-    check_model,
-    check_model_builds,
     check_optimizer,
     check_schedule_epochs,
-    dataset_before,
-    lazy_attr,
     schedule_before,
 )
-from study.spec.options import problem as _problem
-from study.suggest import did_you_mean
+from study.spec.problems import spec_problems
+from study.spec.trial_config import OptimizerSpec, TrialConfig
 
 SAMPLERS = ("qmc", "tpe", "random", "grid")
 SCHEDULES = SCHEDULE_KINDS
@@ -73,7 +65,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Sanity bounds only: the service enforces its own (smaller) limits as settings.
 MAX_TRIALS_PER_ARM = 100_000
 MAX_SEEDS = 1_000
-MAX_EPOCHS = 100_000
 MAX_PACK_SIZE = 1024
 #: ``resources.pack_size: auto`` on GPUs packs about this many trials (a whole number of
 #: "all arms x seeds of one point"). Not yet measured on a GPU: bench/gpu_throughput.py says.
@@ -81,22 +72,10 @@ AUTO_PACK_TARGET = 16
 DEFAULT_TRIALS_PER_ARM = 16  # samplers other than grid
 
 
-#: An init scheme (``models.INIT_SCHEMES``).
-InitScheme = Annotated[str, AfterValidator(check_init)]
-#: A run's length and batch size (the spec's and every trial's).
-Epochs = Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
-BatchSize = Annotated[int, Field(ge=1, le=1 << 20)]
-
-
-class _Strict(BaseModel):
-    # strict: ``epochs: true`` or ``seeds: 2.0`` are refused, not coerced; floats finite
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
 DEFAULT_POINTS_PER_DECADE = 4
 
 
-class LogRange(_Strict):
+class LogRange(StrictModel):
     """A log-scale range ``[low, high]``. On a grid: ``points`` values, or
     ``points_per_decade`` (default 4) values per decade, log-spaced with both ends included
     (not both keys)."""
@@ -141,7 +120,7 @@ class LogRange(_Strict):
         return [self.low, *inner, self.high]
 
 
-class SearchSpec(_Strict):
+class SearchSpec(StrictModel):
     lr: LogRange
     init: Annotated[list[InitScheme], Field(min_length=1, max_length=64)]
     init_scale: LogRange | None = None
@@ -193,7 +172,7 @@ class ArmSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-class AshaSpec(_Strict):
+class AshaSpec(StrictModel):
     """Ray Tune's ASHA scheduler on ``val_acc`` (max); ``max_t`` defaults to ``epochs``."""
 
     name: Literal["asha"] = "asha"
@@ -203,7 +182,7 @@ class AshaSpec(_Strict):
     max_t: Annotated[int, Field(ge=1)] | None = None
 
 
-class ResourcesSpec(_Strict):
+class ResourcesSpec(StrictModel):
     """Resources per Ray Tune trial (a pack of trials counts as one: DESIGN.md "Many trials per
     GPU (packing)"). ``pack_size``: ``auto`` packs when trials run on GPUs (``gpus_per_trial``
     > 0; see :attr:`StudySpec.pack_size`), never on CPU; an integer forces that many trials
@@ -223,30 +202,14 @@ class ResourcesSpec(_Strict):
         return value
 
 
-class AnalysisSpec(_Strict):
+class AnalysisSpec(StrictModel):
     """Settings of the robustness summary: the tolerance ``τ`` of the good threshold
     ``g = A* - τ`` (DESIGN.md)."""
 
     tolerance: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.02
 
 
-class _HasDataset:
-    """``dataset_name`` and ``dataset_options`` of a model with a typed ``dataset`` field (the
-    study spec and the trial config read their dataset alike). Not a field of its own: a
-    pydantic model would take an annotation here as one."""
-
-    @property
-    def dataset_name(self) -> str:
-        return self.dataset.name
-
-    @property
-    def dataset_options(self) -> dict[str, Any]:
-        """The dataset's options (every one, defaults included, JSON types) as ``study.data.loader``
-        takes them."""
-        return self.dataset.model_dump(mode="json", exclude={"name"})
-
-
-class StudySpec(_HasDataset, _Strict):
+class StudySpec(DatasetFields, StrictModel):
     """A robustness study. See the module docstring; ``examples/*.yaml`` are complete specs."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -345,12 +308,11 @@ class StudySpec(_HasDataset, _Strict):
 
     @functools.cached_property
     def _pack_refusal(self) -> str | None:
-        """Why this study's model cannot be packed (``study.train.pack.pack_refusal``), or None."""
-        info = lazy_attr("study.data.loader", "dataset_info")(self.dataset)
+        """Why this study's model cannot be packed (``study.spec.model_check.pack_refusal``),
+        or None."""
+        info = dataset_info(self.dataset)
         options = {k: v for k, v in self.model.items() if k != "name"}
-        return lazy_attr("study.train.pack", "pack_refusal")(
-            self.model["name"], options, tuple(info.in_shape), info.num_classes
-        )
+        return pack_refusal(self.model["name"], options, tuple(info.in_shape), info.num_classes)
 
     # ---- derived values -------------------------------------------------------------------
 
@@ -468,9 +430,7 @@ class StudySpec(_HasDataset, _Strict):
 
     @property
     def num_classes(self) -> int:
-        """Classes of the dataset (from ``study.data.loader.dataset_info``; loads nothing)."""
-        from study.data.loader import dataset_info
-
+        """Classes of the dataset (from ``study.data.registry.dataset_info``; loads nothing)."""
         return int(dataset_info(self.dataset).num_classes)
 
     def trial_config(
@@ -514,250 +474,6 @@ class StudySpec(_HasDataset, _Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-# ---- one trial -------------------------------------------------------------------------------
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-class OptimizerSpec(BaseModel):
-    """A trial's optimizer: ``{optimizer, ...hyperparameters}`` (an arm without its name; the
-    learning rate is the trial's ``lr``)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    optimizer: str
-
-    @field_validator("optimizer")
-    @classmethod
-    def _known_optimizer(cls, value: str) -> str:
-        """The optimizer is one of the optimizers below."""
-        return check_optimizer(value)
-
-    @model_validator(mode="after")
-    def _known_hparams(self) -> OptimizerSpec:
-        """Every other key is one of the optimizer's hyperparameters, and its value keeps the
-        hyperparameter's rule."""
-        rule = "is not allowed here: give the learning rate as the trial's lr"
-        check_hyperparameters(self.optimizer, self.hparams, rule)
-        return self
-
-    @property
-    def hparams(self) -> dict[str, Any]:
-        """The hyperparameters (every key but ``optimizer``)."""
-        return dict(self.model_extra or {})
-
-
-class TrialConfig(_HasDataset, _Strict):
-    """One trial, complete and checked: what :func:`study.train.trial.train_trial` and
-    :func:`study.train.pack.train_pack` take, frozen.
-
-    A study makes them with :meth:`StudySpec.trial_config`; anyone else with
-    :meth:`from_mapping`, which applies the spec's own rules (the same typed dataset, schedule,
-    model, optimizer and init rules) and names field, rule and value of every problem.
-    """
-
-    dataset: DatasetSpec
-    model: dict[str, Any]
-    optimizer: OptimizerSpec
-    lr: Annotated[float, Field(gt=0)]
-    init: InitScheme
-    epochs: Epochs
-    batch_size: BatchSize
-    init_scale: Annotated[float, Field(gt=0)] = 1.0
-    seed: Annotated[int, Field(ge=0)] = 0
-    schedule: ScheduleSpec = Field(default_factory=CosineSchedule)
-    precision: Literal["fp32", "bf16", "fp64"] = "fp32"
-    device: str = "auto"
-    data_dir: str | None = None
-    num_threads: Annotated[int, Field(ge=1, le=4096)] | None = None
-
-    @field_validator("dataset", mode="before")
-    @classmethod
-    def _dataset_shorthand(cls, value: Any) -> Any:
-        return dataset_before(value)
-
-    @field_validator("schedule", mode="before")
-    @classmethod
-    def _schedule_shorthand(cls, value: Any) -> Any:
-        return schedule_before(value)
-
-    @field_validator("data_dir", mode="before")
-    @classmethod
-    def _path(cls, value: Any) -> Any:
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """model.name is one of the models and every other key one of its options."""
-        return check_model(value)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        """device is auto, cpu, cuda or cuda:<index>."""
-        if not _DEVICE_RE.match(value):
-            raise _problem("", "must be one of auto, cpu, cuda (or cuda:<index>)", value)
-        return value
-
-    @model_validator(mode="after")
-    def _model_builds(self) -> TrialConfig:
-        """The model builds for the dataset's inputs (on the meta device)."""
-        check_model_builds(self.model, self.dataset)
-        return self
-
-    @model_validator(mode="after")
-    def _schedule_fits_epochs(self) -> TrialConfig:
-        """Every milestone of a multistep schedule is < epochs."""
-        check_schedule_epochs(self.schedule, self.epochs)
-        return self
-
-    @classmethod
-    def from_mapping(cls, config: Mapping[str, Any]) -> TrialConfig:
-        """Validate ``config`` (the keys of :class:`TrialConfig`; ``dataset`` and ``schedule``
-        may be bare names) with the spec's rules.
-
-        Raises:
-            SpecError: (a ``ConfigError``) every problem as ``{field, rule, value}``.
-        """
-        if isinstance(config, TrialConfig):
-            return config
-        if not isinstance(config, Mapping):
-            problem = {"field": "config", "rule": "must be a mapping of keys", "value": config}
-            raise SpecError([problem])
-        try:
-            return cls.model_validate(dict(config))
-        except ValidationError as exc:
-            raise SpecError(spec_problems(exc, root=cls)) from None
-
-    # ---- what the trial loop reads ------------------------------------------------------
-
-    @property
-    def model_name(self) -> str:
-        return self.model["name"]
-
-    @property
-    def model_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model.items() if k != "name"}
-
-    @property
-    def optimizer_name(self) -> str:
-        return self.optimizer.optimizer
-
-    @property
-    def optimizer_hparams(self) -> dict[str, Any]:
-        return self.optimizer.hparams
-
-    @functools.cached_property
-    def _info(self) -> Any:
-        return lazy_attr("study.data.loader", "dataset_info")(self.dataset)
-
-    @property
-    def num_classes(self) -> int:
-        return int(self._info.num_classes)
-
-    @property
-    def in_shape(self) -> tuple[int, int, int]:
-        return tuple(self._info.in_shape)
-
-
-# ---- parsing with clear errors ------------------------------------------------------------
-
-_RULES = {
-    "greater_than": lambda c: f"must be > {c['gt']}",
-    "greater_than_equal": lambda c: f"must be >= {c['ge']}",
-    "less_than": lambda c: f"must be < {c['lt']}",
-    "less_than_equal": lambda c: f"must be <= {c['le']}",
-    "too_short": lambda c: f"must have at least {c['min_length']} item(s)",
-    "too_long": lambda c: f"must have at most {c['max_length']} item(s)",
-    "string_too_short": lambda c: f"must have at least {c['min_length']} character(s)",
-    "string_too_long": lambda c: f"must have at most {c['max_length']} character(s)",
-    "literal_error": lambda c: f"must be one of {c['expected']}",
-    "extra_forbidden": lambda c: "is not a known key",
-    "missing": lambda c: "is required",
-    "finite_number": lambda c: "must be a finite number",
-}
-
-
-def _loc(loc: tuple[Any, ...]) -> list[str]:
-    # Drop pydantic's union-branch tags (e.g. "str", "dict[str,any]", "AshaSpec").
-    out = []
-    for part in loc:
-        text = str(part)
-        if isinstance(part, str) and (
-            text in {"str", "int", "float", "bool"}
-            or text.startswith(("dict[", "list[", "literal[", "function-", "constrained-"))
-            or text[:1].isupper()
-        ):
-            continue
-        out.append(text)
-    return out
-
-
-def spec_problems(
-    exc: ValidationError, root: type[BaseModel] | None = None
-) -> list[dict[str, Any]]:
-    """pydantic's errors as ``{field, rule, value}`` (field: the dotted path in the spec, or in
-    the ``root`` model validated).
-
-    Union branches are folded: a problem inside a nested key wins over its parent's "must be
-    a ..." alternatives, and alternatives for the same field are joined with "or".
-    """
-    by_field: dict[str, dict[str, Any]] = {}
-    for err in exc.errors(include_url=False):
-        parts = _loc(err["loc"])
-        ctx = err.get("ctx") or {}
-        value = err.get("input")
-        if err["type"] == "hprobust":
-            if ctx.get("field"):
-                parts.append(str(ctx["field"]))
-            rule, value = str(ctx["rule"]), ctx.get("value")
-        elif err["type"] in _RULES:
-            rule = _RULES[err["type"]]({k: _num(v) for k, v in ctx.items()})
-            if err["type"] == "extra_forbidden" and parts:
-                rule += did_you_mean(parts[-1], _known_keys(parts[:-1], root or StudySpec))
-            if err["type"] == "missing":
-                value = None
-        else:
-            msg = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
-            rule = "must be " + msg
-        field = ".".join(p for p in parts if p) or "spec"
-        if field in by_field:
-            if rule not in by_field[field]["rule"]:
-                by_field[field]["rule"] += f" or {rule}"
-        else:
-            by_field[field] = {"field": field, "rule": rule, "value": value}
-    fields = list(by_field)
-    return [by_field[f] for f in fields if not any(g.startswith(f + ".") for g in fields if g != f)]
-
-
-def _known_keys(parts: list[str], root: type[BaseModel]) -> list[str]:
-    """The keys of the model at the dotted path ``parts`` in ``root`` (list indices skipped)."""
-    import typing
-
-    model: Any = root
-    for part in parts:
-        if part.isdigit():
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        todo, model = [field.annotation], None
-        while todo:  # the first pydantic model inside Optional/Union/Annotated/list
-            annotation = todo.pop(0)
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                model = annotation
-                break
-            todo.extend(typing.get_args(annotation))
-        if model is None:
-            return []
-    return list(getattr(model, "model_fields", {}))
-
-
-def _num(value: Any) -> Any:
-    return f"{value:g}" if isinstance(value, float) else value
-
-
 def parse_spec(data: Any, *, source: str | None = None) -> StudySpec:
     """Validate ``data`` (a mapping) as a StudySpec, raising SpecError listing every problem."""
     if not isinstance(data, dict):
@@ -767,7 +483,7 @@ def parse_spec(data: Any, *, source: str | None = None) -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(spec_problems(exc), source=source) from None
+        raise SpecError(spec_problems(exc, root=StudySpec), source=source) from None
 
 
 def load_spec(path: str | Path) -> StudySpec:

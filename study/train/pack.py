@@ -25,12 +25,12 @@ model, and the same benchmark decides on a GPU whether a fused ResNet-20 is wort
   which gives every member its own gradient (members share no parameter).
 - Optimizer: members are grouped by optimizer and hyperparameters (an arm); each group steps
   all its members at once with ``torch._foreach_*`` ops over the stacked parameters, the
-  learning rate being the only per-member value: :class:`_SgdFamily` for ``sgd`` and
+  learning rate being the only per-member value: :class:`SgdFamily` for ``sgd`` and
   ``insgd`` (both variants and norms). INSGD's input powers cannot come from hooks (a hook
   under vmap sees batched tensors that must not escape it), so the batched forward computes
   them (:func:`study.optim.insgd.input_statistic`, per member, layer and channel) and returns them
   with the logits. Any other optimizer of the registry runs as one real ``torch.optim``
-  instance per member over views of the stacked parameters (:class:`_PerMember`): exactly
+  instance per member over views of the stacked parameters (:class:`PerMember`): exactly
   its own code, K small steps.
 - Divergence (as in ``train_trial``): every :data:`study.train.trial.NONFINITE_CHECK_EVERY` steps
 one
@@ -55,8 +55,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from study.errors import ConfigError
+from study.numbers import finite
+from study.optim.batched import PerMember, SgdFamily, TorchFamily, hooked_layers
+from study.spec.model_check import pack_refusal
+from study.train.parts import (
+    NONFINITE_CHECK_EVERY,
+    accumulator_dtype,
+    build_model,
+    build_optimizer,
+    divergence_threshold,
+    load_data,
+    precision_used,
+    resolve_device,
+)
 
-__all__ = ["PACKED_OPTIMIZERS", "SHARED_FIELDS", "pack_refusal", "train_pack", "validate_pack"]
+__all__ = ["PACKED_OPTIMIZERS", "SHARED_FIELDS", "Pack", "train_pack", "validate_pack"]
 
 #: TrialConfig fields every member of a pack must share (what fixes the batch shapes and loop).
 SHARED_FIELDS = (
@@ -78,35 +91,7 @@ PACKED_OPTIMIZERS = ("sgd", "insgd", "adam", "adamw", "adagrad", "rmsprop", "nad
 #: Eager steps before a CUDA graph is captured (lazy initializations, first-step branches).
 GRAPH_WARMUP = 3
 
-_DROPOUT_NAMES = ("Dropout", "AlphaDropout", "FeatureAlphaDropout")
-
-
 # --------------------------------------------------------------------------- validation
-
-
-def pack_refusal(model: str, model_options: Mapping[str, Any], in_shape, num_classes: int):
-    """Why this model cannot be packed exactly, or ``None`` when it can.
-
-    A model that draws random numbers in its forward (dropout with ``p > 0``) cannot: each
-    trial draws its masks from its own seeded generator, and a batched forward cannot reproduce
-    K separate streams. Builds the model on the meta device (no memory).
-    """
-    import torch
-
-    import models
-
-    with torch.device("meta"):
-        net = models.create_model(
-            model, in_shape=tuple(in_shape), num_classes=num_classes, **dict(model_options)
-        )
-    for name, module in net.named_modules():
-        cls = type(module).__name__
-        if any(cls.endswith(d) for d in _DROPOUT_NAMES) and getattr(module, "p", 0) > 0:
-            return (
-                f"model {model!r} has dropout (layer {name!r}, p={module.p}): its masks come "
-                "from each trial's own generator, which a batched forward cannot reproduce"
-            )
-    return None
 
 
 def validate_pack(configs: Sequence[Any]) -> list[Any]:
@@ -119,7 +104,7 @@ def validate_pack(configs: Sequence[Any]) -> list[Any]:
         ConfigError: an empty pack, a bad config (``configs[i]: ...``), a field the members do
             not share (naming it and both values), or a model that cannot be packed.
     """
-    from study.spec.study_spec import TrialConfig
+    from study.spec.trial_config import TrialConfig
 
     if isinstance(configs, Mapping) or not isinstance(configs, Sequence) or not configs:
         raise ConfigError(f"configs must be a non-empty list of trial configs, got {configs!r}")
@@ -187,7 +172,7 @@ def run_members(
         with torch.random.fork_rng(devices=fork_devices):
             if channels_last is None:
                 channels_last = device.type == "cuda"
-            pack = _Pack(cfgs, device, mode=mode, channels_last=channels_last)
+            pack = Pack(cfgs, device, mode=mode, channels_last=channels_last)
             return pack.run(report, start)
     finally:
         if threads is not None:
@@ -222,14 +207,12 @@ def train_pack(
     Raises:
         ConfigError: see :func:`validate_pack` (and ``train_trial``'s model/optimizer errors).
     """
-    from study.train.trial import _resolve_device
-
     start = time.perf_counter()
     cfgs = validate_pack(configs)
-    return run_members(cfgs, _resolve_device(cfgs[0].device), report, start, fast)
+    return run_members(cfgs, resolve_device(cfgs[0].device), report, start, fast)
 
 
-class _Member:
+class Member:
     """One trial of the pack: its config, generator and bookkeeping."""
 
     __slots__ = ("best_val_acc", "cfg", "generator", "index", "last", "loss")
@@ -249,7 +232,7 @@ def _group_key(cfg: Any) -> tuple[str, str]:
     return cfg.optimizer_name, json.dumps(cfg.optimizer_hparams, sort_keys=True, default=str)
 
 
-class _Pack:
+class Pack:
     """The stacked members, their groups and the training loop."""
 
     def __init__(
@@ -258,8 +241,6 @@ class _Pack:
         import torch
         from torch.func import stack_module_state
 
-        from study.train.trial import build_model, build_optimizer, load_data, precision_used
-
         self.device = device
         self.cfg = cfgs[0]
         self.size = len(cfgs)
@@ -267,7 +248,7 @@ class _Pack:
         keys = [_group_key(c) for c in cfgs]
         order = sorted(range(len(cfgs)), key=lambda i: (keys.index(keys[i]), i))
         modules = []
-        self.members: list[_Member] = []
+        self.members: list[Member] = []
         for i in order:
             cfg = cfgs[i]
             model = build_model(cfg, device)
@@ -276,7 +257,7 @@ class _Pack:
                 checked.remove_hooks()
             modules.append(model)
             generator = torch.Generator(device=device).manual_seed(cfg.seed)
-            self.members.append(_Member(i, cfg, generator))
+            self.members.append(Member(i, cfg, generator))
         self.num_params = sum(p.numel() for p in modules[0].parameters())
         params, buffers = stack_module_state(modules)
         self.names = list(params)
@@ -294,7 +275,7 @@ class _Pack:
         del modules
         self.precision = precision_used(self.cfg, device)
         self.data, self.x_train, self.x_val = load_data(self.cfg, device)
-        self._layers = _hooked_layers(self.skeleton, self.names)
+        self._layers = hooked_layers(self.skeleton, self.names)
         self.groups: list[Any] = []
         kinds: list[tuple[str, str]] = []
         row = 0
@@ -307,17 +288,17 @@ class _Pack:
                 kind = (hp["variant"], hp["norm"])
                 if kind not in kinds:
                     kinds.append(kind)
-                group = _SgdFamily(rows, cfg, self._layers, kinds.index(kind), device)
+                group = SgdFamily(rows, cfg, self._layers, kinds.index(kind), device)
             elif cfg.optimizer_name == "sgd" and "sgd" in PACKED_OPTIMIZERS:
-                group = _SgdFamily(rows, cfg, {}, None, device)
-            elif cfg.optimizer_name in set(PACKED_OPTIMIZERS) & set(_TorchFamily.NAMES):
-                group = _TorchFamily(rows, cfg)
+                group = SgdFamily(rows, cfg, {}, None, device)
+            elif cfg.optimizer_name in set(PACKED_OPTIMIZERS) & set(TorchFamily.NAMES):
+                group = TorchFamily(rows, cfg)
             else:
-                group = _PerMember(rows, cfg, self.leaves)
+                group = PerMember(rows, cfg, self.leaves)
             self.groups.append(group)
             row += count
         for group in self.groups:
-            if isinstance(group, _SgdFamily):
+            if isinstance(group, SgdFamily):
                 group.stride = len(kinds)
         self.kinds = kinds
         self._recording = False
@@ -507,16 +488,14 @@ class _Pack:
     def run(self, report: Callable | None, start: float) -> list[dict[str, Any]]:
         import torch
 
-        import study.train.trial as train
         from study.train.schedule import lr_at
-        from study.train.trial import accumulator_dtype
 
         data, device = self.data, self.device
         epochs = self.cfg.epochs
         n_train = self.x_train.shape[0]
         bs = min(self.cfg.batch_size, n_train)
         steps_per_epoch = n_train // bs
-        diverge_above = 3.0 * math.log(data.num_classes)
+        diverge_above = divergence_threshold(data.num_classes)
         dtype = self.leaves[0].dtype
         results: dict[int, dict[str, Any]] = {}
         self.loss_sum = torch.zeros(
@@ -551,7 +530,7 @@ class _Pack:
                 self.train_step(x, data.y_train[idx], coef_table[i], lr_host, i)
                 step += 1
                 steps_done += 1
-                if steps_done % train.NONFINITE_CHECK_EVERY == 0:
+                if steps_done % NONFINITE_CHECK_EVERY == 0:
                     finite = torch.isfinite(self.loss_sum).tolist()
                     if not all(finite):
                         stopped = [j for j, ok in enumerate(finite) if not ok]
@@ -610,8 +589,6 @@ class _Pack:
         epoch_reports: dict[int, dict[str, Any]],
     ) -> None:
         """Evaluate the members at ``rows`` and record their epoch's metrics."""
-        from study.train.trial import _finite_or_none
-
         evaluated = self._evaluate(rows, 2 * bs)
         for row, (val_loss, val_acc) in zip(rows, evaluated, strict=True):
             member = self.members[row]
@@ -620,8 +597,8 @@ class _Pack:
             member.best_val_acc = max(member.best_val_acc, val_acc)
             metrics = {
                 "epoch": epoch + 1,
-                "train_loss": _finite_or_none(train_loss),
-                "val_loss": _finite_or_none(val_loss),
+                "train_loss": finite(train_loss),
+                "val_loss": finite(val_loss),
                 "val_acc": val_acc,
                 "lr": lr_host[row][last_step],
                 "epoch_time_s": time.perf_counter() - epoch_start,
@@ -698,7 +675,7 @@ class _Pack:
         self.groups = groups
 
 
-def _result(member: _Member) -> dict[str, Any]:
+def _result(member: Member) -> dict[str, Any]:
     last = member.last or {}
     return {
         "val_acc": last.get("val_acc"),
@@ -708,378 +685,3 @@ def _result(member: _Member) -> dict[str, Any]:
         "diverged": bool(last.get("diverged")),
         "epochs_completed": last.get("epoch", 0),
     }
-
-
-# --------------------------------------------------------------------------- hooked layers
-
-
-class _Layer:
-    """A Linear/Conv layer whose weight INSGD normalizes: its parameter and D's layout."""
-
-    __slots__ = ("d_shape", "gather", "label", "linear", "param_index", "spatial_dims")
-
-    def __init__(self, label: str, module: Any, param_index: int) -> None:
-        from torch import nn
-
-        from study.optim.insgd import power_layout
-
-        self.label = label
-        self.linear = isinstance(module, nn.Linear)
-        self.spatial_dims = 0 if self.linear else module.weight.dim() - 2
-        self.param_index = param_index
-        self.d_shape, self.gather = power_layout(module)
-
-
-def _hooked_layers(skeleton: Any, names: list[str]) -> dict[Any, _Layer]:
-    """module -> :class:`_Layer` for every Linear/Conv{1,2,3}d, in module order."""
-    from torch import nn
-
-    layers = {}
-    for name, module in skeleton.named_modules():
-        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
-            param = f"{name}.weight" if name else "weight"
-            if param in names:
-                layers[module] = _Layer(name or type(module).__name__, module, names.index(param))
-    return layers
-
-
-# --------------------------------------------------------------------------- optimizers
-
-
-def _column(values: Any, ndim: int) -> Any:
-    """``(K,)`` -> ``(K, 1, ..., 1)`` with ``ndim`` dims."""
-    return values.view(values.shape[0], *([1] * (ndim - 1)))
-
-
-class _SgdFamily:
-    """SGD and INSGD (DESIGN.md "INSGD", both variants) for a group of members that share the
-    optimizer and every hyperparameter but the learning rate, as one batched update.
-
-    The same operations as ``torch.optim.SGD`` / :func:`study.optim.insgd.insgd`, on the group's
-    rows of the stacked parameters, with a per-member learning rate column. INSGD's ``s``
-    comes from the batched forward (``stats``), one tensor per hooked layer and kind.
-    """
-
-    def __init__(
-        self,
-        rows: tuple[int, int],
-        cfg: Any,
-        layers: Mapping[Any, _Layer],
-        kind: int | None,
-        device: Any,
-    ) -> None:
-        from study.optim.registry import optimizer_hparams
-
-        hp = {**optimizer_hparams(cfg.optimizer_name), **cfg.optimizer_hparams}
-        self.rows = rows
-        self.momentum = float(hp["momentum"])
-        self.dampening = float(hp["dampening"])
-        self.weight_decay = float(hp["weight_decay"])
-        self.nesterov = bool(hp["nesterov"])
-        self.insgd = cfg.optimizer_name == "insgd"
-        self.variant = hp.get("variant", "paper")
-        self.power_momentum = float(hp.get("power_momentum", 0.9))
-        if self.variant == "paper":
-            self.floor, self.scale = float(hp.get("eps", 0.01)), 1.0
-        else:
-            from study.optim.insgd import _REF_ADAM_EPS, _REF_MIN_D
-
-            self.floor = _REF_MIN_D
-            self.scale = math.sqrt(1 + _REF_ADAM_EPS) / (
-                math.sqrt(1 - self.momentum) + _REF_ADAM_EPS
-            )
-        # param index -> (position of its layer among the hooked layers, layer)
-        self.hooked = (
-            {layer.param_index: (pos, layer) for pos, layer in enumerate(layers.values())}
-            if self.insgd
-            else {}
-        )
-        self.kind = kind
-        self.stride = 0  # kinds of statistics per layer in the forward's output (set later)
-        self.buffers: dict[int, Any] | None = None
-        self.powers: dict[int, Any] = {}
-        # Grouped-conv channel indices on the device up front (no copy inside a graph).
-        self._gathers = {
-            j: layer.gather.to(device)
-            for j, (_, layer) in self.hooked.items()
-            if layer.gather is not None
-        }
-
-    batched = True
-
-    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
-        return (lr,)
-
-    def step(self, leaves, grads, stats, coef) -> None:
-        import torch
-
-        a, b = self.rows
-        index = [j for j, g in enumerate(grads) if g is not None]
-        params = [leaves[j][a:b] for j in index]
-        gs = [grads[j][a:b] for j in index]
-        if self.weight_decay != 0:
-            gs = torch._foreach_add(gs, params, alpha=self.weight_decay)
-        if self.momentum != 0:
-            if self.buffers is None:
-                self.buffers = {j: g.clone() for j, g in zip(index, gs, strict=True)}
-            else:
-                bufs = [self.buffers[j] for j in index]
-                torch._foreach_mul_(bufs, self.momentum)
-                torch._foreach_add_(bufs, gs, alpha=1 - self.dampening)
-            bufs = [self.buffers[j] for j in index]
-            gs = torch._foreach_add(gs, bufs, alpha=self.momentum) if self.nesterov else bufs
-        lr = coef[a:b, 0]
-        factors = []
-        for j, g in zip(index, gs, strict=True):
-            column = _column(lr, g.dim())
-            hooked = self.hooked.get(j)
-            if hooked is None:
-                factors.append(column)
-                continue
-            position, layer = hooked
-            s = stats[position * self.stride + self.kind][a:b]
-            power = self.powers.get(j)  # P, updated in place after its first step
-            if power is None:
-                power = self.powers[j] = s.clone()
-            elif self.variant == "reference":
-                power.copy_(s)
-            else:
-                power.lerp_(s, 1 - self.power_momentum)
-            d = torch.log(power).clamp_min(self.floor)
-            if layer.gather is not None:
-                d = d.index_select(1, self._gathers[j])
-            d = d.view(d.shape[0], *layer.d_shape) if layer.d_shape else _column(d, g.dim())
-            factors.append((column * self.scale) / d)
-        torch._foreach_sub_(params, torch._foreach_mul(gs, factors))
-
-    def keep(self, local: list[int], rows: tuple[int, int], leaves) -> None:
-        import torch
-
-        self.rows = rows
-        index = None
-
-        def select(t):
-            nonlocal index
-            if index is None or index.device != t.device:
-                index = torch.tensor(local, dtype=torch.long, device=t.device)
-            return t.index_select(0, index)
-
-        if self.buffers is not None:
-            self.buffers = {j: select(t) for j, t in self.buffers.items()}
-        self.powers = {j: select(t) for j, t in self.powers.items()}
-
-
-class _TorchFamily:
-    """``adam``, ``adamw``, ``adagrad``, ``rmsprop`` and ``nadam`` for a group of members that
-    share every hyperparameter but the learning rate, as one batched update: the operations of
-    torch.optim's implementation (``_single_tensor_*``), with ``torch._foreach_*`` over the
-    group's rows. Whatever moves with the step count (bias corrections, NAdam's momentum
-    products, Adagrad's decayed rate, decoupled weight decay) is a per-member number computed
-    on the host as torch computes it (:meth:`coefficients`) and read from a device table, so
-    the step can be captured as a CUDA graph."""
-
-    NAMES = ("adam", "adamw", "adagrad", "rmsprop", "nadam")
-    batched = True
-
-    def __init__(self, rows: tuple[int, int], cfg: Any) -> None:
-        from study.optim.registry import optimizer_hparams
-
-        self.rows = rows
-        self.name = cfg.optimizer_name
-        hp = {**optimizer_hparams(cfg.optimizer_name), **cfg.optimizer_hparams}
-        self.hp = hp
-        self.weight_decay = float(hp.get("weight_decay", 0.0))
-        # torch's AdamW is Adam with decoupled weight decay.
-        self.decoupled = self.name == "adamw" or bool(hp.get("decoupled_weight_decay", False))
-        if "betas" in hp:
-            self.beta1, self.beta2 = (float(b) for b in hp["betas"])
-        self.eps = float(hp.get("eps", 0.0))
-        self.state: dict[str, dict[int, Any]] | None = None
-        self._mu_products = [1.0]  # NAdam: torch keeps the product in a float32 tensor
-
-    def _mu(self, t: int) -> float:
-        return self.beta1 * (1.0 - 0.5 * (0.96 ** (t * float(self.hp["momentum_decay"]))))
-
-    def _mu_product(self, t: int) -> float:
-        import numpy as np
-
-        while len(self._mu_products) <= t:
-            n = len(self._mu_products)
-            product = np.float32(self._mu_products[-1]) * np.float32(self._mu(n))
-            self._mu_products.append(float(np.float32(product)))
-        return self._mu_products[t]
-
-    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
-        """The per-member numbers of step ``t`` (1-based) at learning rate ``lr``."""
-        decay = 1 - lr * self.weight_decay
-        if self.name in ("adam", "adamw"):
-            return (lr / (1 - self.beta1**t), (1 - self.beta2**t) ** 0.5, decay)
-        if self.name == "adagrad":
-            return (lr / (1 + (t - 1) * float(self.hp["lr_decay"])),)
-        if self.name == "rmsprop":
-            return (lr,)
-        mu, mu_next = self._mu(t), self._mu(t + 1)
-        product = self._mu_product(t)
-        product_next = product * mu_next
-        return (
-            -lr * (1.0 - mu) / (1.0 - product),
-            (-lr * mu_next) / (1.0 - product_next),
-            1 - self.beta2**t,
-            decay,
-        )
-
-    def _init_state(self, params: list[Any]) -> dict[str, dict[int, Any]]:
-        import torch
-
-        def zeros() -> list[Any]:
-            return [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
-
-        hp = self.hp
-        if self.name == "adagrad":
-            value = float(hp["initial_accumulator_value"])
-            return {"sum": [torch.full_like(p, value) for p in params]}
-        if self.name == "rmsprop":
-            state = {"square_avg": zeros()}
-            if hp["momentum"] > 0:
-                state["momentum_buffer"] = zeros()
-            if hp["centered"]:
-                state["grad_avg"] = zeros()
-            return state
-        state = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
-        if self.name in ("adam", "adamw") and hp.get("amsgrad"):
-            state["max_exp_avg_sq"] = zeros()
-        return state
-
-    def step(self, leaves, grads, stats, coef) -> None:
-        import torch
-
-        a, b = self.rows
-        index = [j for j, g in enumerate(grads) if g is not None]
-        params = [leaves[j][a:b] for j in index]
-        gs = [grads[j][a:b] for j in index]
-        if self.state is None:
-            self.state = self._init_state(params)
-        state = self.state
-        c = coef[a:b]
-
-        def col(k: int) -> list[Any]:
-            return [_column(c[:, k], p.dim()) for p in params]
-
-        decoupled_column = 2 if self.name in ("adam", "adamw") else 3
-        if self.weight_decay != 0:
-            if self.decoupled:
-                torch._foreach_mul_(params, col(decoupled_column))
-            else:
-                gs = torch._foreach_add(gs, params, alpha=self.weight_decay)
-        if self.name == "adagrad":
-            torch._foreach_addcmul_(state["sum"], gs, gs, value=1)
-            std = torch._foreach_sqrt(state["sum"])
-            torch._foreach_add_(std, self.eps)
-            update = torch._foreach_div(gs, std)
-            torch._foreach_mul_(update, col(0))
-            torch._foreach_sub_(params, update)
-            return
-        if self.name == "rmsprop":
-            alpha, momentum = float(self.hp["alpha"]), float(self.hp["momentum"])
-            square = state["square_avg"]
-            torch._foreach_mul_(square, alpha)
-            torch._foreach_addcmul_(square, gs, gs, value=1 - alpha)
-            if self.hp["centered"]:
-                torch._foreach_lerp_(state["grad_avg"], gs, 1 - alpha)
-                avg = torch._foreach_addcmul(square, state["grad_avg"], state["grad_avg"], value=-1)
-                torch._foreach_sqrt_(avg)
-            else:
-                avg = torch._foreach_sqrt(square)
-            torch._foreach_add_(avg, self.eps)
-            if momentum > 0:
-                buf = state["momentum_buffer"]
-                torch._foreach_mul_(buf, momentum)
-                torch._foreach_addcdiv_(buf, gs, avg)
-                update = torch._foreach_mul(buf, col(0))
-            else:
-                update = torch._foreach_div(gs, avg)
-                torch._foreach_mul_(update, col(0))
-            torch._foreach_sub_(params, update)
-            return
-        torch._foreach_lerp_(state["exp_avg"], gs, 1 - self.beta1)
-        torch._foreach_mul_(state["exp_avg_sq"], self.beta2)
-        torch._foreach_addcmul_(state["exp_avg_sq"], gs, gs, value=1 - self.beta2)
-        if self.name == "nadam":
-            denom = torch._foreach_div(state["exp_avg_sq"], col(2))
-            torch._foreach_sqrt_(denom)
-            torch._foreach_add_(denom, self.eps)
-            update = torch._foreach_div(gs, denom)
-            torch._foreach_mul_(update, col(0))
-            torch._foreach_add_(params, update)
-            update = torch._foreach_div(state["exp_avg"], denom)
-            torch._foreach_mul_(update, col(1))
-            torch._foreach_add_(params, update)
-            return
-        second = state["exp_avg_sq"]
-        if "max_exp_avg_sq" in state:
-            torch._foreach_maximum_(state["max_exp_avg_sq"], second)
-            second = state["max_exp_avg_sq"]
-        denom = torch._foreach_sqrt(second)
-        torch._foreach_div_(denom, col(1))
-        torch._foreach_add_(denom, self.eps)
-        update = torch._foreach_div(state["exp_avg"], denom)
-        torch._foreach_mul_(update, col(0))
-        torch._foreach_sub_(params, update)
-
-    def keep(self, local: list[int], rows: tuple[int, int], leaves) -> None:
-        import torch
-
-        self.rows = rows
-        if self.state is None:
-            return
-        index = None
-        for name, tensors in self.state.items():
-            if index is None:
-                index = torch.tensor(local, dtype=torch.long, device=tensors[0].device)
-            self.state[name] = [t.index_select(0, index) for t in tensors]
-
-
-class _PerMember:
-    """Any other optimizer of the registry: one real ``torch.optim`` instance per member, over
-    parameters that are views of the member's rows of the stacked parameters (its own code,
-    so its own results; K small steps per step)."""
-
-    def __init__(self, rows: tuple[int, int], cfg: Any, leaves) -> None:
-        from torch import nn
-
-        from study.train.trial import build_optimizer
-
-        self.rows = rows
-        self.cfg = cfg
-        self.params: list[list[Any]] = []
-        self.optimizers = []
-        for r in range(*rows):
-            views = [nn.Parameter(leaf.detach()[r]) for leaf in leaves]
-            self.params.append(views)
-            holder = nn.ParameterList(views)
-            self.optimizers.append(build_optimizer(cfg, holder))
-
-    batched = False
-
-    def coefficients(self, lr: float, t: int) -> tuple[float, ...]:
-        return (lr,)  # unused: the torch optimizers take lr_host
-
-    def step(self, leaves, grads, lr_host, i) -> None:
-        a, _ = self.rows
-        for offset, (views, optimizer) in enumerate(zip(self.params, self.optimizers, strict=True)):
-            row = a + offset
-            for view, grad in zip(views, grads, strict=True):
-                view.grad = None if grad is None else grad[row]
-            for group in optimizer.param_groups:
-                group["lr"] = lr_host[row][i]
-            optimizer.step()
-            for view in views:
-                view.grad = None
-
-    def keep(self, local: list[int], rows: tuple[int, int], leaves) -> None:
-        self.params = [self.params[r] for r in local]
-        self.optimizers = [self.optimizers[r] for r in local]
-        self.rows = rows
-        for offset, views in enumerate(self.params):
-            for view, leaf in zip(views, leaves, strict=True):
-                view.data = leaf.detach()[rows[0] + offset]

@@ -37,13 +37,13 @@ from typing import Any
 
 from pydantic import field_validator
 
+from study.spec.base import StrictModel
 from study.spec.options import (
     SCHEDULE_KINDS,
     ConstantSchedule,
     CosineSchedule,
     MultistepSchedule,
     ScheduleSpec,
-    StrictModel,
     schedule_before,
 )
 
@@ -76,7 +76,7 @@ def parse_schedule(value: str | Mapping[str, Any] | Schedule) -> Schedule:
     from pydantic import ValidationError
 
     from study.errors import SpecError
-    from study.spec.study_spec import spec_problems
+    from study.spec.problems import spec_problems
 
     try:
         return _OneSchedule.model_validate({"schedule": value}).schedule

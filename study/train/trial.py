@@ -41,19 +41,24 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from study.errors import ConfigError
-from study.spec.study_spec import TrialConfig
+from study.numbers import finite
+from study.spec.trial_config import TrialConfig
+from study.train.parts import (
+    NONFINITE_CHECK_EVERY,
+    accumulator_dtype,
+    build_model,
+    build_optimizer,
+    divergence_threshold,
+    load_data,
+    precision_used,
+    resolve_device,
+)
 
 __all__ = [
     "CONFIG_KEYS",
-    "NONFINITE_CHECK_EVERY",
     "RESULT_KEYS",
-    "TrialConfig",
     "train_trial",
 ]
-
-#: Check the running training loss for NaN/inf every this many steps (one host sync each).
-NONFINITE_CHECK_EVERY = 50
 
 #: Every key a trial config has (:class:`study.spec.study_spec.TrialConfig`).
 CONFIG_KEYS: tuple[str, ...] = tuple(TrialConfig.model_fields)
@@ -71,20 +76,6 @@ RESULT_KEYS: tuple[str, ...] = (
 
 
 # --------------------------------------------------------------------------- the trial
-
-
-def _resolve_device(device: str):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} is not available: torch.cuda.is_available() is false")
-    return torch.device(device)
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def train_trial(
@@ -146,7 +137,7 @@ def train_trial(
 
     start = time.perf_counter()
     cfg = TrialConfig.from_mapping(config)
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     if step_mode(fast, device) != "eager":
         forward = None if report is None else (lambda by_member: report(by_member[0]))
         (result,) = run_members([cfg], device, forward, start, fast)
@@ -164,63 +155,6 @@ def train_trial(
             torch.set_num_threads(prev_threads)
 
 
-def build_model(cfg: TrialConfig, device):
-    """The trial's model, seeded with ``cfg.seed`` and initialized, on ``device`` (float64 for
-    ``precision: fp64``). Draws from torch's global generator: call inside ``fork_rng``."""
-    import torch
-
-    import models
-
-    torch.manual_seed(cfg.seed)
-    try:
-        model = models.create_model(
-            cfg.model_name, in_shape=cfg.in_shape, num_classes=cfg.num_classes, **cfg.model_options
-        )
-        models.apply_init(model, cfg.init, cfg.init_scale)
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise ConfigError(f"model: {exc}") from exc
-    model = model.to(device)
-    return model.double() if cfg.precision == "fp64" else model
-
-
-def build_optimizer(cfg: TrialConfig, model):
-    """The trial's optimizer over ``model`` (errors read ``optimizer: ...``)."""
-    from study.optim.registry import create_optimizer
-
-    try:
-        return create_optimizer(cfg.optimizer_name, model, lr=cfg.lr, **cfg.optimizer_hparams)
-    except ValueError as exc:  # ConfigError included
-        raise ConfigError(f"optimizer: {exc}") from exc
-
-
-def _build(cfg: TrialConfig, device):
-    """Seeded model + optimizer on ``device``."""
-    model = build_model(cfg, device)
-    return model, build_optimizer(cfg, model)
-
-
-def load_data(cfg: TrialConfig, device):
-    """``(dataset, x_train, x_val)``: the trial's dataset on ``device``; the inputs in float64
-    for ``precision: fp64`` (the dataset itself is float32 and cached)."""
-    import torch
-
-    from study.data.loader import load_dataset
-
-    data = load_dataset(cfg.dataset, device=device, data_dir=cfg.data_dir)
-    if cfg.precision == "fp64":
-        return data, data.x_train.to(torch.float64), data.x_val.to(torch.float64)
-    return data, data.x_train, data.x_val
-
-
-def precision_used(cfg: TrialConfig, device) -> str:
-    """``bf16`` only on CUDA (fp32 elsewhere); ``fp32`` and ``fp64`` as asked."""
-    if cfg.precision == "bf16":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return cfg.precision
-
-
 def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
     import contextlib
 
@@ -229,7 +163,8 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
 
     from study.train.schedule import lr_at
 
-    model, optimizer = _build(cfg, device)
+    model = build_model(cfg, device)
+    optimizer = build_optimizer(cfg, model)
     data, x_train, x_val = load_data(cfg, device)
     use_bf16 = precision_used(cfg, device) == "bf16"
 
@@ -242,7 +177,7 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
     n_train = x_train.shape[0]
     bs = min(cfg.batch_size, n_train)
     steps_per_epoch = n_train // bs
-    diverge_above = 3.0 * math.log(data.num_classes)
+    diverge_above = divergence_threshold(data.num_classes)
 
     history: dict[str, Any] = {"best_val_acc": 0.0}
     result: dict[str, Any] = {}
@@ -276,8 +211,8 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
         history["best_val_acc"] = max(history["best_val_acc"], val_acc)
         metrics = {
             "epoch": epoch + 1,
-            "train_loss": _finite_or_none(train_loss),
-            "val_loss": _finite_or_none(val_loss),
+            "train_loss": finite(train_loss),
+            "val_loss": finite(val_loss),
             "val_acc": val_acc,
             "lr": lr,
             "epoch_time_s": time.perf_counter() - epoch_start,
@@ -303,13 +238,6 @@ def _run(cfg: TrialConfig, device, report, start: float) -> dict[str, Any]:
         "steps_per_epoch": steps_per_epoch,
         "fast_path": "eager",
     }
-
-
-def accumulator_dtype(cfg: TrialConfig):
-    """Losses are summed in float32, in float64 for ``precision: fp64``."""
-    import torch
-
-    return torch.float64 if cfg.precision == "fp64" else torch.float32
 
 
 def _evaluate(model, x, y, batch_size: int, autocast) -> tuple[float, float]:

@@ -31,7 +31,8 @@ def preflight(spec: StudySpec, *, data_dir: str | os.PathLike[str] | None) -> No
             (the message names the directory, the files and where to get them).
         ModelBuildError: the model fails to build or to run on a batch of the dataset's shape.
     """
-    from study.data.loader import dataset_info, ensure_dataset
+    from study.data.loader import ensure_dataset
+    from study.data.registry import dataset_info
 
     ensure_dataset(spec.dataset, data_dir=data_dir)
     import torch

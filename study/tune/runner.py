@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import StudyFailedError
-from study.spec.study_spec import AshaSpec, StudySpec, TrialConfig
+from study.spec.study_spec import AshaSpec, StudySpec
+from study.spec.trial_config import TrialConfig
 from study.vocab import TRIAL_DONE, TrialStatus
 
 NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from study.data.loader import DATASETS, clear_cache, crop_flip, dataset_info, load_dataset
+from study.data.loader import clear_cache, crop_flip, load_dataset
+from study.data.registry import DATASETS, dataset_info
 from study.errors import ConfigError, DatasetNotFoundError, SpecError
 
 EXPECTED_INFO = {

@@ -68,7 +68,7 @@ def test_trial_config_is_what_train_trial_takes():
         spec.schedule,
         spec.epochs,
     )
-    from study.spec.study_spec import TrialConfig
+    from study.spec.trial_config import TrialConfig
 
     # made without validating again, yet exactly what the spec's rules give for its JSON form
     assert TrialConfig.from_mapping(config.model_dump(mode="json")) == config

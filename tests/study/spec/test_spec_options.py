@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from study.bounded import BoundedInputError, load_json, load_yaml, preview
+from study.data.registry import DATASET_KINDS
 from study.errors import SpecError
-from study.spec.options import DATASET_KINDS
 from study.spec.study_spec import parse_spec
 from study.train.schedule import lr_at
 
@@ -113,10 +113,17 @@ def test_name_must_be_printable():
         assert problem["field"] == "name" and "printable" in problem["rule"]
 
 
-def test_dataset_kinds_are_the_registry_and_shorthands_normalize():
-    from study.data.loader import DATASETS
+@pytest.mark.parametrize("name", DATASET_KINDS)
+def test_every_registered_dataset_is_a_spec_dataset_by_its_name(name):
+    """A registry entry's options model is the one its name selects (an entry filed under the
+    wrong key, or an options model without its name, fails)."""
+    from study.data.registry import DATASETS
 
-    assert set(DATASET_KINDS) == set(DATASETS)
+    spec = parse_spec({**BASE, "dataset": name})
+    assert spec.dataset_name == name and type(spec.dataset) is DATASETS[name].options
+
+
+def test_shorthands_normalize():
     spec = parse_spec({**BASE, "schedule": "constant", "dataset": "synthetic"})
     assert spec.schedule.model_dump() == {"name": "constant"}
     assert spec.dataset_name == "synthetic" and spec.dataset_options["shape"] == [1, 8, 8]
@@ -167,7 +174,7 @@ synthetic = st.fixed_dictionaries(
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(dataset=st.one_of(st.sampled_from(sorted(DATASET_KINDS)), synthetic))
 def test_every_accepted_dataset_is_accepted_by_the_data_module(dataset):
-    from study.data.loader import dataset_info
+    from study.data.registry import dataset_info
 
     try:
         spec = parse_spec({**BASE, "dataset": dataset})

@@ -96,13 +96,13 @@ def test_a_pack_on_cuda_matches_unpacked_trials_and_freezes_a_diverging_member()
 @pytest.mark.parametrize("members", [1, 4])
 def test_training_steps_make_no_host_sync(mode, members):
     """After the warm-up (and the capture), steps run under sync debug mode "error"."""
-    from study.train.pack import GRAPH_WARMUP, _Pack, validate_pack
+    from study.train.pack import GRAPH_WARMUP, Pack, validate_pack
 
     cfgs = validate_pack(
         [config(INSGD if k % 2 else SGD, 0.05, k, precision="fp32") for k in range(members)]
     )
     device = torch.device("cuda")
-    pack = _Pack(cfgs, device, mode=mode, channels_last=True)
+    pack = Pack(cfgs, device, mode=mode, channels_last=True)
     pack.loss_sum = torch.zeros(members, device=device)
     data = pack.data
     gens = [m.generator for m in pack.members]

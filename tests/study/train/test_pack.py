@@ -488,7 +488,7 @@ def test_channels_last_single_member_matches_the_eager_loop():
     """The fast path's channels-last layout (on by default on CUDA), forced on CPU."""
     import time
 
-    from study.spec.study_spec import TrialConfig
+    from study.spec.trial_config import TrialConfig
     from study.train.pack import run_members
 
     cfg = config(INSGD_L2, 0.05, 5, model={"name": "resnet20", "depth": 8})

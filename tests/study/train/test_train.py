@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from study.errors import ConfigError, SpecError
-from study.spec.study_spec import TrialConfig
+from study.spec.trial_config import TrialConfig
 from study.train.trial import CONFIG_KEYS, RESULT_KEYS, train_trial
 
 REPORT_KEYS = {"epoch", "train_loss", "val_loss", "val_acc", "lr", "epoch_time_s", "diverged"}
