@@ -23,8 +23,8 @@ from service.reads import StudyReader, ended
 from service.report import render_report
 from service.schemas import StudyCreated, StudyPublic, SummaryPublic
 from study.errors import SpecError, StudyStateError
+from study.records.formats import trials_csv
 from study.records.ids import new_study_id
-from study.records.store import trials_csv
 from study.spec.study_spec import StudySpec
 from study.tune.cluster import unschedulable
 from study.vocab import StudyStatus

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import errno
 
+from study.bounded import preview
+
 #: The driver's exit code for a fault that heals (``EX_TEMPFAIL`` of sysexits.h).
 EXIT_TRANSIENT = 75
 
@@ -97,3 +99,69 @@ def disk_fault(paths: list[str] | tuple[str, ...], min_free_bytes: int) -> str |
                 f"MB (HPROBUST_MIN_FREE_MB)"
             )
     return None
+
+
+# ---- the study store's writes and reads (merged with transient_fault next) ----------------
+
+#: How a full disk shows in the errors of MLflow's stores (SQLite, PostgreSQL, file artifacts,
+#: a tracking server's answer).
+_FULL = ("no space left on device", "database or disk is full", "disk full", "diskfull")
+#: How a store that cannot take a write now (unreachable or overloaded) shows.
+_UNAVAILABLE = (
+    "queuepool limit",
+    "database is locked",
+    "connection refused",
+    "could not connect",
+    "max retries exceeded",
+    "timed out",
+)
+
+
+def store_write_error(exc: BaseException) -> Exception | None:
+    """The error to answer for a failed write to the study store: StoreFullError (no space
+    left: errno ENOSPC anywhere in the chain, or the store's message saying so),
+    StoreUnavailableError (unreachable, busy, or an artifact store that cannot be written),
+    or None (something else: a bug, raised as is)."""
+    from study.errors import StoreFullError, StoreUnavailableError
+
+    seen = _store_chain(exc)
+    if any(isinstance(e, StoreFullError | StoreUnavailableError) for e in seen):
+        return next(e for e in seen if isinstance(e, StoreFullError | StoreUnavailableError))
+    text = " ".join(str(e) for e in seen).lower()
+    if any(getattr(e, "errno", None) == errno.ENOSPC for e in seen) or any(
+        word in text for word in _FULL
+    ):
+        return StoreFullError(
+            "the study store has no space left (nothing was recorded; free space, then send "
+            f"the request again): {preview(str(exc), limit=300)}"
+        )
+    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
+    unreachable = {"ConnectionError", "OperationalError", "TimeoutError", "MaxRetryError"}
+    # OSError: an artifact store that cannot be written (permissions, a missing mount)
+    if names & (unreachable | {"OSError"}) or any(word in text for word in _UNAVAILABLE):
+        return StoreUnavailableError(
+            "the study store cannot be written now (nothing was recorded; try again): "
+            f"{preview(str(exc), limit=300)}"
+        )
+    return None
+
+
+def _store_chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 20:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the store cannot be reached or is busy (not
+    that what was asked for is missing)."""
+    seen = _store_chain(exc)
+    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
+    text = " ".join(str(e) for e in seen).lower()
+    unreachable = {"ConnectionError", "TimeoutError", "MaxRetryError", "OperationalError"}
+    if names & unreachable or any(word in text for word in _UNAVAILABLE):
+        return True
+    return "api request to" in text and "failed" in text

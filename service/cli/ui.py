@@ -39,8 +39,9 @@ def ui(
         fail(f"port {port} on {host} is taken (another MLflow UI?): choose one with --port")
     uri = store_uri(data_dir)
     from study.records.store import StudyStore
+    from study.records.upgrade import upgrade_presentation
 
-    StudyStore(uri).upgrade_presentation()
+    upgrade_presentation(StudyStore(uri))
     artifacts = (Path(data_dir) / "mlartifacts").resolve()
     command = [
         sys.executable, "-m", "mlflow", "server",

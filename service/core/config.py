@@ -230,6 +230,6 @@ class Settings(BaseSettings):
         run), if a UI URL is known."""
         if not self.mlflow_ui_url or not experiment_id:
             return None
-        from study.records.store import runs_url
+        from study.records.layout import runs_url
 
         return runs_url(self.mlflow_ui_url, experiment_id)

@@ -211,8 +211,10 @@ def trials(
     """One row per trial: arm, lr, init, init_scale, seed, val_acc, val_loss, diverged, status."""
     import json
 
+    from study.analysis.rows import TRIAL_FIELDS
     from study.errors import StudyNotFoundError
-    from study.records.store import TRIAL_FIELDS, StudyStore, trials_csv
+    from study.records.formats import trials_csv
+    from study.records.store import StudyStore
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be one of table, csv, json, got {format!r}", 2)

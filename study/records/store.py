@@ -1,14 +1,6 @@
-"""Study state in MLflow (the system of record): create, look up, list, trials, summaries.
-
-Layout (DESIGN.md): one experiment ``hprobust-<study_id>`` per study with tags
-``hprobust.study_id``, ``hprobust.name``, ``hprobust.status``, ``hprobust.created_at`` /
-``started_at`` / ``finished_at``, ``hprobust.num_classes``, ``hprobust.total_trials``, and
-``mlflow.experimentKind = custom_model_development`` so that MLflow 3's UI opens it on its runs
-table rather than on the GenAI overview; one study run (``hprobust.kind=study``) holding
-``spec.yaml`` and, at the end, ``summary.json``, ``trials.csv``, ``plots/<stem>.png`` and the
-headline summary as metrics (``<arm>.best``, ``<arm>.auc``, ...), with a description
-(``mlflow.note.content``) that links the report page; one run per trial
-(``hprobust.kind=trial``, nested under the study run, written by :mod:`study.tune.tracking`).
+"""The study store: study state in MLflow, the system of record (:mod:`study.records.layout`
+says how it is laid out). Create, look up and list studies, set their status, read their
+trials, progress and summaries, store their results, check their signatures.
 
 ``StudyStore`` talks to MLflow through its own ``MlflowClient`` (no global MLflow state). For
 a ``sqlite:///DIR/mlflow.db`` store, artifacts go under ``DIR/mlartifacts`` unless
@@ -17,32 +9,42 @@ a ``sqlite:///DIR/mlflow.db`` store, artifacts go under ``DIR/mlartifacts`` unle
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import tempfile
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from study.analysis import PLOT_STEMS
-from study.analysis.rows import DEFAULT_INIT_SCALE, TRIAL_FIELDS, finite, to_bool, to_int, to_status
+from study.analysis.rows import finite, to_int
+from study.bounded import preview
 from study.errors import (
     ConfigError,
     IdempotencyKeyReusedError,
-    StoreFullError,
     StoreUnavailableError,
     StudyNotFoundError,
 )
+from study.faults import store_unreachable, store_write_error
+from study.records.formats import study_note, summary_dict, trials_csv
 from study.records.ids import check_idempotency_key, check_study_id, new_study_id, utc_now_iso
+from study.records.layout import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_PREFIX,
+    HEADLINE,
+    SPEC_TAG_MAX,
+    VIEW_COLUMNS,
+    VIEW_TAG,
+    StudyRecord,
+    StudyState,
+    experiment_name,
+    trial_row,
+)
 from study.records.signing import REFUSED, SignatureError, holds, sign
 from study.vocab import (
     RUN_STATUS_AT_END,
     SETTABLE,
-    SHARED_VIEW_PREFIX,
     TRIAL_DONE,
     TRIAL_RANK,
     PlotName,
@@ -57,74 +59,7 @@ if TYPE_CHECKING:
 
     from study.spec.study_spec import StudySpec
 
-EXPERIMENT_PREFIX = "hprobust-"
-_SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
-#: The experiment kind MLflow 3's UI reads: model training opens on the runs table.
-EXPERIMENT_KIND = {Tag.EXPERIMENT_KIND: "custom_model_development"}
-#: A view of the runs table stored with the experiment (MLflow's "shared view"): the columns a
-#: researcher looks at first. ``runs_url`` opens the runs table with it.
-VIEW_KEY = "hprobust"
-VIEW_TAG = SHARED_VIEW_PREFIX + VIEW_KEY
-VIEW_COLUMNS = (
-    "params.`arm`",
-    "params.`lr`",
-    "params.`init`",
-    "params.`init_scale`",
-    "params.`seed`",
-    "metrics.`final_val_acc`",
-    "metrics.`final_val_loss`",
-    "metrics.`diverged`",
-    "attributes.`Duration`",
-)
-#: Per-arm summary values logged as ``<arm>.<key>`` metrics of the study run (those present).
-HEADLINE = ("best", "auc", "lr_window_decades", "good_fraction", "divergence_rate")
-
 log = logging.getLogger("hprobust.records")
-
-
-def experiment_name(study_id: str) -> str:
-    return EXPERIMENT_PREFIX + study_id
-
-
-def runs_url(ui_url: str, experiment_id: str) -> str:
-    """The MLflow UI's runs table of an experiment, in model-training mode, with the study's
-    columns (params arm, lr, init, seed; final metrics), the trials nested under the study run.
-    """
-    return (
-        f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
-        f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
-    )
-
-
-@dataclass(frozen=True)
-class StudyState:
-    """A study as its experiment's tags say: everything but its spec. One read of the
-    experiment gives it (the spec may be an artifact to download): the scheduler's passes
-    need no more (:meth:`StudyStore.states`, :meth:`StudyStore.state`)."""
-
-    id: str
-    name: str
-    status: str
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    experiment_id: str
-    num_classes: int
-    total_trials: int
-    error: str | None = None  # why the study failed (its driver's last error), if it did
-    last_error: str | None = None  # the error a live study recovers from (a lost job, a resume)
-    retry_at: str | None = None  # when its lost job is resubmitted (ISO time), while it waits
-    #: When the current (or last) run of the study's driver began, and how many trials had
-    #: ended by then: a resumed study's pace counts only the trials ended since.
-    segment_started_at: str | None = None
-    segment_done: int | None = None
-
-
-@dataclass(frozen=True)
-class StudyRecord(StudyState):
-    """One study as MLflow holds it: its state and its spec (a JSON mapping)."""
-
-    spec: dict[str, Any] = field(repr=False, kw_only=True)
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:
@@ -140,42 +75,6 @@ def sqlite_uri(data_dir: str | Path) -> str:
     path = Path(data_dir).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path / 'mlflow.db'}"
-
-
-def trial_row(run: Run) -> dict[str, Any]:
-    """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``:
-    the one mapping of MLflow's trial records to rows. Values are read with the rules of
-    :mod:`study.analysis.rows`; one the run lacks (a trial still running) is None."""
-    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    if run.info.status == "RUNNING" or run.info.status == "SCHEDULED":
-        status = TrialStatus.RUNNING
-    elif run.info.status == "FINISHED":  # an unknown word: it did run to its end
-        status = to_status(tags.get(Tag.STATUS)) or TrialStatus.FINISHED
-    elif run.info.status == "KILLED" and tags.get(Tag.STATUS) == TrialStatus.PENDING:
-        status = TrialStatus.PENDING  # stopped with its study (close_open_trials): trains again
-    else:  # FAILED, KILLED
-        status = TrialStatus.FAILED
-    return {
-        "key": tags.get(Tag.TRIAL_KEY),
-        "run_id": run.info.run_id,
-        "arm": params.get("arm", tags.get(Tag.ARM)),
-        "lr": finite(params.get("lr")),
-        "init": params.get("init", tags.get(Tag.INIT)),
-        "init_scale": finite(params.get("init_scale")) or DEFAULT_INIT_SCALE,
-        "seed": to_int(params.get("seed", tags.get(Tag.SEED))),
-        "val_acc": finite(metrics.get("val_acc")),
-        "val_loss": finite(metrics.get("val_loss")),
-        "train_loss": finite(metrics.get("train_loss")),
-        "diverged": to_bool(tags.get(Tag.DIVERGED)) is True,
-        "status": str(status),
-        "epochs_completed": int(metrics["epochs_completed"])
-        if "epochs_completed" in metrics
-        else None,
-        "error": tags.get(Tag.ERROR),
-        "node_id": tags.get(Tag.NODE_ID),  # the Ray node that trained it
-        "node_ip": tags.get(Tag.NODE_IP),
-        "stopped": tags.get(Tag.STOPPED),  # why a pending trial's run was stopped, if it was
-    }
 
 
 class StudyStore:
@@ -306,7 +205,7 @@ class StudyStore:
             **EXPERIMENT_KIND,
             VIEW_TAG: json.dumps({"selectedColumns": list(VIEW_COLUMNS)}),
         }
-        if len(spec_json) <= _SPEC_TAG_MAX:
+        if len(spec_json) <= SPEC_TAG_MAX:
             tags[Tag.SPEC] = spec_json
         if idempotency_key is not None:
             tags[Tag.IDEMPOTENCY] = idempotency_key
@@ -571,52 +470,6 @@ class StudyStore:
             closed += 1
         return closed
 
-    def upgrade_presentation(self) -> int:
-        """Give studies recorded before DESIGN.md's "What MLflow shows" its presentation: the
-        experiment kind and runs-table view, and trial runs nested under the study run.
-        Returns how many studies were changed."""
-        from mlflow.entities import RunTag
-
-        changed = 0
-        for record in self.states():
-            experiment = self.client.get_experiment(record.experiment_id)
-            if experiment.tags.get(VIEW_TAG) and all(
-                experiment.tags.get(k) == v for k, v in EXPERIMENT_KIND.items()
-            ):
-                continue
-            for key, value in EXPERIMENT_KIND.items():
-                self.client.set_experiment_tag(record.experiment_id, key, value)
-            self.client.set_experiment_tag(
-                record.experiment_id, VIEW_TAG, json.dumps({"selectedColumns": list(VIEW_COLUMNS)})
-            )
-            try:
-                parent = self.study_run_id(record.id)
-            except StudyNotFoundError:
-                changed += 1
-                continue
-            spec = self._record(experiment).spec  # only a study being upgraded needs it
-            scaled = (spec.get("search") or {}).get("init_scale") is not None
-            for run in self.trial_runs(record.id):
-                tags = []
-                if Tag.PARENT_RUN not in run.data.tags:
-                    tags.append(RunTag(Tag.PARENT_RUN, parent))
-                row = trial_row(run)
-                if " lr=" not in (run.info.run_name or "") and None not in (
-                    row["arm"],
-                    row["lr"],
-                    row["init"],
-                    row["seed"],
-                ):
-                    name = trial_run_name(
-                        row["arm"], row["lr"], row["init"], row["seed"],
-                        row["init_scale"] if scaled else None,
-                    )  # fmt: skip
-                    tags.append(RunTag(Tag.RUN_NAME, name))
-                if tags:
-                    self.client.log_batch(run.info.run_id, tags=tags)
-            changed += 1
-        return changed
-
     def set_tags(self, study_id: str, tags: dict[str, str | None]) -> None:
         """Set (or, for None, remove) experiment tags of the study."""
         experiment = self._experiment(study_id)
@@ -658,11 +511,11 @@ class StudyStore:
                 specs.append(json.loads(tags[Tag.SPEC]))
             specs.append(load_yaml(self._read_artifact(study_id, "spec.yaml")))
         except (ValueError, BoundedInputError, LookupError, StudyNotFoundError) as exc:
-            if _unreachable(exc):  # a fault that heals: check again later, refuse nothing
+            if store_unreachable(exc):  # a fault that heals: check again later, refuse nothing
                 raise StoreUnavailableError(
                     f"cannot read study {study_id}'s spec to check its signature: {exc}"
                 ) from exc
-            return f"{REFUSED} (its spec cannot be read: {preview_text(str(exc), 120)})"
+            return f"{REFUSED} (its spec cannot be read: {preview(str(exc), limit=120)})"
         if not all(isinstance(spec, dict) for spec in specs):
             return f"{REFUSED} (its spec is not a mapping)"
         if not holds(self.secret, study_id, specs, signature):
@@ -818,7 +671,7 @@ class StudyStore:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        arms = _plain(summary).get("arms") or {}
+        arms = summary_dict(summary).get("arms") or {}
         metrics = []
         for arm, values in arms.items():
             for key in HEADLINE:
@@ -848,143 +701,3 @@ class StudyStore:
             if not local_path.is_file():
                 raise LookupError(f"study {study_id!r} has no artifact {path!r}")
             return local_path.read_bytes() if binary else local_path.read_text()
-
-
-#: How a full disk shows in the errors of MLflow's stores (SQLite, PostgreSQL, file artifacts,
-#: a tracking server's answer).
-_FULL = ("no space left on device", "database or disk is full", "disk full", "diskfull")
-#: How a store that cannot take a write now (unreachable or overloaded) shows.
-_UNAVAILABLE = (
-    "queuepool limit",
-    "database is locked",
-    "connection refused",
-    "could not connect",
-    "max retries exceeded",
-    "timed out",
-)
-
-
-def store_write_error(exc: BaseException) -> Exception | None:
-    """The error to answer for a failed write to the study store: StoreFullError (no space
-    left: errno ENOSPC anywhere in the chain, or the store's message saying so),
-    StoreUnavailableError (unreachable, busy, or an artifact store that cannot be written),
-    or None (something else: a bug, raised as is)."""
-    import errno
-
-    seen = _chain(exc)
-    if any(isinstance(e, StoreFullError | StoreUnavailableError) for e in seen):
-        return next(e for e in seen if isinstance(e, StoreFullError | StoreUnavailableError))
-    text = " ".join(str(e) for e in seen).lower()
-    if any(getattr(e, "errno", None) == errno.ENOSPC for e in seen) or any(
-        word in text for word in _FULL
-    ):
-        return StoreFullError(
-            "the study store has no space left (nothing was recorded; free space, then send "
-            f"the request again): {preview_text(str(exc))}"
-        )
-    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
-    unreachable = {"ConnectionError", "OperationalError", "TimeoutError", "MaxRetryError"}
-    # OSError: an artifact store that cannot be written (permissions, a missing mount)
-    if names & (unreachable | {"OSError"}) or any(word in text for word in _UNAVAILABLE):
-        return StoreUnavailableError(
-            "the study store cannot be written now (nothing was recorded; try again): "
-            f"{preview_text(str(exc))}"
-        )
-    return None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 20:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the store cannot be reached or is busy (not
-    that what was asked for is missing)."""
-    seen = _chain(exc)
-    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
-    text = " ".join(str(e) for e in seen).lower()
-    unreachable = {"ConnectionError", "TimeoutError", "MaxRetryError", "OperationalError"}
-    if names & unreachable or any(word in text for word in _UNAVAILABLE):
-        return True
-    return "api request to" in text and "failed" in text
-
-
-def preview_text(text: str, limit: int = 300) -> str:
-    """``text`` cut to ``limit`` characters (error messages quote stores' errors briefly)."""
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def trial_run_name(
-    arm: str, lr: float, init: str, seed: int, init_scale: float | None = None
-) -> str:
-    """A trial run's name in the MLflow UI: ``<arm> lr=<lr> <init> s<seed>``, with
-    ``scale=<init_scale>`` before the seed when the study searches init scales."""
-    scale = "" if init_scale is None else f" scale={float(init_scale):.3g}"
-    return f"{arm} lr={float(lr):.3g} {init}{scale} s{int(seed)}"
-
-
-def study_note(
-    study_id: str,
-    name: str,
-    report_url: str | None = None,
-    *,
-    summary: dict[str, Any] | None = None,
-) -> str:
-    """The study run's description (Markdown): what the runs are, where the report is, and,
-    once there is a summary, its headline per arm."""
-    lines = [f"**hprobust study {name}** (`{study_id}`)", ""]
-    if report_url:
-        base = report_url.removesuffix("/report")
-        lines.append(
-            f"Report: [{report_url}]({report_url}) · [summary.json]({base}/summary) · "
-            f"[trials.csv]({base}/trials?format=csv)"
-        )
-    else:
-        lines.append(
-            f"Summary: `hprobust summary {study_id}`; report page: "
-            f"`/studies/{study_id}/report` under `hprobust serve` on the same data dir."
-        )
-    lines += [
-        "",
-        "Each trial is a child run of this one, named `<arm> lr=<lr> <init> s<seed>`, with "
-        "`final_val_acc`, `final_val_loss` and `diverged` as metrics.",
-    ]
-    arms = _plain(summary).get("arms") or {}
-    keys = [k for k in HEADLINE if any(k in (v or {}) for v in arms.values())]
-    if arms and keys:
-        lines += ["", "| arm | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-        for arm, values in arms.items():
-            cells = [_fmt_cell((values or {}).get(key)) for key in keys]
-            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)[:4900]
-
-
-def _plain(summary: Any) -> dict[str, Any]:
-    """A summary as a dict (a pydantic summary model is dumped)."""
-    if summary is None:
-        return {}
-    return summary.model_dump() if hasattr(summary, "model_dump") else dict(summary)
-
-
-def _fmt_cell(value: Any) -> str:
-    number = finite(value)
-    return "–" if number is None else f"{number:.4g}"
-
-
-def trials_csv(rows: list[dict[str, Any]], *, every_column: bool = False) -> str:
-    """Trial rows as CSV with the DESIGN.md columns (``trials.csv``, ``hprobust trials``);
-    ``every_column``: then the rows' other keys too, sorted by name (the API's CSV)."""
-    columns = list(TRIAL_FIELDS)
-    if every_column:
-        columns += sorted({k for row in rows for k in row} - set(columns))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return out.getvalue()

@@ -189,7 +189,7 @@ class MlflowRecorder(Callback):
         return self._store
 
     def setup(self, **info: Any) -> None:
-        from study.records.store import trial_row
+        from study.records.layout import trial_row
 
         self.close()
         self._reset()
@@ -310,7 +310,7 @@ class MlflowRecorder(Callback):
 
     def _run_name(self, config: dict[str, Any]) -> str:
         """``<arm> lr=<lr> <init> s<seed>`` (``scale=<s>`` before the seed if searched)."""
-        from study.records.store import trial_run_name
+        from study.records.formats import trial_run_name
 
         seed = int(self.spec.get("seed", 0)) + int(config.get(INDEX_KEY, 0))
         scaled = (self.spec.get("search") or {}).get("init_scale") is not None

@@ -22,10 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from study.records.store import TRIAL_FIELDS, StudyStore, sqlite_uri, trials_csv
+from study.analysis.rows import TRIAL_FIELDS
+from study.records.formats import trials_csv
+from study.records.store import StudyStore, sqlite_uri
 from study.spec.study_spec import parse_spec
 from study.vocab import PlotName, StudyStatus
-from tests.study.records.test_records import SPEC, _trial_run
+from tests.study.records.test_records import SPEC, trial_run
 
 TOKEN = "test-token-0123456789"
 #: The store reads the counts watch.
@@ -55,7 +57,7 @@ def finished_study(store: StudyStore, tmp_path: Path, *, plots: list[str]) -> st
     """A finished study of 4 trials with its summary, trials.csv and ``plots`` stored."""
     sid = store.create_study(parse_spec(SPEC)).id
     for i, (arm, point) in enumerate([("sgd", 0), ("sgd", 1), ("insgd", 0), ("insgd", 1)]):
-        _trial_run(store, sid, arm=arm, point=point, seed=0, status="finished", acc=0.5 + i / 10)
+        trial_run(store, sid, arm=arm, point=point, seed=0, status="finished", acc=0.5 + i / 10)
     store.set_status(sid, StudyStatus.RUNNING)
     paths = []
     for name in plots:
@@ -127,7 +129,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finished = finished_study(real, tmp, plots=[PlotName.PROFILE, PlotName.LR_CURVES])
     partial = real.create_study(parse_spec(SPEC)).id
     real.set_status(partial, StudyStatus.RUNNING)
-    _trial_run(real, partial, arm="sgd", point=0, seed=0, status="finished", acc=0.7)
+    trial_run(real, partial, arm="sgd", point=0, seed=0, status="finished", acc=0.7)
     store = CountingStore(real)
     app = app_on(tmp, store, read_cache=False)
     with serve_in_thread(app) as url:
@@ -210,7 +212,7 @@ def test_plot_names_lists_without_downloading(tmp_path: Path) -> None:
 
 
 def test_the_trials_csv_has_the_design_columns_then_the_rest(served: Served) -> None:
-    """One CSV writer (study.records.store.trials_csv): the stored trials.csv has the DESIGN.md
+    """One CSV writer (study.records.formats.trials_csv): the stored trials.csv has the DESIGN.md
     columns; the API's CSV has them first, in that order, then every other column by name."""
     response = served.get(f"/studies/{served.finished}/trials", params={"format": "csv"})
     assert response.status_code == 200

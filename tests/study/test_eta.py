@@ -101,7 +101,7 @@ def test_api_eta_uses_the_segment_of_the_record():
     """The API's eta_s reads the segment a hand-built record carries (a resumed study whose
     first start was long ago: the old start must not count)."""
     from service.present import eta_seconds
-    from study.records.store import StudyRecord
+    from study.records.layout import StudyRecord
 
     now = datetime.now(UTC)
     record = StudyRecord(

@@ -9,8 +9,10 @@ import time
 import pytest
 
 from study.errors import ConfigError, StudyNotFoundError
+from study.records.formats import trials_csv
 from study.records.ids import STUDY_ID_RE, new_study_id
-from study.records.store import StudyStore, trials_csv
+from study.records.store import StudyStore
+from study.records.upgrade import upgrade_presentation
 from study.spec.study_spec import parse_spec
 from study.vocab import LIVE
 from tests.study.counting_client import CountingClient
@@ -31,7 +33,7 @@ def store(mlflow_sqlite_uri):
     return StudyStore(mlflow_sqlite_uri)
 
 
-def _trial_run(store, study_id, *, arm, point, seed, status, diverged=False, acc=0.5):
+def trial_run(store, study_id, *, arm, point, seed, status, diverged=False, acc=0.5):
     """A trial run in the layout study.tune.tracking writes (DESIGN.md)."""
     from mlflow.entities import Metric, Param
 
@@ -151,9 +153,9 @@ def test_a_resumed_run_keeps_started_at_and_marks_its_segment(store):
     store.set_status(sid, "running")
     first = store.get(sid)
     assert first.segment_done == 0 and first.segment_started_at == first.started_at
-    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished")
-    _trial_run(store, sid, arm="sgd", point=0, seed=1, status="failed")
-    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
+    trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished")
+    trial_run(store, sid, arm="sgd", point=0, seed=1, status="failed")
+    trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
     store.set_status(sid, "failed")
     time.sleep(1.1)  # timestamps have 1 s resolution: the second segment starts later
     store.set_status(sid, "running")  # resumed
@@ -175,10 +177,10 @@ def test_the_end_of_a_study_closes_its_open_trial_runs(store, end):
     record = store.create_study(parse_spec(SPEC))
     sid = record.id
     store.set_status(sid, "running")
-    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
-    _trial_run(store, sid, arm="sgd", point=0, seed=1, status="failed")
-    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
-    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="running")
+    trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    trial_run(store, sid, arm="sgd", point=0, seed=1, status="failed")
+    trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
+    trial_run(store, sid, arm="insgd", point=0, seed=0, status="running")
     assert store.progress(sid)["running"] == 2
     store.set_status(sid, end)
     runs = _runs_by_key(store, sid)
@@ -218,14 +220,14 @@ def test_a_404_changes_nothing(store):
 def test_trial_rows_progress_and_duplicates(store):
     record = store.create_study(parse_spec(SPEC))
     sid = record.id
-    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
-    _trial_run(store, sid, arm="sgd", point=0, seed=1, status="finished", diverged=True)
-    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="early_stopped")
-    _trial_run(store, sid, arm="insgd", point=0, seed=1, status="failed")
-    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
+    trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    trial_run(store, sid, arm="sgd", point=0, seed=1, status="finished", diverged=True)
+    trial_run(store, sid, arm="insgd", point=0, seed=0, status="early_stopped")
+    trial_run(store, sid, arm="insgd", point=0, seed=1, status="failed")
+    trial_run(store, sid, arm="sgd", point=1, seed=0, status="running")
     # A stale RUNNING run next to the finished run of the same key: the finished one counts.
-    _trial_run(store, sid, arm="insgd", point=1, seed=0, status="running")
-    _trial_run(store, sid, arm="insgd", point=1, seed=0, status="finished", acc=0.9)
+    trial_run(store, sid, arm="insgd", point=1, seed=0, status="running")
+    trial_run(store, sid, arm="insgd", point=1, seed=0, status="finished", acc=0.9)
 
     rows = store.trials(sid)
     assert [(r["arm"], r["key"]) for r in rows] == [
@@ -261,9 +263,9 @@ def test_trial_rows_progress_and_duplicates(store):
 def test_summary_partial_then_stored_and_plots(store, tmp_path):
     record = store.create_study(parse_spec(SPEC))
     sid = record.id
-    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
-    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="finished", acc=0.9)
-    _trial_run(store, sid, arm="insgd", point=1, seed=0, status="running")
+    trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    trial_run(store, sid, arm="insgd", point=0, seed=0, status="finished", acc=0.9)
+    trial_run(store, sid, arm="insgd", point=1, seed=0, status="running")
     partial = store.summary(sid)
     assert partial["partial"] is True
     assert partial["arms"]["sgd"]["best"] == pytest.approx(0.8)
@@ -301,8 +303,8 @@ def test_mlflow_presentation_tags_note_and_headline_metrics(store):
     note = store.client.get_run(run_id).data.tags["mlflow.note.content"]
     assert f"[{url}]({url})" in note
     assert f"(http://lab:8000/studies/{sid}/trials?format=csv)" in note
-    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
-    _trial_run(store, sid, arm="sgd", point=1, seed=0, status="finished", diverged=True)
+    trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    trial_run(store, sid, arm="sgd", point=1, seed=0, status="finished", diverged=True)
     summary = {
         "arms": {
             "sgd": {"best": 0.8, "auc": 0.45, "divergence_rate": 0.5, "good_fraction": None},
@@ -336,16 +338,16 @@ def test_studies_recorded_before_the_presentation_are_upgraded(store):
     sid = record.id
     for key in ("mlflow.experimentKind", "mlflow.sharedViewState.hprobust"):
         store.client.delete_experiment_tag(record.experiment_id, key)
-    old = _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished")
+    old = trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished")
     assert "mlflow.parentRunId" not in store.client.get_run(old).data.tags
-    assert store.upgrade_presentation() == 1
+    assert upgrade_presentation(store) == 1
     experiment = store.client.get_experiment(record.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "mlflow.sharedViewState.hprobust" in experiment.tags
     upgraded = store.client.get_run(old)
     assert upgraded.data.tags["mlflow.parentRunId"] == store.study_run_id(sid)
     assert upgraded.info.run_name == "sgd lr=0.1 normal s0"
-    assert store.upgrade_presentation() == 0
+    assert upgrade_presentation(store) == 0
 
 
 # ---- round trips to MLflow (issue 14) --------------------------------------------------------
@@ -401,8 +403,8 @@ def test_a_study_is_looked_up_once_per_store(store):
     """A cold summary (and trials, progress) reads the study's experiment once; the
     experiment id and the study run id are remembered by the store."""
     sid = store.create_study(parse_spec(SPEC)).id
-    _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
-    _trial_run(store, sid, arm="insgd", point=0, seed=0, status="finished", acc=0.9)
+    trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    trial_run(store, sid, arm="insgd", point=0, seed=0, status="finished", acc=0.9)
 
     cold = StudyStore(store.tracking_uri)
     cold.client = counting = CountingClient(cold.client)
@@ -433,7 +435,7 @@ def test_a_trial_run_with_an_unreadable_value_still_lists(store):
     from mlflow.entities import Param
 
     sid = store.create_study(parse_spec(SPEC)).id
-    run_id = _trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    run_id = trial_run(store, sid, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
     bad = store.client.create_run(
         store.experiment_id(sid),
         tags={"hprobust.kind": "trial", "hprobust.trial_key": "sgd/1/0", "diverged": "TRUE"},

@@ -1,0 +1,82 @@
+"""How study records read as text: trial run names, the study run's Markdown description and
+the trials as CSV (``trials.csv``, ``hprobust trials``, the API's CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from study.analysis.rows import TRIAL_FIELDS, finite
+from study.records.layout import HEADLINE
+
+
+def trial_run_name(
+    arm: str, lr: float, init: str, seed: int, init_scale: float | None = None
+) -> str:
+    """A trial run's name in the MLflow UI: ``<arm> lr=<lr> <init> s<seed>``, with
+    ``scale=<init_scale>`` before the seed when the study searches init scales."""
+    scale = "" if init_scale is None else f" scale={float(init_scale):.3g}"
+    return f"{arm} lr={float(lr):.3g} {init}{scale} s{int(seed)}"
+
+
+def study_note(
+    study_id: str,
+    name: str,
+    report_url: str | None = None,
+    *,
+    summary: dict[str, Any] | None = None,
+) -> str:
+    """The study run's description (Markdown): what the runs are, where the report is, and,
+    once there is a summary, its headline per arm."""
+    lines = [f"**hprobust study {name}** (`{study_id}`)", ""]
+    if report_url:
+        base = report_url.removesuffix("/report")
+        lines.append(
+            f"Report: [{report_url}]({report_url}) · [summary.json]({base}/summary) · "
+            f"[trials.csv]({base}/trials?format=csv)"
+        )
+    else:
+        lines.append(
+            f"Summary: `hprobust summary {study_id}`; report page: "
+            f"`/studies/{study_id}/report` under `hprobust serve` on the same data dir."
+        )
+    lines += [
+        "",
+        "Each trial is a child run of this one, named `<arm> lr=<lr> <init> s<seed>`, with "
+        "`final_val_acc`, `final_val_loss` and `diverged` as metrics.",
+    ]
+    arms = summary_dict(summary).get("arms") or {}
+    keys = [k for k in HEADLINE if any(k in (v or {}) for v in arms.values())]
+    if arms and keys:
+        lines += ["", "| arm | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for arm, values in arms.items():
+            cells = [_cell((values or {}).get(key)) for key in keys]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)[:4900]
+
+
+def summary_dict(summary: Any) -> dict[str, Any]:
+    """A summary as a dict (a pydantic summary model is dumped)."""
+    if summary is None:
+        return {}
+    return summary.model_dump() if hasattr(summary, "model_dump") else dict(summary)
+
+
+def _cell(value: Any) -> str:
+    number = finite(value)
+    return "–" if number is None else f"{number:.4g}"
+
+
+def trials_csv(rows: list[dict[str, Any]], *, every_column: bool = False) -> str:
+    """Trial rows as CSV with the DESIGN.md columns (``trials.csv``, ``hprobust trials``);
+    ``every_column``: then the rows' other keys too, sorted by name (the API's CSV)."""
+    columns = list(TRIAL_FIELDS)
+    if every_column:
+        columns += sorted({k for row in rows for k in row} - set(columns))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return out.getvalue()
