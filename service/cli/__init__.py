@@ -8,15 +8,7 @@ command functions so ``--help`` is instant.
 
 from __future__ import annotations
 
-import typer
+from service.cli import serve, ui  # noqa: F401  (each command registers itself on app)
+from service.cli.group import app
 
-# No name and no callback: the root command merges these commands into its own group.
-app = typer.Typer(
-    help="Service commands: serve, submit, ui.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-# Command modules register themselves on ``app`` when imported.
-from service.cli import serve, ui  # noqa: E402,F401
+__all__ = ["app"]

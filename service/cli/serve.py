@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli import app
+from service.cli.group import app
 
 
 @app.command()

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli import app
+from service.cli.group import app
 from study.cli.options import DEFAULT_DIR, DataDir, fail, store_uri
 
 

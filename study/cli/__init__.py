@@ -9,15 +9,7 @@ and registers itself on :data:`app`; heavy imports stay inside the command funct
 
 from __future__ import annotations
 
-import typer
+from study.cli import commands  # noqa: F401  (each command registers itself on app)
+from study.cli.group import app
 
-# No name and no callback: the root command merges these commands into its own group.
-app = typer.Typer(
-    help="Study commands: run, trials, summary, demo.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-# Command modules register themselves on ``app`` when imported.
-from study.cli import commands  # noqa: E402,F401
+__all__ = ["app"]

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from study.cli import app
+from study.cli.group import app
 
 
 @app.command()

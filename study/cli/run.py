@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from study.cli import app
+from study.cli.group import app
 from study.cli.options import DEFAULT_DIR, DataDir, fail, store_uri
 
 

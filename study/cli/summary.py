@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from study.cli import app
+from study.cli.group import app
 from study.cli.options import DEFAULT_DIR, fail
 
 

@@ -1,10 +1,10 @@
 """Writes ``docs/spec.md``: the study spec as the code defines it.
 
-Every key of :class:`study.spec.study_spec.StudySpec` and of the models it nests (type, default, the
-rules pydantic checks, and the checks its validators make), every optimizer's hyperparameters
-(:mod:`study.optim.registry`, with the rule :mod:`study.optim.hparams` applies to each), every
-model's
-options (:func:`models.model_options`), the datasets, the initializations and the samplers.
+Every key of :class:`study.spec.study_spec.StudySpec` and of the models it nests (type,
+default, the rules pydantic checks, and the checks its validators make), every optimizer's
+hyperparameters (:mod:`study.optim.registry`, with the rule :mod:`study.optim.hparams` applies
+to each), every model's options (:func:`models.model_options`), the datasets
+(:mod:`study.data.registry`), the initializations and the samplers.
 
 Nothing here is written by hand, so ``docs/spec.md`` cannot drift from the code: after a change
 to the spec, an optimizer, a model or a dataset, run ``make docs`` (``python -m

@@ -32,12 +32,11 @@ model, and the same benchmark decides on a GPU whether a fused ResNet-20 is wort
   with the logits. Any other optimizer of the registry runs as one real ``torch.optim``
   instance per member over views of the stacked parameters (:class:`PerMember`): exactly
   its own code, K small steps.
-- Divergence (as in ``train_trial``): every :data:`study.train.trial.NONFINITE_CHECK_EVERY` steps
-one
-  host sync checks all members' running losses; a member whose loss is non-finite is frozen at
-  once: evaluated, reported as diverged, and removed from the batched computation (the others
-  go on). An epoch whose mean loss exceeds ``3 ln C`` ends the member after that epoch.
-- Host syncs: one per :data:`~study.train.trial.NONFINITE_CHECK_EVERY` steps and a few per epoch,
+- Divergence (as in ``train_trial``): every :data:`study.train.parts.NONFINITE_CHECK_EVERY`
+  steps one host sync checks all members' running losses; a member whose loss is non-finite
+  is frozen at once: evaluated, reported as diverged, and removed from the batched computation
+  (the others go on). An epoch whose mean loss exceeds ``3 ln C`` ends the member after that epoch.
+- Host syncs: one per :data:`~study.train.parts.NONFINITE_CHECK_EVERY` steps and a few per epoch,
   for the whole pack.
 - Fast path (CUDA, :func:`step_mode`): the step reads fixed input buffers (batch, labels,
   learning rates), keeps every state in place, and after :data:`GRAPH_WARMUP` eager steps is
@@ -95,10 +94,10 @@ GRAPH_WARMUP = 3
 
 
 def validate_pack(configs: Sequence[Any]) -> list[Any]:
-    """Check K trial configs as a pack; returns them as :class:`study.spec.study_spec.TrialConfig`
-    (a
-    mapping is checked by :meth:`~study.spec.study_spec.TrialConfig.from_mapping`, a TrialConfig is
-    trusted as it is).
+    """Check K trial configs as a pack; returns them as
+    :class:`study.spec.trial_config.TrialConfig` (a mapping is checked by
+    :meth:`~study.spec.trial_config.TrialConfig.from_mapping`, a TrialConfig is trusted as it
+    is).
 
     Raises:
         ConfigError: an empty pack, a bad config (``configs[i]: ...``), a field the members do
@@ -188,9 +187,8 @@ def train_pack(
     """Train K trials as one batched computation; returns K results in the order given.
 
     Args:
-        configs: ``train_trial`` configs (:class:`~study.spec.study_spec.TrialConfig` or mappings)
-            that
-            share :data:`SHARED_FIELDS`; they may differ in optimizer (and its
+        configs: ``train_trial`` configs (:class:`~study.spec.trial_config.TrialConfig` or
+            mappings) that share :data:`SHARED_FIELDS`; they may differ in optimizer (and its
             hyperparameters), ``lr``, ``init``, ``init_scale``, ``seed`` and ``schedule``.
         report: called once per epoch with ``{index: metrics}`` for every member that ran
             that epoch (``index`` into ``configs``; ``metrics`` as ``train_trial`` reports

@@ -2,9 +2,8 @@
 
 The loop, in the style of airbench / nanoGPT:
 
-- The whole dataset lives on the trial's device (:mod:`study.data.loader`); every epoch draws a
-fresh
-  random permutation and walks it in ``n_train // batch_size`` full batches (the last
+- The whole dataset lives on the trial's device (:mod:`study.data.loader`); every epoch draws
+  a fresh random permutation and walks it in ``n_train // batch_size`` full batches (the last
   incomplete batch is dropped; when ``batch_size > n_train`` one batch of everything is used).
 - CIFAR-style augmentation runs on the device, batch by batch (:meth:`Dataset.augment`).
 - The learning rate is set before *every step* from the pure function
@@ -60,7 +59,7 @@ __all__ = [
     "train_trial",
 ]
 
-#: Every key a trial config has (:class:`study.spec.study_spec.TrialConfig`).
+#: Every key a trial config has (:class:`study.spec.trial_config.TrialConfig`).
 CONFIG_KEYS: tuple[str, ...] = tuple(TrialConfig.model_fields)
 
 #: Keys of the dict ``train_trial`` returns (it may add more).
@@ -87,13 +86,12 @@ def train_trial(
     """Train one model on one dataset with one optimizer configuration; return final metrics.
 
     Args:
-        config: a :class:`~study.spec.study_spec.TrialConfig` (trusted as it is: a study makes them
-            with
-            ``StudySpec.trial_config``), or a mapping that :meth:`TrialConfig.from_mapping`
-            checks first. Required: ``dataset`` (name or ``{name, **options}``),
-            ``model`` (``{name, **options}``), ``optimizer`` (``{optimizer: sgd|insgd,
-            **hyperparameters}``), ``lr``, ``init``, ``epochs``, ``batch_size``. Optional:
-            ``init_scale`` (1.0), ``seed`` (0), ``schedule`` (``cosine`` | ``multistep`` |
+        config: a :class:`~study.spec.trial_config.TrialConfig` (trusted as it is: a study makes
+            them with ``StudySpec.trial_config``), or a mapping that
+            :meth:`TrialConfig.from_mapping` checks first. Required: ``dataset`` (name or ``{name,
+            **options}``), ``model`` (``{name, **options}``), ``optimizer`` (``{optimizer:
+            sgd|insgd, **hyperparameters}``), ``lr``, ``init``, ``epochs``, ``batch_size``.
+            Optional: ``init_scale`` (1.0), ``seed`` (0), ``schedule`` (``cosine`` | ``multistep`` |
             ``constant`` or ``{name, **options}``; default cosine), ``precision`` (``fp32`` |
             ``bf16`` | ``fp64``), ``device`` (``auto`` | ``cpu`` | ``cuda``), ``data_dir``,
             ``num_threads`` (``torch.set_num_threads`` for the trial; restored afterwards).

@@ -9,7 +9,7 @@ to the end, then stores the summary, the trials table and the plots in MLflow:
   ``tune.report`` each epoch, ``num_threads = cpus_per_trial``, resources through
   ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials; the
   validated spec reaches the trials once through ``tune.with_parameters`` (each trial's
-  :class:`study.spec.study_spec.TrialConfig` is made from it without validating again);
+  :class:`study.spec.trial_config.TrialConfig` is made from it without validating again);
 - packing (``spec.pack_size`` > 1, DESIGN.md "Many trials per GPU"): one Tune trial trains
   a pack of trials with :func:`study.train.pack.train_pack`; each report carries every member's
   latest metrics (``result["__pack"][j]``) and the recorder writes one MLflow run per member,
@@ -123,8 +123,8 @@ def hprobust_trial(
 def _trial_config(
     spec: StudySpec, point: dict[str, Any], *, data_dir: str | None, num_threads: int
 ) -> TrialConfig:
-    """The :class:`study.spec.study_spec.TrialConfig` of one point of Tune's config (a trial, or one
-    member of a pack), made from the validated spec without validating again."""
+    """The :class:`study.spec.trial_config.TrialConfig` of one point of Tune's config (a trial,
+    or one member of a pack), made from the validated spec without validating again."""
     from study.tune.searcher import ARM_KEY, trial_seed
 
     return spec.trial_config(

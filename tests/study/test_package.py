@@ -19,6 +19,9 @@ HEAVY = ("torch", "ray", "mlflow", "fastapi")
         "import study.vocab, study.analysis",
         "import study.cli",
         "from study.spec.study_spec import StudySpec",
+        "import study.spec.trial_config, study.data.registry, study.records.store",
+        "import study.spec, study.optim, study.data, study.train, study.tune, study.records",
+        "import study.faults, study.numbers, study.bounded, study.runtime",
     ],
 )
 def test_light_imports(statement: str) -> None:

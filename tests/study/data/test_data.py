@@ -127,7 +127,7 @@ def test_synthetic_is_deterministic_by_its_own_seed_and_learnable():
     ],
 )
 def test_synthetic_bad_options_name_the_option_and_value(options, key, value):
-    """The data module applies the spec's rules (study.spec.options.SyntheticData)."""
+    """The data module applies the spec's rules (study.data.registry.SyntheticData)."""
     with pytest.raises(SpecError) as err:
         dataset_info("synthetic", **options)
     (problem,) = err.value.problems

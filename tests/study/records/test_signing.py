@@ -1,6 +1,5 @@
-"""Signed study records (study.records.signing; issue 10, defect 4): the secret, the signature, and
-a
-study driver that refuses an unsigned or altered record before it starts anything (real
+"""Signed study records (study.records.signing; issue 10, defect 4): the secret, the signature,
+and a study driver that refuses an unsigned or altered record before it starts anything (real
 MLflow SQLite store; no Ray is needed: a refused study never gets that far)."""
 
 from __future__ import annotations
