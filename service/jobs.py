@@ -1,5 +1,8 @@
 """Ray Jobs: one job per study, its entrypoint the study driver (``python -m study.driver``).
 
+``study.driver`` is a stable module path (:data:`DRIVER_MODULE`): it stays put whatever moves
+inside ``study/``, because jobs, images and operators name it.
+
 :class:`StudyJobs` wraps :class:`ray.job_submission.JobSubmissionClient`. The first job of a
 study has the study id as its submission id; a job resubmitted to resume a study whose job was
 lost gets ``<study_id>-r<n>``. Every job carries ``hprobust.study_id`` in its metadata, so the
@@ -54,6 +57,11 @@ class JobRef:
         return JobStatus(self.status).is_terminal()
 
 
+#: The module a study's job runs (``python -m study.driver``): a stable path, kept whatever
+#: moves inside ``study/``.
+DRIVER_MODULE = "study.driver"
+
+
 def resolve_ray_token(explicit: str | None = None) -> str | None:
     """The Ray auth token to send: ``explicit``, else Ray's env vars, else ``~/.ray/auth_token``."""
     if explicit:
@@ -82,7 +90,7 @@ def driver_entrypoint(
     args = [
         python or sys.executable,
         "-m",
-        "study.driver",
+        DRIVER_MODULE,
         "--study-id",
         study_id,
         "--tracking-uri",
