@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from service.errors import PlotNotFoundError, TrackingUnavailableError
 from study.errors import HprobustError, StudyNotFoundError
+from study.faults import classify
 from study.records.ids import STUDY_ID_RE
 from study.vocab import ENDED, PlotName
 
@@ -26,15 +27,6 @@ T = TypeVar("T")
 
 #: How long a plot of a live study is kept (it appears once, when the study finishes).
 PLOT_TTL_S = 30.0
-
-
-def _unavailable(exc: Exception) -> bool:
-    """Whether ``exc`` means the tracking store cannot be reached (rather than a bug)."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"ConnectionError", "OperationalError", "TimeoutError", "MaxRetryError"}:
-        return True
-    text = str(exc)
-    return "API request to" in text and "failed" in text
 
 
 def ended(record: Any) -> bool:
@@ -107,7 +99,7 @@ class StudyReader:
         except (HprobustError, LookupError):
             raise
         except Exception as exc:
-            if _unavailable(exc):
+            if classify(exc) is not None:  # study.faults: a fault that heals
                 raise TrackingUnavailableError(f"MLflow is not reachable: {exc}") from exc
             raise
 

@@ -8,7 +8,7 @@ sets the study ``running``, runs it (:func:`study.tune.runner.run_study`) and se
 is held until the driver holds no record (:mod:`study.tune.interrupts`): between two steps of Ray
 Tune's loop, or at once while Ray starts and the dataset loads; a second one stops it at once.
 
-A fault that heals (:func:`study.faults.transient_fault`: the disk is full, MLflow or Ray is
+A fault that heals (:func:`study.faults.classify`: the disk is full, MLflow or Ray is
 unreachable) does not fail the study: the driver records the error as the study's
 ``last_error`` if it can, leaves the study ``running`` and exits with
 :data:`study.faults.EXIT_TRANSIENT` (75); the service resubmits it with ``--resume`` once
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from study.errors import StudyStateError
-from study.faults import EXIT_TRANSIENT, transient_fault
+from study.faults import EXIT_TRANSIENT, classify
 from study.vocab import StudyStatus, Tag
 
 
@@ -150,7 +150,7 @@ def drive(
             raise
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
-            fault = transient_fault(exc)
+            fault = classify(exc)
             if fault is not None:  # one line: the service quotes the driver's last line
                 first = next((line for line in str(exc).splitlines() if line.strip()), "")
                 line = f"{fault}: {type(exc).__name__}: {first.strip()}"[:500]

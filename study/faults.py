@@ -1,16 +1,17 @@
-"""Faults that heal: what a study driver tells apart from a real failure.
+"""Faults that heal, told apart from real failures: the one classifier of errors that mean the
+disk is full or a server (MLflow's store, a tracking server, Ray) cannot be reached now.
 
-A full disk, an MLflow server or a Ray cluster that is briefly unreachable are *transient*:
-the study must not be marked ``failed`` for them (DESIGN.md "Reliability rules"). The driver
-exits with :data:`EXIT_TRANSIENT` instead; the service's scheduler resubmits the study with
-``--resume`` (with backoff, and only once the fault has cleared) without counting it toward
-its ``max_attempts``.
-
-Importing this module imports only the standard library.
+:func:`classify` is used by the study store (a failed write answers StoreFullError or
+StoreUnavailableError: :func:`store_error`), by the study driver (such a fault does not fail
+the study: the driver exits :data:`EXIT_TRANSIENT` and the service resubmits it with
+``--resume`` once the fault has cleared) and by the service's reads (503, not 500).
+docs/design.md "Reliability rules" says why. Importing this module imports only the standard
+library and :mod:`study.bounded`.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
 
 from study.bounded import preview
@@ -18,62 +19,148 @@ from study.bounded import preview
 #: The driver's exit code for a fault that heals (``EX_TEMPFAIL`` of sysexits.h).
 EXIT_TRANSIENT = 75
 
-_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-#: Lowercase fragments of the messages that SQLite, MLflow, gRPC and HTTP clients give for a
-#: full disk or an unreachable server.
-_DISK_TEXT = ("no space left on device", "database or disk is full", "disk quota exceeded")
-_UNREACHABLE_TEXT = (
+
+class Fault(enum.StrEnum):
+    """What kind of fault heals (the values are the words the driver's last line uses)."""
+
+    FULL = "disk full"
+    UNAVAILABLE = "unreachable"
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: Lowercase fragments of the messages SQLite, PostgreSQL, MLflow (file stores and tracking
+#: servers) and the OS give for a full disk.
+FULL_TEXT = (
+    "no space left on device",
+    "database or disk is full",
+    "disk quota exceeded",
+    "disk full",
+    "diskfull",
+)
+#: Exception class names that mean a full disk: PostgreSQL's ``disk_full`` (SQLSTATE 53100).
+FULL_CLASSES = frozenset({"DiskFull"})
+#: Exception class names (anywhere in an exception's class hierarchy) that mean a server
+#: cannot be reached or cannot serve now: the builtins', urllib3's (MaxRetryError,
+#: NewConnectionError is a TimeoutError there), requests' ConnectionError, and the DB-API's
+#: OperationalError (sqlite3, psycopg2, SQLAlchemy: "errors related to the database's
+#: operation", PEP 249: a lock, a lost connection, a pool exhausted).
+UNAVAILABLE_CLASSES = frozenset(
+    {"ConnectionError", "TimeoutError", "MaxRetryError", "OperationalError"}
+)
+#: Lowercase fragments of the messages of a server that cannot be reached or is busy.
+UNAVAILABLE_TEXT = (
     "connection refused",
-    "max retries exceeded",
-    "failed to establish a new connection",
     "connection reset by peer",
     "remote end closed connection",
+    "failed to establish a new connection",
+    "max retries exceeded",
+    "could not connect",
     "name or service not known",
     "temporary failure in name resolution",
+    "timed out",
+    "database is locked",
+    "queuepool limit",
     "failed to connect to all addresses",
     "gcs is not available",
     "unable to connect to gcs",
 )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def exception_chain(exc: BaseException, limit: int = 50) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or while handling (``__cause__`` and
+    ``__context__``, each followed), each once, at most ``limit``."""
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or any(current is s for s in seen) or len(seen) > 50:
+    while todo and len(seen) < limit:
+        current = todo.pop(0)
+        if current is None or any(current is s for s in seen):
             continue
         seen.append(current)
         todo += [current.__cause__, current.__context__]
     return seen
 
 
-def transient_fault(exc: BaseException) -> str | None:
-    """``"disk full"`` or ``"unreachable"`` if ``exc`` (or an exception it was raised from)
-    is a fault that heals; None for any other error. An error hprobust raises on purpose
-    (:class:`~study.errors.HprobustError`: a missing dataset that cannot be downloaded, a bad
-    spec) is never one, whatever it was raised from, but the study store's own
-    StoreFullError and StoreUnavailableError are."""
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status an MLflow error carries (a tracking server's answer), if any."""
+    get = getattr(exc, "get_http_status_code", None)
+    try:
+        status = get() if callable(get) else None
+    except Exception:  # an error without a known code
+        return None
+    return status if isinstance(status, int) else None
+
+
+def classify(exc: BaseException, *, writing: bool = False) -> Fault | None:
+    """:attr:`Fault.FULL`, :attr:`Fault.UNAVAILABLE` or None (a real failure) for ``exc``,
+    looking through every exception it was raised from.
+
+    - The store's own StoreFullError and StoreUnavailableError anywhere in the chain say so.
+    - Any other error hprobust raises on purpose (:class:`~study.errors.HprobustError`: a bad
+      spec, a missing dataset that cannot be downloaded) is no fault that heals, whatever it
+      was raised from.
+    - Full: an OSError with errno ENOSPC or EDQUOT, a class of :data:`FULL_CLASSES`, or a
+      message of :data:`FULL_TEXT`.
+    - Unavailable: a class of :data:`UNAVAILABLE_CLASSES`, a message of
+      :data:`UNAVAILABLE_TEXT`, MLflow's ``API request to ... failed`` (its client gave up
+      retrying), or a tracking server's answer with an HTTP status of 500 or more.
+    - ``writing``: ``exc`` came from a write to the study store; then any OSError (an artifact
+      store that cannot be written: permissions, a missing mount) is the store unavailable.
+
+    Full wins over unavailable when both show (a server that fails because its disk is full).
+    """
     from study.errors import HprobustError, StoreFullError, StoreUnavailableError
 
-    if isinstance(exc, StoreFullError):
-        return "disk full"
-    if isinstance(exc, StoreUnavailableError):
-        return "unreachable"
+    chain = exception_chain(exc)
+    for item in chain:
+        if isinstance(item, StoreFullError):
+            return Fault.FULL
+        if isinstance(item, StoreUnavailableError):
+            return Fault.UNAVAILABLE
     if isinstance(exc, HprobustError):
         return None
-    for item in _chain(exc):
-        if isinstance(item, OSError) and item.errno in _DISK_ERRNOS:
-            return "disk full"
-        text = str(item).lower()
-        if any(fragment in text for fragment in _DISK_TEXT):
-            return "disk full"
-    for item in _chain(exc):
-        if isinstance(item, ConnectionError | TimeoutError):
-            return "unreachable"
-        text = str(item).lower()
-        if any(fragment in text for fragment in _UNREACHABLE_TEXT):
-            return "unreachable"
+    texts = [str(item).lower() for item in chain]
+    for item, text in zip(chain, texts, strict=True):
+        if isinstance(item, OSError) and item.errno in _FULL_ERRNOS:
+            return Fault.FULL
+        if {cls.__name__ for cls in type(item).__mro__} & FULL_CLASSES:
+            return Fault.FULL
+        if any(fragment in text for fragment in FULL_TEXT):
+            return Fault.FULL
+    for item, text in zip(chain, texts, strict=True):
+        names = {cls.__name__ for cls in type(item).__mro__}
+        if names & UNAVAILABLE_CLASSES or (writing and isinstance(item, OSError)):
+            return Fault.UNAVAILABLE
+        if any(fragment in text for fragment in UNAVAILABLE_TEXT):
+            return Fault.UNAVAILABLE
+        if "api request to" in text and "failed" in text:
+            return Fault.UNAVAILABLE
+        status = _http_status(item)
+        if status is not None and status >= 500:
+            return Fault.UNAVAILABLE
+    return None
+
+
+def store_error(exc: BaseException) -> Exception | None:
+    """The error to answer for a failed write to the study store: StoreFullError (no space
+    left), StoreUnavailableError (unreachable, busy, or an artifact store that cannot be
+    written), or None (something else: a bug, raised as is). Either says nothing was
+    recorded."""
+    from study.errors import StoreFullError, StoreUnavailableError
+
+    for item in exception_chain(exc):
+        if isinstance(item, StoreFullError | StoreUnavailableError):
+            return item
+    fault = classify(exc, writing=True)
+    if fault is Fault.FULL:
+        return StoreFullError(
+            "the study store has no space left (nothing was recorded; free space, then send "
+            f"the request again): {preview(str(exc), limit=300)}"
+        )
+    if fault is Fault.UNAVAILABLE:
+        return StoreUnavailableError(
+            "the study store cannot be written now (nothing was recorded; try again): "
+            f"{preview(str(exc), limit=300)}"
+        )
     return None
 
 
@@ -99,69 +186,3 @@ def disk_fault(paths: list[str] | tuple[str, ...], min_free_bytes: int) -> str |
                 f"MB (HPROBUST_MIN_FREE_MB)"
             )
     return None
-
-
-# ---- the study store's writes and reads (merged with transient_fault next) ----------------
-
-#: How a full disk shows in the errors of MLflow's stores (SQLite, PostgreSQL, file artifacts,
-#: a tracking server's answer).
-_FULL = ("no space left on device", "database or disk is full", "disk full", "diskfull")
-#: How a store that cannot take a write now (unreachable or overloaded) shows.
-_UNAVAILABLE = (
-    "queuepool limit",
-    "database is locked",
-    "connection refused",
-    "could not connect",
-    "max retries exceeded",
-    "timed out",
-)
-
-
-def store_write_error(exc: BaseException) -> Exception | None:
-    """The error to answer for a failed write to the study store: StoreFullError (no space
-    left: errno ENOSPC anywhere in the chain, or the store's message saying so),
-    StoreUnavailableError (unreachable, busy, or an artifact store that cannot be written),
-    or None (something else: a bug, raised as is)."""
-    from study.errors import StoreFullError, StoreUnavailableError
-
-    seen = _store_chain(exc)
-    if any(isinstance(e, StoreFullError | StoreUnavailableError) for e in seen):
-        return next(e for e in seen if isinstance(e, StoreFullError | StoreUnavailableError))
-    text = " ".join(str(e) for e in seen).lower()
-    if any(getattr(e, "errno", None) == errno.ENOSPC for e in seen) or any(
-        word in text for word in _FULL
-    ):
-        return StoreFullError(
-            "the study store has no space left (nothing was recorded; free space, then send "
-            f"the request again): {preview(str(exc), limit=300)}"
-        )
-    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
-    unreachable = {"ConnectionError", "OperationalError", "TimeoutError", "MaxRetryError"}
-    # OSError: an artifact store that cannot be written (permissions, a missing mount)
-    if names & (unreachable | {"OSError"}) or any(word in text for word in _UNAVAILABLE):
-        return StoreUnavailableError(
-            "the study store cannot be written now (nothing was recorded; try again): "
-            f"{preview(str(exc), limit=300)}"
-        )
-    return None
-
-
-def _store_chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 20:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def store_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the store cannot be reached or is busy (not
-    that what was asked for is missing)."""
-    seen = _store_chain(exc)
-    names = {cls.__name__ for e in seen for cls in type(e).__mro__}
-    text = " ".join(str(e) for e in seen).lower()
-    unreachable = {"ConnectionError", "TimeoutError", "MaxRetryError", "OperationalError"}
-    if names & unreachable or any(word in text for word in _UNAVAILABLE):
-        return True
-    return "api request to" in text and "failed" in text

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from study.analysis import PLOT_STEMS
-from study.analysis.rows import finite, to_int
+from study.analysis.rows import to_int
 from study.bounded import preview
 from study.errors import (
     ConfigError,
@@ -26,7 +26,8 @@ from study.errors import (
     StoreUnavailableError,
     StudyNotFoundError,
 )
-from study.faults import store_unreachable, store_write_error
+from study.faults import classify, store_error
+from study.numbers import finite
 from study.records.formats import study_note, summary_dict, trials_csv
 from study.records.ids import check_idempotency_key, check_study_id, new_study_id, utc_now_iso
 from study.records.layout import (
@@ -171,7 +172,7 @@ class StudyStore:
                 filter_string=f"tags.`{Tag.IDEMPOTENCY}` = '{key}'", max_results=10
             )
         except Exception as exc:
-            cause = store_write_error(exc)
+            cause = store_error(exc)
             if cause is not None:
                 raise cause from exc
             raise
@@ -217,7 +218,7 @@ class StudyStore:
                 name, artifact_location=location, tags=tags
             )
         except Exception as exc:
-            cause = store_write_error(exc)
+            cause = store_error(exc)
             if cause is not None:
                 raise cause from exc
             raise
@@ -253,7 +254,7 @@ class StudyStore:
             self._experiment_ids[study_id] = experiment_id
         except BaseException as exc:
             self._roll_back(experiment_id, study_id)
-            cause = store_write_error(exc) if isinstance(exc, Exception) else None
+            cause = store_error(exc) if isinstance(exc, Exception) else None
             if cause is not None:
                 raise cause from exc
             raise
@@ -511,7 +512,7 @@ class StudyStore:
                 specs.append(json.loads(tags[Tag.SPEC]))
             specs.append(load_yaml(self._read_artifact(study_id, "spec.yaml")))
         except (ValueError, BoundedInputError, LookupError, StudyNotFoundError) as exc:
-            if store_unreachable(exc):  # a fault that heals: check again later, refuse nothing
+            if classify(exc) is not None:  # a fault that heals: check again, refuse nothing
                 raise StoreUnavailableError(
                     f"cannot read study {study_id}'s spec to check its signature: {exc}"
                 ) from exc
