@@ -7,7 +7,8 @@ import csv
 import io
 from typing import Any
 
-from study.analysis.rows import TRIAL_FIELDS, finite
+from study.analysis.rows import TRIAL_FIELDS
+from study.numbers import finite
 from study.records.layout import HEADLINE
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from study.analysis.rows import DEFAULT_INIT_SCALE, finite, to_bool, to_int, to_status
+from study.analysis.rows import DEFAULT_INIT_SCALE, to_bool, to_int, to_status
+from study.numbers import finite
 from study.vocab import SHARED_VIEW_PREFIX, Tag, TrialStatus
 
 if TYPE_CHECKING:

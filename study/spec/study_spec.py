@@ -56,9 +56,9 @@ from study.spec.options import (
     schedule_before,
 )
 from study.spec.problems import spec_problems
+from study.spec.samplers import SAMPLERS
 from study.spec.trial_config import OptimizerSpec, TrialConfig
 
-SAMPLERS = ("qmc", "tpe", "random", "grid")
 SCHEDULES = SCHEDULE_KINDS
 PRECISIONS = ("fp32", "bf16")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -217,7 +217,7 @@ class StudySpec(DatasetFields, StrictModel):
     model: dict[str, Any]
     arms: Annotated[list[ArmSpec], Field(min_length=1, max_length=32)]
     search: SearchSpec
-    sampler: Literal["qmc", "tpe", "random", "grid"] = "grid"
+    sampler: Literal[tuple(SAMPLERS)] = "grid"  # type: ignore[valid-type]
     trials_per_arm: Annotated[int, Field(ge=1, le=MAX_TRIALS_PER_ARM)] | None = None
     seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
@@ -329,7 +329,7 @@ class StudySpec(DatasetFields, StrictModel):
     @property
     def grid_size(self) -> int | None:
         """Points in the grid (``sampler: grid``): lrs x inits (x init_scales), else None."""
-        if self.sampler != "grid":
+        if not SAMPLERS[self.sampler].grid:
             return None
         scales = self.search.init_scale.n_points if self.search.init_scale else 1
         return self.search.lr.n_points * len(self.search.init) * scales
@@ -370,7 +370,7 @@ class StudySpec(DatasetFields, StrictModel):
     @property
     def paired(self) -> bool:
         """Whether every arm gets the same points and seeds (non-adaptive samplers)."""
-        return self.sampler != "tpe"
+        return SAMPLERS[self.sampler].paired
 
     def design_warnings(self) -> list[str]:
         """Plain sentences naming what this design cannot support in the summary (it is
@@ -379,7 +379,7 @@ class StudySpec(DatasetFields, StrictModel):
         out: list[str] = []
         n_inits = len(self.search.init)
         compares = len(self.arms) >= 2
-        if self.sampler == "grid":
+        if SAMPLERS[self.sampler].grid:
             n_lrs = self.search.lr.n_points
             if n_lrs < 2:
                 out.append(
@@ -406,10 +406,10 @@ class StudySpec(DatasetFields, StrictModel):
                     "lrs, so per-init curves compare different lrs; the default grid crosses "
                     "every lr with every init"
                 )
-        if compares and self.sampler == "tpe":
+        if compares and not self.paired:
             out.append(
-                "sampler tpe is adaptive: the arms get different points, so comparisons are "
-                "unpaired and use only the points both arms happen to share"
+                f"sampler {self.sampler} is adaptive: the arms get different points, so "
+                "comparisons are unpaired and use only the points both arms happen to share"
             )
         if compares and self.points_per_arm < 6:
             out.append(

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
 
+from study.spec.samplers import SAMPLERS
+
 if TYPE_CHECKING:
     from study.spec.study_spec import StudySpec
 
@@ -67,26 +69,10 @@ class _PickledState:
 
 
 def make_sampler(spec: StudySpec) -> Any:
-    """The Optuna sampler the spec names, seeded with ``spec.seed``."""
-    import warnings
-
-    import optuna
-
-    if spec.sampler == "qmc":
-        # QMCSampler is marked experimental: its warning is dropped here only (a process-wide
-        # filter would hide every other ExperimentalWarning of the caller's process too).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.QMCSampler(
-                seed=spec.seed, scramble=True, warn_independent_sampling=False
-            )
-    if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.seed)
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(_grid_values(spec), seed=spec.seed)
-    raise ValueError(f"sampler must be one of qmc, tpe, random, grid, got {spec.sampler!r}")
+    """The Optuna sampler the spec names (:data:`study.spec.samplers.SAMPLERS`), seeded with
+    ``spec.seed``."""
+    kind = SAMPLERS[spec.sampler]
+    return kind.build(spec.seed, _grid_values(spec) if kind.grid else {})
 
 
 @contextmanager
@@ -115,7 +101,7 @@ def search_space(spec: StudySpec) -> dict[str, Any]:
     """The Ray Tune search space of one arm (lr and init_scale log-uniform, init a choice)."""
     from ray import tune
 
-    if spec.sampler == "grid":
+    if SAMPLERS[spec.sampler].grid:
         return {name: tune.choice(values) for name, values in _grid_values(spec).items()}
     space: dict[str, Any] = {
         "lr": tune.loguniform(spec.search.lr.low, spec.search.lr.high),

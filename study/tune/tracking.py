@@ -43,7 +43,6 @@ restored recorder finds its link in the one process registry, :func:`linked`'s, 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
+from study.numbers import finite
 from study.tune.searcher import ARM_KEY, INDEX_KEY, PACK_KEY, POINT_KEY, trial_key, trial_members
 from study.vocab import RunKind, Tag, TrialStatus
 
@@ -111,10 +111,6 @@ def linked(study_id: str, link: DriverLink) -> Iterator[DriverLink]:
         if _LINKS.get(study_id) is link:
             del _LINKS[study_id]
         link.close()
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class MlflowRecorder(Callback):
@@ -255,7 +251,7 @@ class MlflowRecorder(Callback):
         self._counts[TrialStatus.FINISHED] += 1
         self._counts[TrialStatus.EARLY_STOPPED] += status == TrialStatus.EARLY_STOPPED
         self._counts["diverged"] += bool(row["diverged"])
-        if status == TrialStatus.FINISHED and _finite(row.get("val_acc")):
+        if status == TrialStatus.FINISHED and finite(row.get("val_acc")) is not None:
             arm = row["arm"]
             self._best[arm] = max(self._best.get(arm, -1.0), row["val_acc"])
 
@@ -402,7 +398,7 @@ class MlflowRecorder(Callback):
         metrics = [
             Metric(METRIC_NAMES.get(name, name), float(result[name]), now, epoch)
             for name in EPOCH_METRICS
-            if _finite(result.get(name))
+            if finite(result.get(name)) is not None
         ]
         tags = []
         if slot not in self._last:  # the first result: where the trial runs
@@ -440,7 +436,7 @@ class MlflowRecorder(Callback):
         final = [
             Metric(name, float(last[key]), now, epoch)
             for name, key in FINAL_METRICS.items()
-            if _finite(last.get(key))
+            if finite(last.get(key)) is not None
         ]
         self.store.client.log_batch(
             run_id,
