@@ -119,7 +119,7 @@ class TrialsPublic(BaseModel):
     count: int
 
 
-#: The robustness summary (DESIGN.md, version 2): the typed model ``summarize`` returns, so the
+#: The robustness summary (docs/summary.md): the typed model ``summarize`` returns, so the
 #: OpenAPI schema documents every field. ``partial`` while the study has not finished.
 SummaryPublic = Summary
 

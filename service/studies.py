@@ -210,7 +210,8 @@ class StudyService:
         return [_json_safe(r) for r in self.reader.trials(self.reader.get(study_id))]
 
     def trials_csv(self, study_id: str) -> str:
-        """The trial rows as CSV: the DESIGN.md columns, then every other column by name."""
+        """The trial rows as CSV: the trial-row columns (``TRIAL_FIELDS``), then every other
+        column by name."""
         return trials_csv(self.trials(study_id), every_column=True)
 
     def plot(self, study_id: str, name: str) -> Plot:

@@ -29,7 +29,7 @@ class Words(StrEnum):
 
 
 class StudyStatus(Words):
-    """A study's status (experiment tag ``hprobust.status``; DESIGN.md "Study lifecycle")."""
+    """A study's status (experiment tag ``hprobust.status``; docs/design.md#study-lifecycle)."""
 
     QUEUED = "queued"  # recorded, waiting for a driver
     RUNNING = "running"  # a driver is running it
@@ -148,7 +148,7 @@ class Dependency(Words):
     """What a study needs that can be down for a while (``/readyz`` keys; why a study waits).
 
     While one is down, live studies pause: none is submitted, resubmitted or marked failed;
-    they resume, with backoff, when it answers again (DESIGN.md "Reliability rules").
+    they resume, with backoff, when it answers again (docs/design.md#reliability-rules).
     """
 
     DISK = "disk"  # free space of the data dir (HPROBUST_MIN_FREE_MB)

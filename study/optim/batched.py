@@ -1,7 +1,7 @@
 """Batched optimizer steps for packed trials: the members of one group (one optimizer, the same
 hyperparameters but the learning rate) step together with ``torch._foreach_*`` over their rows
 of the stacked parameters, each with its own learning rate (:mod:`study.train.pack` drives
-them; docs/packing.md says why and what it costs).
+them; docs/design.md#packing says why and what it costs).
 
 - :class:`SgdFamily`: ``sgd`` and ``insgd`` (both variants and norms); INSGD's input powers
   come from the batched forward (:class:`HookedLayer`, :func:`hooked_layers`).
@@ -57,7 +57,7 @@ def as_column(values: Any, ndim: int) -> Any:
 
 
 class SgdFamily:
-    """SGD and INSGD (DESIGN.md "INSGD", both variants) for a group of members that share the
+    """SGD and INSGD (docs/design.md#insgd, both variants) for a group of members that share the
     optimizer and every hyperparameter but the learning rate, as one batched update.
 
     The same operations as ``torch.optim.SGD`` / :func:`study.optim.insgd.insgd`, on the group's

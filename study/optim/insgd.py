@@ -3,7 +3,7 @@ r"""INSGD: Input Normalized Stochastic Gradient Descent (Atici, Pan & Cetin, TML
 INSGD divides the (momentum) SGD step of every ``nn.Linear`` and ``nn.Conv{1,2,3}d`` weight by
 the logarithm of the power of that layer's input, measured by forward hooks. Every other
 parameter (biases, norm layers, embeddings) gets plain SGD with the same hyperparameters.
-The section "INSGD" of the design document (DESIGN.md) is the contract this file implements.
+docs/design.md#insgd states the equations (both variants) this file implements.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def power_layout(module: nn.Module) -> tuple[tuple[int, ...], Tensor | None]:
 def input_statistic(
     x: Tensor, *, linear: bool, spatial_dims: int, norm: str, variant: str
 ) -> Tensor:
-    """``s`` of one training forward's input ``x`` to a hooked layer (DESIGN.md "INSGD").
+    """``s`` of one training forward's input ``x`` to a hooked layer (docs/design.md#insgd).
 
     The same number(s) :class:`INSGD`'s hooks derive, computed directly and out of place, so
     that it runs inside ``torch.func.vmap`` (packed trials compute every member's input

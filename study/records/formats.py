@@ -70,8 +70,9 @@ def _cell(value: Any) -> str:
 
 
 def trials_csv(rows: list[dict[str, Any]], *, every_column: bool = False) -> str:
-    """Trial rows as CSV with the DESIGN.md columns (``trials.csv``, ``hprobust trials``);
-    ``every_column``: then the rows' other keys too, sorted by name (the API's CSV)."""
+    """Trial rows as CSV with the trial-row columns, ``TRIAL_FIELDS`` (``trials.csv``,
+    ``hprobust trials``); ``every_column``: then the rows' other keys too, sorted by name (the
+    API's CSV)."""
     columns = list(TRIAL_FIELDS)
     if every_column:
         columns += sorted({k for row in rows for k in row} - set(columns))

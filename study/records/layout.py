@@ -92,9 +92,9 @@ class StudyRecord(StudyState):
 
 
 def trial_row(run: Run) -> dict[str, Any]:
-    """A trial row (DESIGN.md) from one trial run, plus ``key``, ``run_id`` and ``error``:
-    the one mapping of MLflow's trial records to rows. Values are read with the rules of
-    :mod:`study.analysis.rows`; one the run lacks (a trial still running) is None."""
+    """A trial row (docs/summary.md#words) from one trial run, plus ``key``, ``run_id`` and
+    ``error``: the one mapping of MLflow's trial records to rows. Values are read with the rules
+    of :mod:`study.analysis.rows`; one the run lacks (a trial still running) is None."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     if run.info.status == "RUNNING" or run.info.status == "SCHEDULED":
         status = TrialStatus.RUNNING

@@ -1,4 +1,4 @@
-"""Signed study records (DESIGN.md "Reliability rules"): only studies the API created run.
+"""Signed study records (docs/design.md#reliability-rules): only studies the API created run.
 
 The API signs each study it records: ``hprobust.signature`` (an experiment tag) is
 ``v1:`` + HMAC-SHA256, with the server's secret, of the study id and the spec in canonical

@@ -183,10 +183,10 @@ class AshaSpec(StrictModel):
 
 
 class ResourcesSpec(StrictModel):
-    """Resources per Ray Tune trial (a pack of trials counts as one: DESIGN.md "Many trials per
-    GPU (packing)"). ``pack_size``: ``auto`` packs when trials run on GPUs (``gpus_per_trial``
-    > 0; see :attr:`StudySpec.pack_size`), never on CPU; an integer forces that many trials
-    per pack (1: never pack)."""
+    """Resources per Ray Tune trial (a pack of trials counts as one: docs/design.md#packing).
+    ``pack_size``: ``auto`` packs when trials run on GPUs (``gpus_per_trial`` > 0; see
+    :attr:`StudySpec.pack_size`), never on CPU; an integer forces that many trials per pack (1:
+    never pack)."""
 
     cpus_per_trial: Annotated[float, Field(gt=0, le=1024)] = 1.0
     gpus_per_trial: Annotated[float, Field(ge=0, le=64)] = 0.0
@@ -204,7 +204,7 @@ class ResourcesSpec(StrictModel):
 
 class AnalysisSpec(StrictModel):
     """Settings of the robustness summary: the tolerance ``τ`` of the good threshold
-    ``g = A* - τ`` (DESIGN.md)."""
+    ``g = A* - τ`` (docs/summary.md)."""
 
     tolerance: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.02
 

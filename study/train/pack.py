@@ -1,48 +1,8 @@
-"""Packed trials: K trials of one study trained as one batched computation (DESIGN.md "Many
-trials per GPU (packing)").
-
-:func:`train_pack` takes K :func:`study.train.trial.train_trial` configs that share the dataset (and
-its options), the model (and its options), epochs, batch size, precision, device, data
-directory and thread count, and trains them together. Every member keeps what makes it its own
-trial: its init and init scale (its model is built from its seed exactly as ``train_trial``
-builds it), its learning rate and schedule, its optimizer with its hyperparameters, its
-seed-driven data order and augmentation, its BatchNorm statistics, its divergence and its
-per-epoch reports. Results equal K ``train_trial`` calls to floating-point tolerance
-(``tests/study/train/test_pack.py`` checks it in float64 over the zoo).
-
-How: the members' parameters and buffers are stacked (``torch.func.stack_module_state``) and
-the model runs under ``torch.func.vmap(functional_call)``. vmap's batching rules turn a conv
-with stacked weights into one grouped convolution, a Linear into one batched matmul and a
-BatchNorm into one BatchNorm over K·C channels: the fusion HFTA (Wang et al., MLSys 2021)
-writes by hand, here for every model of the zoo, including those whose forward reshapes
-(option-A shortcuts pad channels, a ViT reshapes tokens), where layer-by-layer fusion would be
-wrong. The choice was measured (``bench/gpu_throughput.py --fusion``): on this project's CPU a
-hand-fused ResNet-20 runs forward+backward 1.16-1.23x faster than the vmapped one (K = 4,
-16); vmap was kept for exactness over the whole zoo without a second implementation of every
-model, and the same benchmark decides on a GPU whether a fused ResNet-20 is worth adding.
-
-- Loss: each member's mean cross-entropy over its own batch; their sum is differentiated once,
-  which gives every member its own gradient (members share no parameter).
-- Optimizer: members are grouped by optimizer and hyperparameters (an arm); each group steps
-  all its members at once with ``torch._foreach_*`` ops over the stacked parameters, the
-  learning rate being the only per-member value: :class:`SgdFamily` for ``sgd`` and
-  ``insgd`` (both variants and norms). INSGD's input powers cannot come from hooks (a hook
-  under vmap sees batched tensors that must not escape it), so the batched forward computes
-  them (:func:`study.optim.insgd.input_statistic`, per member, layer and channel) and returns them
-  with the logits. Any other optimizer of the registry runs as one real ``torch.optim``
-  instance per member over views of the stacked parameters (:class:`PerMember`): exactly
-  its own code, K small steps.
-- Divergence (as in ``train_trial``): every :data:`study.train.parts.NONFINITE_CHECK_EVERY`
-  steps one host sync checks all members' running losses; a member whose loss is non-finite
-  is frozen at once: evaluated, reported as diverged, and removed from the batched computation
-  (the others go on). An epoch whose mean loss exceeds ``3 ln C`` ends the member after that epoch.
-- Host syncs: one per :data:`~study.train.parts.NONFINITE_CHECK_EVERY` steps and a few per epoch,
-  for the whole pack.
-- Fast path (CUDA, :func:`step_mode`): the step reads fixed input buffers (batch, labels,
-  learning rates), keeps every state in place, and after :data:`GRAPH_WARMUP` eager steps is
-  captured once as a CUDA graph and replayed (the per-member optimizers of other arms step
-  eagerly on its gradients); a member leaving changes the shapes, so the capture starts over.
-  A single trial on CUDA runs as a pack of one this way (``train_trial``), channels-last.
+"""Packed trials: :func:`train_pack` trains K trials of one study as one batched computation
+(the members stacked under ``torch.func.vmap``), each keeping its own init, learning rate and
+schedule, optimizer, seed, data order, BatchNorm statistics and divergence. Results equal K
+:func:`study.train.trial.train_trial` calls to floating-point tolerance. How, and what it
+costs: docs/design.md#packing; the batched optimizer steps: :mod:`study.optim.batched`.
 """
 
 from __future__ import annotations

@@ -1,36 +1,10 @@
-"""One training trial: :func:`train_trial` (config in, final metrics out).
+"""One training trial: :func:`train_trial` (a config in, its final metrics out).
 
-The loop, in the style of airbench / nanoGPT:
-
-- The whole dataset lives on the trial's device (:mod:`study.data.loader`); every epoch draws
-  a fresh random permutation and walks it in ``n_train // batch_size`` full batches (the last
-  incomplete batch is dropped; when ``batch_size > n_train`` one batch of everything is used).
-- CIFAR-style augmentation runs on the device, batch by batch (:meth:`Dataset.augment`).
-- The learning rate is set before *every step* from the pure function
-  :func:`study.train.schedule.lr_at` at ``epoch = step / steps_per_epoch``.
-- The training loss is accumulated as a tensor: one host sync per epoch, plus a cheap
-  non-finite check every :data:`NONFINITE_CHECK_EVERY` steps.
-- Evaluation runs under ``torch.no_grad()`` in ``model.eval()``, in batches of
-  ``2 * batch_size``; ``val_acc`` is a fraction in ``[0, 1]``.
-
-Divergence (DESIGN.md): the trial stops as soon as the running training loss is non-finite
-(checked every :data:`NONFINITE_CHECK_EVERY` steps and at the end of every epoch; the rest of
-that epoch is skipped), or when an epoch's mean training loss exceeds ``3 * ln(C)`` (checked at
-the end of that epoch). The diverged epoch is still evaluated and reported, with
-``diverged: True``, and no further epoch runs.
-
-Non-finite losses are reported and returned as ``None`` (JSON-safe; ``diverged`` says why), so
-no ``NaN``/``inf`` ever leaves this module.
-
-Determinism: everything random comes from ``seed``: torch's global generators (model
-construction, ``apply_init``, dropout) are seeded inside :func:`torch.random.fork_rng`, so the
-caller's generator state is untouched, and one ``torch.Generator`` on the device, seeded from
-``seed``, drives shuffling and augmentation. On CPU the same config (and thread count) gives
-bitwise identical results.
-
-Precision: ``bf16`` uses ``torch.autocast("cuda", dtype=torch.bfloat16)`` on CUDA only; on CPU
-it falls back to fp32 and the result says so (``precision_used``). ``fp64`` trains in float64
-(model and data) on any device: slow, for exactness checks (packed vs unpacked trials).
+The whole dataset lives on the device, every step sets the learning rate from the schedule,
+and a trial stops at once when it diverges (the rule: docs/design.md#a-study). Everything
+random comes from the config's ``seed``, so on CPU the same config gives bitwise identical
+results; docs/design.md#one-trial describes the loop, precision and determinism. On CUDA the
+trial runs as a pack of one (:mod:`study.train.pack`), on CPU in the eager loop here.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ to the end, then stores the summary, the trials table and the plots in MLflow:
   ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials; the
   validated spec reaches the trials once through ``tune.with_parameters`` (each trial's
   :class:`study.spec.trial_config.TrialConfig` is made from it without validating again);
-- packing (``spec.pack_size`` > 1, DESIGN.md "Many trials per GPU"): one Tune trial trains
+- packing (``spec.pack_size`` > 1, docs/design.md#packing): one Tune trial trains
   a pack of trials with :func:`study.train.pack.train_pack`; each report carries every member's
   latest metrics (``result["__pack"][j]``) and the recorder writes one MLflow run per member,
   keyed exactly as an unpacked trial;

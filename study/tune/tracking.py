@@ -1,43 +1,12 @@
-"""The one MLflow writer of a study: a Ray Tune ``Callback`` in the study driver.
+"""The one MLflow writer of a study: :class:`MlflowRecorder`, a Ray Tune ``Callback`` in the
+study driver that turns trial events into MLflow runs keyed by trial identity
+(``<arm>/<point>/<seed>``), so that trials never talk to MLflow and a restored Tuner writes
+each key once. The events and what each writes: docs/design.md#what-mlflow-shows.
 
-Trials never talk to MLflow. The driver's :class:`MlflowRecorder` turns Tune's trial events
-into MLflow runs keyed by trial identity ``hprobust.trial_key = <arm>/<point>/<seed>``:
-
-- ``on_trial_start``: a key that already has a terminal run (FINISHED, or FAILED after its
-  retry) is left alone; any other run of the key (RUNNING: its driver died) is deleted; then
-  one new run gets the tags and every hyperparameter as params. It is nested under the study
-  run (``mlflow.parentRunId``) and named ``<arm> lr=<lr> <init> s<seed>`` (with
-  ``scale=<init_scale>`` before the seed when the spec searches init scales), so that the
-  MLflow UI's runs table reads as the study's design.
-- ``on_trial_result``: one ``log_batch`` per epoch (step = epoch; the schedule's learning rate
-  as ``scheduled_lr``, since the param ``lr`` is the trial's base rate), handed to the recorder's
-  writer thread so that Tune's control loop (and with it the blocked trial) does not wait
-  for the store; every other event waits until the writes before it are done. The first
-  result also tags the run with the Ray node that trains it (``hprobust.node_id``,
-  ``hprobust.node_ip``).
-- ``on_trial_complete``: ``diverged`` and ``hprobust.status`` (``finished``, or
-  ``early_stopped`` when a scheduler stopped it before the last epoch), the final metrics
-  ``final_val_acc``, ``final_val_loss``, ``final_train_loss`` (those that are finite) and
-  ``diverged`` (1 or 0), run FINISHED.
-- ``on_trial_recover``: the crashed attempt's run is deleted (the retry writes a fresh one,
-  tagged with the first error); ``on_trial_error``: the run ends FAILED with the error text
-  (and ``diverged`` 0).
-
-A packed Tune trial (``config["__pack"]``, :class:`study.tune.searcher.PackSearcher`) trains several
-trials: each member gets its own run exactly as above (key, params, tags, plus
-``hprobust.pack_size``), its epochs from ``result["__pack"][j]``, and is finished as soon as
-it is done (diverged, or its last epoch), while the pack goes on; a recovered or failed pack
-deletes or fails the runs of its members that were not finished.
-
-So after a ``Tuner.restore`` every key ends with exactly one live run and one metric history.
-The writes stay one at a time and in order (one writer): the per-epoch batches on the writer
-thread, every other write in the driver thread after waiting for the queued ones;
-:meth:`MlflowRecorder.flush` waits for them and raises the first failed write.
-The driver hands the recorder what lives only in its process (the store, the progress hook,
-the resource-wait hook) as one object, a :class:`DriverLink`, and flushes and closes the
-recorder through it. The callback pickles (Ray Tune stores it in ``tuner.pkl``) without its
-link, and ``Tuner.restore`` builds the callbacks from that file (it takes no callbacks), so a
-restored recorder finds its link in the one process registry, :func:`linked`'s, by study id.
+The driver hands the recorder what lives only in its process (the store, the progress and
+resource-wait hooks) as one :class:`DriverLink`; the callback pickles without it (Ray Tune
+keeps it in ``tuner.pkl``), and a restored recorder finds its link again by study id
+(:func:`linked`).
 """
 
 from __future__ import annotations

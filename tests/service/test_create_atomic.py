@@ -1,4 +1,4 @@
-"""Creating a study is all or nothing (issue 10, defect 2; DESIGN.md "Reliability rules"), on
+"""Creating a study is all or nothing (issue 10, defect 2; docs/design.md#reliability-rules), on
 the real service (``hprobust serve``, real uvicorn, Ray head, SQLite MLflow).
 
 20 concurrent POSTs gave 11 x 500 (``QueuePool limit of size 5 overflow 10 reached``), and most

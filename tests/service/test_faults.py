@@ -1,4 +1,4 @@
-"""Faults that heal (DESIGN.md "Reliability rules"): a study whose data dir fills up mid-study
+"""Faults that heal (docs/design.md#reliability-rules): a study whose data dir fills up mid-study
 pauses (never ``failed``), ``/readyz`` says the disk is full, and once space is freed the
 study resumes and finishes with every trial recorded exactly once and no trial run left
 RUNNING. A real ``hprobust serve`` on a real Ray head, its data dir (MLflow SQLite store,

@@ -1,4 +1,4 @@
-"""Only studies the API created run (issue 10, defect 4; DESIGN.md "Reliability rules"), on the
+"""Only studies the API created run (issue 10, defect 4; docs/design.md#reliability-rules), on the
 real service (``hprobust serve``, real uvicorn, Ray head, SQLite MLflow).
 
 Before: a study written straight into MLflow (experiment + study run with the service's tags,
@@ -28,7 +28,8 @@ def auth(token: str) -> dict[str, str]:
 
 def forge(api: ServeProcess, **changes: Any) -> str:
     """A queued study written into the service's MLflow store the way the service lays it out
-    (DESIGN.md), with mlflow's client and no API: what anyone with MLflow access can do."""
+    (docs/design.md#reliability-rules), with mlflow's client and no API: what anyone with MLflow
+    access can do."""
     import yaml
     from mlflow.tracking import MlflowClient
 

@@ -212,7 +212,7 @@ def test_plot_names_lists_without_downloading(tmp_path: Path) -> None:
 
 
 def test_the_trials_csv_has_the_design_columns_then_the_rest(served: Served) -> None:
-    """One CSV writer (study.records.formats.trials_csv): the stored trials.csv has the DESIGN.md
+    """One CSV writer (study.records.formats.trials_csv): the stored trials.csv has the trial-row
     columns; the API's CSV has them first, in that order, then every other column by name."""
     response = served.get(f"/studies/{served.finished}/trials", params={"format": "csv"})
     assert response.status_code == 200

@@ -1,6 +1,6 @@
 """A slow, literal reference for the robustness summary, version 2 (the independent checker).
 
-Written from /work/shared/DESIGN.md ("The robustness summary, version 2") and the lead's output
+Written from the summary's definition (docs/summary.md, version 2) and the lead's output
 contract, without reading ``study.analysis``: plain Python loops, exact binomials
 (``math.comb``, ``fractions``), a hand-written percentile. Only what the contract prescribes
 comes from libraries: the bootstrap draws (``numpy.random.default_rng(0)`` and

@@ -1,4 +1,4 @@
-"""Hand-worked examples for every per-arm number of the summary (DESIGN.md, version 2;
+"""Hand-worked examples for every per-arm number of the summary (docs/summary.md, version 2;
 docs/summary.md works the first one through in prose)."""
 
 from __future__ import annotations

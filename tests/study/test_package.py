@@ -1,5 +1,5 @@
-"""``import study`` stays light (DESIGN.md): no torch, ray, mlflow or fastapi until a module
-that needs them is used; ``from study import INSGD`` still works."""
+"""``import study`` stays light (docs/design.md#the-shape): no torch, ray, mlflow or fastapi until a
+module that needs them is used; ``from study import INSGD`` still works."""
 
 from __future__ import annotations
 

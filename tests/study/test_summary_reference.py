@@ -1,9 +1,9 @@
-"""``study.analysis.summarize`` against an independent reading of DESIGN.md's summary v2.
+"""``study.analysis.summarize`` against an independent reading of docs/summary.md (v2).
 
-``tests/study/summary_reference.py`` is a slow, literal reference written from DESIGN.md and the
-output contract alone. Each hand-worked table below asserts the numbers worked out by hand on
-the reference AND that ``summarize`` gives the same dump; seeded random tables then compare
-every key (floats to 1e-9; the bootstrap draws are prescribed, so CIs and bands too).
+``tests/study/summary_reference.py`` is a slow, literal reference written from docs/summary.md and
+the output contract alone. Each hand-worked table below asserts the numbers worked out by hand on
+the reference AND that ``summarize`` gives the same dump; seeded random tables then compare every
+key (floats to 1e-9; the bootstrap draws are prescribed, so CIs and bands too).
 """
 
 from __future__ import annotations

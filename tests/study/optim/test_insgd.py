@@ -1,4 +1,4 @@
-"""INSGD against a plain float64 per-parameter re-implementation of DESIGN.md's equations."""
+"""INSGD against a plain float64 per-parameter re-implementation of docs/design.md#insgd."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _one_thread():
 
 
 # --------------------------------------------------------------------------------------
-# The reference: DESIGN.md's equations, literally, one parameter and one entry at a time.
+# The reference: docs/design.md#insgd's equations, literally, one parameter and one entry at a time.
 # --------------------------------------------------------------------------------------
 
 
@@ -97,7 +97,8 @@ def weight_denominator(module: nn.Module, d: Tensor) -> Tensor:
 
 
 class ReferenceINSGD:
-    """Per-parameter INSGD as DESIGN.md states it; `groups` is a list of (params, hparams)."""
+    """Per-parameter INSGD as docs/design.md#insgd states it; `groups` is a list of (params,
+    hparams)."""
 
     def __init__(self, model: nn.Module, groups: list[tuple[list[Tensor], dict]]) -> None:
         self.model = model

@@ -34,7 +34,7 @@ def store(mlflow_sqlite_uri):
 
 
 def trial_run(store, study_id, *, arm, point, seed, status, diverged=False, acc=0.5):
-    """A trial run in the layout study.tune.tracking writes (DESIGN.md)."""
+    """A trial run in the layout study.tune.tracking writes (docs/design.md#what-mlflow-shows)."""
     from mlflow.entities import Metric, Param
 
     key = f"{arm}/{point}/{seed}"
