@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= ./hprobust-data
 
-.PHONY: install up study test compose-test lint format docs bench clean
+.PHONY: install up study check test compose-test lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ study: install
 	$(BIN)/hprobust run examples/digits-quick.yaml --data-dir $(DATA_DIR)
 	@echo "browse it: $(BIN)/hprobust ui --data-dir $(DATA_DIR)"
 
+# The inner loop: lint, and every test that needs no Ray, server process or browser (the tests
+# not marked slow), about 2.5 min on a quiet 2-core machine.
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The whole suite (what CI runs: .ci/run), about 13 min on a quiet 2-core machine.
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -45,7 +53,8 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-docs: install  # docs/spec.md from the code: rerun after changing the spec, an optimizer, a model
+docs: install  # docs/spec.md and the README's tables from the code: rerun after changing the
+	# spec, an optimizer, a model or a dataset
 	$(BIN)/python -m study.spec.docs
 
 bench: install

@@ -13,25 +13,39 @@ from typing import Annotated
 import typer
 
 from study.cli.group import app
+from study.data.registry import DATASET_KINDS
+from study.optim.registry import OPTIMIZERS, optimizer_hparams
+from study.spec.options import SCHEDULE_KINDS
+
+
+def _names(names: list[str] | tuple[str, ...]) -> str:
+    """``a, b or c``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+#: The optimizers with a momentum hyperparameter (the registry says which).
+_WITH_MOMENTUM = [name for name in OPTIMIZERS if "momentum" in optimizer_hparams(name)]
 
 
 @app.command()
 def demo(
     optimizer: Annotated[
-        str, typer.Option(help="Optimizer: sgd, insgd, adam, adamw, adagrad, rmsprop or nadam.")
+        str, typer.Option(help=f"Optimizer: {_names(tuple(OPTIMIZERS))}.")
     ] = "insgd",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
     lr: Annotated[float, typer.Option(help="Base learning rate.")] = 0.05,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
     momentum: Annotated[
-        float, typer.Option(help="Momentum (optimizers that have one: sgd, insgd, rmsprop).")
+        float,
+        typer.Option(help=f"Momentum (optimizers that have one: {', '.join(_WITH_MOMENTUM)})."),
     ] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 5e-4,
     init: Annotated[str, typer.Option(help="Weight initialization scheme.")] = "kaiming_normal",
     init_scale: Annotated[float, typer.Option(help="Multiplier of the init's weights.")] = 1.0,
-    schedule: Annotated[str, typer.Option(help="cosine, multistep or constant.")] = "cosine",
+    schedule: Annotated[str, typer.Option(help=f"{_names(SCHEDULE_KINDS)}.")] = "cosine",
     seed: Annotated[int, typer.Option(help="Seed of the trial.")] = 0,
-    dataset: Annotated[str, typer.Option(help="Dataset name.")] = "digits",
+    dataset: Annotated[str, typer.Option(help=f"Dataset: {_names(DATASET_KINDS)}.")] = "digits",
     model: Annotated[str, typer.Option(help="Model name.")] = "toy_cnn",
     width: Annotated[
         int | None, typer.Option(help="Width option of the model (toy_cnn: 16; others: theirs).")
@@ -63,7 +77,6 @@ def demo(
     from rich.table import Table
 
     from study.errors import ConfigError, DatasetNotFoundError
-    from study.optim.registry import optimizer_hparams
     from study.spec.trial_config import TrialConfig
     from study.train.trial import train_trial
 

@@ -1,7 +1,7 @@
 """Batched optimizer steps for packed trials: the members of one group (one optimizer, the same
 hyperparameters but the learning rate) step together with ``torch._foreach_*`` over their rows
 of the stacked parameters, each with its own learning rate (:mod:`study.train.pack` drives
-them; docs/design.md#packing says why and what it costs).
+them; docs/design.md#packing says why, docs/packing.md what the batched steps cost).
 
 - :class:`SgdFamily`: ``sgd`` and ``insgd`` (both variants and norms); INSGD's input powers
   come from the batched forward (:class:`HookedLayer`, :func:`hooked_layers`).

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from study.cli import app
@@ -17,6 +18,24 @@ runner = CliRunner()
 
 def invoke(*args: str):
     return runner.invoke(app, ["demo", *args], catch_exceptions=False)
+
+
+def test_the_demos_help_lists_what_the_registries_hold():
+    """The optimizer, momentum, schedule and dataset help comes from the registries: an entry
+    added there shows here (and nothing else is listed)."""
+    from study.data.registry import DATASET_KINDS
+    from study.optim.registry import OPTIMIZERS, optimizer_hparams
+    from study.spec.options import SCHEDULE_KINDS
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["demo"].params}
+    assert set(re.findall(r"\w+", params["optimizer"].help)) - {"Optimizer", "or"} == set(
+        OPTIMIZERS
+    )
+    with_momentum = {n for n in OPTIMIZERS if "momentum" in optimizer_hparams(n)}
+    assert with_momentum == {"sgd", "insgd", "rmsprop"}  # today's registry, by hand
+    assert all(name in params["momentum"].help for name in with_momentum)
+    assert set(re.findall(r"\w+", params["schedule"].help)) - {"or"} == set(SCHEDULE_KINDS)
+    assert set(re.findall(r"\w+", params["dataset"].help)) - {"Dataset", "or"} == set(DATASET_KINDS)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "insgd", "adagrad"])

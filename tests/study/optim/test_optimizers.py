@@ -61,7 +61,8 @@ BAD = {
     "momentum_decay": [(-0.004, "must be >= 0"), (float("inf"), "must be finite")],
 }
 
-# (lr, hparams) with which each optimizer halves the loss of _model in 30 full-batch steps.
+# (lr, hparams) with which each optimizer halves the loss of _model in 30 full-batch steps
+# (an optimizer not listed is tried at lr 0.01 with its defaults).
 TRAINS = {
     "sgd": (0.05, {"momentum": 0.9}),
     "insgd": (0.05, {"momentum": 0.9}),
@@ -72,6 +73,8 @@ TRAINS = {
     "nadam": (0.01, {}),
 }
 
+# The torch.optim class each torch-backed optimizer of today's registry builds (checked by hand;
+# a torch-backed optimizer added to the registry is tested with the class it builds).
 TORCH_CLASS = {
     "sgd": "SGD",
     "adam": "Adam",
@@ -101,8 +104,18 @@ def _model() -> nn.Module:
     )
 
 
+def _torch_backed() -> list[str]:
+    """The optimizers of the registry that build a torch.optim class (all but INSGD today)."""
+    built = {name: type(create_optimizer(name, _model(), lr=0.01)) for name in OPTIMIZERS}
+    return [name for name, cls in built.items() if getattr(torch.optim, cls.__name__, None) is cls]
+
+
+TORCH_BACKED = _torch_backed()
+
+
 def test_registry_holds_the_paper_optimizers_and_its_baselines():
-    assert set(OPTIMIZERS) == {"sgd", "insgd", "adam", "adamw", "adagrad", "rmsprop", "nadam"}
+    assert set(OPTIMIZERS) >= {"sgd", "insgd", "adam", "adamw", "adagrad", "rmsprop", "nadam"}
+    assert set(TORCH_CLASS) <= set(TORCH_BACKED) and "insgd" not in TORCH_BACKED
     assert set(optimizer_hparams("insgd")) == {
         "momentum",
         "dampening",
@@ -122,13 +135,15 @@ def test_registry_holds_the_paper_optimizers_and_its_baselines():
     }
 
 
-@pytest.mark.parametrize("name", sorted(TORCH_CLASS))
+@pytest.mark.parametrize("name", TORCH_BACKED)
 def test_torch_optimizers_take_torchs_hyperparameters_and_defaults(name: str):
     """Every hyperparameter the spec accepts is one torch's class takes, with its default;
     the ones left out are implementation switches (and maximize, which no study wants)."""
     import inspect
 
-    cls = getattr(torch.optim, TORCH_CLASS[name])
+    cls = type(create_optimizer(name, _model(), lr=0.01))
+    if name in TORCH_CLASS:
+        assert cls.__name__ == TORCH_CLASS[name]
     params = inspect.signature(cls.__init__).parameters
     ours = optimizer_hparams(name)
     for key, default in ours.items():
@@ -169,7 +184,7 @@ def test_every_hyperparameter_reaches_the_groups(name: str):
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_trains_a_small_model(name: str):
     model = _model()
-    lr, hparams = TRAINS[name]
+    lr, hparams = TRAINS.get(name, (0.01, {}))
     optimizer = create_optimizer(name, model, lr=lr, **hparams)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(32, 1, 4, 4, generator=gen)
@@ -243,7 +258,7 @@ def test_nesterov_needs_momentum(name: str):
         create_optimizer(name, _model(), lr=0.1, nesterov=True)
 
 
-@pytest.mark.parametrize("name", sorted(TORCH_CLASS))
+@pytest.mark.parametrize("name", TORCH_BACKED)
 def test_eps_zero_is_allowed_where_torch_allows_it(name: str):
     if "eps" in optimizer_hparams(name):
         assert create_optimizer(name, _model(), lr=0.1, eps=0.0).param_groups[0]["eps"] == 0.0
