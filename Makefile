@@ -28,12 +28,12 @@ study: install
 	$(BIN)/hprobust run examples/digits-quick.yaml --data-dir $(DATA_DIR)
 	@echo "browse it: $(BIN)/hprobust ui --data-dir $(DATA_DIR)"
 
-# The inner loop: lint, and every test that needs no Ray, server process or browser (the tests
-# not marked slow), about 2.5 min on a quiet 2-core machine.
+# The inner loop: lint, and every test that needs no Ray, no server and no browser (those
+# marked neither slow nor server), under 3 min on a quiet 2-core machine.
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow and not server" $(PYTEST_ARGS)
 
 # The whole suite (what CI runs: .ci/run), about 13 min on a quiet 2-core machine.
 test: install

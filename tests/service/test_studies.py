@@ -29,6 +29,8 @@ from study.spec.study_spec import parse_spec
 from study.vocab import PlotName, StudyStatus
 from tests.study.records.test_records import SPEC, trial_run
 
+pytestmark = pytest.mark.server  # uvicorn in a thread: not in `make check`
+
 TOKEN = "test-token-0123456789"
 #: The store reads the counts watch.
 READS = ("get", "states", "ping", "progress", "trials", "summary", "plot", "plot_names")
