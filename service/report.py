@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from service.pages import progress_view
 from study.analysis import present
-from study.analysis.models import Summary
+from study.analysis.schema import Summary
 from study.vocab import LIVE, PLOT_CAPTIONS
 
 _ENV = Environment(

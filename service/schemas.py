@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from study.analysis.models import Summary
+from study.analysis.schema import Summary
 from study.vocab import SETTABLE, TrialStatus
 
 #: The statuses the API shows (``study.vocab.SETTABLE``: never the transient ``creating``), as a

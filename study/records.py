@@ -796,7 +796,7 @@ class StudyStore:
         trials: list[dict[str, Any]],
         plot_paths: list[Path] | None = None,
     ) -> None:
-        """Write ``summary.json`` (a :class:`~study.analysis.models.Summary` or its JSON dict),
+        """Write ``summary.json`` (a :class:`~study.analysis.schema.Summary` or its JSON dict),
         ``trials.csv`` and ``plots/*.png`` to the study run."""
         if hasattr(summary, "model_dump"):
             summary = summary.model_dump(mode="json")

@@ -20,13 +20,13 @@ PLOT_STEMS: tuple[PlotName, ...] = tuple(PlotName)
 
 if TYPE_CHECKING:  # pragma: no cover
     from study.analysis.figures import plots
-    from study.analysis.models import Summary
+    from study.analysis.schema import Summary
     from study.analysis.summary import summarize
 
 _LAZY = {
     "summarize": "study.analysis.summary",
     "plots": "study.analysis.figures",
-    "Summary": "study.analysis.models",
+    "Summary": "study.analysis.schema",
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from study.analysis.cells import Cells, build_cells
-from study.analysis.models import Summary
+from study.analysis.schema import Summary
 from study.analysis.table import TrialTable, build_table
 from study.vocab import PlotName
 

@@ -1,8 +1,8 @@
 """Per-group numbers of the summary: an arm x init, or a whole arm (DESIGN.md's first table).
 
 Everything here reads a :class:`Context` (the canonical table, its cells and the study-wide
-reference) and returns plain dicts shaped like :class:`~study.analysis.models.InitSummary` /
-:class:`~study.analysis.models.ArmSummary`, with ``None`` where a value cannot be computed.
+reference) and returns plain dicts shaped like :class:`~study.analysis.schema.InitSummary` /
+:class:`~study.analysis.schema.ArmSummary`, with ``None`` where a value cannot be computed.
 """
 
 from __future__ import annotations

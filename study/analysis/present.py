@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from study.analysis.models import ArmSummary, Comparison, InitSummary, Summary
+from study.analysis.schema import ArmSummary, Comparison, InitSummary, Summary
 
 #: How a value that cannot be computed is shown (``null`` in JSON).
 MISSING = "–"

@@ -12,7 +12,7 @@ from study.analysis.cells import build_cells
 from study.analysis.compare import N_BOOTSTRAP, point_comparison
 from study.analysis.groups import Context, arm_summary, best_cell_index
 from study.analysis.metrics import N_BAND_BOOTSTRAP
-from study.analysis.models import Summary
+from study.analysis.schema import Summary
 from study.analysis.seedboot import N_SEED_BOOTSTRAP, seed_bootstrap
 from study.analysis.table import TrialTable, build_table
 from study.errors import ConfigError
@@ -180,7 +180,7 @@ def summarize(
             lr_sensitivity average over. Default: the smallest and largest lr of the rows.
 
     Returns:
-        A :class:`~study.analysis.models.Summary`; ``summary.model_dump(mode="json")`` is the
+        A :class:`~study.analysis.schema.Summary`; ``summary.model_dump(mode="json")`` is the
         JSON form. Values that cannot be computed are ``None``, never NaN. The result is the
         same, bit for bit, for any order of the rows.
 

@@ -12,8 +12,8 @@ from typing import Any
 
 
 def as_summary(summary: Any) -> Any:
-    """A :class:`~study.analysis.models.Summary` from one or from its JSON dict."""
-    from study.analysis.models import Summary
+    """A :class:`~study.analysis.schema.Summary` from one or from its JSON dict."""
+    from study.analysis.schema import Summary
 
     return summary if isinstance(summary, Summary) else Summary.model_validate(summary)
 

@@ -119,7 +119,7 @@ def test_openapi_documents_every_summary_field():
     from fastapi import FastAPI
 
     from service.api.routes import studies
-    from study.analysis.models import ArmSummary, Comparison, InitSummary, Reference, Summary
+    from study.analysis.schema import ArmSummary, Comparison, InitSummary, Reference, Summary
 
     app = FastAPI()
     app.include_router(studies.router)
