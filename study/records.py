@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from study.analysis import PLOT_STEMS
+from study.analysis import PLOT_STEMS, SUMMARY_VERSION
 from study.analysis.rows import DEFAULT_INIT_SCALE, TRIAL_FIELDS, finite, to_bool, to_int, to_status
 from study.errors import (
     ConfigError,
@@ -40,6 +40,7 @@ from study.errors import (
 from study.ids import check_idempotency_key, check_study_id, new_study_id, utc_now_iso
 from study.signing import REFUSED, SignatureError, holds, sign
 from study.vocab import (
+    ENDED,
     RUN_STATUS_AT_END,
     SETTABLE,
     SHARED_VIEW_PREFIX,
@@ -763,15 +764,18 @@ class StudyStore:
                 stored = json.loads(self._read_artifact(study_id, "summary.json"))
             except LookupError:
                 stored = None
-            if isinstance(stored, dict) and stored.get("version") == 2:
+            if isinstance(stored, dict) and stored.get("version") == SUMMARY_VERSION:
                 return stored
         from study.analysis import summarize, summary_args
 
-        summary = summarize(
-            self.trials_of(record), num_classes=record.num_classes, **summary_args(record.spec)
-        )
         # a finished study whose stored summary is missing or of an older version: recomputed
-        # from its trials, and complete
+        # from its trials, and complete; a live one states no verdict yet
+        summary = summarize(
+            self.trials_of(record),
+            num_classes=record.num_classes,
+            complete=record.status in ENDED,
+            **summary_args(record.spec),
+        )
         summary.partial = record.status != StudyStatus.FINISHED
         return summary.model_dump(mode="json")
 
@@ -953,6 +957,11 @@ def study_note(
         "Each trial is a child run of this one, named `<arm> lr=<lr> <init> s<seed>`, with "
         "`final_val_acc`, `final_val_loss` and `diverged` as metrics.",
     ]
+    from study.analysis.present import verdict_lines
+
+    verdicts = verdict_lines(summary)
+    if verdicts:
+        lines += ["", *(f"- {line}" for line in verdicts)]
     arms = _plain(summary).get("arms") or {}
     keys = [k for k in HEADLINE if any(k in (v or {}) for v in arms.values())]
     if arms and keys:

@@ -1,5 +1,5 @@
-"""Hand-worked examples for every per-arm number of the summary (DESIGN.md, version 2;
-docs/summary.md works the first one through in prose)."""
+"""Hand-worked examples for every per-arm number of the summary (docs/summary.md works the
+first one through in prose)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from study.analysis import summarize
-from study.analysis.curves import area_weights, mean_over_range, window_decades
+from study.analysis.curves import mean_over_range, window_decades
 from study.analysis.metrics import expected_max, expected_max_band
 from tests.study.analysis_rows import row
 
@@ -241,10 +241,14 @@ def test_batch_window_matches_a_segment_walk():
         assert got == pytest.approx(want, abs=1e-12)
 
 
-def test_area_weights_equal_the_area():
+def test_the_area_is_linear_in_the_curve():
+    """The AUC is a weighted sum of the curve's values (the reason the replicate mean of the
+    per-seed AUC differences equals the difference of the all-seeds AUCs): the area of each
+    unit curve gives the weights, and every curve's area is its values times them."""
     rng = np.random.default_rng(4)
     x = np.sort(rng.uniform(-3, 0, 7))
+    eye = np.eye(7)
     for lo, hi in ((-4.0, 1.0), (-2.0, -1.0), (-1.5, -1.5), (-0.5, 2.0)):
-        v = area_weights(x, lo, hi)
+        v = np.array([mean_over_range(x, eye[j], lo, hi) for j in range(7)])
         for y in rng.uniform(0, 1, (5, 7)):
             assert y @ v == pytest.approx(mean_over_range(x, y, lo, hi), abs=1e-12)
