@@ -11,6 +11,7 @@ import numpy as np
 
 from study.analysis.cells import build_cells
 from study.analysis.compare import N_BOOTSTRAP, point_comparison
+from study.analysis.design import MIN_POINTS, MIN_SEEDS, seeds_warning
 from study.analysis.groups import Context, arm_summary, best_cell_index
 from study.analysis.metrics import N_BAND_BOOTSTRAP
 from study.analysis.replicates import replicate_comparisons
@@ -18,11 +19,6 @@ from study.analysis.schema import Summary
 from study.analysis.table import TrialTable, build_table
 from study.errors import ConfigError
 
-#: A verdict needs at least this many shared seeds and points (docs/summary.md).
-MIN_SEEDS = 3
-MIN_POINTS = 6
-#: Fewer seeds than this: the design warns that the replicate intervals are wide.
-WIDE_BELOW_SEEDS = 5
 DEFAULT_TOLERANCE = 0.02
 
 
@@ -158,23 +154,8 @@ def _warnings(
                 )
     out += _cut_warnings(table, arms, lr_range, learned)
     n_seeds = int(np.unique(table.seed).size)
-    if comparisons and len(table):
-        if n_seeds < 2:
-            out.append(
-                "only 1 seed: no replicate intervals, and verdicts are not_enough_data "
-                f"(run at least {MIN_SEEDS} seeds)"
-            )
-        elif n_seeds < MIN_SEEDS:
-            out.append(
-                f"fewer than {MIN_SEEDS} seeds ({n_seeds}): verdicts are not_enough_data; "
-                f"intervals from {n_seeds} seeds use Student t with {n_seeds - 1} degree of "
-                "freedom: very wide"
-            )
-        elif n_seeds < WIDE_BELOW_SEEDS:
-            out.append(
-                f"intervals from {n_seeds} seeds use Student t with {n_seeds - 1} degrees of "
-                f"freedom: wide (run {WIDE_BELOW_SEEDS} or more seeds for tighter ones)"
-            )
+    if comparisons and len(table) and seeds_warning(n_seeds) is not None:
+        out.append(seeds_warning(n_seeds))
     for c in comparisons:
         pair = f"{c['arm']} vs {c['baseline']}"
         if c["n_points"] == 0:

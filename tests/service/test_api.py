@@ -65,7 +65,8 @@ def finished_study(api: ServeProcess, api_token: str) -> dict[str, Any]:
     created = response.json()
     assert created["status"] == "queued"
     # accepted, with what the tiny design cannot support
-    assert any(w.startswith("seeds 1 (fewer than 3)") for w in created["warnings"])
+    assert any(w.startswith("only 1 seed: no replicate intervals") for w in created["warnings"])
+    assert any(w.startswith("search.lr spans 2 decades") for w in created["warnings"])
     assert any(w.startswith("2 points per arm (fewer than 6)") for w in created["warnings"])
     assert response.headers["location"].endswith(f"/studies/{created['id']}")
     state = wait_status(api, created["id"], ("finished", "failed", "cancelled"))
@@ -403,9 +404,11 @@ def test_hprobust_submit_waits_and_prints_the_summary(
     assert done.returncode == 0, done.stdout + done.stderr
     study_id = done.stdout.split()[1]
     assert study_state(api, study_id)["status"] == "finished"
-    assert "Robustness per arm" in done.stdout and "insgd vs sgd: AUC" in done.stdout
+    assert "Robustness per arm" in done.stdout
+    # the verdict sentence the report and MLflow show: the verdict first, then the numbers
+    assert "insgd vs sgd: not enough data for a verdict (1 seed, 2 points" in done.stdout
     assert "sgd" in done.stdout and "lr window" in done.stdout
-    assert "warning: seeds 1 (fewer than 3)" in done.stdout  # the design's, at submission
+    assert "warning: only 1 seed: no replicate intervals" in done.stdout  # at submission
 
     spec.write_text(yaml.safe_dump(tiny_spec(epochs=0)))
     bad = subprocess.run(
@@ -458,8 +461,8 @@ def test_report_page_in_headless_chromium(
             assert len(widths) == 4 and all(w > 100 for w in widths), widths
             assert page.inner_text("#status") == "finished"
             verdict = page.inner_text("#verdicts")
-            assert verdict.startswith("insgd vs sgd: AUC "), verdict
-            assert "not enough data for a verdict" in verdict
+            assert verdict.startswith("insgd vs sgd: not enough data for a verdict"), verdict
+            assert " — AUC " in verdict and " over 1 seed, LR window " in verdict
             # the verdict is the first thing on the page, above the tables
             assert (
                 page.locator("#verdicts").bounding_box()["y"]
@@ -469,6 +472,15 @@ def test_report_page_in_headless_chromium(
             assert page.locator("#arms tr.init").count() >= 2
             links = page.eval_on_selector_all(".plots a", "as => as.map(a => a.href)")
             assert len(links) == 4 and all(h.endswith(".png") for h in links)
+            # lr_curves (a panel per init, its legend above them) takes the page's full width
+            # and is never shrunk below 90% of its drawn size, so its legend stays readable
+            shown = page.eval_on_selector(
+                "#plot-lr_curves", "i => [i.getBoundingClientRect().width, i.naturalWidth]"
+            )
+            full = page.locator(".plots").bounding_box()["width"]
+            heatmap = page.locator("#plot-heatmap").bounding_box()["width"]
+            assert shown[0] >= 0.9 * min(shown[1], full), (shown, full)
+            assert shown[0] > heatmap or shown[0] >= 0.95 * min(shown[1], full)
             assert "lower" in page.inner_text("#legend")
             box = page.locator(".plots").bounding_box()
             page.screenshot(path=str(shot), full_page=True)
