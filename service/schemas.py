@@ -119,8 +119,8 @@ class TrialsPublic(BaseModel):
     count: int
 
 
-#: The robustness summary (DESIGN.md, version 2): the typed model ``summarize`` returns, so the
-#: OpenAPI schema documents every field. ``partial`` while the study has not finished.
+#: The robustness summary (version 3, docs/summary.md): the typed model ``summarize`` returns,
+#: so the OpenAPI schema documents every field. ``partial`` while the study has not finished.
 SummaryPublic = Summary
 
 

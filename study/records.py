@@ -760,11 +760,8 @@ class StudyStore:
         trials with ``"partial": true``."""
         record = self.get(study_id)
         if record.status == StudyStatus.FINISHED:
-            try:
-                stored = json.loads(self._read_artifact(study_id, "summary.json"))
-            except LookupError:
-                stored = None
-            if isinstance(stored, dict) and stored.get("version") == SUMMARY_VERSION:
+            stored = self.stored_summary(study_id)
+            if stored is not None and stored.get("version") == SUMMARY_VERSION:
                 return stored
         from study.analysis import summarize, summary_args
 
@@ -778,6 +775,14 @@ class StudyStore:
         )
         summary.partial = record.status != StudyStatus.FINISHED
         return summary.model_dump(mode="json")
+
+    def stored_summary(self, study_id: str) -> dict[str, Any] | None:
+        """``summary.json`` as stored at the study's end (any version), or None."""
+        try:
+            stored = json.loads(self._read_artifact(study_id, "summary.json"))
+        except LookupError:
+            return None
+        return stored if isinstance(stored, dict) else None
 
     def plot(self, study_id: str, stem: str) -> bytes:
         """PNG bytes of ``plots/<stem>.png`` (StudyNotFoundError / LookupError if absent)."""
