@@ -67,6 +67,26 @@ def test_auc_is_flat_beyond_the_tried_lrs(worked):
     assert worked.arms["adam"].auc == pytest.approx(0.85, abs=1e-12)  # one lr: flat
 
 
+def test_where_the_curves_peak_and_the_ends_the_range_cuts(worked):
+    """docs/summary.md's worked example: h = .5. sgd a peaks at 1e-2 and is below h at both
+    ends tried (.3, .2); sgd b is .5 and .7 at its two lrs, both >= h (.5 counts): cut at
+    both ends; adam's one lr (.85) is both its lowest and highest: cut at both."""
+    by = worked.arms["sgd"].by_init
+    assert (by["a"].best_lr, by["a"].range_cut) == (0.01, [])
+    assert (by["b"].best_lr, by["b"].range_cut) == (0.1, ["low", "high"])
+    adam = worked.arms["adam"].by_init["a"]
+    assert (adam.best_lr, adam.range_cut) == (0.01, ["low", "high"])
+    (c,) = worked.comparisons
+    assert [(x.arm, x.init, x.end) for x in c.range_cut] == [
+        ("sgd", "b", "low"),
+        ("sgd", "b", "high"),
+        ("adam", "a", "low"),
+        ("adam", "a", "high"),
+    ]
+    assert c.lr_shift_decades == 0.0  # init a: both peak at 1e-2 (b: adam has no init b)
+    assert c.verdict == "not_enough_data"  # one seed comes first
+
+
 def test_lr_sensitivity_is_against_the_study_wide_best_loss(worked):
     # a: clipped losses 1.5 .4 .6 ln10: (1.5 + .95 + .5 + (.6 + L)/2 + L) / 5 - .3 = .35 + .3 L
     a = worked.arms["sgd"].by_init["a"].lr_sensitivity

@@ -244,6 +244,35 @@ def test_mixed_is_reachable():
     assert c.range_cut == [] and c.verdict == "mixed"
 
 
+def test_the_mixed_example_of_the_docs_by_hand():
+    """docs/summary.md, "Worked: mixed": D_AUC = (.04, .05, .06) gives .05 ± 4.3027 · .01/√3 =
+    [+.025, +.075]; D_window = (-.5, -.25, -.4) gives -.383 ± 4.3027 · .1258/√3 = [-.696,
+    -.071]: both exclude 0, on opposite sides."""
+    from study.analysis.replicates import t_interval
+    from study.analysis.summary import verdict
+
+    auc = t_interval(np.array([0.04, 0.05, 0.06]))
+    window = t_interval(np.array([-0.5, -0.25, -0.4]))
+    assert auc == pytest.approx(
+        [0.05 - T_2 * 0.01 / math.sqrt(3), 0.05 + T_2 * 0.01 / math.sqrt(3)]
+    )
+    assert auc == pytest.approx([0.0252, 0.0748], abs=1e-4)
+    assert window == pytest.approx([-0.6959, -0.0708], abs=1e-4)
+    c = {"n_seeds": 3, "n_points": 6, "range_cut": [], "auc_diff_ci": auc, "window_diff_ci": window}
+    assert verdict(c) == "mixed"
+    assert verdict({**c, "window_diff_ci": [-0.1, 0.2]}) == "more_robust"
+    assert verdict({**c, "window_diff_ci": [0.1, 0.2], "auc_diff_ci": [-0.2, -0.1]}) == "mixed"
+    assert verdict({**c, "auc_diff_ci": [-0.2, -0.1], "window_diff_ci": [-0.3, 0.1]}) == (
+        "less_robust"
+    )
+    assert verdict({**c, "auc_diff_ci": [-0.1, 0.1], "window_diff_ci": [0.1, 0.3]}) == (
+        "no_clear_difference"
+    )
+    cut = {**c, "range_cut": [{"arm": "b", "init": "he", "end": "high"}]}
+    assert verdict(cut) == "range_limited" and verdict(cut, complete=False) == "pending"
+    assert verdict({**cut, "n_seeds": 2}) == "not_enough_data"  # before the range
+
+
 def test_a_study_that_has_not_ended_states_no_verdict():
     noise = {0: 0.004, 1: -0.003, 2: 0.001}
 
