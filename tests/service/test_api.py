@@ -196,7 +196,7 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
     summary = httpx.get(f"{api.url}/studies/{study_id}/summary").json()
     assert summary["partial"] is False
     assert list(summary["arms"]) == ["sgd", "insgd"]
-    assert summary["version"] == 2 and summary["arms"]["sgd"]["n_trials"] == 2
+    assert summary["version"] == 3 and summary["arms"]["sgd"]["n_trials"] == 2
     best = max(r["val_acc"] for r in rows if r["arm"] == "insgd")
     assert summary["arms"]["insgd"]["best"] == pytest.approx(best)
     assert summary["comparisons"][0]["arm"] == "insgd"
@@ -212,7 +212,10 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
     page = httpx.get(f"{api.url}/studies/{study_id}/report").text
     assert 'http-equiv="refresh"' not in page  # finished: no more refreshing
     assert "insgd" in page and page.count("<img ") == 4
-    assert "insgd vs sgd: AUC " in page and "over 2 points" in page
+    assert (
+        "insgd vs sgd: <span" in page and ">not enough data for a verdict (1 seed, 2 points" in page
+    )
+    assert " — AUC " in page and " over 1 seed, LR window " in page
 
 
 BASELINE_ARMS = [
@@ -339,10 +342,12 @@ def test_queue_and_cancel(
     waiting = study_state(api, waiting_id)
     assert waiting["status"] == "queued" and waiting["job"] is None
     page = httpx.get(f"{api.url}/studies/{running_id}/report").text
-    assert 'http-equiv="refresh"' in page and "Partial summary" in page  # live page
+    assert 'http-equiv="refresh"' in page and "Provisional: " in page  # live page
+    assert "No verdict until the study ends" in page and 'class="verdict v-pending"' in page
     assert "<img " not in page  # no plots before the end (no broken images)
     partial = httpx.get(f"{api.url}/studies/{running_id}/summary").json()
     assert partial["partial"] is True
+    assert [c["verdict"] for c in partial["comparisons"]] == ["pending"]
 
     r = httpx.post(f"{api.url}/studies/{waiting_id}/cancel", headers=auth(api_token), timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
