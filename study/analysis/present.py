@@ -114,7 +114,6 @@ COLUMNS: tuple[Metric, ...] = (
     Metric(
         "init_spread", "spread", "acc", "lower", "best init's best cell − worst init's best cell"
     ),
-    Metric("best_lr", "best lr", "lr", "", "per init: the lr where the lr curve peaks"),
     Metric(
         "range_cut",
         "cut",
@@ -126,7 +125,7 @@ COLUMNS: tuple[Metric, ...] = (
 )
 #: Columns that exist for a whole arm only, and for an arm x init only.
 ARM_ONLY = ("init_regret", "init_spread")
-INIT_ONLY = ("best_lr", "range_cut")
+INIT_ONLY = ("range_cut",)
 
 
 #: The per-arm table in two parts, for narrow terminals: what accuracy each arm reaches, and

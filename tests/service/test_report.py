@@ -131,6 +131,34 @@ def test_a_running_study_shows_provisional_numbers_and_no_verdict():
     assert '<div class="provisional" id="numbers">' in html  # the tables, greyed
 
 
+def test_a_range_cut_is_named_with_the_bound_to_try():
+    """insgd's optimum sits at the top of the range (lr 10), where it still learns: the verdict
+    is range_limited, the sentence names the arm, the inits and the end and the bound to try
+    (a decade further out), the warning says it per init, and the init rows show the cut."""
+    rows = []
+    for arm, lr, init, seed in itertools.product(
+        ("sgd", "insgd"), (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), ("a", "b"), (0, 1, 2)
+    ):
+        centre = -2 if arm == "sgd" else 1
+        acc = 0.1 + 0.8 * math.exp(-(((math.log10(lr) - centre) / 1.0) ** 2)) + 0.01 * seed
+        rows.append(row(arm, lr, init, seed, acc, loss=1 - acc))
+    s = summarize(rows, num_classes=10, arms=["sgd", "insgd"], lr_range=(1e-4, 10.0))
+    (c,) = s.comparisons
+    assert c.verdict == "range_limited"
+    sentence = present.verdict_sentence(c, s)
+    assert sentence.startswith("insgd vs sgd: limited by the lr range — AUC ")
+    assert sentence.endswith(
+        "its best lr sits 3 decades higher; the lr range cuts insgd (every init) at its high "
+        "end: it still learns at the highest lr; try search.lr.high 100"
+    )
+    html = render_report(_study(), s, [], spec=SPEC)
+    text = _text(html)
+    assert sentence in text and 'class="verdict v-range_limited"' in html
+    assert "arm insgd, init a: still learns at the highest lr tried (10;" in text
+    insgd_rows = html.split('<tr class="arm"><td>insgd</td>', 1)[1]
+    assert insgd_rows.count("<td>high</td>") == 2  # the cut column of both inits
+
+
 def test_spec_essentials_of_an_old_spec():
     old = {**SPEC, "sampler": "qmc", "trials_per_arm": 16}
     old["search"] = {"lr": {"low": 1e-3, "high": 1.0}, "init": ["a"]}
