@@ -141,6 +141,8 @@ def plot_lr_curves(data: _Data, path: Path) -> Path:
     fig = _figure(5.6 * ncols + 0.4, 3.9 * nrows + 0.9)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
     t, cells = data.table, data.cells
+    # one row of diverged marks per arm below the chance line, all inside the axis
+    step = min(0.035, (data.chance + 0.015) / (len(data.arms) + 1))
     cut = False
     for ax in axes[len(inits) :]:
         ax.set_visible(False)
@@ -168,7 +170,7 @@ def plot_lr_curves(data: _Data, path: Path) -> Path:
                 dl = np.unique(t.lr[div])
                 ax.scatter(
                     dl,
-                    np.full(dl.size, data.chance - 0.035 * (k + 1)),
+                    np.full(dl.size, data.chance - step * (k + 1)),
                     marker="x",
                     s=28,
                     color=color,
@@ -183,7 +185,7 @@ def plot_lr_curves(data: _Data, path: Path) -> Path:
         ax.axhline(data.chance, color=CHANCE_COLOR, linestyle=":", linewidth=1.2)
         ax.set_xscale("log")
         ax.grid(True, which="major", alpha=0.3)
-    lo_y = max(-0.02, data.chance - 0.035 * (len(data.arms) + 1))
+    lo_y = max(-0.02, data.chance - step * (len(data.arms) + 1))
     axes[0].set_ylim(lo_y, 1.02)
     if data.lr_range is not None and data.lr_range[1] > data.lr_range[0]:
         axes[0].set_xlim(data.lr_range[0] / 1.4, data.lr_range[1] * 1.4)
