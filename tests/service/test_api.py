@@ -250,7 +250,7 @@ def test_baseline_optimizers_from_post_to_summary(
     summary = httpx.get(f"{api.url}/studies/{study_id}/summary").json()
     assert summary["partial"] is False
     assert list(summary["arms"]) == ["sgd", "adam", "adagrad"]
-    for arm in ("adam", "adagrad"):  # a diverged trial counts as chance (DESIGN.md)
+    for arm in ("adam", "adagrad"):  # a diverged trial counts as chance (docs/summary.md)
         best = max(0.1 if r["diverged"] else r["val_acc"] for r in rows if r["arm"] == arm)
         assert summary["arms"][arm]["best"] == pytest.approx(best)
     assert [c["arm"] for c in summary["comparisons"]] == ["adam", "adagrad"]

@@ -32,7 +32,7 @@ def store(mlflow_sqlite_uri):
 
 
 def _trial_run(store, study_id, *, arm, point, seed, status, diverged=False, acc=0.5):
-    """A trial run in the layout study.tracking writes (DESIGN.md)."""
+    """A trial run in the layout study.tracking writes (study/records.py, "Layout")."""
     from mlflow.entities import Metric, Param
 
     key = f"{arm}/{point}/{seed}"

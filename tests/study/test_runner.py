@@ -163,10 +163,10 @@ def test_summary_trials_and_plots_are_stored(digits_study):
 
 
 def test_mlflow_shows_the_study_as_runs_nested_under_the_study_run(digits_study):
-    """DESIGN.md "What MLflow shows", read back through MlflowClient: a model-training
-    experiment, every trial a child of the study run named after its design point, final
-    metrics on every trial, the schedule's lr apart from the lr param, the headline summary
-    as metrics of the study run and a description with the links."""
+    """What MLflow shows (study/records.py, "Layout"), read back through MlflowClient: a
+    model-training experiment, every trial a child of the study run named after its design
+    point, final metrics on every trial, the schedule's lr apart from the lr param, the
+    headline summary as metrics of the study run and a description with the links."""
     store, sid, summary = digits_study
     client = store.client
     experiment = client.get_experiment(store.experiment_id(sid))
