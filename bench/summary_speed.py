@@ -3,11 +3,12 @@
 2 arms (sgd, insgd) x 6 inits x 3 seeds, lr log-uniform over [1e-4, 10] (the same points and
 seeds for both arms, as a QMC/grid study gives: fully paired), a smooth accuracy bump in
 log-lr whose width depends on the arm, and divergence above an arm-dependent lr. Target: a
-few seconds on the project's 2-core machine, importances, the 2,000-resample seed bootstrap
-and the expected-max bands included (summary v1, without them: ~1.2 s).
+few seconds on the project's 2-core machine, importances, the replicate intervals (each seed's
+metrics recomputed from its rows) and the expected-max bands included (summary v1, without
+them: ~1.2 s).
 
 Prints the total and each part (table, per-arm numbers, importances, bands, point comparison,
-seed bootstrap), timed side by side in the same run, best of ``--repeat``: wall time, and CPU
+replicate intervals), timed side by side in the same run, best of ``--repeat``: wall time, and CPU
 time of the process (less disturbed when other jobs share the cores; shares are of CPU time).
 
     .venv/bin/python bench/summary_speed.py [--trials 10000] [--repeat 3]
@@ -91,7 +92,7 @@ def main() -> None:
     from study.analysis.groups import Context, arm_summary
     from study.analysis.importance import importances
     from study.analysis.metrics import expected_max_band
-    from study.analysis.seedboot import seed_bootstrap
+    from study.analysis.replicates import replicate_comparisons
     from study.analysis.summary import summarize
     from study.analysis.table import build_table
 
@@ -120,7 +121,7 @@ def main() -> None:
     )
     t_band, c_band, _ = _best(lambda: [expected_max_band(cells.acc[g]) for g in groups], 1)
     t_cmp, c_cmp, _ = _best(lambda: point_comparison(ctx, 1, 0), args.repeat)
-    t_seed, c_seed, _ = _best(lambda: seed_bootstrap(ctx, [(1, 0)]), args.repeat)
+    t_seed, c_seed, _ = _best(lambda: replicate_comparisons(ctx, [(1, 0)]), args.repeat)
     n_used = summary.settings.n_used
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
@@ -140,7 +141,7 @@ def main() -> None:
         ("  of which importances", t_imp, c_imp),
         ("  of which arm-level bands", t_band, c_band),
         ("point comparison (10,000)", t_cmp, c_cmp),
-        ("seed bootstrap (2,000)", t_seed, c_seed),
+        ("replicate intervals (per seed)", t_seed, c_seed),
     ):
         print(f"  {name:<30}{t:8.3f}{c:8.3f}{c / c_total:8.0%}")
     c = summary.comparisons[0]

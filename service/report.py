@@ -1,10 +1,12 @@
 """The HTML report page of a study (``service/templates/report.html``, Jinja2).
 
-It answers the study's question first: one verdict sentence per compared arm, built from the
-numbers, then the warnings where the design is too small for the claims, a legend with each
-metric's direction, the per-arm and per-init table, the comparisons, the importances, the
-spec's essentials and the plots (each a link to the full-size PNG). Numbers, directions and
-missing values are formatted by :mod:`study.analysis.present`, as in the CLI.
+It answers the study's question first: one verdict sentence per compared arm
+(:func:`study.analysis.present.verdict_sentence`, the CLI's too), then the warnings where the
+design is too small for the claims, a legend with each metric's direction, the per-arm and
+per-init table, the comparisons, the importances, the spec's essentials and the plots (each a
+link to the full-size PNG; ``lr_curves`` full width). While the study runs the summary is
+provisional: no verdict, the numbers greyed, with the finished/running/pending counts. Numbers,
+directions and missing values are formatted by :mod:`study.analysis.present`, as in the CLI.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from service.pages import progress_view
 from study.analysis import present
-from study.analysis.models import Summary
-from study.vocab import LIVE, PLOT_CAPTIONS
+from study.analysis.schema import Summary
+from study.vocab import LIVE, PLOT_CAPTIONS, PlotName
 
 _ENV = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -29,6 +31,8 @@ _ENV.filters["fmt"] = present.fmt
 _ENV.filters["interval"] = present.fmt_interval
 _ENV.globals["progress_view"] = progress_view  # the shared progress block (_progress.html)
 REFRESH_S = 5
+#: Plots shown the page's full width (one panel per init: too small at half width).
+WIDE_PLOTS = frozenset({PlotName.LR_CURVES})
 
 
 def _hparams(arm: Mapping[str, Any]) -> str:
@@ -97,6 +101,7 @@ def render_report(
     It reloads itself every few seconds while the study is queued or running.
     """
     s = summary if isinstance(summary, Summary) else Summary.model_validate(summary)
+    pending = any(c.verdict == "pending" for c in s.comparisons) or study.status in LIVE
     by_name = dict(s.arms)
     rows = []
     current = None
@@ -110,7 +115,8 @@ def render_report(
     return _ENV.get_template("report.html").render(
         study=study,
         summary=s,
-        verdicts=[(c, present.verdict_sentence(c)) for c in s.comparisons],
+        verdicts=[(c, *present.verdict_parts(c, s)) for c in s.comparisons],
+        provisional=_counts(study) if pending else None,
         warnings=list(design_warnings or []) + list(s.warnings),
         columns=present.COLUMNS,
         rows=rows,
@@ -127,9 +133,17 @@ def render_report(
         left_out=present.left_out_text(s),
         essentials=spec_essentials(spec),
         plots=[(stem, PLOT_CAPTIONS.get(stem, stem)) for stem in plots],
+        wide_plots={str(stem) for stem in WIDE_PLOTS},
         missing=present.MISSING,
         refresh_s=REFRESH_S if study.status in LIVE else None,
     )
+
+
+def _counts(study: Any) -> str:
+    """``12 finished, 2 running, 306 pending of 320 trials`` from the study's progress."""
+    p = study.progress
+    total = int(getattr(p, "total", 0) or getattr(study, "total_trials", 0) or 0)
+    return f"{p.finished} finished, {p.running} running, {p.pending} pending of {total} trials"
 
 
 def render_not_found(message: str) -> str:

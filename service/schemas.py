@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from study.analysis.models import Summary
+from study.analysis.schema import Summary
 from study.vocab import SETTABLE, TrialStatus
 
 #: The statuses the API shows (``study.vocab.SETTABLE``: never the transient ``creating``), as a
@@ -119,8 +119,8 @@ class TrialsPublic(BaseModel):
     count: int
 
 
-#: The robustness summary (docs/summary.md): the typed model ``summarize`` returns, so the
-#: OpenAPI schema documents every field. ``partial`` while the study has not finished.
+#: The robustness summary (version 3, docs/summary.md): the typed model ``summarize`` returns,
+#: so the OpenAPI schema documents every field. ``partial`` while the study has not finished.
 SummaryPublic = Summary
 
 

@@ -172,7 +172,8 @@ class PlotName(Words):
 #: What each figure shows (the report page's captions).
 PLOT_CAPTIONS = {
     PlotName.LR_CURVES: "Accuracy vs learning rate, one panel per init, arms overlaid (band: "
-    "lowest to highest seed; dashed: g; dotted: chance).",
+    "lowest to highest seed; star: the best lr; hatched: an end of the lr range where an arm "
+    "still learns, marked by a triangle; dashed: g; dotted: chance).",
     PlotName.HEATMAP: "Mean accuracy per lr × init for each arm, and the difference to the "
     "baseline (blue: the arm is better).",
     PlotName.PROFILE: "Robustness profile: the share of each arm's cells at or above an "

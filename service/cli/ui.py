@@ -26,7 +26,8 @@ def ui(
 
     Exits 1 naming the port if it is taken (so you never land on another store's UI).
     Studies recorded by older versions are shown like new ones: model-training experiments
-    with their trials nested under the study run.
+    with their trials nested under the study run, and a finished study's older summary
+    recomputed from its trials (summary.json, plots, the study run's verdicts).
     """
     import signal
     import subprocess
@@ -38,10 +39,18 @@ def ui(
     if not port_is_free(port, host):
         fail(f"port {port} on {host} is taken (another MLflow UI?): choose one with --port")
     uri = store_uri(data_dir)
+    from service.upgrades import upgrade_summaries
     from study.records.store import StudyStore
     from study.records.upgrade import upgrade_presentation
 
-    upgrade_presentation(StudyStore(uri))
+    store = StudyStore(uri)
+    upgrade_presentation(store)
+    upgraded = upgrade_summaries(
+        store,
+        on_study=lambda sid: typer.echo(f"study {sid}: its older summary recomputed", err=True),
+    )
+    if upgraded:
+        typer.echo(f"{len(upgraded)} older summaries recomputed from their trials", err=True)
     artifacts = (Path(data_dir) / "mlartifacts").resolve()
     command = [
         sys.executable, "-m", "mlflow", "server",

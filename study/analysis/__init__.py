@@ -1,5 +1,6 @@
-"""The robustness analysis of a study: :func:`summarize` (the numbers of DESIGN.md's "The
-robustness summary, version 2", as a typed :class:`Summary`) and :func:`plots` (its PNG figures).
+"""The robustness analysis of a study: :func:`summarize` (the numbers of the robustness summary,
+version 3, as a typed :class:`Summary`; docs/summary.md defines them) and :func:`plots` (its PNG
+figures).
 
 Importing this package is light: numpy, scipy, optuna and matplotlib are imported by the
 functions that need them.
@@ -12,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from study.vocab import PlotName
 
-__all__ = ["PLOT_STEMS", "Summary", "plots", "summarize", "summary_args"]
+__all__ = ["PLOT_STEMS", "SUMMARY_VERSION", "Summary", "plots", "summarize", "summary_args"]
+
+#: The version of the summary :func:`summarize` computes; a stored summary of another version
+#: is recomputed from its trials when read.
+SUMMARY_VERSION = 3
 
 #: The file stems :func:`plots` writes (``<stem>.png``), in :class:`~study.vocab.PlotName`'s
 #: order; the HTTP API serves them by stem.
@@ -20,13 +25,13 @@ PLOT_STEMS: tuple[PlotName, ...] = tuple(PlotName)
 
 if TYPE_CHECKING:  # pragma: no cover
     from study.analysis.figures import plots
-    from study.analysis.models import Summary
+    from study.analysis.schema import Summary
     from study.analysis.summary import summarize
 
 _LAZY = {
     "summarize": "study.analysis.summary",
     "plots": "study.analysis.figures",
-    "Summary": "study.analysis.models",
+    "Summary": "study.analysis.schema",
 }
 
 

@@ -1,4 +1,4 @@
-"""Cells and points of a canonical trial table (DESIGN.md, "The robustness summary, version 2").
+"""Cells and points of a canonical trial table (docs/summary.md, "Words").
 
 A *point* is (lr, init, init_scale); a *cell* is (arm, point). A cell's value ``ā`` is the mean
 imputed accuracy of its rows (normally one per seed) and ``ℓ̄`` their mean imputed loss. The

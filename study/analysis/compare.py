@@ -1,4 +1,5 @@
-"""An arm B against the baseline A over the points both have (DESIGN.md, second table).
+"""An arm B against the baseline A over the points both have (docs/summary.md, "Each arm
+against the baseline").
 
 For every point both arms have, both cells are restricted to the seeds both have there (a
 point with no common seed is dropped) and ``d = ā_B - ā_A`` over those seeds. Inference is over

@@ -4,8 +4,8 @@ A curve is ``x`` (log10 of the distinct lrs tried, ascending) and ``y`` (at each
 of the cell means there, i.e. averaged over init_scales). It joins its points with straight
 lines; for areas it stays flat at its end values outside the tried range.
 
-Every function here also works on a batch of curves that share ``x``: ``y`` of shape
-``(R, n)`` and a threshold per row, as the seed bootstrap needs.
+:func:`window_decades` also works on a batch of curves that share ``x``: ``y`` of shape
+``(R, n)`` and a threshold per row.
 """
 
 from __future__ import annotations
@@ -81,11 +81,3 @@ def mean_over_range(x: np.ndarray, y: np.ndarray, x_lo: float, x_hi: float) -> f
     values = np.interp(knots, x, y)
     area = float(np.sum(np.diff(knots) * (values[:-1] + values[1:]) / 2.0))
     return area / (x_hi - x_lo)
-
-
-def area_weights(x: np.ndarray, x_lo: float, x_hi: float) -> np.ndarray:
-    """``v`` with ``mean_over_range(x, y, x_lo, x_hi) == y @ v`` for every ``y`` (the area is
-    linear in the curve's values): the batch form used by the seed bootstrap."""
-    n = x.size
-    eye = np.eye(n)
-    return np.array([mean_over_range(x, eye[j], x_lo, x_hi) for j in range(n)], dtype=np.float64)

@@ -1,6 +1,7 @@
-"""The figures of the robustness summary (PNG, DESIGN.md "Plots"): lr curves per init with the
-arms overlaid, accuracy heatmaps with difference panels, the robustness profile and the
-expected-maximum curves with their bands.
+"""The figures of the robustness summary (PNG; docs/summary.md, "Plots"): lr curves per init with
+the arms overlaid (each curve's best lr marked, an end the lr range cuts hatched), accuracy
+heatmaps with difference panels, the robustness profile and the expected-maximum curves with
+their bands.
 
 Built on :class:`matplotlib.figure.Figure` with the Agg canvas only — no ``pyplot`` and no
 global state — so several threads (the HTTP service) may draw at once. Each arm keeps one
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from study.analysis.cells import Cells, build_cells
-from study.analysis.models import Summary
+from study.analysis.schema import Summary
 from study.analysis.table import TrialTable, build_table
 from study.vocab import PlotName
 
@@ -104,9 +105,35 @@ def _seed_band(data: _Data, arm: int, init: str, lrs: np.ndarray) -> tuple[np.nd
     return low, high
 
 
+def _mark_peak_and_cuts(ax, data: _Data, arm: str, init: str, lrs, y, color: str) -> set[str]:
+    """A star at the curve's best lr, and a triangle pointing out of the range at each end the
+    range cuts (the curve still >= h at the lowest or highest lr tried). Returns those ends."""
+    group = data.summary.arms[arm].by_init.get(init) if arm in data.summary.arms else None
+    if group is None:
+        return set()
+    marks = {"markeredgecolor": "black", "markeredgewidth": 0.6, "linestyle": "none"}
+    if group.best_lr is not None:
+        at = int(np.argmin(np.abs(np.log10(lrs) - np.log10(group.best_lr))))
+        ax.plot([lrs[at]], [y[at]], marker="*", markersize=13, color=color, zorder=4, **marks)
+    for end in group.range_cut:
+        at = 0 if end == "low" else -1
+        marker = "<" if end == "low" else ">"
+        ax.plot([lrs[at]], [y[at]], marker=marker, markersize=10, color=color, zorder=5, **marks)
+    return set(group.range_cut)
+
+
+def _shade_cut(ax, lrs: np.ndarray, end: str) -> None:
+    """Hatch the panel beyond the last lr tried at ``end`` (the good region goes on there)."""
+    edge = float(lrs.min() if end == "low" else lrs.max())
+    lo, hi = (edge / 1e3, edge) if end == "low" else (edge, edge * 1e3)  # past the limits
+    ax.axvspan(lo, hi, facecolor="0.55", alpha=0.22, hatch="//", linewidth=0, zorder=0)
+
+
 def plot_lr_curves(data: _Data, path: Path) -> Path:
     """One panel per init, every arm overlaid: the cell means at the real lrs (averaged over
-    init_scales), a band from the lowest to the highest seed, diverged trials marked below the
+    init_scales), a band from the lowest to the highest seed, each curve's best lr as a star,
+    an end of the lr range where a curve still learns (the range cuts it) hatched, with a
+    triangle in the arm's colour pointing out of the range, diverged trials marked below the
     chance line, ``g`` and chance as horizontal lines."""
     inits = data.inits or ["no trials"]
     ncols = min(len(inits), 2)
@@ -114,10 +141,14 @@ def plot_lr_curves(data: _Data, path: Path) -> Path:
     fig = _figure(5.6 * ncols + 0.4, 3.9 * nrows + 0.9)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
     t, cells = data.table, data.cells
+    # one row of diverged marks per arm below the chance line, all inside the axis
+    step = min(0.035, (data.chance + 0.015) / (len(data.arms) + 1))
+    cut = False
     for ax in axes[len(inits) :]:
         ax.set_visible(False)
     for ax, init in zip(axes, inits, strict=False):
         ax.set_title(f"init: {init}", loc="left", fontweight="bold")
+        cut_ends: dict[str, np.ndarray] = {}
         if len(t) == 0:
             _no_data(ax)
             continue
@@ -132,24 +163,29 @@ def plot_lr_curves(data: _Data, path: Path) -> Path:
             low, high = _seed_band(data, a, init, lrs)
             ax.fill_between(lrs, low, high, color=color, alpha=0.18, linewidth=0)
             ax.plot(lrs, y, color=color, linewidth=2, marker="o", markersize=3.5, label=arm)
+            for end in _mark_peak_and_cuts(ax, data, arm, init, lrs, y, color):
+                cut_ends.setdefault(end, lrs)
             div = (t.arm_index == a) & (t.init == init) & t.diverged
             if div.any():
                 dl = np.unique(t.lr[div])
                 ax.scatter(
                     dl,
-                    np.full(dl.size, data.chance - 0.035 * (k + 1)),
+                    np.full(dl.size, data.chance - step * (k + 1)),
                     marker="x",
                     s=28,
                     color=color,
                     linewidths=1.4,
                     zorder=3,
                 )
+        for end, lrs in cut_ends.items():
+            _shade_cut(ax, lrs, end)
+        cut |= bool(cut_ends)
         if data.good is not None:
             ax.axhline(data.good, color=GOOD_COLOR, linestyle="--", linewidth=1.2)
         ax.axhline(data.chance, color=CHANCE_COLOR, linestyle=":", linewidth=1.2)
         ax.set_xscale("log")
         ax.grid(True, which="major", alpha=0.3)
-    lo_y = max(-0.02, data.chance - 0.035 * (len(data.arms) + 1))
+    lo_y = max(-0.02, data.chance - step * (len(data.arms) + 1))
     axes[0].set_ylim(lo_y, 1.02)
     if data.lr_range is not None and data.lr_range[1] > data.lr_range[0]:
         axes[0].set_xlim(data.lr_range[0] / 1.4, data.lr_range[1] * 1.4)
@@ -167,8 +203,27 @@ def plot_lr_curves(data: _Data, path: Path) -> Path:
     handles = [Line2D([], [], color=data.colors[a], linewidth=2, label=a) for a in data.arms]
     handles += [
         Patch(color="0.6", alpha=0.35, label="lowest to highest seed"),
+        Line2D(
+            [],
+            [],
+            color="0.5",
+            marker="*",
+            markersize=12,
+            markeredgecolor="black",
+            linestyle="none",
+            label="best lr",
+        ),
         Line2D([], [], color="0.2", marker="x", linestyle="none", label="diverged (below chance)"),
     ]
+    if cut:
+        handles.append(
+            Patch(
+                facecolor="0.55",
+                alpha=0.35,
+                hatch="//",
+                label="range cut: the ▶ arm still learns (≥ h) at the end",
+            )
+        )
     if data.good is not None:
         handles.append(
             Line2D(
@@ -182,7 +237,13 @@ def plot_lr_curves(data: _Data, path: Path) -> Path:
     handles.append(
         Line2D([], [], color=CHANCE_COLOR, linestyle=":", label=f"chance {data.chance:.3g}")
     )
-    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 6), fontsize=9)
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncols=min(len(handles), 4 if ncols == 1 else 5),
+        fontsize=10,
+        frameon=False,
+    )
     return _save(fig, path)
 
 

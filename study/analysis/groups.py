@@ -1,8 +1,9 @@
-"""Per-group numbers of the summary: an arm x init, or a whole arm (DESIGN.md's first table).
+"""Per-group numbers of the summary: an arm x init, or a whole arm (docs/summary.md, "Per arm,
+and per arm × init").
 
 Everything here reads a :class:`Context` (the canonical table, its cells and the study-wide
-reference) and returns plain dicts shaped like :class:`~study.analysis.models.InitSummary` /
-:class:`~study.analysis.models.ArmSummary`, with ``None`` where a value cannot be computed.
+reference) and returns plain dicts shaped like :class:`~study.analysis.schema.InitSummary` /
+:class:`~study.analysis.schema.ArmSummary`, with ``None`` where a value cannot be computed.
 """
 
 from __future__ import annotations
@@ -87,6 +88,23 @@ def curve_numbers(ctx: Context, index: np.ndarray) -> dict[str, float | None]:
     return {"lr_window_decades": window, "auc": auc, "lr_sensitivity": sensitivity}
 
 
+def peak_and_cuts(ctx: Context, index: np.ndarray) -> dict[str, Any]:
+    """``best_lr`` and ``range_cut`` of one arm x init's curve (cells ``index``).
+
+    ``best_lr``: the lr of the curve's maximum, the lower lr on a tie; None when the maximum
+    is below the learned threshold h. ``range_cut``: ``"low"`` when the curve at the lowest lr
+    tried is ``>= h``, ``"high"`` at the highest (both for a single lr that reached h).
+    """
+    if index.size == 0 or ctx.learned is None:
+        return {"best_lr": None, "range_cut": []}
+    _, y, _ = curve(ctx, index)
+    top = int(np.argmax(y))  # the first maximum: lrs ascend, so the lower lr wins a tie
+    lrs = np.unique(ctx.cells.lr[index])
+    best_lr = float(lrs[top]) if at_least(y[top], ctx.learned) else None
+    cuts = [end for end, value in (("low", y[0]), ("high", y[-1])) if at_least(value, ctx.learned)]
+    return {"best_lr": best_lr, "range_cut": cuts}
+
+
 def group_numbers(ctx: Context, rows: np.ndarray, index: np.ndarray) -> dict[str, Any]:
     """The numbers every group has, over its row mask ``rows`` and cell indices ``index``
     (without the curve numbers)."""
@@ -133,7 +151,13 @@ def init_summary(ctx: Context, arm: int, init: str) -> dict[str, Any]:
     numbers = group_numbers(ctx, rows, index)
     curve_part = curve_numbers(ctx, index)
     em = (numbers.pop("expected_max"), numbers.pop("expected_max_band"))
-    return {**numbers, **curve_part, "expected_max": em[0], "expected_max_band": em[1]}
+    return {
+        **numbers,
+        **curve_part,
+        "expected_max": em[0],
+        "expected_max_band": em[1],
+        **peak_and_cuts(ctx, index),
+    }
 
 
 def arm_summary(ctx: Context, arm: int) -> dict[str, Any]:

@@ -1,16 +1,19 @@
 """How the summary's numbers are shown: one formatter, one column list, one legend, and the
-verdict sentences. The CLI tables (``study.cli.tables``) and the report page
-(``service/templates/report.html``) both render from here, so a number, its direction and a
-missing value (:data:`MISSING`) look the same everywhere.
+verdict sentence. The CLI tables (``study.cli.tables``), the report page
+(``service/templates/report.html``) and the study run's description in MLflow
+(``study.records.formats.study_note``) all render from here, so a verdict, a number, its
+direction and a missing value (:data:`MISSING`) read the same everywhere. docs/summary.md says
+what each number means.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from study.analysis.models import ArmSummary, Comparison, InitSummary, Summary
+from study.analysis.schema import ArmSummary, Comparison, GroupSummary, InitSummary, Summary
 
 #: How a value that cannot be computed is shown (``null`` in JSON).
 MISSING = "–"
@@ -26,6 +29,8 @@ _FORMATS = {
     "decades_diff": "+.2f",
     "p": ".3g",
 }
+#: Below this many decades the best-lr shift is not mentioned in the verdict sentence.
+SHIFT_WORTH_SAYING = 0.5
 
 
 def fmt(value: Any, kind: str = "acc") -> str:
@@ -37,6 +42,8 @@ def fmt(value: Any, kind: str = "acc") -> str:
         return "yes" if value else "no"
     if kind == "int":
         return str(int(value))
+    if kind == "cut":
+        return ", ".join(value)
     text = format(value, _FORMATS.get(kind, ".4g"))
     return text.replace("-", "−") if kind.endswith("diff") else text
 
@@ -107,9 +114,18 @@ COLUMNS: tuple[Metric, ...] = (
     Metric(
         "init_spread", "spread", "acc", "lower", "best init's best cell − worst init's best cell"
     ),
+    Metric(
+        "range_cut",
+        "cut",
+        "cut",
+        "",
+        "per init: an end of the lr range (low, high) where the curve still learns (≥ h): the "
+        "range cuts the good region, and the verdict is range_limited",
+    ),
 )
-#: Columns that exist for a whole arm only.
+#: Columns that exist for a whole arm only, and for an arm x init only.
 ARM_ONLY = ("init_regret", "init_spread")
+INIT_ONLY = ("range_cut",)
 
 
 #: The per-arm table in two parts, for narrow terminals: what accuracy each arm reaches, and
@@ -134,14 +150,16 @@ def arm_rows(
 def _cells(group: InitSummary | ArmSummary, columns: tuple[Metric, ...]) -> list[str]:
     values = []
     for m in columns:
-        if m.key in ARM_ONLY and not isinstance(group, ArmSummary):
+        if (m.key in ARM_ONLY and not isinstance(group, ArmSummary)) or (
+            m.key in INIT_ONLY and not isinstance(group, InitSummary)
+        ):
             values.append("")
         else:
             values.append(fmt(getattr(group, m.key), m.kind))
     return values
 
 
-def best_cell_text(group: InitSummary, *, short: bool = False) -> str:
+def best_cell_text(group: GroupSummary, *, short: bool = False) -> str:
     """Where the group's best cell is: ``lr 0.01, kaiming_normal`` (``short``: ``0.01`` for
     an init's row, ``0.01 kaiming_normal`` for an arm's)."""
     cell = group.best_cell
@@ -155,10 +173,13 @@ def best_cell_text(group: InitSummary, *, short: bool = False) -> str:
 
 
 _VERDICT_WORDS = {
+    "pending": "no verdict yet",
+    "not_enough_data": "not enough data for a verdict",
+    "range_limited": "limited by the lr range",
     "more_robust": "more robust",
     "less_robust": "less robust",
+    "mixed": "mixed",
     "no_clear_difference": "no clear difference",
-    "not_enough_data": "not enough data for a verdict",
 }
 
 
@@ -166,18 +187,91 @@ def verdict_words(verdict: str) -> str:
     return _VERDICT_WORDS.get(verdict, verdict)
 
 
-def verdict_sentence(c: Comparison) -> str:
-    """One sentence built from a comparison's numbers, e.g. ``insgd vs sgd: AUC +0.031
-    [+0.012, +0.050], LR window +0.50 decades; mean paired accuracy difference +0.020
-    [−0.010, +0.050] over 68 points: more robust``."""
-    auc = f"AUC {fmt(c.auc_diff, 'diff')} {fmt_interval(c.auc_diff_ci)}"
-    window = f"LR window {fmt(c.window_diff, 'decades_diff')} decades"
-    points = "point" if c.n_points == 1 else "points"
-    paired = (
-        f"mean paired accuracy difference {fmt(c.mean_diff, 'diff')} {fmt_interval(c.ci)} "
-        f"over {c.n_points} {points}"
+def _decades(value: float) -> str:
+    return f"{abs(value):.2g} decade" + ("" if abs(value) == 1 else "s")
+
+
+def _cut_text(c: Comparison, summary: Summary) -> str:
+    """Which arms and inits the lr range cuts at which end, and the bound to try there (one
+    decade further out), e.g. ``the lr range cuts insgd (kaiming_normal) at its high end: it
+    still learns at the highest lr; try search.lr.high 100``."""
+    lr_range = summary.reference.lr_range
+    parts = []
+    for end in ("low", "high"):
+        by_arm: dict[str, list[str]] = {}
+        for cut in c.range_cut:
+            if cut.end == end:
+                by_arm.setdefault(cut.arm, []).append(cut.init)
+        if not by_arm:
+            continue
+        who = []
+        for arm, inits in by_arm.items():
+            every = arm in summary.arms and len(inits) == len(summary.arms[arm].by_init) > 1
+            who.append(f"{arm} ({'every init' if every else ', '.join(inits)})")
+        names = " and ".join([", ".join(who[:-1]), who[-1]] if len(who) > 1 else who)
+        side = "lowest" if end == "low" else "highest"
+        they = "it still learns" if len(who) == 1 else "they still learn"
+        text = f"the lr range cuts {names} at its {end} end: {they} at the {side} lr"
+        if lr_range is not None:
+            bound = lr_range[0] / 10 if end == "low" else lr_range[1] * 10
+            text += f"; try search.lr.{end} {bound:.3g}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def verdict_parts(c: Comparison, summary: Summary) -> tuple[str, str, str]:
+    """``(pair, verdict in words, the numbers behind it)`` of a comparison, the three parts of
+    :func:`verdict_sentence` (the report colours the middle one)."""
+    pair = f"{c.arm} vs {c.baseline}"
+    words = verdict_words(c.verdict)
+    if c.verdict == "mixed" and c.auc_diff_ci is not None:
+        higher = c.auc_diff_ci[0] > 0
+        words += " (higher AUC, narrower lr window)" if higher else " (lower AUC, wider lr window)"
+    elif c.verdict == "pending":
+        words += " (the study is still running; the numbers are provisional)"
+    elif c.verdict == "not_enough_data":
+        seeds = "seed" if c.n_seeds == 1 else "seeds"
+        points = "point" if c.n_points == 1 else "points"
+        words += f" ({c.n_seeds} {seeds}, {c.n_points} {points}: it needs 3 seeds and 6 points)"
+    seeds = "seed" if c.n_seeds == 1 else "seeds"
+    numbers = (
+        f"AUC {fmt(c.auc_diff, 'diff')} {fmt_interval(c.auc_diff_ci)} over {c.n_seeds} {seeds}, "
+        f"LR window {fmt(c.window_diff, 'decades_diff')} "
+        f"{fmt_interval(c.window_diff_ci, 'decades_diff')} decades"
     )
-    return f"{c.arm} vs {c.baseline}: {auc}, {window}; {paired}: {verdict_words(c.verdict)}"
+    shift = c.lr_shift_decades
+    if shift is not None and abs(shift) >= SHIFT_WORTH_SAYING - 1e-9:  # lrs keep 12 digits
+        numbers += f"; its best lr sits {_decades(shift)} {'higher' if shift > 0 else 'lower'}"
+    if c.range_cut:
+        numbers += "; " + _cut_text(c, summary)
+    return pair, words, numbers
+
+
+def verdict_sentence(c: Comparison, summary: Summary) -> str:
+    """The one sentence that states a comparison's verdict, everywhere it is shown (report,
+    CLI, ``submit --wait``, the study run in MLflow): the verdict in words first, then the AUC
+    difference with its replicate interval and the number of seeds, the lr window difference
+    with its interval, the best-lr shift when it is half a decade or more, and the ends the lr
+    range cuts with the bound to try. For example ``insgd vs sgd: more robust — AUC +0.031
+    [+0.012, +0.050] over 5 seeds, LR window +0.50 [+0.10, +0.90] decades; its best lr sits
+    0.75 decades lower``."""
+    pair, words, numbers = verdict_parts(c, summary)
+    return f"{pair}: {words} — {numbers}"
+
+
+def verdict_lines(summary: Summary | Mapping[str, Any] | None) -> list[str]:
+    """The verdict sentence of each comparison of ``summary`` (a Summary or its JSON dict; an
+    older or malformed dict gives none)."""
+    if summary is None:
+        return []
+    if not isinstance(summary, Summary):
+        from pydantic import ValidationError
+
+        try:
+            summary = Summary.model_validate(summary)
+        except ValidationError:
+            return []
+    return [verdict_sentence(c, summary) for c in summary.comparisons]
 
 
 def _with_ci(value: float | None, ci: list[float] | None, kind: str = "diff") -> str:
@@ -190,23 +284,30 @@ COMPARISON_ROWS: tuple[tuple[str, str, Any], ...] = (
     ("verdict", "", lambda c: verdict_words(c.verdict)),
     (
         "AUC diff [95% CI]",
-        "↑ seed bootstrap",
+        "↑ t over seeds",
         lambda c: _with_ci(c.auc_diff, c.auc_diff_ci),
     ),
+    ("AUC diff p", "t-test", lambda c: fmt(c.auc_p, "p")),
     (
         "lr window diff (decades)",
-        "↑ seed bootstrap",
+        "↑ t over seeds",
         lambda c: _with_ci(c.window_diff, c.window_diff_ci, "decades_diff"),
     ),
     (
         "good fraction diff",
-        "↑ seed bootstrap",
+        "↑ t over seeds",
         lambda c: _with_ci(c.good_fraction_diff, c.good_fraction_diff_ci),
     ),
     (
         "init regret diff",
-        "↓ seed bootstrap",
+        "↓ t over seeds",
         lambda c: _with_ci(c.init_regret_diff, c.init_regret_diff_ci),
+    ),
+    ("best-lr shift (decades)", "B − A", lambda c: fmt(c.lr_shift_decades, "decades_diff")),
+    (
+        "range cut",
+        "",
+        lambda c: ", ".join(f"{x.arm} {x.init} {x.end}" for x in c.range_cut) or "none",
     ),
     ("mean acc diff [95% CI]", "↑ point bootstrap", lambda c: _with_ci(c.mean_diff, c.ci)),
     (

@@ -1,11 +1,11 @@
 """A trial row: its fields, and how a recorded value becomes a row value, written once.
 
-A trial row (DESIGN.md) is a mapping with ``arm, lr, init, init_scale, seed, val_acc,
-val_loss, diverged, status``. Values may arrive as text: MLflow gives params and tags back as
-strings, and rows read from a CSV file are all strings. The store maps an MLflow trial run to
-a row with these rules (:func:`study.records.trial_row`); the analysis applies the same rules
-to every row it is given, the store's or a caller's (a list of dicts, a DataFrame), and then
-checks what a finished row must have (:func:`study.analysis.table.build_table`).
+A trial row (docs/summary.md, "Words") is a mapping with ``arm, lr, init, init_scale, seed,
+val_acc, val_loss, diverged, status``. Values may arrive as text: MLflow gives params and tags
+back as strings, and rows read from a CSV file are all strings. The store maps an MLflow trial
+run to a row with these rules (:func:`study.records.layout.trial_row`); the analysis applies
+the same rules to every row it is given, the store's or a caller's (a list of dicts, a
+DataFrame), and then checks what a finished row must have (:func:`study.analysis.table.build_table`).
 
 Each rule returns None for a value it cannot read; the caller decides whether that is an
 error (the analysis: a finished row's field) or an absent value (the store: a trial still
@@ -20,7 +20,8 @@ from typing import Any
 
 from study.vocab import TrialStatus
 
-#: The columns of a trial row, in DESIGN.md's order (``trials.csv``, ``hprobust trials``).
+#: The columns of a trial row, in the order docs/summary.md gives them (``trials.csv``,
+#: ``hprobust trials``).
 TRIAL_FIELDS = (
     "arm",
     "lr",

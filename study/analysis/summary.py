@@ -1,4 +1,5 @@
-"""``summarize``: the robustness summary of a study's trial table (DESIGN.md, version 2)."""
+"""``summarize``: the robustness summary of a study's trial table (version 3; docs/summary.md
+defines every number and works examples by hand)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ import numpy as np
 
 from study.analysis.cells import build_cells
 from study.analysis.compare import N_BOOTSTRAP, point_comparison
+from study.analysis.design import MIN_POINTS, MIN_SEEDS, seeds_warning
 from study.analysis.groups import Context, arm_summary, best_cell_index
 from study.analysis.metrics import N_BAND_BOOTSTRAP
-from study.analysis.models import Summary
-from study.analysis.seedboot import N_SEED_BOOTSTRAP, seed_bootstrap
+from study.analysis.replicates import replicate_comparisons
+from study.analysis.schema import Summary
 from study.analysis.table import TrialTable, build_table
 from study.errors import ConfigError
 
-#: DESIGN.md: a verdict needs at least this many seeds and points.
-MIN_SEEDS = 3
-MIN_POINTS = 6
 DEFAULT_TOLERANCE = 0.02
 
 
@@ -79,23 +78,64 @@ def _reference(table: TrialTable, ctx_cells, tolerance: float, lr_range) -> dict
     return ref
 
 
-def _verdict(c: dict[str, Any]) -> str:
-    ci, window = c["auc_diff_ci"], c["window_diff"]
-    if c["n_seeds"] < MIN_SEEDS or c["n_points"] < MIN_POINTS or ci is None or window is None:
+def verdict(c: Mapping[str, Any], *, complete: bool = True) -> str:
+    """The comparison's verdict, the first rule that holds (docs/summary.md): ``pending`` (the
+    study has not ended), ``not_enough_data``, ``range_limited``, then from the AUC's and the
+    window's replicate intervals ``mixed``, ``more_robust``, ``less_robust`` or
+    ``no_clear_difference``."""
+    if not complete:
+        return "pending"
+    auc, window = c["auc_diff_ci"], c["window_diff_ci"]
+    if c["n_seeds"] < MIN_SEEDS or c["n_points"] < MIN_POINTS or auc is None or window is None:
         return "not_enough_data"
-    if ci[0] > 0 and window >= 0:
+    if c["range_cut"]:
+        return "range_limited"
+    auc_up, auc_down = auc[0] > 0, auc[1] < 0
+    window_up, window_down = window[0] > 0, window[1] < 0
+    if (auc_up and window_down) or (auc_down and window_up):
+        return "mixed"
+    if auc_up:
         return "more_robust"
-    if ci[1] < 0 and window <= 0:
+    if auc_down:
         return "less_robust"
     return "no_clear_difference"
 
 
-def _diff(b: float | None, a: float | None) -> float | None:
-    return None if a is None or b is None else b - a
+def peak_comparison(
+    by_b: Mapping[str, Any], by_a: Mapping[str, Any], names: tuple[str, str]
+) -> dict[str, Any]:
+    """``lr_shift_decades`` and ``range_cut`` of B against A from their ``by_init``
+    (``names``: B's and A's)."""
+    shifts = [
+        math.log10(by_b[i]["best_lr"]) - math.log10(by_a[i]["best_lr"])
+        for i in sorted(set(by_a) & set(by_b))
+        if by_a[i]["best_lr"] is not None and by_b[i]["best_lr"] is not None
+    ]
+    cuts = [
+        {"arm": name, "init": init, "end": end}
+        for name, by in ((names[1], by_a), (names[0], by_b))
+        for init in sorted(by)
+        for end in by[init]["range_cut"]
+    ]
+    return {
+        "lr_shift_decades": float(np.median(shifts)) if shifts else None,
+        "range_cut": cuts,
+    }
+
+
+def further_out(lr_range: Sequence[float] | None, end: str) -> float | None:
+    """The bound to try for a cut ``end``: one decade past the range's end."""
+    if lr_range is None:
+        return None
+    return float(lr_range[0]) / 10.0 if end == "low" else float(lr_range[1]) * 10.0
 
 
 def _warnings(
-    table: TrialTable, arms: dict[str, dict[str, Any]], comparisons: list[dict[str, Any]]
+    table: TrialTable,
+    arms: dict[str, dict[str, Any]],
+    comparisons: list[dict[str, Any]],
+    lr_range: Sequence[float] | None,
+    learned: float | None,
 ) -> list[str]:
     out: list[str] = []
     if len(table) == 0:
@@ -112,18 +152,10 @@ def _warnings(
                     f"arm {name}, init {init}: only 1 lr tried; its lr window is 0 and its "
                     "AUC is flat"
                 )
+    out += _cut_warnings(table, arms, lr_range, learned)
     n_seeds = int(np.unique(table.seed).size)
-    if comparisons and len(table):
-        if n_seeds < 2:
-            out.append(
-                "only 1 seed: no seed-bootstrap CIs, and verdicts are not_enough_data "
-                f"(run at least {MIN_SEEDS} seeds)"
-            )
-        elif n_seeds < MIN_SEEDS:
-            out.append(
-                f"fewer than {MIN_SEEDS} seeds ({n_seeds}): seed-bootstrap CIs are unreliable "
-                "and verdicts are not_enough_data"
-            )
+    if comparisons and len(table) and seeds_warning(n_seeds) is not None:
+        out.append(seeds_warning(n_seeds))
     for c in comparisons:
         pair = f"{c['arm']} vs {c['baseline']}"
         if c["n_points"] == 0:
@@ -151,6 +183,33 @@ def _warnings(
     return out
 
 
+def _cut_warnings(
+    table: TrialTable,
+    arms: dict[str, dict[str, Any]],
+    lr_range: Sequence[float] | None,
+    learned: float | None,
+) -> list[str]:
+    """One sentence per arm x init end where the curve is still >= h: the arm still learns
+    there, so its good region goes on past the range; the bound to try."""
+    out: list[str] = []
+    for name, arm in arms.items():
+        for init, group in arm["by_init"].items():
+            for end in group["range_cut"]:
+                mask = (table.arm == name) & (table.init == init)
+                lrs = table.lr[mask]
+                at = float(lrs.min() if end == "low" else lrs.max())
+                bound = further_out(lr_range, end)
+                side = "lowest" if end == "low" else "highest"
+                key = "search.lr.low" if end == "low" else "search.lr.high"
+                out.append(
+                    f"arm {name}, init {init}: still learns at the {side} lr tried ({at:.3g}; "
+                    f"accuracy >= h = {learned:.3f}), so its good region goes on past the lr "
+                    "range and every comparison with it is range_limited"
+                    + (f"; try {key}: {bound:.3g}" if bound is not None else "")
+                )
+    return out
+
+
 def _n_lrs(table: TrialTable, arm: str, init: str) -> int:
     mask = (table.arm == arm) & (table.init == init)
     return int(np.unique(table.lr[mask]).size)
@@ -163,9 +222,10 @@ def summarize(
     arms: Sequence[str] | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     lr_range: Sequence[float] | None = None,
+    complete: bool = True,
 ) -> Summary:
-    """The robustness summary of a trial table (DESIGN.md, "The robustness summary, version 2";
-    docs/summary.md explains every number with a worked example).
+    """The robustness summary of a trial table (version 3; docs/summary.md explains every
+    number with worked examples).
 
     Args:
         trials: rows (mappings, or a pandas DataFrame) with ``arm, lr, init, init_scale, seed,
@@ -178,9 +238,12 @@ def summarize(
         tolerance: τ; the good threshold is ``g = A* - τ`` (0 <= τ < 1).
         lr_range: ``(low, high)``, the spec's ``search.lr.low/high``: the range the AUC and
             lr_sensitivity average over. Default: the smallest and largest lr of the rows.
+        complete: whether the study has ended. False (a running study's partial summary):
+            every verdict is ``pending`` and the summary is marked ``partial``; the numbers
+            are computed all the same, as provisional.
 
     Returns:
-        A :class:`~study.analysis.models.Summary`; ``summary.model_dump(mode="json")`` is the
+        A :class:`~study.analysis.schema.Summary`; ``summary.model_dump(mode="json")`` is the
         JSON form. Values that cannot be computed are ``None``, never NaN. The result is the
         same, bit for bit, for any order of the rows.
 
@@ -216,19 +279,14 @@ def summarize(
     per_arm = {name: arm_summary(ctx, k) for k, name in enumerate(table.arms)}
     pairs = [(k, 0) for k in range(1, len(table.arms))]
     comparisons: list[dict[str, Any]] = []
-    for (b, a), cis in zip(pairs, seed_bootstrap(ctx, pairs), strict=True):
-        arm_b, arm_a = per_arm[table.arms[b]], per_arm[table.arms[a]]
-        c: dict[str, Any] = {"arm": table.arms[b], "baseline": table.arms[a]}
+    for (b, a), replicates in zip(pairs, replicate_comparisons(ctx, pairs), strict=True):
+        name_b, name_a = table.arms[b], table.arms[a]
+        c: dict[str, Any] = {"arm": name_b, "baseline": name_a}
         c.update(point_comparison(ctx, b, a))
-        for key, metric in (
-            ("auc_diff", "auc"),
-            ("window_diff", "lr_window_decades"),
-            ("good_fraction_diff", "good_fraction"),
-            ("init_regret_diff", "init_regret"),
-        ):
-            c[key] = _diff(arm_b[metric], arm_a[metric])
-            c[f"{key}_ci"] = cis[metric]
-        c["verdict"] = _verdict(c)
+        c.update(replicates)
+        by_b, by_a = per_arm[name_b]["by_init"], per_arm[name_a]["by_init"]
+        c.update(peak_comparison(by_b, by_a, (name_b, name_a)))
+        c["verdict"] = verdict(c, complete=complete)
         comparisons.append(c)
     settings = {
         "num_classes": table.num_classes,
@@ -241,15 +299,15 @@ def summarize(
         "nonfinite_as_diverged": table.nonfinite_as_diverged,
         "n_seeds": int(np.unique(table.seed).size),
         "n_bootstrap": N_BOOTSTRAP,
-        "n_seed_bootstrap": N_SEED_BOOTSTRAP,
         "n_band_bootstrap": N_BAND_BOOTSTRAP,
     }
     return Summary.model_validate(
         {
+            "partial": not complete,
             "reference": ref,
             "arms": per_arm,
             "comparisons": comparisons,
             "settings": settings,
-            "warnings": _warnings(table, per_arm, comparisons),
+            "warnings": _warnings(table, per_arm, comparisons, checked_range, ctx.learned),
         }
     )

@@ -5,7 +5,7 @@ and optionally ``status`` (:mod:`study.analysis.rows`: the fields, and how a val
 included, becomes a row value; the store reads MLflow's runs with the same rules). This module
 checks what a finished row must have and builds the table from it.
 
-Choices made here (DESIGN.md leaves them open):
+Choices made here (the summary's contract, docs/summary.md, leaves them open):
 
 - Only rows whose ``status`` is ``finished`` (or that carry no status) enter the metrics; the
   others (``early_stopped``, ``failed``, ``running``, ``pending``) are left out and counted. An

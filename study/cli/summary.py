@@ -1,8 +1,10 @@
 """``hprobust summary STUDY_ID``: the robustness summary of a study, as tables or JSON.
 
 Reads the embedded store ``DIR/mlflow.db`` (``--data-dir``, default ``./hprobust-data``). A
-finished study shows its stored ``summary.json``; a study still running (or stopped) shows one
-computed now from its finished trials, marked PARTIAL.
+finished study shows its stored ``summary.json`` (one stored by an older version is recomputed
+from its trials); a study still running shows one computed now from its finished trials,
+marked PARTIAL, its numbers provisional and every verdict pending; a stopped one (cancelled,
+failed) is summarized from the trials it finished, with verdicts.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Any
 
 
 def as_summary(summary: Any) -> Any:
-    """A :class:`~study.analysis.models.Summary` from one or from its JSON dict."""
-    from study.analysis.models import Summary
+    """A :class:`~study.analysis.schema.Summary` from one or from its JSON dict."""
+    from study.analysis.schema import Summary
 
     return summary if isinstance(summary, Summary) else Summary.model_validate(summary)
 
@@ -27,11 +27,19 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
     from study.analysis import present
 
     s = as_summary(summary)
-    title = header + ("  [bold yellow]PARTIAL[/] (finished trials so far)" if s.partial else "")
+    pending = any(c.verdict == "pending" for c in s.comparisons)
+    note = ""
+    if s.partial:
+        note = (
+            f"  [bold yellow]PARTIAL[/] (provisional: the {s.settings.n_used} trials finished so "
+            + ("far; no verdict until the study ends)" if pending else "far)")
+        )
+    title = header + note
     if title:
         console.print(title)
     for c in s.comparisons:
-        console.print(f"[bold]{present.verdict_sentence(c)}[/]", highlight=False)
+        sentence = present.verdict_sentence(c, s)
+        console.print(sentence if pending else f"[bold]{sentence}[/]", highlight=False)
 
     for title, columns, best in (
         ("Accuracy per arm and init (final val; diverged = chance)", present.ACCURACY_COLUMNS, 0),

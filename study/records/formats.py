@@ -47,6 +47,11 @@ def study_note(
         "Each trial is a child run of this one, named `<arm> lr=<lr> <init> s<seed>`, with "
         "`final_val_acc`, `final_val_loss` and `diverged` as metrics.",
     ]
+    from study.analysis.present import verdict_lines
+
+    verdicts = verdict_lines(summary)
+    if verdicts:
+        lines += ["", *(f"- {line}" for line in verdicts)]
     arms = summary_dict(summary).get("arms") or {}
     keys = [k for k in HEADLINE if any(k in (v or {}) for v in arms.values())]
     if arms and keys:

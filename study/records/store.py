@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from study.analysis import PLOT_STEMS
+from study.analysis import PLOT_STEMS, SUMMARY_VERSION
 from study.analysis.rows import to_int
 from study.bounded import preview
 from study.errors import (
@@ -44,6 +44,7 @@ from study.records.layout import (
 )
 from study.records.signing import REFUSED, SignatureError, holds, sign
 from study.vocab import (
+    ENDED,
     RUN_STATUS_AT_END,
     SETTABLE,
     TRIAL_DONE,
@@ -614,21 +615,29 @@ class StudyStore:
         trials with ``"partial": true``."""
         record = self.get(study_id)
         if record.status == StudyStatus.FINISHED:
-            try:
-                stored = json.loads(self._read_artifact(study_id, "summary.json"))
-            except LookupError:
-                stored = None
-            if isinstance(stored, dict) and stored.get("version") == 2:
+            stored = self.stored_summary(study_id)
+            if stored is not None and stored.get("version") == SUMMARY_VERSION:
                 return stored
         from study.analysis import summarize, summary_args
 
-        summary = summarize(
-            self.trials_of(record), num_classes=record.num_classes, **summary_args(record.spec)
-        )
         # a finished study whose stored summary is missing or of an older version: recomputed
-        # from its trials, and complete
+        # from its trials, and complete; a live one states no verdict yet
+        summary = summarize(
+            self.trials_of(record),
+            num_classes=record.num_classes,
+            complete=record.status in ENDED,
+            **summary_args(record.spec),
+        )
         summary.partial = record.status != StudyStatus.FINISHED
         return summary.model_dump(mode="json")
+
+    def stored_summary(self, study_id: str) -> dict[str, Any] | None:
+        """``summary.json`` as stored at the study's end (any version), or None."""
+        try:
+            stored = json.loads(self._read_artifact(study_id, "summary.json"))
+        except LookupError:
+            return None
+        return stored if isinstance(stored, dict) else None
 
     def plot(self, study_id: str, stem: str) -> bytes:
         """PNG bytes of ``plots/<stem>.png`` (StudyNotFoundError / LookupError if absent)."""
@@ -651,7 +660,7 @@ class StudyStore:
         trials: list[dict[str, Any]],
         plot_paths: list[Path] | None = None,
     ) -> None:
-        """Write ``summary.json`` (a :class:`~study.analysis.models.Summary` or its JSON dict),
+        """Write ``summary.json`` (a :class:`~study.analysis.schema.Summary` or its JSON dict),
         ``trials.csv`` and ``plots/*.png`` to the study run."""
         if hasattr(summary, "model_dump"):
             summary = summary.model_dump(mode="json")

@@ -22,8 +22,9 @@ Optuna sampler per arm, all with the same seed). ``tpe`` is adaptive, so its arm
 paired and arm-vs-baseline comparisons match fewer rows.
 
 A spec can be valid and still too small for the summary's claims (one lr per init, fewer
-than 3 seeds, tpe with comparisons, ...): :meth:`StudySpec.design_warnings` says so; the API
-returns these warnings with the 202 and ``hprobust run`` prints them.
+than 5 seeds, an lr range too narrow to hold the arms' good regions, tpe with comparisons, ...):
+:meth:`StudySpec.design_warnings` says so; the API returns these warnings with the 202 and
+``hprobust run`` prints them.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ class StudySpec(DatasetFields, StrictModel):
     search: SearchSpec
     sampler: Literal[tuple(SAMPLERS)] = "grid"  # type: ignore[valid-type]
     trials_per_arm: Annotated[int, Field(ge=1, le=MAX_TRIALS_PER_ARM)] | None = None
-    seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 1
+    seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] = 3
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     epochs: Epochs = 10
     batch_size: BatchSize = 128
@@ -374,7 +375,8 @@ class StudySpec(DatasetFields, StrictModel):
 
     def design_warnings(self) -> list[str]:
         """Plain sentences naming what this design cannot support in the summary (it is
-        accepted anyway): too few lrs per init, points or seeds for a verdict, unpaired arms,
+        accepted anyway): too few lrs per init, points or seeds for a verdict (or seeds for tight
+        intervals), an lr range that will likely cut a good region, unpaired arms,
         lrs confounded with inits, a grid cut short, trials that early stopping removes."""
         out: list[str] = []
         n_inits = len(self.search.init)
@@ -416,11 +418,11 @@ class StudySpec(DatasetFields, StrictModel):
                 f"{self.points_per_arm} points per arm (fewer than 6): every verdict will be "
                 "not_enough_data"
             )
-        if compares and self.seeds < 3:
-            out.append(
-                f"seeds {self.seeds} (fewer than 3): the seed-bootstrap CIs are unreliable and "
-                "every verdict will be not_enough_data"
-            )
+        if compares:  # the summary's needs (docs/summary.md): seeds, an lr range that holds
+            from study.analysis.design import range_warning, seeds_warning
+
+            lr = self.search.lr
+            out += [w for w in (seeds_warning(self.seeds), range_warning(lr.low, lr.high)) if w]
         if isinstance(self.early_stopping, AshaSpec):
             out.append(
                 "early_stopping asha: trials stopped early are left out of the summary, so "

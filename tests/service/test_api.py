@@ -65,7 +65,8 @@ def finished_study(api: ServeProcess, api_token: str) -> dict[str, Any]:
     created = response.json()
     assert created["status"] == "queued"
     # accepted, with what the tiny design cannot support
-    assert any(w.startswith("seeds 1 (fewer than 3)") for w in created["warnings"])
+    assert any(w.startswith("only 1 seed: no replicate intervals") for w in created["warnings"])
+    assert any(w.startswith("search.lr spans 2 decades") for w in created["warnings"])
     assert any(w.startswith("2 points per arm (fewer than 6)") for w in created["warnings"])
     assert response.headers["location"].endswith(f"/studies/{created['id']}")
     state = wait_status(api, created["id"], ("finished", "failed", "cancelled"))
@@ -195,7 +196,7 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
     summary = httpx.get(f"{api.url}/studies/{study_id}/summary").json()
     assert summary["partial"] is False
     assert list(summary["arms"]) == ["sgd", "insgd"]
-    assert summary["version"] == 2 and summary["arms"]["sgd"]["n_trials"] == 2
+    assert summary["version"] == 3 and summary["arms"]["sgd"]["n_trials"] == 2
     best = max(r["val_acc"] for r in rows if r["arm"] == "insgd")
     assert summary["arms"]["insgd"]["best"] == pytest.approx(best)
     assert summary["comparisons"][0]["arm"] == "insgd"
@@ -211,7 +212,10 @@ def test_study_from_post_to_summary(api: ServeProcess, finished_study: dict[str,
     page = httpx.get(f"{api.url}/studies/{study_id}/report").text
     assert 'http-equiv="refresh"' not in page  # finished: no more refreshing
     assert "insgd" in page and page.count("<img ") == 4
-    assert "insgd vs sgd: AUC " in page and "over 2 points" in page
+    assert (
+        "insgd vs sgd: <span" in page and ">not enough data for a verdict (1 seed, 2 points" in page
+    )
+    assert " — AUC " in page and " over 1 seed, LR window " in page
 
 
 BASELINE_ARMS = [
@@ -338,10 +342,12 @@ def test_queue_and_cancel(
     waiting = study_state(api, waiting_id)
     assert waiting["status"] == "queued" and waiting["job"] is None
     page = httpx.get(f"{api.url}/studies/{running_id}/report").text
-    assert 'http-equiv="refresh"' in page and "Partial summary" in page  # live page
+    assert 'http-equiv="refresh"' in page and "Provisional: " in page  # live page
+    assert "No verdict until the study ends" in page and 'class="verdict v-pending"' in page
     assert "<img " not in page  # no plots before the end (no broken images)
     partial = httpx.get(f"{api.url}/studies/{running_id}/summary").json()
     assert partial["partial"] is True
+    assert [c["verdict"] for c in partial["comparisons"]] == ["pending"]
 
     r = httpx.post(f"{api.url}/studies/{waiting_id}/cancel", headers=auth(api_token), timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
@@ -403,9 +409,11 @@ def test_hprobust_submit_waits_and_prints_the_summary(
     assert done.returncode == 0, done.stdout + done.stderr
     study_id = done.stdout.split()[1]
     assert study_state(api, study_id)["status"] == "finished"
-    assert "Robustness per arm" in done.stdout and "insgd vs sgd: AUC" in done.stdout
+    assert "Robustness per arm" in done.stdout
+    # the verdict sentence the report and MLflow show: the verdict first, then the numbers
+    assert "insgd vs sgd: not enough data for a verdict (1 seed, 2 points" in done.stdout
     assert "sgd" in done.stdout and "lr window" in done.stdout
-    assert "warning: seeds 1 (fewer than 3)" in done.stdout  # the design's, at submission
+    assert "warning: only 1 seed: no replicate intervals" in done.stdout  # at submission
 
     spec.write_text(yaml.safe_dump(tiny_spec(epochs=0)))
     bad = subprocess.run(
@@ -458,8 +466,8 @@ def test_report_page_in_headless_chromium(
             assert len(widths) == 4 and all(w > 100 for w in widths), widths
             assert page.inner_text("#status") == "finished"
             verdict = page.inner_text("#verdicts")
-            assert verdict.startswith("insgd vs sgd: AUC "), verdict
-            assert "not enough data for a verdict" in verdict
+            assert verdict.startswith("insgd vs sgd: not enough data for a verdict"), verdict
+            assert " — AUC " in verdict and " over 1 seed, LR window " in verdict
             # the verdict is the first thing on the page, above the tables
             assert (
                 page.locator("#verdicts").bounding_box()["y"]
@@ -469,6 +477,15 @@ def test_report_page_in_headless_chromium(
             assert page.locator("#arms tr.init").count() >= 2
             links = page.eval_on_selector_all(".plots a", "as => as.map(a => a.href)")
             assert len(links) == 4 and all(h.endswith(".png") for h in links)
+            # lr_curves (a panel per init, its legend above them) takes the page's full width
+            # and is never shrunk below 90% of its drawn size, so its legend stays readable
+            shown = page.eval_on_selector(
+                "#plot-lr_curves", "i => [i.getBoundingClientRect().width, i.naturalWidth]"
+            )
+            full = page.locator(".plots").bounding_box()["width"]
+            heatmap = page.locator("#plot-heatmap").bounding_box()["width"]
+            assert shown[0] >= 0.9 * min(shown[1], full), (shown, full)
+            assert shown[0] > heatmap or shown[0] >= 0.95 * min(shown[1], full)
             assert "lower" in page.inner_text("#legend")
             box = page.locator(".plots").bounding_box()
             page.screenshot(path=str(shot), full_page=True)

@@ -75,10 +75,12 @@ def test_the_verdict_comes_first_with_its_numbers():
     assert c.verdict == "more_robust"
     html = render_report(_study(), s, ["lr_curves", "heatmap", "profile"], spec=SPEC)
     text = _text(html)
-    sentence = present.verdict_sentence(c)
-    assert sentence.startswith(f"insgd vs sgd: AUC +{c.auc_diff:.3f} [+")
-    assert sentence.endswith("over 12 points: more robust")
-    assert text.index("insgd vs sgd: AUC") < text.index("Per arm and init")
+    sentence = present.verdict_sentence(c, s)
+    # the verdict in words first, then the AUC difference with its interval and n seeds
+    assert sentence.startswith(f"insgd vs sgd: more robust — AUC +{c.auc_diff:.3f} [+")
+    assert "] over 3 seeds, LR window +" in sentence and sentence.endswith("decades")
+    assert text.index("insgd vs sgd: more robust — AUC") < text.index("Per arm and init")
+    assert sentence in text
     assert 'class="verdict v-more_robust">more robust</span>' in html
     # a legend with the direction of every metric
     for m in present.COLUMNS:
@@ -88,8 +90,12 @@ def test_the_verdict_comes_first_with_its_numbers():
     assert html.count('<tr class="arm">') == 2 and html.count('<tr class="init">') == 4
     assert "toy_cnn (width=8)" in text and "3 seeds" in text and "(1 per decade)" in text
     assert html.count('<a href="/s/plots/') == 3
-    assert "Read with care" not in text  # 3 seeds, 12 paired points: nothing to warn about
-    assert 'http-equiv="refresh"' not in html
+    # lr_curves (a panel per init) takes the page's width; the others share a row
+    assert '<figure class="wide"><a href="/s/plots/lr_curves.png">' in html
+    assert '<figure><a href="/s/plots/heatmap.png">' in html
+    # 3 seeds, 12 paired points: the only warning is that 3 seeds give wide intervals
+    assert "Read with care" in text and "Student t with 2 degrees of freedom: wide" in text
+    assert 'http-equiv="refresh"' not in html and "Provisional" not in text
 
 
 def test_a_small_design_warns_and_missing_values_look_like_the_cli():
@@ -102,6 +108,55 @@ def test_a_small_design_warns_and_missing_values_look_like_the_cli():
     # adam has no trials: its row shows the shared missing mark, as the CLI does
     adam = re.search(r'<tr class="arm"><td>adam</td>(.*?)</tr>', html).group(1)
     assert present.MISSING in adam and "nan" not in adam.lower() and "None" not in adam
+
+
+def test_a_running_study_shows_provisional_numbers_and_no_verdict():
+    """At 57 of 378 trials v2's report said in bold green "more robust", and the finished study
+    said "no clear difference". A study that has not ended states no verdict: its numbers are
+    greyed as provisional, with the finished, running and pending counts."""
+    s = summarize(_rows(), num_classes=10, arms=["sgd", "insgd"], complete=False)
+    study = _study("running")
+    study.progress = SimpleNamespace(
+        finished=57, total=378, running=2, pending=319, diverged=0, failed=0
+    )
+    html = render_report(study, s, [], spec=SPEC)
+    text = _text(html)
+    (c,) = s.comparisons
+    assert c.verdict == "pending" and s.partial
+    assert "Provisional: 57 finished, 2 running, 319 pending of 378 trials" in text
+    assert "insgd vs sgd: no verdict yet (the study is still running" in text
+    (verdict_class,) = set(re.findall(r'class="verdict (v-[a-z_]+)"', html))
+    assert verdict_class == "v-pending"  # no coloured verdict
+    assert 'class="verdicts provisional"' in html
+    assert '<div class="provisional" id="numbers">' in html  # the tables, greyed
+
+
+def test_a_range_cut_is_named_with_the_bound_to_try():
+    """insgd's optimum sits at the top of the range (lr 10), where it still learns: the verdict
+    is range_limited, the sentence names the arm, the inits and the end and the bound to try
+    (a decade further out), the warning says it per init, and the init rows show the cut."""
+    rows = []
+    for arm, lr, init, seed in itertools.product(
+        ("sgd", "insgd"), (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), ("a", "b"), (0, 1, 2)
+    ):
+        centre = -2 if arm == "sgd" else 1
+        acc = 0.1 + 0.8 * math.exp(-(((math.log10(lr) - centre) / 1.0) ** 2)) + 0.01 * seed
+        rows.append(row(arm, lr, init, seed, acc, loss=1 - acc))
+    s = summarize(rows, num_classes=10, arms=["sgd", "insgd"], lr_range=(1e-4, 10.0))
+    (c,) = s.comparisons
+    assert c.verdict == "range_limited"
+    sentence = present.verdict_sentence(c, s)
+    assert sentence.startswith("insgd vs sgd: limited by the lr range — AUC ")
+    assert sentence.endswith(
+        "its best lr sits 3 decades higher; the lr range cuts insgd (every init) at its high "
+        "end: it still learns at the highest lr; try search.lr.high 100"
+    )
+    html = render_report(_study(), s, [], spec=SPEC)
+    text = _text(html)
+    assert sentence in text and 'class="verdict v-range_limited"' in html
+    assert "arm insgd, init a: still learns at the highest lr tried (10;" in text
+    insgd_rows = html.split('<tr class="arm"><td>insgd</td>', 1)[1]
+    assert insgd_rows.count("<td>high</td>") == 2  # the cut column of both inits
 
 
 def test_spec_essentials_of_an_old_spec():
@@ -119,7 +174,15 @@ def test_openapi_documents_every_summary_field():
     from fastapi import FastAPI
 
     from service.api.routes import studies
-    from study.analysis.models import ArmSummary, Comparison, InitSummary, Reference, Summary
+    from study.analysis.schema import (
+        VERDICTS,
+        ArmSummary,
+        Comparison,
+        InitSummary,
+        RangeCut,
+        Reference,
+        Summary,
+    )
 
     app = FastAPI()
     app.include_router(studies.router)
@@ -127,14 +190,27 @@ def test_openapi_documents_every_summary_field():
     ok = schema["paths"]["/studies/{study_id}/summary"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Summary"}
     components = schema["components"]["schemas"]
-    for model in (Summary, Reference, ArmSummary, InitSummary, Comparison):
+    for model in (Summary, Reference, ArmSummary, InitSummary, Comparison, RangeCut):
         props = components[model.__name__]["properties"]
         assert set(props) == set(model.model_fields), model.__name__
     verdict = components["Comparison"]["properties"]["verdict"]
-    assert set(verdict["enum"]) == {
-        "more_robust",
-        "less_robust",
-        "no_clear_difference",
-        "not_enough_data",
-    }
-    assert "seed-bootstrap" in components["Comparison"]["properties"]["auc_diff_ci"]["description"]
+    assert (
+        set(verdict["enum"])
+        == set(VERDICTS)
+        == {
+            "pending",
+            "not_enough_data",
+            "range_limited",
+            "more_robust",
+            "less_robust",
+            "mixed",
+            "no_clear_difference",
+        }
+    )
+    comparison = components["Comparison"]["properties"]
+    assert "Student t" in comparison["auc_diff_ci"]["description"]
+    for key in ("auc_p", "lr_shift_decades", "range_cut"):
+        assert comparison[key]["description"], key
+    init = components["InitSummary"]["properties"]
+    assert init["best_lr"]["description"] and init["range_cut"]["description"]
+    assert components["Summary"]["properties"]["version"]["default"] == 3

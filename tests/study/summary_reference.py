@@ -1,14 +1,16 @@
-"""A slow, literal reference for the robustness summary, version 2 (the independent checker).
+"""A slow, literal reference for the robustness summary, version 3 (the independent checker).
 
-Written from the summary's definition (docs/summary.md, version 2) and the lead's output
-contract, without reading ``study.analysis``: plain Python loops, exact binomials
-(``math.comb``, ``fractions``), a hand-written percentile. Only what the contract prescribes
-comes from libraries: the bootstrap draws (``numpy.random.default_rng(0)`` and
-``rng.integers(0, n, size=(R, n))``), ``scipy.stats.wilcoxon`` and Optuna's importance
-evaluators (with the recipe of the importance module that predates version 2).
+Written from the summary's contract (version 2, amended by version 3: docs/summary.md states
+both) and the output contract, without reading ``study.analysis``: plain Python loops, exact
+binomials (``math.comb``, ``fractions``), a hand-written percentile, a hand-written mean and
+standard deviation. Only what the contract prescribes comes from libraries: the bootstrap draws
+(``numpy.random.default_rng(0)`` and ``rng.integers(0, n, size=(R, n))``), the Student t
+quantile and one-sample t-test (``scipy.stats.t.ppf``, ``scipy.stats.ttest_1samp``),
+``scipy.stats.wilcoxon`` and Optuna's importance evaluators (with the recipe of the importance
+module that predates version 2).
 
 ``reference_summary(...)`` returns a plain dict shaped like ``Summary.model_dump(mode="json")``.
-It is meant for small tables: the seed bootstrap is memoized on the multiset of drawn seeds.
+It is meant for small tables.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import numpy as np
 EPS = 1e-12  # the contract's slack for ">= threshold" and "< threshold"
 EXCLUDED_STATUSES = ("early_stopped", "failed", "running", "pending")
 N_BOOTSTRAP = 10_000
-N_SEED_BOOTSTRAP = 2_000
 N_BAND_BOOTSTRAP = 1_000
 
 
@@ -465,6 +466,7 @@ def reference_summary(
     arms: list[str] | None = None,
     tolerance: float = 0.02,
     lr_range: tuple[float, float] | None = None,
+    complete: bool = True,
 ) -> dict[str, Any]:
     trials = list(trials)
     chance, ell0 = 1.0 / num_classes, math.log(num_classes)
@@ -550,6 +552,8 @@ def reference_summary(
                 item["lr_window_decades"] = m["window"]
                 item["auc"] = m["auc"]
                 item["lr_sensitivity"] = sensitivity(m["loss_integral"], ell_star)
+                xs, ys, _ = curves(cells, arm, ell0)[init]
+                item["best_lr"], item["range_cut"] = peak_and_cuts(xs, ys, h)
                 by_init[init] = item
             out["lr_window_decades"] = metrics["window"]
             out["auc"] = metrics["auc"]
@@ -565,26 +569,15 @@ def reference_summary(
         out["by_init"] = by_init
         arms_out[arm] = out
 
-    # the seed bootstrap: one draw, memoized per multiset of drawn seeds
-    seeds_all = sorted({r.seed for r in rows})
-    seed_draws: list[dict] | None = None
-    if len(seeds_all) >= 2:
-        rng = np.random.default_rng(0)
-        idx = rng.integers(0, len(seeds_all), size=(N_SEED_BOOTSTRAP, len(seeds_all))).tolist()
-        memo: dict[tuple, dict] = {}
-        seed_draws = []
-        for draw in idx:
-            mult = tuple(draw.count(i) for i in range(len(seeds_all)))
-            if mult not in memo:
-                weight = {s: m for s, m in zip(seeds_all, mult, strict=True)}
-                memo[mult] = _resample_metrics(rows, order, weight, tolerance, ell0, x_lo, x_hi)
-            seed_draws.append(memo[mult])
-
     # comparisons
     comparisons = []
     base = order[0] if order else None
     for arm in order[1:]:
-        comparisons.append(_compare(rows, base, arm, h, arms_out, seed_draws))
+        c = _compare(rows, base, arm, h, arms_out)
+        c.update(_replicates(rows, base, arm, a_star, g, ell0, x_lo, x_hi))
+        c.update(_peaks(arms_out, base, arm))
+        c["verdict"] = _verdict(c, complete)
+        comparisons.append(c)
 
     settings = {
         "num_classes": num_classes,
@@ -595,14 +588,13 @@ def reference_summary(
         "n_used": len(rows),
         "excluded": excluded,
         "nonfinite_as_diverged": nonfinite,
-        "n_seeds": len(seeds_all),
+        "n_seeds": len({r.seed for r in rows}),
         "n_bootstrap": N_BOOTSTRAP,
-        "n_seed_bootstrap": N_SEED_BOOTSTRAP,
         "n_band_bootstrap": N_BAND_BOOTSTRAP,
     }
     return {
-        "version": 2,
-        "partial": False,
+        "version": 3,
+        "partial": not complete,
         "reference": reference,
         "arms": arms_out,
         "comparisons": comparisons,
@@ -614,25 +606,147 @@ def _sortable(v: Any) -> tuple:
     return (0, float(v)) if is_finite_number(v) else (1, 0.0)
 
 
-def _resample_metrics(
+# ---- version 3: where a curve peaks, replicate intervals, verdicts --------------------------
+
+
+def peak_and_cuts(xs: list[float], ys: list[float], h: float) -> tuple[float | None, list[str]]:
+    """best_lr: the lr of the curve's maximum (ties: the lower lr), None when the curve never
+    reaches h; range_cut: "low" / "high" when the curve at the lowest / highest lr tried is
+    still >= h."""
+    top = max(ys)
+    best_lr = None
+    if ge(top, h):
+        for x, y in zip(xs, ys, strict=True):  # xs ascending: the first maximum is the lowest lr
+            if y == top:
+                best_lr = key(10.0**x)
+                break
+    cuts = []
+    if ge(ys[0], h):
+        cuts.append("low")
+    if ge(ys[-1], h):
+        cuts.append("high")
+    return best_lr, cuts
+
+
+def _peaks(arms_out: dict[str, Any], base: str, arm: str) -> dict[str, Any]:
+    """lr_shift_decades (median over shared inits with a best_lr of log10(B / A)) and the
+    comparison's range_cut (baseline first, then B; inits by name; low before high)."""
+    by_a, by_b = arms_out[base]["by_init"], arms_out[arm]["by_init"]
+    shifts = [
+        math.log10(by_b[i]["best_lr"]) - math.log10(by_a[i]["best_lr"])
+        for i in sorted(set(by_a) & set(by_b))
+        if by_a[i]["best_lr"] is not None and by_b[i]["best_lr"] is not None
+    ]
+    cuts = [
+        {"arm": name, "init": init, "end": end}
+        for name, by in ((base, by_a), (arm, by_b))
+        for init in sorted(by)
+        for end in by[init]["range_cut"]
+    ]
+    return {"lr_shift_decades": median(shifts) if shifts else None, "range_cut": cuts}
+
+
+def arm_metrics_of_seed(
     rows: list[Row],
-    order: list[str],
-    weight: dict[int, int],
-    tolerance: float,
+    arm: str,
+    seed: int,
+    a_star: float,
+    g: float,
     ell0: float,
     x_lo: float,
     x_hi: float,
-) -> dict[str, dict | None]:
-    cells = cells_of(rows, weight)
-    if not cells:
-        return dict.fromkeys(order)
-    a_star = max(v[0] for v in cells.values())
-    g = a_star - tolerance
-    out = {}
-    for arm in order:
-        has = any(c[0] == arm for c in cells)
-        out[arm] = arm_curve_metrics(cells, arm, a_star, g, ell0, x_lo, x_hi) if has else None
+) -> dict[str, Any]:
+    """The arm's auc, window, good_fraction and init_regret from one seed's rows alone, the
+    study-wide reference (A*, g, the lr range) held at its all-seeds value."""
+    cells = cells_of([r for r in rows if r.seed == seed])
+    return arm_curve_metrics(cells, arm, a_star, g, ell0, x_lo, x_hi)
+
+
+def sample_sd(values: list[float]) -> float:
+    m = mean(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def t_interval(d: list[float]) -> tuple[float | None, list[float] | None]:
+    """mean(d), and mean ± t(0.975, n-1) sd / sqrt(n) (None with fewer than 2 values)."""
+    if not d:
+        return None, None
+    m = mean(d)
+    if len(d) < 2:
+        return m, None
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, len(d) - 1)) * sample_sd(d) / math.sqrt(len(d))
+    return m, [m - half, m + half]
+
+
+def t_test_p(d: list[float]) -> float | None:
+    """Two-sided one-sample t-test p of d against 0: None with fewer than 2 values or when d
+    is all zeros (0/0); 0 when d is constant and not 0 (t is infinite)."""
+    if len(d) < 2:
+        return None
+    if sample_sd(d) == 0.0:
+        return None if mean(d) == 0.0 else 0.0
+    import warnings
+
+    from scipy.stats import ttest_1samp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = float(ttest_1samp(d, 0.0).pvalue)
+    return p if math.isfinite(p) else None
+
+
+def _replicates(
+    rows: list[Row],
+    base: str,
+    arm: str,
+    a_star: float | None,
+    g: float | None,
+    ell0: float,
+    x_lo: float | None,
+    x_hi: float | None,
+) -> dict[str, Any]:
+    seeds_a = {r.seed for r in rows if r.arm == base}
+    seeds_b = {r.seed for r in rows if r.arm == arm}
+    seeds = sorted(seeds_a & seeds_b)
+    per_metric: dict[str, list[float]] = {m: [] for m in ("auc", "window", "gf", "regret")}
+    for s in seeds:
+        ma = arm_metrics_of_seed(rows, base, s, a_star, g, ell0, x_lo, x_hi)
+        mb = arm_metrics_of_seed(rows, arm, s, a_star, g, ell0, x_lo, x_hi)
+        per_metric["auc"].append(mb["auc"] - ma["auc"])
+        per_metric["window"].append(mb["window"] - ma["window"])
+        per_metric["gf"].append(mb["good_fraction"] - ma["good_fraction"])
+        per_metric["regret"].append(mb["init_regret"] - ma["init_regret"])
+    out: dict[str, Any] = {}
+    for name, metric in (
+        ("auc_diff", "auc"),
+        ("window_diff", "window"),
+        ("good_fraction_diff", "gf"),
+        ("init_regret_diff", "regret"),
+    ):
+        out[name], out[name + "_ci"] = t_interval(per_metric[metric])
+    out["auc_p"] = t_test_p(per_metric["auc"])
     return out
+
+
+def _verdict(c: dict[str, Any], complete: bool) -> str:
+    if not complete:
+        return "pending"
+    auc, window = c["auc_diff_ci"], c["window_diff_ci"]
+    if c["n_seeds"] < 3 or c["n_points"] < 6 or auc is None or window is None:
+        return "not_enough_data"
+    if c["range_cut"]:
+        return "range_limited"
+    auc_up, auc_down = auc[0] > 0, auc[1] < 0
+    win_up, win_down = window[0] > 0, window[1] < 0
+    if (auc_up and win_down) or (auc_down and win_up):
+        return "mixed"
+    if auc_up:
+        return "more_robust"
+    if auc_down:
+        return "less_robust"
+    return "no_clear_difference"
 
 
 def _compare(
@@ -641,7 +755,6 @@ def _compare(
     arm: str,
     h: float | None,
     arms_out: dict[str, Any],
-    seed_draws: list[dict] | None,
 ) -> dict[str, Any]:
     pairs, paired = paired_diffs(rows, base, arm)
     d = [b - a for _, a, b in pairs]
@@ -649,8 +762,7 @@ def _compare(
     n = len(d)
     seeds_a = {r.seed for r in rows if r.arm == base}
     seeds_b = {r.seed for r in rows if r.arm == arm}
-    A, B = arms_out[base], arms_out[arm]
-    out: dict[str, Any] = {
+    return {
         "arm": arm,
         "baseline": base,
         "paired": paired,
@@ -667,31 +779,3 @@ def _compare(
         "mean_diff_live": mean(live) if live else None,
         "ci_live": point_bootstrap_ci(live),
     }
-    metric_keys = {
-        "auc": ("auc_diff", "auc"),
-        "window": ("window_diff", "lr_window_decades"),
-        "good_fraction": ("good_fraction_diff", "good_fraction"),
-        "init_regret": ("init_regret_diff", "init_regret"),
-    }
-    for metric, (name, arm_key) in metric_keys.items():
-        out[name] = diff_or_none(B[arm_key], A[arm_key])
-        ci = None
-        if seed_draws is not None:
-            diffs = [
-                r[arm][metric] - r[base][metric]
-                for r in seed_draws
-                if r[arm] is not None and r[base] is not None
-            ]
-            if diffs:
-                ci = [percentile(diffs, 2.5), percentile(diffs, 97.5)]
-        out[name + "_ci"] = ci
-    if out["n_seeds"] < 3 or n < 6 or out["auc_diff_ci"] is None or out["window_diff"] is None:
-        verdict = "not_enough_data"
-    elif out["auc_diff_ci"][0] > 0 and out["window_diff"] >= 0:
-        verdict = "more_robust"
-    elif out["auc_diff_ci"][1] < 0 and out["window_diff"] <= 0:
-        verdict = "less_robust"
-    else:
-        verdict = "no_clear_difference"
-    out["verdict"] = verdict
-    return out

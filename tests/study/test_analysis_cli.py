@@ -107,10 +107,15 @@ def test_partial_summary_tables(study):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "PARTIAL" in out and record.id in out and "status: running" in out
-    # the verdict sentence comes first, built from the numbers
-    first = out.index("insgd vs sgd: AUC ")
+    assert "no verdict until the study ends" in out
+    # the verdict sentence comes first, built from the numbers: a running study states none
+    first = out.index("insgd vs sgd: no verdict yet (the study is still running; the numbers")
     assert first < out.index("Robustness per arm")
-    assert "over 4 points: not enough data for a verdict" in out
+    # lr range 1e-3..10 (4 decades): sgd kaiming (.9, .85 at x = -2, -1) .86875, xavier (.7 at
+    # x = log10 .003, diverged .1 at log10 3) .39657; insgd .95 and .80218: AUC +0.243. g = .93:
+    # only insgd kaiming holds it (1 decade of 2 inits): window +0.50. Best lrs: kaiming 0.01
+    # both (insgd's tie goes to the lower lr), xavier 0.003 vs 3: shifts 0 and 3, median 1.5
+    assert "AUC +0.243 – over 1 seed, LR window +0.50 – decades; its best lr sits 1.5 " in out
     for text in ("kaiming_normal", "xavier_normal", "Each arm against the baseline", "AUC↑"):
         assert text in out
     # sgd: best .900, worst .100 (diverged), divergence 25%; comparison +0.238, wins 88%
@@ -125,8 +130,8 @@ def test_partial_summary_json_matches_summarize(study):
     _, record, data_dir = study
     result = _invoke(record.id, "--data-dir", str(data_dir), "--json")
     assert result.exit_code == 0, result.output
-    got = json.loads(result.output)
-    assert got["partial"] is True and got["version"] == 2
+    got = json.loads(result.stdout)  # stderr may hold MLflow's download bar
+    assert got["partial"] is True and got["version"] == 3
     rows = [
         {
             "arm": a,
@@ -142,7 +147,7 @@ def test_partial_summary_json_matches_summarize(study):
     ]
     # the spec's arm order, tolerance and lr range (digits-quick: 1e-3 to 10)
     expected = summarize(
-        rows, num_classes=10, arms=["sgd", "insgd"], lr_range=(1e-3, 10.0)
+        rows, num_classes=10, arms=["sgd", "insgd"], lr_range=(1e-3, 10.0), complete=False
     ).model_dump(mode="json")
     assert got["reference"]["lr_range"] == [1e-3, 10.0]
     assert got["arms"] == expected["arms"]
@@ -165,7 +170,7 @@ def test_finished_study_shows_the_stored_summary(study, tmp_path):
     try:
         result = _invoke(record.id, "--data-dir", str(data_dir), "--json")
         assert result.exit_code == 0, result.output
-        got = json.loads(result.output)
+        got = json.loads(result.stdout)  # stderr may hold MLflow's download bar
         assert got["partial"] is False and "marker: read from summary.json" in got["warnings"]
         assert store.plot(record.id, "heatmap")[:8] == b"\x89PNG\r\n\x1a\n"
         table = _invoke(record.id, "--data-dir", str(data_dir))
@@ -183,8 +188,39 @@ def test_a_stored_version_1_summary_is_recomputed(study, tmp_path):
     store.set_status(record.id, "finished")
     try:
         got = store.summary(record.id)
-        assert got["version"] == 2 and got["partial"] is False
+        assert got["version"] == 3 and got["partial"] is False
         assert got["arms"]["sgd"]["n_trials"] == 4
+    finally:
+        store.set_status(record.id, "running")
+
+
+def test_a_stored_version_2_summary_of_a_finished_study_is_recomputed_as_version_3(study):
+    """A study that finished under summary v2 keeps its summary.json (seed-bootstrap CIs, v2's
+    verdict rules); reading it gives v3, recomputed from its trials, with a verdict (the
+    study has ended), the new keys and no v2 key; the CLI shows it."""
+    store, record, data_dir = study
+    rows = store.trials(record.id)
+    v2 = summarize(rows, num_classes=10, arms=["sgd", "insgd"]).model_dump(mode="json")
+    v2["version"] = 2
+    v2["settings"]["n_seed_bootstrap"] = 2000
+    for c in v2["comparisons"]:
+        for key in ("auc_p", "lr_shift_decades", "range_cut"):
+            del c[key]
+        c["verdict"] = "more_robust"  # what v2 might have said
+    store.store_results(record.id, v2, rows, [])
+    store.set_status(record.id, "finished")
+    try:
+        got = store.summary(record.id)
+        assert got["version"] == 3 and got["partial"] is False
+        assert "n_seed_bootstrap" not in got["settings"]
+        (c,) = got["comparisons"]
+        assert c["verdict"] == "not_enough_data"  # one seed, 4 points: no v2 verdict survives
+        assert {"auc_p", "lr_shift_decades", "range_cut"} <= set(c)
+        by_init = got["arms"]["insgd"]["by_init"]["kaiming_normal"]
+        assert by_init["best_lr"] == 0.01 and by_init["range_cut"] == ["low", "high"]
+        table = _invoke(record.id, "--data-dir", str(data_dir))
+        assert table.exit_code == 0, table.output
+        assert "insgd vs sgd: not enough data for a verdict (1 seed, 4 points" in table.output
     finally:
         store.set_status(record.id, "running")
 

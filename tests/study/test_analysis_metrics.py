@@ -1,5 +1,5 @@
-"""Hand-worked examples for every per-arm number of the summary (docs/summary.md, version 2;
-docs/summary.md works the first one through in prose)."""
+"""Hand-worked examples for every per-arm number of the summary (docs/summary.md works the
+first one through in prose)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from study.analysis import summarize
-from study.analysis.curves import area_weights, mean_over_range, window_decades
+from study.analysis.curves import mean_over_range, window_decades
 from study.analysis.metrics import expected_max, expected_max_band
 from tests.study.analysis_rows import row
 
@@ -65,6 +65,26 @@ def test_auc_is_flat_beyond_the_tried_lrs(worked):
     assert worked.arms["sgd"].by_init["b"].auc == pytest.approx(0.6, abs=1e-12)
     assert worked.arms["sgd"].auc == pytest.approx(0.545, abs=1e-12)
     assert worked.arms["adam"].auc == pytest.approx(0.85, abs=1e-12)  # one lr: flat
+
+
+def test_where_the_curves_peak_and_the_ends_the_range_cuts(worked):
+    """docs/summary.md's worked example: h = .5. sgd a peaks at 1e-2 and is below h at both
+    ends tried (.3, .2); sgd b is .5 and .7 at its two lrs, both >= h (.5 counts): cut at
+    both ends; adam's one lr (.85) is both its lowest and highest: cut at both."""
+    by = worked.arms["sgd"].by_init
+    assert (by["a"].best_lr, by["a"].range_cut) == (0.01, [])
+    assert (by["b"].best_lr, by["b"].range_cut) == (0.1, ["low", "high"])
+    adam = worked.arms["adam"].by_init["a"]
+    assert (adam.best_lr, adam.range_cut) == (0.01, ["low", "high"])
+    (c,) = worked.comparisons
+    assert [(x.arm, x.init, x.end) for x in c.range_cut] == [
+        ("sgd", "b", "low"),
+        ("sgd", "b", "high"),
+        ("adam", "a", "low"),
+        ("adam", "a", "high"),
+    ]
+    assert c.lr_shift_decades == 0.0  # init a: both peak at 1e-2 (b: adam has no init b)
+    assert c.verdict == "not_enough_data"  # one seed comes first
 
 
 def test_lr_sensitivity_is_against_the_study_wide_best_loss(worked):
@@ -241,10 +261,14 @@ def test_batch_window_matches_a_segment_walk():
         assert got == pytest.approx(want, abs=1e-12)
 
 
-def test_area_weights_equal_the_area():
+def test_the_area_is_linear_in_the_curve():
+    """The AUC is a weighted sum of the curve's values (the reason the replicate mean of the
+    per-seed AUC differences equals the difference of the all-seeds AUCs): the area of each
+    unit curve gives the weights, and every curve's area is its values times them."""
     rng = np.random.default_rng(4)
     x = np.sort(rng.uniform(-3, 0, 7))
+    eye = np.eye(7)
     for lo, hi in ((-4.0, 1.0), (-2.0, -1.0), (-1.5, -1.5), (-0.5, 2.0)):
-        v = area_weights(x, lo, hi)
+        v = np.array([mean_over_range(x, eye[j], lo, hi) for j in range(7)])
         for y in rng.uniform(0, 1, (5, 7)):
             assert y @ v == pytest.approx(mean_over_range(x, y, lo, hi), abs=1e-12)

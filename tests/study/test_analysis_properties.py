@@ -1,5 +1,6 @@
 """Property tests of the robustness summary (Hypothesis, derandomized CI profile in
-tests/conftest.py): exact row-order independence, bounds and orderings, strict JSON."""
+tests/conftest.py): exact row-order independence, bounds and orderings, strict JSON, the
+replicate mean of a balanced design, and no verdict before the study ends."""
 
 from __future__ import annotations
 
@@ -86,13 +87,59 @@ def test_summary_invariants(rows):
             assert g.worst - 1e-12 <= g.auc <= g.best + 1e-12
             assert g.lr_sensitivity >= 0.0
             assert 0.0 <= g.lr_window_decades <= 3.0 + 1e-12  # the tried range, at most
+        for init, g in arm.by_init.items():
+            tried = {r["lr"] for r in used if r["init"] == init}
+            assert g.best_lr is None or g.best_lr in tried
+            assert g.range_cut in ([], ["low"], ["high"], ["low", "high"])
+            if g.best_lr is None:  # never reached h: no end can be >= h
+                assert g.range_cut == []
     for c in s.comparisons:
         if c.n_points:
             assert c.ci[0] <= c.mean_diff + 1e-12 and c.mean_diff <= c.ci[1] + 1e-12
             assert 0.0 <= c.win_rate <= 1.0 and c.n_live <= c.n_points
         for key in ("auc_diff", "window_diff", "good_fraction_diff", "init_regret_diff"):
-            ci = getattr(c, f"{key}_ci")
-            assert ci is None or ci[0] <= ci[1]
+            value, ci = getattr(c, key), getattr(c, f"{key}_ci")
+            assert ci is None or ci[0] - 1e-12 <= value <= ci[1] + 1e-12
+            assert (ci is None) == (c.n_seeds < 2)
+        assert c.auc_p is None or 0.0 <= c.auc_p <= 1.0
+        cut = {(x.arm, x.init, x.end) for x in c.range_cut}
+        for name in (c.arm, c.baseline):
+            for init, g in s.arms[name].by_init.items():
+                assert {(name, init, end) for end in g.range_cut} <= cut
+        if c.verdict not in ("not_enough_data", "range_limited"):
+            assert c.range_cut == [] and c.n_seeds >= 3 and c.n_points >= 6
+
+
+@settings(max_examples=10)
+@given(tables)
+def test_a_study_that_has_not_ended_gives_only_pending_verdicts(rows):
+    s = summarize(rows, num_classes=C, arms=["sgd", "insgd", "adam"], complete=False)
+    assert s.partial and [c.verdict for c in s.comparisons] == ["pending", "pending"]
+
+
+#: A full grid: every arm x lr x init x seed, accuracies multiples of 1/16.
+balanced = st.lists(st.integers(1, 15), min_size=2 * 4 * 2 * 3, max_size=2 * 4 * 2 * 3)
+
+
+@settings(max_examples=20)
+@given(balanced)
+def test_the_replicate_mean_of_a_balanced_design_is_the_all_seeds_auc_difference(values):
+    """The AUC is linear in the cells, so with every cell holding every seed the mean over
+    seeds of the per-seed AUC differences is the difference of the all-seeds AUCs."""
+    keys = [
+        (arm, lr, init, seed)
+        for arm in ("sgd", "insgd")
+        for lr in LRS
+        for init in ("he", "xavier")
+        for seed in range(3)
+    ]
+    rows = [
+        {"arm": a, "lr": lr, "init": i, "seed": sd, "val_acc": v / 16, "val_loss": 1.0}
+        for (a, lr, i, sd), v in zip(keys, values, strict=True)
+    ]
+    s = summarize(rows, num_classes=C, arms=["sgd", "insgd"], lr_range=(1e-4, 10.0))
+    (c,) = s.comparisons
+    assert c.auc_diff == pytest.approx(s.arms["insgd"].auc - s.arms["sgd"].auc, abs=1e-12)
 
 
 def _cell_means(used):

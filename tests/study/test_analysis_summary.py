@@ -1,4 +1,5 @@
-"""summarize(): comparisons over points, the seed bootstrap, verdicts, arms that never learn,
+"""summarize(): comparisons over points, replicate intervals, where curves peak and whether the
+lr range holds them, verdicts (each one reached by a hand-worked table), arms that never learn,
 filtering by status, input validation, null (never NaN), exact order independence."""
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ import pandas as pd
 import pytest
 
 from study.analysis import summarize
-from study.analysis.cells import build_cells
-from study.analysis.groups import Context, curve_numbers
-from study.analysis.seedboot import seed_bootstrap
-from study.analysis.table import build_table
 from study.errors import ConfigError
 from tests.study.analysis_rows import row
 
@@ -84,67 +81,42 @@ def test_point_bootstrap_follows_the_recipe(paired):
     assert c.ci == pytest.approx(exact.tolist(), abs=0.03)
 
 
-def test_seed_bootstrap_with_two_seeds_by_hand(paired):
-    """With 2 seeds a resample is seed 0 alone, seed 1 alone or both (each well above 2.5%), so
-    each CI runs from the smallest to the largest of the three differences, each computed
-    from that seed's rows alone (weights 2 or 1 do not change a mean)."""
+#: Student t quantiles in closed form: with 1 degree of freedom t is Cauchy, t(0.975, 1) =
+#: tan(0.475 pi); with 2, F(t) = 1/2 + t / (2 sqrt(2 + t^2)), so t(0.975, 2) =
+#: 0.95 sqrt(2 / 0.0975).
+T_1 = math.tan(0.475 * math.pi)  # 12.7062
+T_2 = 0.95 * math.sqrt(2 / 0.0975)  # 4.3027
+
+
+def test_replicates_with_two_seeds_by_hand(paired):
+    """Each seed's AUC and window from its own rows, against the all-seeds reference (A* = 0.8,
+    g = 0.78) and the rows' lr range 1e-3..10 (x from -3 to 1, 4 decades, flat ends):
+
+    seed 0: sgd .2 .8 .1 .1 (x = -3..0; lr 1e-1 and 1 diverged) -> (.5 + .45 + .1 + .1) / 4
+    = .2875; insgd .5 .9 .7 .35 .2 (x = -3..1) -> (.7 + .8 + .525 + .275) / 4 = .575.
+    seed 1: sgd .4 .6 .5 .1 -> (.5 + .55 + .3 + .1) / 4 = .3625; insgd .7 .7 .15 (x = -2..0)
+    -> (.7 + .7 + .425 + .15) / 4 = .49375.
+    D = (.2875, .13125). Windows at g = .78: sgd seed 0 only around lr 1e-2 (.8): crossings
+    1/30 (up from .2) and 1/35 (down to .1) of a decade; insgd seed 0 around 1e-2 (.9): .3 and
+    .6; seed 1 neither arm reaches .78. D_window = (.9 - 13/210, 0).
+    """
     (c,) = paired.comparisons
-    lr_range = tuple(paired.reference.lr_range)
-    alone = [
-        summarize(
-            [r for r in PAIRED if int(r["seed"]) == s],
-            num_classes=10,
-            lr_range=lr_range,
-            arms=["sgd", "insgd"],
-        ).comparisons[0]
-        for s in (0, 1)
-    ]
-    for key in ("auc_diff", "window_diff", "good_fraction_diff", "init_regret_diff"):
-        values = [getattr(c, key)] + [getattr(a, key) for a in alone]
-        assert getattr(c, f"{key}_ci") == pytest.approx([min(values), max(values)], abs=1e-12)
-    # seed 1 alone: insgd has no cell at 1e-3 or 10 (those rows are seed 0): its curve loses
-    # points, which the batch code handles by grouping resamples
-    assert alone[1].auc_diff != c.auc_diff
-
-
-def _naive_seed_bootstrap(rows, arms, n_resamples, lr_range, tolerance=0.02):
-    """Resample seeds literally: duplicate every row by its seed's multiplicity, rebuild the
-    table and read the four metrics off it, one resample at a time."""
-    seeds = sorted({int(r["seed"]) for r in rows})
-    idx = np.random.default_rng(0).integers(0, len(seeds), size=(n_resamples, len(seeds)))
-    x_lo, x_hi = (math.log10(v) for v in lr_range)
-    out = []
-    for draw in idx:
-        mult = np.bincount(draw, minlength=len(seeds))
-        dup = [r for r in rows for _ in range(mult[seeds.index(int(r["seed"]))])]
-        table = build_table(dup, num_classes=10, arms=arms)
-        cells = build_cells(table)
-        best = float(cells.acc.max())
-        ctx = Context(table, cells, tolerance, best, 0.0, x_lo, x_hi)
-        per_arm = {}
-        for k in range(len(arms)):
-            index = np.flatnonzero(cells.arm == k)
-            if index.size == 0:
-                per_arm[k] = None
-                continue
-            inits = sorted(set(cells.init[index].tolist()))
-            nums = [curve_numbers(ctx, index[cells.init[index] == i]) for i in inits]
-            bests = [cells.acc[index[cells.init[index] == i]].max() for i in inits]
-            per_arm[k] = {
-                "auc": np.mean([n["auc"] for n in nums]),
-                "lr_window_decades": np.mean([n["lr_window_decades"] for n in nums]),
-                "good_fraction": np.mean(cells.acc[index] >= best - tolerance - 1e-12),
-                "init_regret": np.mean([best - b for b in bests]),
-            }
-        out.append(per_arm)
-    cis = []
-    for b in range(1, len(arms)):
-        ci = {}
-        for m in ("auc", "lr_window_decades", "good_fraction", "init_regret"):
-            d = [o[b][m] - o[0][m] for o in out if o[b] is not None and o[0] is not None]
-            ci[m] = np.percentile(d, [2.5, 97.5]).tolist() if d else None
-        cis.append(ci)
-    return cis
+    d = (0.575 - 0.2875, 0.49375 - 0.3625)
+    assert c.auc_diff == pytest.approx(sum(d) / 2, abs=1e-12)
+    half = T_1 * abs(d[0] - d[1]) / 2  # t sd / sqrt(2), sd = |d0 - d1| / sqrt(2)
+    assert c.auc_diff_ci == pytest.approx([sum(d) / 2 - half, sum(d) / 2 + half], abs=1e-9)
+    t = (sum(d) / 2) / (abs(d[0] - d[1]) / 2)
+    assert c.auc_p == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-9)
+    w = (0.9 - 13 / 210, 0.0)
+    assert c.window_diff == pytest.approx(sum(w) / 2, abs=1e-12)
+    assert c.window_diff_ci == pytest.approx(
+        [sum(w) / 2 - T_1 * w[0] / 2, sum(w) / 2 + T_1 * w[0] / 2], abs=1e-9
+    )
+    # the table is unbalanced (insgd lacks seed 1 at lr 1e-3 and 10), so the replicate mean
+    # (0.209375) is not the difference of the all-seeds AUCs: insgd .5 .8 .7 .25 .2 -> .525,
+    # sgd .3 .7 .3 .1 -> .325
+    assert paired.arms["insgd"].auc - paired.arms["sgd"].auc == pytest.approx(0.2, abs=1e-12)
+    assert c.auc_diff == pytest.approx(0.209375, abs=1e-12)
 
 
 def _grid_rows(arms, lrs, inits, seeds, acc_of, drop=()):
@@ -157,39 +129,171 @@ def _grid_rows(arms, lrs, inits, seeds, acc_of, drop=()):
     return rows
 
 
-def test_batch_seed_bootstrap_equals_a_literal_resampling():
-    rng = np.random.default_rng(7)
-    noise = {}
+def _bump(x: float, centre: float = -2.0, width: float = 0.6, top: float = 0.8) -> float:
+    """A curve over log10(lr) that falls to 0.1 (chance, C = 10) well inside 1e-5..10."""
+    return 0.1 + top * math.exp(-(((x - centre) / width) ** 2))
 
-    def acc_of(arm, lr, init, seed):
-        key = (arm, lr, init, seed)
-        noise.setdefault(key, rng.normal(0, 0.05))
-        centre = -2.0 if arm == "sgd" else -1.5
-        width = 0.8 if arm == "sgd" else 1.4
-        bump = 0.85 * math.exp(-(((math.log10(lr) - centre) / width) ** 2))
-        return float(np.clip(0.1 + bump + noise[key] - (0.1 if init == "b" else 0), 0, 1))
 
-    arms = ["sgd", "insgd", "adam"]
-    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
-    # a partial study: some cells lack seeds, so resamples lose cells and curve points
-    drop = {
-        ("insgd", 1e-4, "a", 0),
-        ("insgd", 1e-4, "a", 1),
-        ("sgd", 1.0, "b", 2),
-        ("adam", 1e-2, "a", 3),
-        ("adam", 1e-2, "a", 0),
-        ("adam", 1e-2, "a", 1),
-    }
-    rows = _grid_rows(arms, lrs, ["a", "b"], [0, 1, 2, 3], acc_of, drop)
-    table = build_table(rows, num_classes=10, arms=arms)
-    cells = build_cells(table)
-    best = float(cells.acc.max())
-    ctx = Context(table, cells, 0.02, best, 0.0, -4.0, 0.0)
-    got = seed_bootstrap(ctx, [(1, 0), (2, 0)], n_resamples=150)
-    want = _naive_seed_bootstrap(rows, arms, 150, (1e-4, 1.0))
-    for g, w in zip(got, want, strict=True):
-        for metric, ci in w.items():
-            assert g[metric] == pytest.approx(ci, abs=1e-12), metric
+LRS = [10.0 ** (-5 + k / 2) for k in range(13)]  # 1e-5 .. 10, 2 per decade
+
+
+def test_three_seeds_give_the_t_interval_by_hand():
+    """B is A plus 0.01, 0.03, 0.05 in seeds 0, 1, 2 at every lr: the AUC is linear in the
+    curve and flat beyond it, so D = (0.01, 0.03, 0.05), mean 0.03, sd 0.02, and the 95%
+    interval is 0.03 ± t(0.975, 2) · 0.02 / √3 = 0.03 ± 0.0497: [-0.0197, +0.0797], which
+    holds 0. The one-sample t is 0.03 / (0.02 / √3) = 2.598 with 2 df: p = 1 - t / √(2 + t²)."""
+    offset = {0: 0.01, 1: 0.03, 2: 0.05}
+
+    def acc(arm, lr, init, seed):
+        return _bump(math.log10(lr)) + (offset[seed] if arm == "b" else 0.0)
+
+    rows = _grid_rows(["a", "b"], LRS, ["he"], [0, 1, 2], acc)
+    s = summarize(rows, num_classes=10, arms=["a", "b"], lr_range=(1e-5, 10.0))
+    (c,) = s.comparisons
+    assert c.auc_diff == pytest.approx(0.03, abs=1e-12)
+    half = T_2 * 0.02 / math.sqrt(3)
+    assert half == pytest.approx(0.0497, abs=1e-4)
+    assert c.auc_diff_ci == pytest.approx([0.03 - half, 0.03 + half], abs=1e-12)
+    t = 0.03 / (0.02 / math.sqrt(3))
+    assert c.auc_p == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-9)
+    # the identity of a balanced table: the replicate mean is the all-seeds AUC difference
+    assert c.auc_diff == pytest.approx(s.arms["b"].auc - s.arms["a"].auc, abs=1e-12)
+    assert (c.n_seeds, c.n_points, c.range_cut) == (3, 13, [])
+    assert c.verdict == "no_clear_difference"
+    assert s.settings.n_seeds == 3 and "n_seed_bootstrap" not in s.settings.model_dump()
+
+
+def test_a_shifted_optimum_inside_the_range_is_no_clear_difference():
+    """B peaks half a decade higher than A with the same shape (as INSGD moves SGD's optimum):
+    both curves fall to chance inside the range, so the AUC and the window are the same up to
+    seed noise. Not more or less robust: the same robustness elsewhere; the shift is reported
+    in lr_shift_decades."""
+    noise = {0: 0.004, 1: -0.003, 2: 0.001}
+
+    def acc(arm, lr, init, seed):
+        centre = -2.5 if arm == "a" else -2.0
+        return _bump(math.log10(lr), centre) + noise[seed] * (1 if arm == "b" else -1)
+
+    rows = _grid_rows(["a", "b"], LRS, ["he", "xavier"], [0, 1, 2], acc)
+    s = summarize(rows, num_classes=10, arms=["a", "b"], lr_range=(1e-5, 10.0))
+    (c,) = s.comparisons
+    for arm, best in (("a", 10**-2.5), ("b", 1e-2)):
+        for init in ("he", "xavier"):
+            assert s.arms[arm].by_init[init].best_lr == pytest.approx(best)
+            assert s.arms[arm].by_init[init].range_cut == []
+    assert c.lr_shift_decades == pytest.approx(0.5, abs=1e-12)
+    assert c.range_cut == []
+    assert c.auc_diff_ci[0] < 0 < c.auc_diff_ci[1]
+    assert c.verdict == "no_clear_difference"
+
+
+def test_an_arm_still_learning_at_the_top_of_the_range_is_range_limited():
+    """B's optimum sits two and a half decades above A's: at the range's top (lr 10) B still
+    learns, so its good region goes on past the range. v2 judged it on where the range ended;
+    v3 says range_limited, and the warning names arm, init and end and the bound to try (one
+    decade further out: lr 100)."""
+
+    def acc(arm, lr, init, seed):
+        centre = -2.0 if arm == "a" else 0.6
+        return _bump(math.log10(lr), centre, width=0.8) + 0.002 * seed
+
+    rows = _grid_rows(["a", "b"], LRS, ["he"], [0, 1, 2], acc)
+    s = summarize(rows, num_classes=10, arms=["a", "b"], lr_range=(1e-5, 10.0))
+    (c,) = s.comparisons
+    assert s.arms["b"].by_init["he"].range_cut == ["high"]
+    assert s.arms["a"].by_init["he"].range_cut == []
+    assert [cut.model_dump() for cut in c.range_cut] == [{"arm": "b", "init": "he", "end": "high"}]
+    assert c.lr_shift_decades == pytest.approx(2.5)  # b peaks at lr 10^0.5 (0.6 is off-grid)
+    assert c.verdict == "range_limited"
+    (warning,) = [w for w in s.warnings if "still learns" in w]
+    assert warning.startswith("arm b, init he: still learns at the highest lr tried (10;")
+    assert warning.endswith("try search.lr.high: 100")
+    # widened two decades, the curve falls to chance inside the range: no cut, a verdict
+    wider = [10.0 ** (-5 + k / 2) for k in range(17)]
+    rows = _grid_rows(["a", "b"], wider, ["he"], [0, 1, 2], acc)
+    s = summarize(rows, num_classes=10, arms=["a", "b"], lr_range=(1e-5, 1e3))
+    assert s.comparisons[0].range_cut == [] and s.comparisons[0].verdict != "range_limited"
+
+
+def test_a_cut_at_the_low_end_and_a_single_lr():
+    rows = [row("a", lr, "he", 0, y) for lr, y in ((1e-3, 0.9), (1e-2, 0.9), (1e-1, 0.1))]
+    rows += [row("a", 1e-2, "one", 0, 0.8)]  # a single lr that learned: both ends cut
+    rows += [row("a", 1e-2, "dead", 0, 0.1), row("a", 1e-1, "dead", 0, 0.2)]
+    by = summarize(rows, num_classes=10).arms["a"].by_init
+    assert (by["he"].best_lr, by["he"].range_cut) == (1e-3, ["low"])  # a tie: the lower lr
+    assert (by["one"].best_lr, by["one"].range_cut) == (1e-2, ["low", "high"])
+    assert (by["dead"].best_lr, by["dead"].range_cut) == (None, [])  # never reached h = 0.5
+
+
+def test_mixed_is_reachable():
+    """B keeps a broad plateau just below A's sharp peak (as Adam against SGD on digits): its
+    AUC is higher in every seed, but it never comes within the tolerance of the study's best,
+    while A does, so its window is smaller in every seed. The two intervals exclude 0 on
+    opposite sides: mixed, not "no clear difference"."""
+
+    def acc(arm, lr, init, seed):
+        x = math.log10(lr)
+        if arm == "a":
+            return _bump(x, -2.0, width=0.5, top=0.85) + 0.003 * seed
+        return _bump(x, -2.0, width=1.6, top=0.78) + 0.002 * seed
+
+    rows = _grid_rows(["a", "b"], LRS, ["he"], [0, 1, 2], acc)
+    s = summarize(rows, num_classes=10, arms=["a", "b"], lr_range=(1e-5, 10.0))
+    (c,) = s.comparisons
+    assert c.auc_diff_ci[0] > 0 and c.window_diff_ci[1] < 0
+    assert c.range_cut == [] and c.verdict == "mixed"
+
+
+def test_the_mixed_example_of_the_docs_by_hand():
+    """docs/summary.md, "Worked: mixed": D_AUC = (.04, .05, .06) gives .05 ± 4.3027 · .01/√3 =
+    [+.025, +.075]; D_window = (-.5, -.25, -.4) gives -.383 ± 4.3027 · .1258/√3 = [-.696,
+    -.071]: both exclude 0, on opposite sides."""
+    from study.analysis.replicates import t_interval
+    from study.analysis.summary import verdict
+
+    auc = t_interval(np.array([0.04, 0.05, 0.06]))
+    window = t_interval(np.array([-0.5, -0.25, -0.4]))
+    assert auc == pytest.approx(
+        [0.05 - T_2 * 0.01 / math.sqrt(3), 0.05 + T_2 * 0.01 / math.sqrt(3)]
+    )
+    assert auc == pytest.approx([0.0252, 0.0748], abs=1e-4)
+    assert window == pytest.approx([-0.6959, -0.0708], abs=1e-4)
+    c = {"n_seeds": 3, "n_points": 6, "range_cut": [], "auc_diff_ci": auc, "window_diff_ci": window}
+    assert verdict(c) == "mixed"
+    assert verdict({**c, "window_diff_ci": [-0.1, 0.2]}) == "more_robust"
+    assert verdict({**c, "window_diff_ci": [0.1, 0.2], "auc_diff_ci": [-0.2, -0.1]}) == "mixed"
+    assert verdict({**c, "auc_diff_ci": [-0.2, -0.1], "window_diff_ci": [-0.3, 0.1]}) == (
+        "less_robust"
+    )
+    assert verdict({**c, "auc_diff_ci": [-0.1, 0.1], "window_diff_ci": [0.1, 0.3]}) == (
+        "no_clear_difference"
+    )
+    cut = {**c, "range_cut": [{"arm": "b", "init": "he", "end": "high"}]}
+    assert verdict(cut) == "range_limited" and verdict(cut, complete=False) == "pending"
+    assert verdict({**cut, "n_seeds": 2}) == "not_enough_data"  # before the range
+
+
+def test_a_study_that_has_not_ended_states_no_verdict():
+    noise = {0: 0.004, 1: -0.003, 2: 0.001}
+
+    def acc(arm, lr, init, seed):
+        centre = -1.0 if arm == "c" else -2.0
+        top = 0.8 - 0.1 * (arm == "b")
+        return _bump(math.log10(lr), centre, top=top) + noise[seed] * (arm == "c")
+
+    rows = _grid_rows(["a", "b", "c"], LRS, ["he"], [0, 1, 2], acc)
+    done = summarize(rows, num_classes=10, arms=["a", "b", "c"])
+    running = summarize(rows, num_classes=10, arms=["a", "b", "c"], complete=False)
+    assert [c.verdict for c in done.comparisons] == ["less_robust", "no_clear_difference"]
+    assert [c.verdict for c in running.comparisons] == ["pending", "pending"]
+    assert running.partial and not done.partial
+    # every number is the same: only the verdicts wait
+    a, b = done.model_dump(), running.model_dump()
+    for c in a["comparisons"] + b["comparisons"]:
+        c.pop("verdict")
+    a.pop("partial")
+    b.pop("partial")
+    assert a == b
 
 
 def _learns(arm, lr, init, seed):

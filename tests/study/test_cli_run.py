@@ -25,6 +25,7 @@ SPEC = {
     ],
     "search": {"lr": {"low": 1e-2, "high": 1.0}, "init": ["kaiming_normal"]},
     "trials_per_arm": 2,
+    "seeds": 1,
     "epochs": 2,
     "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
 }
@@ -64,11 +65,11 @@ def test_run_then_trials_then_resume_refused(ray_local, tmp_path):
     # the design's warnings right after the id (a grid cut to 2 points, 1 seed), the summary's
     # tables at the end: trials, cells, best of each arm
     assert "warning: trials_per_arm 2 is less than the grid's 9 points" in result.output
-    assert "warning: seeds 1 (fewer than 3)" in result.output
+    assert "warning: only 1 seed: no replicate intervals" in result.output
     assert "Robustness per arm and init" in result.output
     assert re.search(r"\n sgd +2 +2 +0\.\d{3} ", result.output)
     assert re.search(r"\n insgd +2 +2 +0\.\d{3} ", result.output)
-    assert "insgd vs sgd: AUC " in result.output
+    assert "insgd vs sgd: not enough data for a verdict (1 seed, 2 points" in result.output
     assert "4/4 finished" in result.output
     assert "Ray" not in result.output  # no Ray notices between the lines
     assert (data_dir / "mlflow.db").is_file() and (data_dir / "mlartifacts").is_dir()

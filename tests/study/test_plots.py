@@ -160,3 +160,46 @@ def test_every_plot_name_has_one_figure():
 
     assert list(FIGURES) == list(PlotName) == list(PLOT_STEMS)
     assert len(set(FIGURES.values())) == len(FIGURES)
+
+
+def test_lr_curves_star_each_best_lr_and_mark_each_cut_end():
+    """Each arm x init with a best lr gets a star there; each end the range cuts a triangle
+    pointing out of the range, in the arm's colour."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from study.analysis.figures import _Data, _mark_peak_and_cuts
+    from study.analysis.table import build_table
+
+    rows = [r for r in synthetic() if r["lr"] <= 10**-1.4]  # both arms still learn at the top
+    summary = summarize(rows, num_classes=C, arms=["sgd", "insgd"])
+    data = _Data(build_table(rows, num_classes=C, arms=["sgd", "insgd"]), summary)
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ends = set()
+    for arm in ("sgd", "insgd"):
+        lrs = np.array(sorted({r["lr"] for r in rows}))
+        ends |= _mark_peak_and_cuts(ax, data, arm, "he", lrs, np.linspace(0, 1, lrs.size), "red")
+    markers = [line.get_marker() for line in ax.lines]
+    assert markers.count("*") == 2  # both arms learned with he: a best lr each
+    cuts = [g.range_cut for g in (summary.arms[a].by_init["he"] for a in ("sgd", "insgd"))]
+    assert cuts == [["high"], ["high"]] and ends == {"high"}
+    assert markers.count(">") == 2 and "<" not in markers
+
+
+def test_a_cut_end_is_hatched(tmp_path):
+    """The study cut at lr 10^-1.4 (where both arms still learn): drawn from its summary, and
+    from the same summary with the cuts taken out, the figures differ over the hatched part of
+    each panel beyond the last lr (and the triangles): a large share of the image."""
+    rows = [r for r in synthetic() if r["lr"] <= 10**-1.4]
+    summary = summarize(rows, num_classes=C, arms=["sgd", "insgd"])
+    uncut = summary.model_dump(mode="json")
+    for arm in uncut["arms"].values():
+        for group in arm["by_init"].values():
+            group["range_cut"] = []
+    cut = np.asarray(_open(plots(rows, tmp_path / "cut", num_classes=C, summary=summary)[0]))
+    plain = np.asarray(_open(plots(rows, tmp_path / "plain", num_classes=C, summary=uncut)[0]))
+    assert cut.shape == plain.shape
+    changed = np.abs(cut.astype(int) - plain.astype(int)).max(axis=2) > 8
+    assert changed.mean() > 0.02, changed.mean()  # the triangles alone: under 1%

@@ -1,9 +1,10 @@
-"""``study.analysis.summarize`` against an independent reading of docs/summary.md (v2).
+"""``study.analysis.summarize`` against an independent reading of the summary's contract, v3.
 
-``tests/study/summary_reference.py`` is a slow, literal reference written from docs/summary.md and
-the output contract alone. Each hand-worked table below asserts the numbers worked out by hand on
-the reference AND that ``summarize`` gives the same dump; seeded random tables then compare every
-key (floats to 1e-9; the bootstrap draws are prescribed, so CIs and bands too).
+``tests/study/summary_reference.py`` is a slow, literal reference written from the contract
+(docs/summary.md) and the output contract alone. Each hand-worked table below asserts the
+numbers worked out by hand on the reference AND that ``summarize`` gives the same dump; seeded
+random tables and Hypothesis-generated grid studies then compare every key (floats to 1e-9;
+the bootstrap draws are prescribed, so CIs and bands too).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.study.summary_reference import reference_summary
 
@@ -354,9 +357,10 @@ def test_verdicts_from_a_shift_that_is_the_same_for_every_seed():
         assert sign * c["window_diff"] >= 0 and c["verdict"] == verdict
 
 
-def test_seed_bootstrap_over_two_seeds_spans_the_one_seed_recomputations():
-    # With 2 seeds a resample keeps seed 0 only, both, or seed 1 only (1/4, 1/2, 1/4 of the
-    # 2,000 draws), so each CI runs from the smallest to the largest of three recomputations.
+def test_replicate_intervals_over_two_seeds_by_hand():
+    # Each seed is one replicate, its metrics from its own rows against the all-seeds
+    # reference: A* = 0.8 (insgd at lr 1e-2, seeds averaged), g = 0.78. With n = 2 seeds the
+    # Student t quantile has 1 degree of freedom (the Cauchy): t(0.975, 1) = tan(0.475 pi).
     accs = {
         ("sgd", 0): [0.5, 0.5],
         ("sgd", 1): [0.7, 0.7],
@@ -370,15 +374,25 @@ def test_seed_bootstrap_over_two_seeds_spans_the_one_seed_recomputations():
     ]
     s = check(rows, num_classes=10, arms=["sgd", "insgd"])
     c = s["comparisons"][0]
-    # AUC differences: seed 0 alone 0.6 - 0.5, seed 1 alone 0.95 - 0.7, both 0.175
-    assert c["auc_diff"] == pytest.approx(0.175)
-    assert c["auc_diff_ci"] == pytest.approx([0.1, 0.25])
-    # windows (A's is 0 throughout): g = 0.68 -> 0.1; g = 0.98 -> 0.2; both: g = 0.78 -> 0.4
-    assert c["window_diff"] == pytest.approx(0.4)
-    assert c["window_diff_ci"] == pytest.approx([0.1, 0.4])
-    assert c["good_fraction_diff_ci"] == pytest.approx([0.5, 0.5])
-    # regrets (B's is 0): A* - 0.5 = 0.2, A* - 0.7 = 0.3, 0.8 - 0.6 = 0.2
-    assert c["init_regret_diff_ci"] == pytest.approx([-0.3, -0.2])
+    t1 = math.tan(0.475 * math.pi)  # 12.706
+
+    def interval(d0, d1):  # mean ± t sd / sqrt(2), sd = |d0 - d1| / sqrt(2)
+        m, half = (d0 + d1) / 2, t1 * abs(d0 - d1) / 2
+        return [m - half, m + half]
+
+    # AUC per seed: seed 0, insgd 0.6 - sgd 0.5 = 0.1; seed 1, 0.95 - 0.7 = 0.25
+    assert c["auc_diff"] == pytest.approx(0.175, abs=1e-12)
+    assert c["auc_diff_ci"] == pytest.approx(interval(0.1, 0.25), abs=1e-9)
+    # t = 0.175 / 0.075 with 1 df: p = 1 - (2 / pi) atan(t)
+    assert c["auc_p"] == pytest.approx(1 - 2 / math.pi * math.atan(0.175 / 0.075), abs=1e-9)
+    # windows at g = 0.78: seed 0 insgd (0.7, 0.5) none, seed 1 (0.9, 1.0) the whole decade;
+    # sgd none in either seed. The same for the good fraction (0 of 2, then 2 of 2).
+    assert c["window_diff"] == pytest.approx(0.5) and c["good_fraction_diff"] == pytest.approx(0.5)
+    assert c["window_diff_ci"] == pytest.approx(interval(0.0, 1.0), abs=1e-9)
+    assert c["good_fraction_diff_ci"] == pytest.approx(interval(0.0, 1.0), abs=1e-9)
+    # regrets against A* = 0.8: seed 0 insgd 0.1, sgd 0.3 (-0.2); seed 1 -0.2, 0.1 (-0.3)
+    assert c["init_regret_diff"] == pytest.approx(-0.25)
+    assert c["init_regret_diff_ci"] == pytest.approx(interval(-0.2, -0.3), abs=1e-9)
     assert (c["n_seeds"], c["verdict"]) == (2, "not_enough_data")
 
 
@@ -485,3 +499,60 @@ def test_random_unpaired_tables_match_the_reference(seed):
     rows, kw = random_unpaired_table(seed)
     s = check(rows, **kw)
     assert s["comparisons"][0]["paired"] is False
+
+
+# ---- hypothesis-generated tables ------------------------------------------------------------
+
+
+@st.composite
+def designed_tables(draw) -> tuple[list[dict], dict[str, Any]]:
+    """A grid study as hprobust runs one: 2-3 arms, 1-2 inits, 6-8 lrs half a decade apart,
+    3-4 seeds. Each arm x init curve rises to a peak inside the range and falls towards chance
+    at both ends, unless the draw lets it still learn at an end (a range cut); a constant arm
+    effect and per-row noise make every verdict reachable. Values are multiples of 1/32 (C = 8:
+    chance 4/32), so sums are exact and ties real; a few rows are missing, diverged or
+    excluded."""
+    arms = draw(st.sampled_from([["sgd", "insgd"], ["sgd", "insgd", "adam"]]))
+    inits = draw(st.sampled_from([["he"], ["he", "xavier"]]))
+    n_lrs = draw(st.integers(6, 8))
+    lrs = [10.0 ** (-4 + k / 2) for k in range(n_lrs)]
+    seeds = list(range(draw(st.integers(3, 4))))
+    rows = []
+    for arm in arms:
+        peak = draw(st.integers(1, n_lrs - 2))
+        top = draw(st.integers(22, 32))
+        slope = draw(st.integers(3, 10))
+        cut = draw(st.sampled_from([None, None, None, "low", "high"]))
+        for init in inits:
+            for i, lr in enumerate(lrs):
+                end = i in (0, n_lrs - 1)
+                for s in seeds:
+                    if draw(st.integers(0, 40)) == 17:
+                        continue  # a missing row
+                    k = top - slope * abs(i - peak) + draw(st.integers(-2, 2))
+                    if end:
+                        learns = (cut == "low" and i == 0) or (cut == "high" and i > 0)
+                        k = top - 2 if learns else draw(st.integers(2, 8))
+                    acc = min(32, max(2, k)) / 32
+                    diverged = not end and draw(st.integers(0, 60)) == 17
+                    r = row(arm, lr, init, s, acc, draw(st.integers(2, 90)) / 32, diverged)
+                    if draw(st.integers(0, 50)) == 17:
+                        r["status"] = "failed"
+                    rows.append(r)
+    kw = {
+        "num_classes": 8,
+        "arms": arms,
+        "tolerance": draw(st.sampled_from([0.02, 0.05])),
+        "lr_range": (lrs[0], lrs[-1]),
+        "complete": draw(st.sampled_from([True, True, True, False])),
+    }
+    return rows, kw
+
+
+@settings(max_examples=20)
+@given(designed_tables())
+def test_generated_tables_match_the_reference(table):
+    rows, kw = table
+    s = check(rows, **kw)
+    for c in s["comparisons"]:
+        assert (c["verdict"] == "pending") == (not kw["complete"])

@@ -449,3 +449,26 @@ def test_a_trial_run_with_an_unreadable_value_still_lists(store):
     assert rows[bad]["diverged"] is True and rows[bad]["status"] == "finished"
     with pytest.raises(ConfigError, match=r"^trials\[\d\]\.lr must be a number, got None$"):
         store.summary(sid)
+
+
+def test_the_study_run_description_states_the_verdicts(store):
+    """At the end the study run's description in MLflow opens its headline with the verdict
+    sentence of each comparison, the same sentence the report and the CLI print."""
+    from study.analysis import present, summarize
+    from tests.study.analysis_rows import row
+
+    record = store.create_study(parse_spec(SPEC))
+    rows = [
+        row(arm, lr, "normal", seed, 0.5 + 0.1 * (arm == "insgd") + 0.01 * seed)
+        for arm in ("sgd", "insgd")
+        for lr in (1e-3, 1e-2, 1e-1)
+        for seed in range(3)
+    ]
+    summary = summarize(rows, num_classes=10, arms=["sgd", "insgd"])
+    store.store_results(record.id, summary, [])
+    note = store.client.get_run(store.study_run_id(record.id)).data.tags["mlflow.note.content"]
+    (c,) = summary.comparisons
+    sentence = present.verdict_sentence(c, summary)
+    assert sentence.startswith("insgd vs sgd: not enough data for a verdict (3 seeds, 3 points")
+    assert f"- {sentence}" in note
+    assert note.index(sentence) < note.index("| arm |")

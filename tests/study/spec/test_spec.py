@@ -137,11 +137,18 @@ def test_points_and_points_per_decade_together_are_refused():
 
 
 def test_design_warnings():
-    assert parse_spec(_with("seeds", 3, _with("trials_per_arm", _DROP))).design_warnings() == []
+    assert parse_spec(_with("seeds", 5, _with("trials_per_arm", _DROP))).design_warnings() == []
+    (three,) = parse_spec(_with("seeds", 3, _with("trials_per_arm", _DROP))).design_warnings()
+    assert three == (
+        "intervals from 3 seeds use Student t with 2 degrees of freedom: wide (run 5 or more "
+        "seeds for tighter ones)"
+    )
     warnings = parse_spec(GOOD).design_warnings()  # 2 seeds, 4 of 26 grid points
     assert any(w.startswith("trials_per_arm 4 is less than the grid's 26 points") for w in warnings)
     assert any(w.startswith("4 points per arm (fewer than 6)") for w in warnings)
-    assert any(w.startswith("seeds 2 (fewer than 3)") for w in warnings)
+    assert any(
+        w.startswith("fewer than 3 seeds (2): every verdict is not_enough_data") for w in warnings
+    )
     one_lr = _with("search.lr", {"low": 0.1, "high": 0.1}, _with("seeds", 3))
     del one_lr["trials_per_arm"]
     assert parse_spec(one_lr).design_warnings()[0].startswith("search.lr gives 1 learning rate")
@@ -153,6 +160,25 @@ def test_design_warnings():
     assert any(w.startswith("sampler tpe draws lr and init together") for w in tpe)
     asha = parse_spec(_with("early_stopping", "asha")).design_warnings()
     assert any(w.startswith("early_stopping asha") for w in asha)
+
+
+def test_an_lr_range_that_cannot_hold_the_good_regions_is_warned_before_the_study_runs():
+    """A one-decade range: every optimizer still learns over more than that, so an end will
+    cut an arm's good region and its verdict be range_limited; the spec says so up front.
+    Three decades (GOOD's 1e-3..1) pass; one arm alone compares nothing and is not warned."""
+    base = _with("seeds", 5, _with("trials_per_arm", _DROP))
+    assert parse_spec(base).design_warnings() == []
+    narrow = _with("search.lr", {"low": 1e-2, "high": 1e-1}, base)
+    (warning,) = parse_spec(narrow).design_warnings()
+    assert warning.startswith("search.lr spans 1 decade (0.01 to 0.1): an optimizer usually ")
+    assert "range_limited; span at least 3 decades" in warning
+    alone = _with("arms", [{"name": "sgd", "optimizer": "sgd"}], narrow)
+    assert parse_spec(alone).design_warnings() == []
+
+
+def test_seeds_default_to_three_enough_for_a_verdict():
+    spec = _with("seeds", _DROP, _with("trials_per_arm", _DROP))
+    assert parse_spec(spec).seeds == 3
 
 
 def test_yaml_round_trip():

@@ -20,6 +20,7 @@ SPEC = {
     "arms": [{"name": "sgd", "optimizer": "sgd"}, {"name": "adam", "optimizer": "adam"}],
     "search": {"lr": {"low": 1e-2, "high": 1.0}, "init": ["normal"]},
     "trials_per_arm": 2,
+    "seeds": 1,  # the seeds default (3) would triple the trials
     "epochs": 1,
     "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
 }

@@ -32,6 +32,7 @@ SPEC = {
     ],
     "search": {"lr": {"low": 1e-2, "high": 1.0}, "init": ["kaiming_normal"]},
     "trials_per_arm": 4,
+    "seeds": 1,  # the seeds default (3) would triple the trials
     "epochs": EPOCHS,
     "batch_size": 32,
     "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},

@@ -143,7 +143,9 @@ def test_summary_trials_and_plots_are_stored(digits_study):
 
     store, sid, summary = digits_study
     assert store.summary(sid) == summary
-    assert summary["partial"] is False and summary["version"] == 2
+    assert summary["partial"] is False and summary["version"] == 3
+    # the study has ended: a verdict (2 seeds: not_enough_data), not pending
+    assert summary["comparisons"][0]["verdict"] == "not_enough_data"
     assert list(summary["arms"]) == ["sgd", "insgd"]  # the spec's order
     assert summary["reference"]["lr_range"] == [1e-2, 1e4]  # the spec's lr range
     assert summary["reference"]["tolerance"] == 0.02  # the spec's analysis.tolerance
@@ -173,6 +175,8 @@ def test_mlflow_shows_the_study_as_runs_nested_under_the_study_run(digits_study)
     assert study_run.info.run_name == "study e2e"
     note = study_run.data.tags["mlflow.note.content"]
     assert f"hprobust summary {sid}" in note and "| arm |" in note and "| insgd |" in note
+    # the verdict sentence the report and the CLI print, on the real study's numbers
+    assert "- insgd vs sgd: not enough data for a verdict (2 seeds, " in note
     runs = store.trial_runs(sid)
     assert len(runs) == 12
     names = set()

@@ -29,6 +29,7 @@ def _spec(**overrides):
             "init_scale": {"low": 0.5, "high": 2.0, "points": 2},
         },
         "trials_per_arm": 10,
+        "seeds": 1,  # one replicate unless a test asks for more
     }
     data.update(overrides)
     return parse_spec(data)

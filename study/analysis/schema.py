@@ -1,4 +1,4 @@
-"""The typed robustness summary (DESIGN.md, "The robustness summary, version 2").
+"""The typed robustness summary, version 3 (docs/summary.md defines every number).
 
 :func:`study.analysis.summarize` returns a :class:`Summary`; ``summary.model_dump(mode="json")``
 is what ``summary.json`` and ``GET /studies/{id}/summary`` hold, and the API uses
@@ -10,14 +10,28 @@ infinity (``allow_inf_nan=False``). Field order is the key order of the JSON.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from study.analysis import SUMMARY_VERSION
 
 #: Two numbers ``[low, high]`` (a 95% interval, or a range).
 Pair = Annotated[list[float], Field(min_length=2, max_length=2)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-Verdict = Literal["more_robust", "less_robust", "no_clear_difference", "not_enough_data"]
+#: A comparison's verdict; listed in the order the rules are tried (docs/summary.md).
+Verdict = Literal[
+    "pending",
+    "not_enough_data",
+    "range_limited",
+    "more_robust",
+    "less_robust",
+    "mixed",
+    "no_clear_difference",
+]
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+#: An end of the lr range: the lowest or the highest lr tried.
+End = Literal["low", "high"]
 
 
 class _Model(BaseModel):
@@ -62,8 +76,8 @@ class Reference(_Model):
     )
 
 
-class InitSummary(_Model):
-    """The numbers of one group of cells: an arm x init (under ``by_init``) or a whole arm."""
+class GroupSummary(_Model):
+    """The numbers every group of cells has: an arm x init (under ``by_init``) or a whole arm."""
 
     n_trials: int = Field(description="Rows (finished trials, diverged included) used.")
     n_cells: int = Field(description="Cells (points) used.")
@@ -101,6 +115,21 @@ class InitSummary(_Model):
     )
 
 
+class InitSummary(GroupSummary):
+    """An arm x init: its group numbers, where its lr curve peaks and whether the lr range
+    holds its good region."""
+
+    best_lr: float | None = Field(
+        description="The lr of the curve's maximum (ties: the lower lr); null when the curve "
+        "never reaches the learned threshold h (the arm never learned with this init)."
+    )
+    range_cut: list[End] = Field(
+        description='The ends of the lr range where the curve is still >= h: "low" when it '
+        'is at the lowest lr tried, "high" at the highest. The good region goes on past that '
+        "end, so the range, not the optimizer, decides what the AUC and window see there."
+    )
+
+
 class Importance(_Model):
     """Hyperparameter importances over the arm's cells (normalized to sum to 1)."""
 
@@ -108,7 +137,7 @@ class Importance(_Model):
     fanova: dict[str, float] | None = Field(description="Optuna's fANOVA (fixed seed).")
 
 
-class ArmSummary(InitSummary):
+class ArmSummary(GroupSummary):
     """An arm: the group numbers over all its cells, plus init robustness and importances."""
 
     init_regret: float | None = Field(
@@ -121,13 +150,23 @@ class ArmSummary(InitSummary):
     by_init: dict[str, InitSummary] = Field(description="The same numbers per init.")
 
 
+class RangeCut(_Model):
+    """An arm x init whose lr curve is still >= h at an end of the lr range."""
+
+    arm: str = Field(description="The arm.")
+    init: str = Field(description="The init.")
+    end: End = Field(description="Which end: the lowest lr tried (low) or the highest (high).")
+
+
 class Comparison(_Model):
     """An arm B against the baseline A, over the points both have (B - A throughout)."""
 
     arm: str = Field(description="B.")
     baseline: str = Field(description="A (the spec's first arm).")
     paired: bool = Field(description="Both arms have exactly the same points.")
-    n_seeds: int = Field(description="Distinct seeds that both arms' rows have.")
+    n_seeds: int = Field(
+        description="Distinct seeds that both arms' rows have: the replicates of the _diff keys."
+    )
     n_points: int = Field(description="Points both arms have, with at least one common seed.")
     mean_diff: float | None = Field(description="Mean over points of d = mean acc B - A.")
     ci: Pair | None = Field(description="95% bootstrap CI of mean_diff, resampling points.")
@@ -137,17 +176,50 @@ class Comparison(_Model):
     n_live: int = Field(description="Points where at least one arm reached h.")
     mean_diff_live: float | None = Field(description="mean_diff over the live points.")
     ci_live: Pair | None = Field(description="ci over the live points.")
-    auc_diff: float | None = Field(description="auc B - A.")
-    auc_diff_ci: Pair | None = Field(description="95% paired seed-bootstrap CI of auc_diff.")
-    window_diff: float | None = Field(description="lr_window_decades B - A.")
-    window_diff_ci: Pair | None = Field(description="Seed-bootstrap CI of window_diff.")
-    good_fraction_diff: float | None = Field(description="good_fraction B - A.")
-    good_fraction_diff_ci: Pair | None = Field(description="Seed-bootstrap CI.")
-    init_regret_diff: float | None = Field(description="init_regret B - A (negative favours B).")
-    init_regret_diff_ci: Pair | None = Field(description="Seed-bootstrap CI.")
+    auc_diff: float | None = Field(
+        description="mean over shared seeds of D_s = auc_B(s) - auc_A(s), each seed's AUCs from "
+        "its rows alone against the all-seeds reference (equals auc B - A when every cell has "
+        "every seed)."
+    )
+    auc_diff_ci: Pair | None = Field(
+        description="95% replicate interval of auc_diff: mean(D) +- t(0.975, n-1) sd(D)/sqrt(n) "
+        "over the n shared seeds (Student t); null with one seed."
+    )
+    auc_p: float | None = Field(
+        description="Two-sided one-sample t-test p of the per-seed AUC differences D; null with "
+        "one seed or when every D is 0."
+    )
+    window_diff: float | None = Field(
+        description="mean over shared seeds of the per-seed lr_window_decades difference B - A."
+    )
+    window_diff_ci: Pair | None = Field(description="95% replicate interval of window_diff.")
+    good_fraction_diff: float | None = Field(
+        description="mean over shared seeds of the per-seed good_fraction difference B - A."
+    )
+    good_fraction_diff_ci: Pair | None = Field(
+        description="95% replicate interval of good_fraction_diff."
+    )
+    init_regret_diff: float | None = Field(
+        description="mean over shared seeds of the per-seed init_regret difference B - A "
+        "(negative favours B)."
+    )
+    init_regret_diff_ci: Pair | None = Field(
+        description="95% replicate interval of init_regret_diff."
+    )
+    lr_shift_decades: float | None = Field(
+        description="Median over the inits where both arms have a best_lr of "
+        "log10(best_lr_B / best_lr_A): where B's optimum sits relative to A's (descriptive); "
+        "null when there is no such init."
+    )
+    range_cut: list[RangeCut] = Field(
+        description="Every arm x init of A or B whose curve is cut by an end of the lr range "
+        "(baseline first, then B; inits by name; low before high)."
+    )
     verdict: Verdict = Field(
-        description="more_robust: auc_diff_ci above 0 and window_diff >= 0; less_robust: "
-        "below 0 and window_diff <= 0; not_enough_data: < 3 seeds or < 6 points."
+        description="In this order: pending (the study has not ended); not_enough_data (< 3 "
+        "shared seeds or < 6 points); range_limited (range_cut is not empty); more_robust "
+        "(auc_diff_ci above 0 and window_diff_ci not below 0); less_robust (the mirror image); "
+        "mixed (the two intervals exclude 0 on opposite sides); else no_clear_difference."
     )
 
 
@@ -167,16 +239,17 @@ class SummarySettings(_Model):
     )
     n_seeds: int = Field(description="Distinct seeds over the used rows.")
     n_bootstrap: int = Field(description="Point-bootstrap resamples (comparisons).")
-    n_seed_bootstrap: int = Field(description="Seed-bootstrap resamples (the _diff_ci).")
     n_band_bootstrap: int = Field(description="Cell-bootstrap resamples (expected_max_band).")
 
 
 class Summary(_Model):
-    """The robustness summary of a study (DESIGN.md, version 2)."""
+    """The robustness summary of a study (version 3; docs/summary.md)."""
 
-    version: Literal[2] = 2
+    version: Literal[3] = SUMMARY_VERSION
     partial: bool = Field(
-        False, description="Computed from the trials finished so far (the study has not ended)."
+        False,
+        description="Computed from the trials finished so far: the study has not finished "
+        "(while it runs every verdict is pending).",
     )
     reference: Reference
     arms: dict[str, ArmSummary] = Field(description="Per arm, in arm order (baseline first).")
