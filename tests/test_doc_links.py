@@ -18,10 +18,6 @@ LINK = re.compile(r"\]\(([^)\s]+?\.md)(?:#([\w-]+))?\)")
 #: The name of the design document the code once cited from outside the repository (spelled so
 #: that this file does not cite it).
 OUTSIDE = "DESIGN" + ".md"
-#: Files the analysis rewrite (issue 19) owns; they still cite the old design document and
-#: are fixed there. Remove an entry once that file no longer mentions it.
-PENDING = ("study/analysis/", "docs/summary.md", "service/report", "service/present.py",
-           "study/cli/tables.py")  # fmt: skip
 
 
 def slug(heading: str) -> str:
@@ -72,9 +68,7 @@ def test_nothing_cites_a_design_document_outside_the_repository() -> None:
     named = [
         str(path.relative_to(ROOT))
         for path in tracked_text()
-        if OUTSIDE in path.read_text(errors="replace")
-        and not str(path.relative_to(ROOT)).startswith(PENDING)
-        and path.name != Path(__file__).name
+        if OUTSIDE in path.read_text(errors="replace") and path.name != Path(__file__).name
     ]
     assert named == []
 

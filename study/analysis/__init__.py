@@ -15,23 +15,20 @@ from study.vocab import PlotName
 
 __all__ = ["PLOT_STEMS", "SUMMARY_VERSION", "Summary", "plots", "summarize", "summary_args"]
 
-#: The version of the summary :func:`summarize` computes; a stored summary of another version
-#: is recomputed from its trials when read.
-SUMMARY_VERSION = 3
-
 #: The file stems :func:`plots` writes (``<stem>.png``), in :class:`~study.vocab.PlotName`'s
 #: order; the HTTP API serves them by stem.
 PLOT_STEMS: tuple[PlotName, ...] = tuple(PlotName)
 
 if TYPE_CHECKING:  # pragma: no cover
     from study.analysis.figures import plots
-    from study.analysis.schema import Summary
+    from study.analysis.schema import SUMMARY_VERSION, Summary
     from study.analysis.summary import summarize
 
 _LAZY = {
     "summarize": "study.analysis.summary",
     "plots": "study.analysis.figures",
     "Summary": "study.analysis.schema",
+    "SUMMARY_VERSION": "study.analysis.schema",
 }
 
 

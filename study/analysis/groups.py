@@ -8,7 +8,6 @@ reference) and returns plain dicts shaped like :class:`~study.analysis.schema.In
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +192,3 @@ def arm_summary(ctx: Context, arm: int) -> dict[str, Any]:
         ),
         "by_init": by_init,
     }
-
-
-def finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)

@@ -5,7 +5,8 @@ val_acc, val_loss, diverged, status``. Values may arrive as text: MLflow gives p
 back as strings, and rows read from a CSV file are all strings. The store maps an MLflow trial
 run to a row with these rules (:func:`study.records.layout.trial_row`); the analysis applies
 the same rules to every row it is given, the store's or a caller's (a list of dicts, a
-DataFrame), and then checks what a finished row must have (:func:`study.analysis.table.build_table`).
+DataFrame), and then checks what a finished row must have
+(:func:`study.analysis.table.build_table`).
 
 Each rule returns None for a value it cannot read; the caller decides whether that is an
 error (the analysis: a finished row's field) or an absent value (the store: a trial still
@@ -18,6 +19,7 @@ import math
 from numbers import Integral
 from typing import Any
 
+from study.numbers import to_float
 from study.vocab import TrialStatus
 
 #: The columns of a trial row, in the order docs/summary.md gives them (``trials.csv``,
@@ -43,23 +45,6 @@ _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 def missing(value: Any) -> bool:
     """None, or NaN (how pandas writes an empty cell)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def to_float(value: Any) -> float | None:
-    """A number, from a number or its text (NaN and infinities included); None for anything
-    else (a bool is not a number here)."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def finite(value: Any) -> float | None:
-    """:func:`to_float`, None unless finite (a stored metric that is not a result)."""
-    number = to_float(value)
-    return number if number is not None and math.isfinite(number) else None
 
 
 def to_int(value: Any) -> int | None:

@@ -14,7 +14,9 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from study.analysis import SUMMARY_VERSION
+#: The version of the summary :func:`~study.analysis.summarize` computes; a stored summary of
+#: another version is recomputed from its trials when read.
+SUMMARY_VERSION = 3
 
 #: Two numbers ``[low, high]`` (a 95% interval, or a range).
 Pair = Annotated[list[float], Field(min_length=2, max_length=2)]

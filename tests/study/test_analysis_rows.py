@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from study.analysis.rows import finite, missing, to_bool, to_float, to_int, to_status
+from study.analysis.rows import missing, to_bool, to_int, to_status
 from study.analysis.table import build_table
 from study.errors import ConfigError
+from study.numbers import finite, to_float
 from tests.study.analysis_rows import row
 
 
