@@ -57,11 +57,14 @@ from study.spec.options import (
 )
 from study.spec.problems import spec_problems
 from study.spec.trial_config import OptimizerSpec, TrialConfig
+from study.text import shown, unsafe_rule
 
 SAMPLERS = ("qmc", "tpe", "random", "grid")
 SCHEDULES = SCHEDULE_KINDS
 PRECISIONS = ("fp32", "bf16")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: An arm name, matched whole (``fullmatch``: ``$`` would also match before a trailing newline).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 # Sanity bounds only: the service enforces its own (smaller) limits as settings.
 MAX_TRIALS_PER_ARM = 100_000
 MAX_SEEDS = 1_000
@@ -146,9 +149,10 @@ class ArmSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, value: str) -> str:
-        """An arm name is 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit."""
-        if not _NAME_RE.match(value):
-            raise _problem("", f"must match {_NAME_RE.pattern}", value)
+        """An arm name is 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit
+        (the whole name: a trailing newline is not allowed either)."""
+        if not NAME_RE.fullmatch(value):
+            raise _problem("", NAME_RULE, shown(value))
         return value
 
     @field_validator("optimizer")
@@ -229,6 +233,17 @@ class StudySpec(DatasetFields, StrictModel):
     resources: ResourcesSpec = ResourcesSpec()
     analysis: AnalysisSpec = AnalysisSpec()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _safe_text(cls, value: Any) -> Any:
+        """No string of the spec (a key or a value, at any depth) holds a control, bidi,
+        zero-width or line-separator character (C0, DEL, C1; Unicode categories Cc, Cf, Zl,
+        Zp, Cs): such text shows differently from what it is."""
+        problem = unsafe_text(value)
+        if problem is not None:
+            raise _problem(*problem)
+        return value
+
     @field_validator("early_stopping", mode="before")
     @classmethod
     def _asha_shorthand(cls, value: Any) -> Any:
@@ -237,8 +252,13 @@ class StudySpec(DatasetFields, StrictModel):
     @field_validator("name")
     @classmethod
     def _printable_name(cls, value: str) -> str:
-        if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise _problem("", "must be printable text (no control characters, not blank)", value)
+        """The study name is free text, not blank (written into MLflow's description as a code
+        span, so Markdown in it shows as typed)."""
+        rule = unsafe_rule(value)
+        if rule is not None:
+            raise _problem("", rule, shown(value))
+        if not value.strip():
+            raise _problem("", "must not be blank", value)
         return value
 
     @field_validator("dataset", mode="before")
@@ -472,6 +492,33 @@ class StudySpec(DatasetFields, StrictModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def unsafe_text(value: Any, path: str = "") -> tuple[str, str, str] | None:
+    """``(field, rule, value)`` for the first string in ``value`` (a spec, or a part of one:
+    keys and values of mappings, items of lists, at any depth) that holds a character user
+    text must not (:func:`study.text.unsafe_rule`); None if there is none. The value is
+    given escaped (:func:`study.text.shown`)."""
+    from collections import deque
+
+    todo: deque[tuple[str, Any]] = deque([(path, value)])
+    while todo:
+        where, item = todo.popleft()
+        if isinstance(item, str):
+            rule = unsafe_rule(item)
+            if rule is not None:
+                return where, rule, shown(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                field = f"{where}.{shown(str(key))}" if where else shown(str(key))
+                if isinstance(key, str):
+                    rule = unsafe_rule(key)
+                    if rule is not None:
+                        return field, f"(a key) {rule}", shown(key)
+                todo.append((field, child))
+        elif isinstance(item, list | tuple):
+            todo.extend((f"{where}.{i}".lstrip("."), child) for i, child in enumerate(item))
+    return None
 
 
 def parse_spec(data: Any, *, source: str | None = None) -> StudySpec:

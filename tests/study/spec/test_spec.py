@@ -223,7 +223,7 @@ BAD = [
     ("arms.1.nesterov", "yes", "arms.1.nesterov must be a bool, got 'yes'"),
     ("arms", [], "arms must have at least 1 item(s)"),
     ("arms.1.name", "sgd", "arms.1.name must be unique among arms, got 'sgd'"),
-    ("arms.1.name", "a/b", "arms.1.name must match"),
+    ("arms.1.name", "a/b", "arms.1.name must be 1-64 letters, digits, '_', '.' or '-'"),
     ("arms.0.optimizer", "lamb", "arms.0.optimizer must be one of"),
     ("arms.0.lr", 0.1, "arms.0.lr is not allowed in an arm (lr is searched), got 0.1"),
     ("arms.0.betas", [0.9], "arms.0.betas is not a hyperparameter of sgd"),
