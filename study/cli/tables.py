@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from study.cli.options import plain, styled, warn
+
 
 def as_summary(summary: Any) -> Any:
     """A :class:`~study.analysis.models.Summary` from one or from its JSON dict."""
@@ -18,20 +20,24 @@ def as_summary(summary: Any) -> Any:
     return summary if isinstance(summary, Summary) else Summary.model_validate(summary)
 
 
-def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") -> None:
+def render(summary: Mapping[str, Any] | Any, console: Any, *, header: Any = "") -> None:
     """Print the verdicts, the per-arm (and per-init) table, the comparisons, the importances,
-    the reference and the warnings."""
+    the reference and the warnings. ``header``: a line above them (plain text or a rich
+    ``Text``). Names and sentences are printed as text, never read as rich markup
+    (:func:`study.cli.options.plain`)."""
     from rich import box
     from rich.table import Table
 
     from study.analysis import present
 
     s = as_summary(summary)
-    title = header + ("  [bold yellow]PARTIAL[/] (finished trials so far)" if s.partial else "")
-    if title:
-        console.print(title)
+    parts = [header] if header else []
+    if s.partial:
+        parts += [("  PARTIAL", "bold yellow"), " (finished trials so far)"]
+    if parts:
+        console.print(styled(*parts), highlight=False)
     for c in s.comparisons:
-        console.print(f"[bold]{present.verdict_sentence(c)}[/]", highlight=False)
+        console.print(plain(present.verdict_sentence(c), "bold"), highlight=False)
 
     for title, columns, best in (
         ("Accuracy per arm and init (final val; diverged = chance)", present.ACCURACY_COLUMNS, 0),
@@ -66,8 +72,9 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
             else:
                 group = current.by_init[label]
             extra = [present.best_cell_text(group, short=True)] if best else []
-            name = f"[bold]{label}[/]" if level == "arm" else f"  {label}"
-            table.add_row(name, *cells, *extra, style=None if level == "arm" else "dim")
+            name = plain(label, "bold") if level == "arm" else plain(f"  {label}")
+            style = None if level == "arm" else "dim"
+            table.add_row(name, *map(plain, cells), *map(plain, extra), style=style)
         console.print(table)
 
     if s.comparisons:
@@ -79,9 +86,9 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
             pad_edge=False,
         )
         for k, name in enumerate(headers):
-            comp.add_column(name, no_wrap=k < 2)
+            comp.add_column(plain(name), no_wrap=k < 2)
         for row in rows:
-            comp.add_row(*row)
+            comp.add_row(*map(plain, row))
         console.print(comp)
     elif len(s.arms) < 2:
         console.print("No comparison (fewer than two arms).")
@@ -96,17 +103,19 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
         imp.add_column(name)
     for name, arm in s.arms.items():
         imp.add_row(
-            name,
-            present.importance_text(arm.importance.ped_anova),
-            present.importance_text(arm.importance.fanova),
+            plain(name),
+            plain(present.importance_text(arm.importance.ped_anova)),
+            plain(present.importance_text(arm.importance.fanova)),
         )
     console.print(imp)
 
-    console.print(present.reference_text(s), highlight=False)
+    console.print(plain(present.reference_text(s)), highlight=False)
     console.print(
-        f"{s.settings.n_used} finished trials used; left out: {present.left_out_text(s)}. "
-        f"C = {s.settings.num_classes}, {s.settings.n_seeds} seeds.",
+        plain(
+            f"{s.settings.n_used} finished trials used; left out: {present.left_out_text(s)}. "
+            f"C = {s.settings.num_classes}, {s.settings.n_seeds} seeds."
+        ),
         highlight=False,
     )
     for warning in s.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(console, warning)
