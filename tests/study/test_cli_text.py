@@ -32,9 +32,7 @@ LINK_KEY = "[link=https://evil.example]click[/link]"
 
 
 def hprobust(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [HPROBUST, *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([HPROBUST, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_markup_in_an_unknown_key_is_printed_as_typed(tmp_path):
