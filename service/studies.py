@@ -25,6 +25,7 @@ from service.schemas import StudyCreated, StudyPublic, SummaryPublic
 from study.errors import SpecError, StudyStateError
 from study.records.formats import trials_csv
 from study.records.ids import new_study_id
+from study.spec.bounds import size_problems
 from study.spec.study_spec import StudySpec
 from study.tune.cluster import unschedulable
 from study.vocab import StudyStatus
@@ -35,8 +36,10 @@ def limit_problems(
 ) -> list[dict[str, Any]]:
     """The service's limits a valid spec may still break; ``nodes``: the Ray cluster's alive
     nodes' resources (None or empty: unknown, not checked; a study that then cannot get its
-    resources fails after HPROBUST_RESOURCE_WAIT_S instead)."""
-    problems = unschedulable(
+    resources fails after HPROBUST_RESOURCE_WAIT_S instead). The study's size (design, model,
+    dataset) is judged in closed form first (:func:`study.spec.bounds.size_problems`)."""
+    problems = size_problems(spec, settings.size_limits())
+    problems += unschedulable(
         spec.resources.cpus_per_trial, spec.resources.gpus_per_trial, nodes or []
     )
     if spec.total_trials > settings.max_trials_per_study:

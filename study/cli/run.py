@@ -49,6 +49,7 @@ def run(
         StudyStateError,
     )
     from study.records.store import StudyStore
+    from study.spec.bounds import SizeLimits, size_problems
     from study.spec.study_spec import load_spec
 
     console = Console()
@@ -57,7 +58,11 @@ def run(
     if spec is not None:
         try:
             parsed = load_spec(spec)  # validate before creating anything
-        except SpecError as exc:
+            # the service's limits on a study's size, from the same HPROBUST_* variables
+            problems = size_problems(parsed, SizeLimits.from_env())
+            if problems:
+                raise SpecError(problems, source=str(spec))
+        except ConfigError as exc:  # SpecError, or a limit variable that is not a number
             fail(str(exc), 2)
     # A new SQLite store runs its migrations (seconds of CPU) in a thread while Ray starts
     # here (mostly waiting on its processes); the driver then finds Ray up, and this command

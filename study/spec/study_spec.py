@@ -21,6 +21,16 @@ Pairing: ``grid``, ``qmc`` and ``random`` give every arm the same points and see
 Optuna sampler per arm, all with the same seed). ``tpe`` is adaptive, so its arms are not
 paired and arm-vs-baseline comparisons match fewer rows.
 
+A study's size is judged from the spec alone, in closed form (nothing is built, listed or
+loaded; ``study.spec.bounds``): the design's points per arm (the grid's crossing, however few
+of them ``trials_per_arm`` runs), the model's parameters and activation memory per sample
+(estimated from its options: ``models.size``) and the dataset in memory. The spec itself
+refuses a model beyond 5,000 modules or 10^11 parameters (checking a spec builds its model on
+the meta device); the service and ``hprobust run`` refuse a study beyond their limits,
+``HPROBUST_MAX_DESIGN_POINTS`` (default 1,000,000), ``HPROBUST_MAX_MODEL_PARAMS``
+(200,000,000), ``HPROBUST_MAX_ACTIVATION_MB`` (256 MB per sample) and
+``HPROBUST_MAX_DATASET_MB`` (4,096 MB), each refusal naming the key, the size and the limit.
+
 A spec can be valid and still too small for the summary's claims (one lr per init, fewer
 than 3 seeds, tpe with comparisons, ...): :meth:`StudySpec.design_warnings` says so; the API
 returns these warnings with the 202 and ``hprobust run`` prints them.
@@ -113,14 +123,24 @@ class LogRange(StrictModel):
         decades = math.log10(self.high) - math.log10(self.low)
         return 1 + max(1, math.floor(density * decades + 0.5))
 
-    def grid(self) -> list[float]:
-        """:attr:`n_points` values evenly spaced in log10 from low to high, both ends exact."""
+    def value(self, i: int) -> float:
+        """The ``i``-th of the :attr:`n_points` grid values (0-based), in closed form: evenly
+        spaced in log10 from low to high, both ends exact. Nothing else is computed, so a
+        point of a grid of any size costs the same."""
         n = self.n_points
-        if n == 1:
-            return [self.low]
+        if not 0 <= i < n:
+            raise IndexError(f"grid index {i} out of range (the grid has {n} values)")
+        if i == 0:
+            return self.low
+        if i == n - 1:
+            return self.high
         lo, hi = math.log10(self.low), math.log10(self.high)
-        inner = [float(10 ** (lo + (hi - lo) * i / (n - 1))) for i in range(1, n - 1)]
-        return [self.low, *inner, self.high]
+        return float(10 ** (lo + (hi - lo) * i / (n - 1)))
+
+    def grid(self) -> list[float]:
+        """All :attr:`n_points` values (:meth:`value` of each), for a grid small enough to
+        list; a study's search never lists them (:meth:`StudySpec.grid_point`)."""
+        return [self.value(i) for i in range(self.n_points)]
 
 
 class SearchSpec(StrictModel):
@@ -351,8 +371,32 @@ class StudySpec(DatasetFields, StrictModel):
         """Points in the grid (``sampler: grid``): lrs x inits (x init_scales), else None."""
         if self.sampler != "grid":
             return None
-        scales = self.search.init_scale.n_points if self.search.init_scale else 1
-        return self.search.lr.n_points * len(self.search.init) * scales
+        return math.prod(self.grid_axes().values())
+
+    def grid_axes(self) -> dict[str, int]:
+        """How many values each axis of the grid has, in the order of the crossing:
+        ``{"lr": n, "init": n[, "init_scale": n]}`` (closed form, nothing listed)."""
+        axes = {"lr": self.search.lr.n_points, "init": len(self.search.init)}
+        if self.search.init_scale is not None:
+            axes["init_scale"] = self.search.init_scale.n_points
+        return axes
+
+    def grid_point(self, index: int) -> dict[str, Any]:
+        """The point ``index`` (0-based) of the grid's crossing lr x init (x init_scale), read
+        as a mixed-radix number (init_scale varies fastest, then init, then lr): ``{"lr",
+        "init", "init_scale"}``. Closed form: the crossing is never listed."""
+        axes = self.grid_axes()
+        total = math.prod(axes.values())
+        if not 0 <= index < total:
+            raise IndexError(f"grid point {index} out of range (the grid has {total} points)")
+        scale = self.search.init_scale
+        index, k_scale = divmod(index, axes.get("init_scale", 1))
+        k_lr, k_init = divmod(index, axes["init"])
+        return {
+            "lr": self.search.lr.value(k_lr),
+            "init": self.search.init[k_init],
+            "init_scale": 1.0 if scale is None else scale.value(k_scale),
+        }
 
     @property
     def points_per_arm(self) -> int:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from optuna.samplers import BaseSampler
 from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def make_sampler(spec: StudySpec) -> Any:
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(_grid_values(spec), seed=spec.seed)
+        return GridOrder(spec.grid_size or 1, spec.points_per_arm, seed=spec.seed)
     raise ValueError(f"sampler must be one of qmc, tpe, random, grid, got {spec.sampler!r}")
 
 
@@ -104,19 +105,48 @@ def optuna_quiet() -> Iterator[None]:
         optuna.logging.set_verbosity(previous)
 
 
-def _grid_values(spec: StudySpec) -> dict[str, list[Any]]:
-    values: dict[str, list[Any]] = {"lr": spec.search.lr.grid(), "init": list(spec.search.init)}
-    if spec.search.init_scale is not None:
-        values["init_scale"] = spec.search.init_scale.grid()
-    return values
+class GridOrder(BaseSampler):
+    """The grid sampler: ``count`` distinct points of a grid of ``size``, in a random order
+    fixed by ``seed``; the Optuna trial number ``n`` gets the point ``order[n]`` (an index into
+    the crossing, decoded by :meth:`StudySpec.grid_point`).
+
+    Only the points that will run are drawn (``random.Random(seed).sample(range(size),
+    count)`` keeps ``count`` numbers, whatever ``size``): the crossing is never listed, so a
+    grid of 10**12 points costs what a grid of ``count`` does. (Optuna's ``GridSampler``
+    listed and shuffled the whole crossing, and scanned it again after every trial.) Every
+    arm's sampler has the same seed, so every arm runs the same points in the same order.
+    """
+
+    def __init__(self, size: int, count: int, *, seed: int) -> None:
+        import random
+
+        if not 1 <= count <= size:
+            raise ValueError(f"count must be in [1, size={size}], got {count}")
+        self.size = size
+        self.order = random.Random(seed).sample(range(size), count)
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+        return {}
+
+    def sample_relative(self, study: Any, trial: Any, search_space: Any) -> dict[str, Any]:
+        return {}
+
+    def sample_independent(self, study: Any, trial: Any, param_name: str, distribution: Any):
+        return self.order[trial.number % len(self.order)]
+
+
+#: The one parameter a grid study searches: the index of a point of the crossing.
+GRID_KEY = "grid_point"
 
 
 def search_space(spec: StudySpec) -> dict[str, Any]:
-    """The Ray Tune search space of one arm (lr and init_scale log-uniform, init a choice)."""
+    """The Ray Tune search space of one arm: for a grid, the index of a point of the crossing
+    (:data:`GRID_KEY`, decoded by :meth:`StudySpec.grid_point`); else lr and init_scale
+    log-uniform, init a choice."""
     from ray import tune
 
     if spec.sampler == "grid":
-        return {name: tune.choice(values) for name, values in _grid_values(spec).items()}
+        return {GRID_KEY: tune.randint(0, spec.grid_size or 1)}
     space: dict[str, Any] = {
         "lr": tune.loguniform(spec.search.lr.low, spec.search.lr.high),
         "init": tune.choice(list(spec.search.init)),
@@ -212,6 +242,7 @@ class ArmInterleaver(_PickledState, Searcher):
         from ray.tune.search.optuna import OptunaSearch
 
         super().__init__(metric=METRIC, mode=MODE)
+        self.spec = spec
         self.arms = spec.arm_names
         self.seeds = spec.seeds
         self.trials_per_arm = spec.points_per_arm * spec.seeds
@@ -253,6 +284,9 @@ class ArmInterleaver(_PickledState, Searcher):
             self.turn = (self.turn + offset + 1) % len(self.arms)
             self.live[trial_id] = arm
             config = {ARM_KEY: arm, POINT_KEY: point, "init_scale": 1.0}
+            if GRID_KEY in params:  # a grid point: its lr, init and init_scale
+                params = dict(params)
+                params.update(self.spec.grid_point(int(params.pop(GRID_KEY))))
             config.update(params)
             return config
         return Searcher.FINISHED
