@@ -27,7 +27,7 @@ from study.records.formats import trials_csv
 from study.records.ids import new_study_id
 from study.spec.bounds import size_problems
 from study.spec.study_spec import StudySpec
-from study.tune.cluster import unschedulable
+from study.tune.cluster import study_concurrency, unschedulable
 from study.vocab import StudyStatus
 
 
@@ -62,6 +62,14 @@ def limit_problems(
             }
         )
     return problems
+
+
+def limit_warnings(spec: StudySpec, nodes: list[dict[str, float]] | None) -> list[str]:
+    """What the service accepts but bounds: ``max_concurrent_trials`` beyond what the Ray
+    cluster's CPUs, GPUs and memory can run at once (the driver runs fewer at a time:
+    :func:`study.tune.cluster.study_concurrency`); ``[]`` when the nodes are not known."""
+    _, warning = study_concurrency(spec, nodes or [])
+    return [] if warning is None else [warning]
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +117,8 @@ class StudyService:
         SpecError if the spec breaks a limit of this service; nothing is recorded then, nor
         when the store fails (all or nothing: :meth:`StudyStore.create_study`).
         """
-        problems = limit_problems(spec, self.settings, self._cluster_nodes())
+        nodes = self._cluster_nodes()
+        problems = limit_problems(spec, self.settings, nodes)
         if problems:
             raise SpecError(problems)
         study_id = new_study_id()
@@ -129,7 +138,7 @@ class StudyService:
             id=record.id,
             status=record.status,
             links=links(record.id, self.settings, record.experiment_id),
-            warnings=spec.design_warnings(),
+            warnings=[*spec.design_warnings(), *limit_warnings(spec, nodes)],
         )
         return Created(created, replayed=record.id != study_id)
 

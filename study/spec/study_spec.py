@@ -83,6 +83,9 @@ MAX_PACK_SIZE = 1024
 #: "all arms x seeds of one point"). Not yet measured on a GPU: bench/gpu_throughput.py says.
 AUTO_PACK_TARGET = 16
 DEFAULT_TRIALS_PER_ARM = 16  # samplers other than grid
+#: The least ``resources.cpus_per_trial`` (issue 21, probe Q2: 0.01 started 5+ trial
+#: processes of 0.75 GB each on 2 CPUs).
+MIN_CPUS_PER_TRIAL = 0.25
 
 
 DEFAULT_POINTS_PER_DECADE = 4
@@ -216,6 +219,22 @@ class ResourcesSpec(StrictModel):
     gpus_per_trial: Annotated[float, Field(ge=0, le=64)] = 0.0
     max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] = 2
     pack_size: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_PACK_SIZE)] = "auto"
+
+    @field_validator("cpus_per_trial")
+    @classmethod
+    def _cpu_floor(cls, value: float) -> float:
+        """cpus_per_trial is at least 0.25: each trial is a process of its own (Python, torch,
+        a Ray worker: about 0.75 GB), and a smaller share of a CPU cannot keep one fed. How
+        many trials run at once is also bounded by what the Ray cluster has: a trial on CPUs
+        only counts as at least 1 CPU, and its memory is estimated from the spec
+        (``study.tune.cluster.concurrency_cap``; a warning says so)."""
+        if value < MIN_CPUS_PER_TRIAL:
+            rule = (
+                f"must be >= {MIN_CPUS_PER_TRIAL} (each trial is a process of its own, about "
+                "0.75 GB; a smaller share of a CPU cannot keep one fed)"
+            )
+            raise _problem("", rule, value)
+        return value
 
     @field_validator("gpus_per_trial")
     @classmethod

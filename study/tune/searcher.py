@@ -349,12 +349,16 @@ class PackSearcher(_PickledState, Searcher):
             self.inner.on_trial_complete(member_id, result=member, error=error or member is None)
 
 
-def study_searcher(spec: StudySpec) -> Searcher:
+def study_searcher(spec: StudySpec, *, max_concurrent: int | None = None) -> Searcher:
     """The study's search algorithm: arms interleaved trial by trial (each arm replicating its
     points with its own Repeater), packed ``spec.pack_size`` trials per Tune trial when that
     is more than 1, concurrency-limited (``max_concurrent_trials`` counts Tune trials, i.e.
-    packs when packing)."""
+    packs when packing; ``max_concurrent``: a lower bound the cluster sets, see
+    :func:`study.tune.cluster.concurrency_cap`)."""
     searcher: Searcher = ArmInterleaver(spec)
     if spec.pack_size > 1:
         searcher = PackSearcher(searcher, spec.pack_size)
-    return ConcurrencyLimiter(searcher, max_concurrent=spec.resources.max_concurrent_trials)
+    limit = spec.resources.max_concurrent_trials
+    if max_concurrent is not None:
+        limit = max(1, min(limit, max_concurrent))
+    return ConcurrencyLimiter(searcher, max_concurrent=limit)

@@ -206,6 +206,7 @@ BAD = [
     ("early_stopping", {"name": "asha", "grace_period": 0}, "early_stopping.grace_period must"),
     ("resources.gpus_per_trial", 1.5, "resources.gpus_per_trial must be a fraction <= 1"),
     ("resources.cpus_per_trial", 0, "resources.cpus_per_trial must be > 0, got 0"),
+    ("resources.cpus_per_trial", 0.01, "resources.cpus_per_trial must be >= 0.25 (each trial"),
     ("resources.max_concurrent_trials", 0, "resources.max_concurrent_trials must be >= 1"),
     ("dataset", "imagenet9", "dataset must be one of"),
     ("model.name", "lenet", "model.name must be one of"),
