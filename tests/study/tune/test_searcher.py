@@ -183,8 +183,9 @@ def test_finished_counts_differ_by_at_most_the_concurrency(seeds, concurrency):
             assert max(counts.values()) - min(counts.values()) <= concurrency, counts
 
 
-def test_save_and_restore_continue_the_same_sequence(tmp_path):
-    spec = _spec(sampler="qmc")
+@pytest.mark.parametrize("sampler", ["qmc", "grid"])
+def test_save_and_restore_continue_the_same_sequence(tmp_path, sampler):
+    spec = _spec(sampler=sampler)
     reference, _ = _drive(ArmInterleaver(spec), concurrency=1, rng=random.Random(0))
 
     searcher = ArmInterleaver(spec)
