@@ -122,7 +122,7 @@ class StudyReader:
     # -- reads ------------------------------------------------------------------------------
     def get(self, study_id: str) -> Any:
         """The StudyRecord of ``study_id``; StudyNotFoundError for an unknown or malformed id."""
-        if not isinstance(study_id, str) or not STUDY_ID_RE.match(study_id):
+        if not isinstance(study_id, str) or not STUDY_ID_RE.fullmatch(study_id):
             raise StudyNotFoundError(f"no study with id {study_id!r}")
         return self.cache.load(
             ("record", study_id), lambda: self.call(self.store.get, study_id), forever=ended

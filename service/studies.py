@@ -25,8 +25,9 @@ from service.schemas import StudyCreated, StudyPublic, SummaryPublic
 from study.errors import SpecError, StudyStateError
 from study.records.formats import trials_csv
 from study.records.ids import new_study_id
+from study.spec.bounds import size_problems
 from study.spec.study_spec import StudySpec
-from study.tune.cluster import unschedulable
+from study.tune.cluster import study_concurrency, unschedulable
 from study.vocab import StudyStatus
 
 
@@ -35,8 +36,10 @@ def limit_problems(
 ) -> list[dict[str, Any]]:
     """The service's limits a valid spec may still break; ``nodes``: the Ray cluster's alive
     nodes' resources (None or empty: unknown, not checked; a study that then cannot get its
-    resources fails after HPROBUST_RESOURCE_WAIT_S instead)."""
-    problems = unschedulable(
+    resources fails after HPROBUST_RESOURCE_WAIT_S instead). The study's size (design, model,
+    dataset) is judged in closed form first (:func:`study.spec.bounds.size_problems`)."""
+    problems = size_problems(spec, settings.size_limits())
+    problems += unschedulable(
         spec.resources.cpus_per_trial, spec.resources.gpus_per_trial, nodes or []
     )
     if spec.total_trials > settings.max_trials_per_study:
@@ -59,6 +62,14 @@ def limit_problems(
             }
         )
     return problems
+
+
+def limit_warnings(spec: StudySpec, nodes: list[dict[str, float]] | None) -> list[str]:
+    """What the service accepts but bounds: ``max_concurrent_trials`` beyond what the Ray
+    cluster's CPUs, GPUs and memory can run at once (the driver runs fewer at a time:
+    :func:`study.tune.cluster.study_concurrency`); ``[]`` when the nodes are not known."""
+    _, warning = study_concurrency(spec, nodes or [])
+    return [] if warning is None else [warning]
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +117,8 @@ class StudyService:
         SpecError if the spec breaks a limit of this service; nothing is recorded then, nor
         when the store fails (all or nothing: :meth:`StudyStore.create_study`).
         """
-        problems = limit_problems(spec, self.settings, self._cluster_nodes())
+        nodes = self._cluster_nodes()
+        problems = limit_problems(spec, self.settings, nodes)
         if problems:
             raise SpecError(problems)
         study_id = new_study_id()
@@ -126,7 +138,7 @@ class StudyService:
             id=record.id,
             status=record.status,
             links=links(record.id, self.settings, record.experiment_id),
-            warnings=spec.design_warnings(),
+            warnings=[*spec.design_warnings(), *limit_warnings(spec, nodes)],
         )
         return Created(created, replayed=record.id != study_id)
 

@@ -1,11 +1,12 @@
-"""The command group :data:`app` the service's commands register themselves on."""
+"""The command group :data:`app` the service's commands register themselves on (their
+unexpected errors are one line and exit code 2: :class:`study.cli.group.GuardedCommand`)."""
 
 from __future__ import annotations
 
-import typer
+from study.cli.group import GuardedTyper
 
 # No name and no callback: the root command merges these commands into its own group.
-app = typer.Typer(
+app = GuardedTyper(
     help="Service commands: serve, submit, ui.",
     no_args_is_help=True,
     add_completion=False,

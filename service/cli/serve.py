@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from service.cli.group import app
+from study.cli.options import plain, styled, warn
+from study.text import shown
 
 
 @app.command()
@@ -61,7 +63,8 @@ def serve(
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             where = ".".join(str(p) for p in err["loc"]) or "settings"
-            typer.echo(f"error: {where}: {err['msg'].removeprefix('Value error, ')}", err=True)
+            message = err["msg"].removeprefix("Value error, ")
+            typer.echo(shown(f"error: {where}: {message}"), err=True)
         raise typer.Exit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     code = run(
@@ -95,39 +98,38 @@ def submit(
 
     from service.client import ApiError, Client
 
-    console = Console()
+    # What the server sends back (ids, statuses, errors quoting the spec) is printed as text,
+    # never read as rich markup: study.cli.options.plain/styled.
+    console = Console(highlight=False)
     client = Client(url, token=token)
     try:
         created = client.submit(spec)
         study_id = created["id"]
-        console.print(f"study [bold]{study_id}[/bold] {created['status']}")
+        console.print(styled("study ", (study_id, "bold"), f" {created['status']}"))
         for warning in created.get("warnings") or []:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        console.print(f"  {url.rstrip('/')}{created['links']['self']}")
-        console.print(f"  report: {url.rstrip('/')}{created['links']['report']}")
+            warn(console, warning)
+        console.print(plain(f"  {url.rstrip('/')}{created['links']['self']}"))
+        console.print(plain(f"  report: {url.rstrip('/')}{created['links']['report']}"))
         if created["links"].get("mlflow"):
-            console.print(f"  MLflow: {created['links']['mlflow']}")
+            console.print(plain(f"  MLflow: {created['links']['mlflow']}"))
         if not wait:
             return
         state = _follow(client, study_id, poll, console)
         if state["status"] != "finished":
             why = f": {state['error']}" if state.get("error") else ""
-            console.print(
-                f"study {study_id} ended [bold red]{state['status']}[/bold red]{why}",
-                highlight=False,
-            )
+            console.print(styled(f"study {study_id} ended ", (state["status"], "bold red"), why))
             raise typer.Exit(1)
         if state["progress"]["failed"] and not state["progress"]["finished"]:
-            console.print(f"study {study_id}: [bold red]every trial failed[/bold red]")
+            console.print(styled(f"study {study_id}: ", ("every trial failed", "bold red")))
             raise typer.Exit(1)
         from study.cli.tables import render
 
         render(client.summary(study_id), console)
     except ApiError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        console.print(styled(("error", "red"), f": {exc}"))
         raise typer.Exit(1) from None
     except httpx.HTTPError as exc:
-        console.print(f"[red]error[/red]: cannot reach {url}: {exc}")
+        console.print(styled(("error", "red"), f": cannot reach {url}: {exc}"))
         raise typer.Exit(1) from None
     finally:
         client.close()
@@ -140,14 +142,14 @@ def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, 
     from study.eta import Eta
 
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[extra]}"),
+        TextColumn("{task.fields[extra]}", markup=False),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(study_id, total=None, extra="")
+        task = bar.add_task(shown(study_id), total=None, extra="")
         eta: list[Eta] = []  # made once the total is known
 
         def update(state: dict[str, Any]) -> None:
@@ -159,7 +161,7 @@ def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, 
             left = eta[0].update(done) if state["status"] == "running" else None
             if left is None:
                 left = state.get("eta_s")
-            extra = progress_text(p, eta_s=left, status=state["status"])
+            extra = shown(progress_text(p, eta_s=left, status=state["status"]))
             bar.update(task, total=p["total"], completed=done, extra=extra)
 
         return client.wait(study_id, poll_s=poll, on_update=update)

@@ -14,6 +14,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from study.spec.bounds import SizeLimits
+from study.spec.model_check import MAX_MODEL_PARAMS
+
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
 
 
@@ -233,3 +236,39 @@ class Settings(BaseSettings):
         from study.records.layout import runs_url
 
         return runs_url(self.mlflow_ui_url, experiment_id)
+
+    # Issue 21, item 1 (probes B1, B5, Q1, Q7): how big a study may be, judged from its spec
+    # at POST in closed form (study.spec.bounds; `hprobust run` reads the same variables).
+    max_design_points: int = Field(
+        SizeLimits.max_design_points,
+        ge=1,
+        description="Most points one arm's design may have: the grid's crossing lr points x "
+        "inits x init_scale points (however few trials_per_arm runs), or trials_per_arm.",
+    )
+    max_model_params: int = Field(
+        SizeLimits.max_model_params,
+        ge=1,
+        le=MAX_MODEL_PARAMS,
+        description="Most parameters of a study's model (estimated from its options).",
+    )
+    max_activation_mb: float = Field(
+        SizeLimits.max_activation_mb,
+        gt=0,
+        description="Most activation memory of one sample in a forward pass, MB (float32, "
+        "estimated from the model's options and the dataset's input shape).",
+    )
+    max_dataset_mb: float = Field(
+        SizeLimits.max_dataset_mb,
+        gt=0,
+        description="Largest dataset in memory, MB: every sample of both splits as float32 "
+        "(every trial loads it whole).",
+    )
+
+    def size_limits(self) -> SizeLimits:
+        """The limits on a study's size, as :func:`study.spec.bounds.size_problems` takes them."""
+        return SizeLimits(
+            max_design_points=self.max_design_points,
+            max_model_params=self.max_model_params,
+            max_activation_mb=self.max_activation_mb,
+            max_dataset_mb=self.max_dataset_mb,
+        )

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from study.cli.group import app
+from study.cli.options import styled
 from study.data.registry import DATASET_KINDS
 from study.optim.registry import OPTIMIZERS, optimizer_hparams
 from study.spec.options import SCHEDULE_KINDS
@@ -84,7 +85,7 @@ def demo(
     try:
         valid = optimizer_hparams(optimizer)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(styled(("error:", "red"), f" {exc}"), highlight=False)
         raise typer.Exit(code=2) from None
     hparams = {"momentum": momentum, "weight_decay": weight_decay}
     config = {
@@ -109,11 +110,11 @@ def demo(
     try:
         config = TrialConfig.from_mapping(config)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(styled(("error:", "red"), f" {exc}"), highlight=False)
         raise typer.Exit(code=2) from None
 
     title = f"{dataset} / {model} / {optimizer} lr={lr:g}"
-    console.print(f"[bold]demo:[/bold] {title}, {epochs} epochs", highlight=False)
+    console.print(styled(("demo:", "bold"), f" {title}, {epochs} epochs"), highlight=False)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -140,10 +141,10 @@ def demo(
             task = progress.add_task("epoch", total=epochs, stats="")
             result = train_trial(config, report=report)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(styled(("error:", "red"), f" {exc}"), highlight=False)
         raise typer.Exit(code=2) from None
     except DatasetNotFoundError as exc:
-        console.print(f"[red]dataset not found:[/red] {exc}", highlight=False)
+        console.print(styled(("dataset not found:", "red"), f" {exc}"), highlight=False)
         raise typer.Exit(code=1) from None
 
     table = Table(title="result")

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from study.cli.group import app
-from study.cli.options import DEFAULT_DIR, DataDir, fail, store_uri
+from study.cli.options import DEFAULT_DIR, DataDir, fail, plain, store_uri, warn
 
 
 @app.command()
@@ -49,6 +49,7 @@ def run(
         StudyStateError,
     )
     from study.records.store import StudyStore
+    from study.spec.bounds import SizeLimits, size_problems
     from study.spec.study_spec import load_spec
 
     console = Console()
@@ -57,7 +58,11 @@ def run(
     if spec is not None:
         try:
             parsed = load_spec(spec)  # validate before creating anything
-        except SpecError as exc:
+            # the service's limits on a study's size, from the same HPROBUST_* variables
+            problems = size_problems(parsed, SizeLimits.from_env())
+            if problems:
+                raise SpecError(problems, source=str(spec))
+        except ConfigError as exc:  # SpecError, or a limit variable that is not a number
             fail(str(exc), 2)
     # A new SQLite store runs its migrations (seconds of CPU) in a thread while Ray starts
     # here (mostly waiting on its processes); the driver then finds Ray up, and this command
@@ -102,7 +107,7 @@ def run(
         study_id = record.id
         console.print(f"study {study_id}", highlight=False)
         for warning in parsed.design_warnings() if spec is not None else []:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            warn(console, warning)
 
         try:
             summary = _run_with_progress(
@@ -163,6 +168,7 @@ def _run_with_progress(
     from study.cli.progress import progress_text
     from study.driver import drive
     from study.eta import Eta
+    from study.text import shown
 
     total = record.total_trials
     arms = [arm["name"] for arm in record.spec["arms"]]
@@ -173,7 +179,7 @@ def _run_with_progress(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("trials", total=total, info="starting")
@@ -181,6 +187,7 @@ def _run_with_progress(
         def update(state: dict[str, Any]) -> None:
             done = state["finished"] + state["failed"]
             info = progress_text(state, eta_s=eta.update(done), best=state.get("best"), arms=arms)
+            info = shown(info)  # arm names are user text
             bar.update(task, completed=done, info=info)
 
         return drive(
@@ -234,11 +241,11 @@ def trials(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"trials of {study_id}")
+    table = Table(title=plain(f"trials of {study_id}"))
     for column in TRIAL_FIELDS:
         table.add_column(column)
-    for row in rows:
-        table.add_row(
+    for row in rows:  # recorded values are user text: no markup is read from them
+        cells = (
             row["arm"],
             _fmt(row["lr"], ".4g"),
             row["init"],
@@ -249,4 +256,5 @@ def trials(
             str(row["diverged"]).lower(),
             row["status"],
         )
+        table.add_row(*(plain(cell) for cell in cells))
     Console().print(table)

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from study.cli.group import app
-from study.cli.options import DEFAULT_DIR, fail
+from study.cli.options import DEFAULT_DIR, fail, styled
 
 
 @app.command()
@@ -54,6 +54,8 @@ def summary(
     render(
         result,
         Console(),
-        header=f"[bold]{record.id}[/]  {record.name}  (status: {record.status}, "
-        f"{record.total_trials} trials planned)",
+        header=styled(
+            (record.id, "bold"),
+            f"  {record.name}  (status: {record.status}, {record.total_trials} trials planned)",
+        ),
     )

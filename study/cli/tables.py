@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from study.cli.options import plain, styled, warn
+
 
 def as_summary(summary: Any) -> Any:
     """A :class:`~study.analysis.schema.Summary` from one or from its JSON dict."""
@@ -18,9 +20,11 @@ def as_summary(summary: Any) -> Any:
     return summary if isinstance(summary, Summary) else Summary.model_validate(summary)
 
 
-def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") -> None:
+def render(summary: Mapping[str, Any] | Any, console: Any, *, header: Any = "") -> None:
     """Print the verdicts, the per-arm (and per-init) table, the comparisons, the importances,
-    the reference and the warnings."""
+    the reference and the warnings. ``header``: a line above them (plain text or a rich
+    ``Text``). Names and sentences are printed as text, never read as rich markup
+    (:func:`study.cli.options.plain`)."""
     from rich import box
     from rich.table import Table
 
@@ -28,18 +32,18 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
 
     s = as_summary(summary)
     pending = any(c.verdict == "pending" for c in s.comparisons)
-    note = ""
+    parts = [header] if header else []
     if s.partial:
-        note = (
-            f"  [bold yellow]PARTIAL[/] (provisional: the {s.settings.n_used} trials finished so "
-            + ("far; no verdict until the study ends)" if pending else "far)")
-        )
-    title = header + note
-    if title:
-        console.print(title)
+        parts += [
+            ("  PARTIAL", "bold yellow"),
+            f" (provisional: the {s.settings.n_used} trials finished so "
+            + ("far; no verdict until the study ends)" if pending else "far)"),
+        ]
+    if parts:
+        console.print(styled(*parts), highlight=False)
     for c in s.comparisons:
         sentence = present.verdict_sentence(c, s)
-        console.print(sentence if pending else f"[bold]{sentence}[/]", highlight=False)
+        console.print(plain(sentence, "" if pending else "bold"), highlight=False)
 
     for title, columns, best in (
         ("Accuracy per arm and init (final val; diverged = chance)", present.ACCURACY_COLUMNS, 0),
@@ -74,8 +78,9 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
             else:
                 group = current.by_init[label]
             extra = [present.best_cell_text(group, short=True)] if best else []
-            name = f"[bold]{label}[/]" if level == "arm" else f"  {label}"
-            table.add_row(name, *cells, *extra, style=None if level == "arm" else "dim")
+            name = plain(label, "bold") if level == "arm" else plain(f"  {label}")
+            style = None if level == "arm" else "dim"
+            table.add_row(name, *map(plain, cells), *map(plain, extra), style=style)
         console.print(table)
 
     if s.comparisons:
@@ -87,9 +92,9 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
             pad_edge=False,
         )
         for k, name in enumerate(headers):
-            comp.add_column(name, no_wrap=k < 2)
+            comp.add_column(plain(name), no_wrap=k < 2)
         for row in rows:
-            comp.add_row(*row)
+            comp.add_row(*map(plain, row))
         console.print(comp)
     elif len(s.arms) < 2:
         console.print("No comparison (fewer than two arms).")
@@ -104,17 +109,19 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: str = "") 
         imp.add_column(name)
     for name, arm in s.arms.items():
         imp.add_row(
-            name,
-            present.importance_text(arm.importance.ped_anova),
-            present.importance_text(arm.importance.fanova),
+            plain(name),
+            plain(present.importance_text(arm.importance.ped_anova)),
+            plain(present.importance_text(arm.importance.fanova)),
         )
     console.print(imp)
 
-    console.print(present.reference_text(s), highlight=False)
+    console.print(plain(present.reference_text(s)), highlight=False)
     console.print(
-        f"{s.settings.n_used} finished trials used; left out: {present.left_out_text(s)}. "
-        f"C = {s.settings.num_classes}, {s.settings.n_seeds} seeds.",
+        plain(
+            f"{s.settings.n_used} finished trials used; left out: {present.left_out_text(s)}. "
+            f"C = {s.settings.num_classes}, {s.settings.n_seeds} seeds."
+        ),
         highlight=False,
     )
     for warning in s.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(console, warning)

@@ -55,7 +55,9 @@ class DatasetKind:
     """One dataset.
 
     ``options``: its typed options (the spec's ``dataset``). ``shape(options)``: ``(classes,
-    (C, H, W))``. ``load(options, data_dir, download)``: :data:`Tensors`. ``augmentation``:
+    (C, H, W))``. ``load(options, data_dir, download)``: :data:`Tensors`. ``samples(options)``:
+    how many samples it holds, both splits (its size is known before it is loaded: it is
+    loaded whole, as float32). ``augmentation``:
     ``"crop_flip"`` or None, given the options. ``fetch(data_dir, download)``: makes sure the
     files are in ``data_dir`` (for a dataset that keeps files there; None for one that needs
     none).
@@ -64,6 +66,7 @@ class DatasetKind:
     options: type[StrictModel]
     shape: Callable[[Mapping[str, Any]], tuple[int, tuple[int, int, int]]]
     load: Callable[[Mapping[str, Any], Path, bool], Tensors]
+    samples: Callable[[Mapping[str, Any]], int]
     augmentation: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
     fetch: Callable[[Path, bool], None] | None = None
 
@@ -195,6 +198,7 @@ class _Vision:
     in_shape: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    samples: int  # train + test
 
     def expected_files(self, root: Path) -> str:
         """Which files are expected under ``root`` and where to get them."""
@@ -266,29 +270,48 @@ class _Vision:
             options=options,
             shape=lambda o: (self.num_classes, self.in_shape),
             load=self.load,
+            samples=lambda o: self.samples,
             augmentation=lambda o: "crop_flip" if o.get("augment") else None,
             fetch=self.fetch,
         )
 
 
 _CIFAR10 = _Vision(
-    "cifar10", "CIFAR10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    "cifar10",
+    "CIFAR10",
+    10,
+    (3, 32, 32),
+    (0.4914, 0.4822, 0.4465),
+    (0.2470, 0.2435, 0.2616),
+    60_000,
 )
 _CIFAR100 = _Vision(
-    "cifar100", "CIFAR100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+    "cifar100",
+    "CIFAR100",
+    100,
+    (3, 32, 32),
+    (0.5071, 0.4865, 0.4409),
+    (0.2673, 0.2564, 0.2762),
+    60_000,
 )
-_MNIST = _Vision("mnist", "MNIST", 10, (1, 28, 28), (0.1307,), (0.3081,))
-_FASHION = _Vision("fashion_mnist", "FashionMNIST", 10, (1, 28, 28), (0.2860,), (0.3530,))
+_MNIST = _Vision("mnist", "MNIST", 10, (1, 28, 28), (0.1307,), (0.3081,), 70_000)
+_FASHION = _Vision("fashion_mnist", "FashionMNIST", 10, (1, 28, 28), (0.2860,), (0.3530,), 70_000)
 
 
 # ---- the registry ----------------------------------------------------------------------------
 
 DATASETS: dict[str, DatasetKind] = {
-    "digits": DatasetKind(options=DigitsData, shape=lambda o: (10, (1, 8, 8)), load=_digits_load),
+    "digits": DatasetKind(
+        options=DigitsData,
+        shape=lambda o: (10, (1, 8, 8)),
+        load=_digits_load,
+        samples=lambda o: 1797,
+    ),
     "synthetic": DatasetKind(
         options=SyntheticData,
         shape=lambda o: (o["num_classes"], tuple(o["shape"])),
         load=_synthetic_load,
+        samples=lambda o: o["n_train"] + o["n_val"],
         augmentation=lambda o: "crop_flip" if o["augment"] else None,
     ),
     "cifar10": _CIFAR10.kind(Cifar10Data),
@@ -322,11 +345,18 @@ class _OneDataset(StrictModel):
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a model needs to know about a dataset, without loading it."""
+    """What a model needs to know about a dataset, without loading it; ``samples``: both
+    splits together."""
 
     name: str
     num_classes: int
     in_shape: tuple[int, int, int]
+    samples: int
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of its inputs as loaded: every sample, float32 (labels left out)."""
+        return 4 * self.samples * math.prod(self.in_shape)
 
 
 def dataset_spec(name: str | BaseModel, **options: Any) -> Any:
@@ -376,5 +406,11 @@ def dataset_info(name: str | BaseModel, **options: Any) -> DatasetInfo:
         SpecError: (a ``ConfigError``) unknown dataset (listing the valid ones) or bad option.
     """
     spec = dataset_spec(name, **options)
-    num_classes, in_shape = DATASETS[spec.name].shape(dataset_options(spec))
-    return DatasetInfo(name=spec.name, num_classes=num_classes, in_shape=tuple(in_shape))
+    kind, values = DATASETS[spec.name], dataset_options(spec)
+    num_classes, in_shape = kind.shape(values)
+    return DatasetInfo(
+        name=spec.name,
+        num_classes=num_classes,
+        in_shape=tuple(in_shape),
+        samples=int(kind.samples(values)),
+    )

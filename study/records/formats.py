@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from study.analysis.rows import TRIAL_FIELDS
 from study.numbers import finite
 from study.records.layout import HEADLINE
+from study.text import markdown_code
 
 
 def trial_run_name(
@@ -29,14 +31,21 @@ def study_note(
     summary: dict[str, Any] | None = None,
 ) -> str:
     """The study run's description (Markdown): what the runs are, where the report is, and,
-    once there is a summary, its headline per arm."""
-    lines = [f"**hprobust study {name}** (`{study_id}`)", ""]
-    if report_url:
+    once there is a summary, its headline per arm.
+
+    User text goes in as code spans (:func:`study.text.markdown_code`): a name with Markdown
+    in it shows as typed, never as a link, an image or HTML. The report links are links only
+    when ``report_url`` is a plain http(s) URL (:func:`plain_url`); else they are code too.
+    """
+    lines = [f"**hprobust study {markdown_code(name)}** ({markdown_code(study_id)})", ""]
+    if report_url and plain_url(report_url):
         base = report_url.removesuffix("/report")
         lines.append(
             f"Report: [{report_url}]({report_url}) · [summary.json]({base}/summary) · "
             f"[trials.csv]({base}/trials?format=csv)"
         )
+    elif report_url:
+        lines.append(f"Report: {markdown_code(report_url)}")
     else:
         lines.append(
             f"Summary: `hprobust summary {study_id}`; report page: "
@@ -58,8 +67,18 @@ def study_note(
         lines += ["", "| arm | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for arm, values in arms.items():
             cells = [_cell((values or {}).get(key)) for key in keys]
-            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+            lines.append(f"| {markdown_code(arm, in_table=True)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)[:4900]
+
+
+#: What a URL may hold to be written as a Markdown link: http(s), then only characters that
+#: cannot end or break the link (no space, quote, bracket, parenthesis, backtick or angle).
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&*+,;=%-]+")
+
+
+def plain_url(url: str) -> bool:
+    """Whether ``url`` can be a Markdown link target as it is (see :data:`_PLAIN_URL`)."""
+    return bool(_PLAIN_URL.fullmatch(url))
 
 
 def summary_dict(summary: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def new_study_id(now: datetime | None = None) -> str:
 
 def check_study_id(study_id: str) -> str:
     """Return ``study_id`` unchanged, or raise ConfigError if it is not a valid study id."""
-    if not isinstance(study_id, str) or not STUDY_ID_RE.match(study_id):
+    if not isinstance(study_id, str) or not STUDY_ID_RE.fullmatch(study_id):
         raise ConfigError(
             f"study_id must match {STUDY_ID_RE.pattern} (e.g. s20261125-031500-a1b2c3), "
             f"got {study_id!r}"

@@ -1,18 +1,29 @@
-"""A spec's model checked: its name and options known, its option values accepted by the
-model's own rules, and whether its trials can be packed. The last two build the model on the
-meta device (no memory, about a millisecond).
+"""A spec's model checked: its name and options known, its size within what any spec may ask
+for (estimated from its options, nothing built), its option values accepted by the model's
+own rules, and whether its trials can be packed. The last two build the model on the meta
+device (no memory, about a millisecond).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from study.data.registry import dataset_info
 from study.spec.base import one_of, problem
 from study.suggest import did_you_mean
 
+if TYPE_CHECKING:  # pragma: no cover
+    from models.size import ModelSize
+
 _DROPOUT_NAMES = ("Dropout", "AlphaDropout", "FeatureAlphaDropout")
+#: The most modules a spec's model may have: checking a spec builds its model on the meta
+#: device, about 0.2 ms a module (ResNet-1202 has 3,606; resnet20 depth 60002, 180,006: 25 s).
+MAX_MODEL_MODULES = 5_000
+#: The most parameters a spec's model may have (400 GB of float32 weights); far above the
+#: service's own limit (HPROBUST_MAX_MODEL_PARAMS), and far below where building one on the
+#: meta device overflows.
+MAX_MODEL_PARAMS = 10**11
 
 
 def check_model(value: dict[str, Any]) -> dict[str, Any]:
@@ -38,13 +49,17 @@ def check_model(value: dict[str, Any]) -> dict[str, Any]:
 
 def check_model_builds(model: dict[str, Any], dataset: Any) -> None:
     """Build ``model`` on the meta device (no memory, ~ms) for ``dataset``'s inputs: every
-    option value is checked by the model's own rules (:mod:`models.options`)."""
+    option value is checked by the model's own rules (:mod:`models.options`). First its size
+    is estimated from its options (closed form, :func:`models.size.estimate_size`) and a
+    model beyond :data:`MAX_MODEL_MODULES` modules or :data:`MAX_MODEL_PARAMS` parameters is
+    refused without being built (building it would take minutes, or overflow)."""
     import torch
 
     from models import ModelOptionError, create_model
 
     info = dataset_info(dataset)
     options = {k: v for k, v in model.items() if k != "name"}
+    check_model_ceilings(model, dataset)
     try:
         with torch.device("meta"):
             create_model(
@@ -58,6 +73,62 @@ def check_model_builds(model: dict[str, Any], dataset: Any) -> None:
     except ValueError as exc:
         rule = f"must build for {dataset.name} inputs of shape {tuple(info.in_shape)} ({exc})"
         raise problem("model.name", rule, model["name"]) from None
+
+
+def count_text(value: float) -> str:
+    """A count as people read it: ``600001``, ``2.9e12``."""
+    if isinstance(value, int) and value < 10**7:
+        return f"{value:d}"
+    return f"{value:.2g}".replace("e+", "e")
+
+
+def model_size(model: Mapping[str, Any], dataset: Any) -> ModelSize:
+    """The model's size for the dataset's inputs (:func:`models.size.estimate_size`)."""
+    from models.size import estimate_size
+
+    info = dataset_info(dataset)
+    options = {k: v for k, v in model.items() if k != "name"}
+    return estimate_size(
+        model["name"], in_shape=tuple(info.in_shape), num_classes=info.num_classes, **options
+    )
+
+
+def model_field(model: Mapping[str, Any], size: ModelSize) -> tuple[str, Any]:
+    """The field a size problem names: the first option that scales the model the spec sets
+    (``model.width``), else ``model.name``; and its value."""
+    for option in size.drivers:
+        if option in model:
+            return f"model.{option}", model[option]
+    return "model.name", model["name"]
+
+
+def check_model_ceilings(model: dict[str, Any], dataset: Any) -> None:
+    """Refuse a model whose estimated size is beyond what any spec may ask for (the service's
+    own, smaller limits are settings: :mod:`study.spec.bounds`). A bad option value is refused
+    as the build would refuse it; one the estimate cannot judge is left to the build."""
+    from models import ModelOptionError
+
+    try:
+        size = model_size(model, dataset)
+    except ModelOptionError as exc:
+        raise problem(f"model.{exc.option}", f"must be {exc.rule}", exc.value) from None
+    except ValueError:
+        return  # e.g. inputs too small for the model: the build says so
+    field, value = model_field(model, size)
+    name = model["name"]
+    if size.modules > MAX_MODEL_MODULES:
+        rule = (
+            f"must keep the model at most {MAX_MODEL_MODULES} modules; {name} with these "
+            f"options has {size.modules} (estimated from its options; nothing was built)"
+        )
+        raise problem(field, rule, value)
+    if size.params > MAX_MODEL_PARAMS:
+        rule = (
+            f"must keep the model at most {count_text(MAX_MODEL_PARAMS)} parameters; {name} with "
+            f"these options has {count_text(size.params)} (estimated from its options; nothing "
+            "was built)"
+        )
+        raise problem(field, rule, value)
 
 
 def pack_refusal(model: str, model_options: Mapping[str, Any], in_shape, num_classes: int):

@@ -11,17 +11,17 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SamplerKind:
-    """``build(seed, grid)``: the Optuna sampler (``grid``: the spec's grid values by name,
-    used by grid samplers). ``paired``: it never looks at trial values, so every arm (one
+    """``build(spec)``: the Optuna sampler of a :class:`~study.spec.study_spec.StudySpec`,
+    seeded with ``spec.seed``. ``paired``: it never looks at trial values, so every arm (one
     sampler each, the same seed) gets the same points. ``grid``: it runs the spec's grid of
     lr x init (x init_scale); else it draws from the ranges."""
 
-    build: Callable[[int, dict[str, list[Any]]], Any]
+    build: Callable[[Any], Any]
     paired: bool
     grid: bool = False
 
 
-def _qmc(seed: int, grid: dict[str, list[Any]]) -> Any:
+def _qmc(spec: Any) -> Any:
     import warnings
 
     import optuna
@@ -30,25 +30,27 @@ def _qmc(seed: int, grid: dict[str, list[Any]]) -> Any:
     # filter would hide every other ExperimentalWarning of the caller's process too).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
+        return optuna.samplers.QMCSampler(
+            seed=spec.seed, scramble=True, warn_independent_sampling=False
+        )
 
 
-def _tpe(seed: int, grid: dict[str, list[Any]]) -> Any:
+def _tpe(spec: Any) -> Any:
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=spec.seed)
 
 
-def _random(seed: int, grid: dict[str, list[Any]]) -> Any:
+def _random(spec: Any) -> Any:
     import optuna
 
-    return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=spec.seed)
 
 
-def _grid(seed: int, grid: dict[str, list[Any]]) -> Any:
-    import optuna
+def _grid(spec: Any) -> Any:
+    from study.tune.grid import GridOrder  # the crossing is drawn by index, never listed
 
-    return optuna.samplers.GridSampler(grid, seed=seed)
+    return GridOrder(spec.grid_size or 1, spec.points_per_arm, seed=spec.seed)
 
 
 #: Every sampler a spec may name, in the order the docs list them.

@@ -21,6 +21,16 @@ Pairing: ``grid``, ``qmc`` and ``random`` give every arm the same points and see
 Optuna sampler per arm, all with the same seed). ``tpe`` is adaptive, so its arms are not
 paired and arm-vs-baseline comparisons match fewer rows.
 
+A study's size is judged from the spec alone, in closed form (nothing is built, listed or
+loaded; ``study.spec.bounds``): the design's points per arm (the grid's crossing, however few
+of them ``trials_per_arm`` runs), the model's parameters and activation memory per sample
+(estimated from its options: ``models.size``) and the dataset in memory. The spec itself
+refuses a model beyond 5,000 modules or 10^11 parameters (checking a spec builds its model on
+the meta device); the service and ``hprobust run`` refuse a study beyond their limits,
+``HPROBUST_MAX_DESIGN_POINTS`` (default 1,000,000), ``HPROBUST_MAX_MODEL_PARAMS``
+(200,000,000), ``HPROBUST_MAX_ACTIVATION_MB`` (256 MB per sample) and
+``HPROBUST_MAX_DATASET_MB`` (4,096 MB), each refusal naming the key, the size and the limit.
+
 A spec can be valid and still too small for the summary's claims (one lr per init, fewer
 than 5 seeds, an lr range too narrow to hold the arms' good regions, tpe with comparisons, ...):
 :meth:`StudySpec.design_warnings` says so; the API returns these warnings with the 202 and
@@ -59,10 +69,13 @@ from study.spec.options import (
 from study.spec.problems import spec_problems
 from study.spec.samplers import SAMPLERS
 from study.spec.trial_config import OptimizerSpec, TrialConfig
+from study.text import shown, unsafe_rule
 
 SCHEDULES = SCHEDULE_KINDS
 PRECISIONS = ("fp32", "bf16")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: An arm name, matched whole (``fullmatch``: ``$`` would also match before a trailing newline).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 # Sanity bounds only: the service enforces its own (smaller) limits as settings.
 MAX_TRIALS_PER_ARM = 100_000
 MAX_SEEDS = 1_000
@@ -71,6 +84,9 @@ MAX_PACK_SIZE = 1024
 #: "all arms x seeds of one point"). Not yet measured on a GPU: bench/gpu_throughput.py says.
 AUTO_PACK_TARGET = 16
 DEFAULT_TRIALS_PER_ARM = 16  # samplers other than grid
+#: The least ``resources.cpus_per_trial`` (issue 21, probe Q2: 0.01 started 5+ trial
+#: processes of 0.75 GB each on 2 CPUs).
+MIN_CPUS_PER_TRIAL = 0.25
 
 
 DEFAULT_POINTS_PER_DECADE = 4
@@ -111,14 +127,24 @@ class LogRange(StrictModel):
         decades = math.log10(self.high) - math.log10(self.low)
         return 1 + max(1, math.floor(density * decades + 0.5))
 
-    def grid(self) -> list[float]:
-        """:attr:`n_points` values evenly spaced in log10 from low to high, both ends exact."""
+    def value(self, i: int) -> float:
+        """The ``i``-th of the :attr:`n_points` grid values (0-based), in closed form: evenly
+        spaced in log10 from low to high, both ends exact. Nothing else is computed, so a
+        point of a grid of any size costs the same."""
         n = self.n_points
-        if n == 1:
-            return [self.low]
+        if not 0 <= i < n:
+            raise IndexError(f"grid index {i} out of range (the grid has {n} values)")
+        if i == 0:
+            return self.low
+        if i == n - 1:
+            return self.high
         lo, hi = math.log10(self.low), math.log10(self.high)
-        inner = [float(10 ** (lo + (hi - lo) * i / (n - 1))) for i in range(1, n - 1)]
-        return [self.low, *inner, self.high]
+        return float(10 ** (lo + (hi - lo) * i / (n - 1)))
+
+    def grid(self) -> list[float]:
+        """All :attr:`n_points` values (:meth:`value` of each), for a grid small enough to
+        list; a study's search never lists them (:meth:`StudySpec.grid_point`)."""
+        return [self.value(i) for i in range(self.n_points)]
 
 
 class SearchSpec(StrictModel):
@@ -147,9 +173,10 @@ class ArmSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, value: str) -> str:
-        """An arm name is 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit."""
-        if not _NAME_RE.match(value):
-            raise _problem("", f"must match {_NAME_RE.pattern}", value)
+        """An arm name is 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit
+        (the whole name: a trailing newline is not allowed either)."""
+        if not NAME_RE.fullmatch(value):
+            raise _problem("", NAME_RULE, shown(value))
         return value
 
     @field_validator("optimizer")
@@ -194,6 +221,22 @@ class ResourcesSpec(StrictModel):
     max_concurrent_trials: Annotated[int, Field(ge=1, le=10_000)] = 2
     pack_size: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_PACK_SIZE)] = "auto"
 
+    @field_validator("cpus_per_trial")
+    @classmethod
+    def _cpu_floor(cls, value: float) -> float:
+        """cpus_per_trial is at least 0.25: each trial is a process of its own (Python, torch,
+        a Ray worker: about 0.75 GB), and a smaller share of a CPU cannot keep one fed. How
+        many trials run at once is also bounded by what the Ray cluster has: a trial on CPUs
+        only counts as at least 1 CPU, and its memory is estimated from the spec
+        (``study.tune.cluster.concurrency_cap``; a warning says so)."""
+        if value < MIN_CPUS_PER_TRIAL:
+            rule = (
+                f"must be >= {MIN_CPUS_PER_TRIAL} (each trial is a process of its own, about "
+                "0.75 GB; a smaller share of a CPU cannot keep one fed)"
+            )
+            raise _problem("", rule, value)
+        return value
+
     @field_validator("gpus_per_trial")
     @classmethod
     def _gpu_fraction(cls, value: float) -> float:
@@ -230,6 +273,17 @@ class StudySpec(DatasetFields, StrictModel):
     resources: ResourcesSpec = ResourcesSpec()
     analysis: AnalysisSpec = AnalysisSpec()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _safe_text(cls, value: Any) -> Any:
+        """No string of the spec (a key or a value, at any depth) holds a control, bidi,
+        zero-width or line-separator character (C0, DEL, C1; Unicode categories Cc, Cf, Zl,
+        Zp, Cs): such text shows differently from what it is."""
+        problem = unsafe_text(value)
+        if problem is not None:
+            raise _problem(*problem)
+        return value
+
     @field_validator("early_stopping", mode="before")
     @classmethod
     def _asha_shorthand(cls, value: Any) -> Any:
@@ -238,8 +292,13 @@ class StudySpec(DatasetFields, StrictModel):
     @field_validator("name")
     @classmethod
     def _printable_name(cls, value: str) -> str:
-        if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise _problem("", "must be printable text (no control characters, not blank)", value)
+        """The study name is free text, not blank (written into MLflow's description as a code
+        span, so Markdown in it shows as typed)."""
+        rule = unsafe_rule(value)
+        if rule is not None:
+            raise _problem("", rule, shown(value))
+        if not value.strip():
+            raise _problem("", "must not be blank", value)
         return value
 
     @field_validator("dataset", mode="before")
@@ -332,8 +391,32 @@ class StudySpec(DatasetFields, StrictModel):
         """Points in the grid (``sampler: grid``): lrs x inits (x init_scales), else None."""
         if not SAMPLERS[self.sampler].grid:
             return None
-        scales = self.search.init_scale.n_points if self.search.init_scale else 1
-        return self.search.lr.n_points * len(self.search.init) * scales
+        return math.prod(self.grid_axes().values())
+
+    def grid_axes(self) -> dict[str, int]:
+        """How many values each axis of the grid has, in the order of the crossing:
+        ``{"lr": n, "init": n[, "init_scale": n]}`` (closed form, nothing listed)."""
+        axes = {"lr": self.search.lr.n_points, "init": len(self.search.init)}
+        if self.search.init_scale is not None:
+            axes["init_scale"] = self.search.init_scale.n_points
+        return axes
+
+    def grid_point(self, index: int) -> dict[str, Any]:
+        """The point ``index`` (0-based) of the grid's crossing lr x init (x init_scale), read
+        as a mixed-radix number (init_scale varies fastest, then init, then lr): ``{"lr",
+        "init", "init_scale"}``. Closed form: the crossing is never listed."""
+        axes = self.grid_axes()
+        total = math.prod(axes.values())
+        if not 0 <= index < total:
+            raise IndexError(f"grid point {index} out of range (the grid has {total} points)")
+        scale = self.search.init_scale
+        index, k_scale = divmod(index, axes.get("init_scale", 1))
+        k_lr, k_init = divmod(index, axes["init"])
+        return {
+            "lr": self.search.lr.value(k_lr),
+            "init": self.search.init[k_init],
+            "init_scale": 1.0 if scale is None else scale.value(k_scale),
+        }
 
     @property
     def points_per_arm(self) -> int:
@@ -474,6 +557,33 @@ class StudySpec(DatasetFields, StrictModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def unsafe_text(value: Any, path: str = "") -> tuple[str, str, str] | None:
+    """``(field, rule, value)`` for the first string in ``value`` (a spec, or a part of one:
+    keys and values of mappings, items of lists, at any depth) that holds a character user
+    text must not (:func:`study.text.unsafe_rule`); None if there is none. The value is
+    given escaped (:func:`study.text.shown`)."""
+    from collections import deque
+
+    todo: deque[tuple[str, Any]] = deque([(path, value)])
+    while todo:
+        where, item = todo.popleft()
+        if isinstance(item, str):
+            rule = unsafe_rule(item)
+            if rule is not None:
+                return where, rule, shown(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                field = f"{where}.{shown(str(key))}" if where else shown(str(key))
+                if isinstance(key, str):
+                    rule = unsafe_rule(key)
+                    if rule is not None:
+                        return field, f"(a key) {rule}", shown(key)
+                todo.append((field, child))
+        elif isinstance(item, list | tuple):
+            todo.extend((f"{where}.{i}".lstrip("."), child) for i, child in enumerate(item))
+    return None
 
 
 def parse_spec(data: Any, *, source: str | None = None) -> StudySpec:

@@ -115,7 +115,7 @@ class TrialConfig(DatasetFields, StrictModel):
     @classmethod
     def _device(cls, value: str) -> str:
         """device is auto, cpu, cuda or cuda:<index>."""
-        if not _DEVICE_RE.match(value):
+        if not _DEVICE_RE.fullmatch(value):
             raise _problem("", "must be one of auto, cpu, cuda (or cuda:<index>)", value)
         return value
 

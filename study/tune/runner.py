@@ -4,7 +4,10 @@
 to the end, then stores the summary, the trials table and the plots in MLflow:
 
 - search: :func:`study.tune.searcher.study_searcher` (one ``OptunaSearch`` per arm behind its own
-  ``Repeater`` for seeds, a round-robin ``Searcher`` over the arms, ``ConcurrencyLimiter``);
+  ``Repeater`` for seeds, a round-robin ``Searcher`` over the arms, ``ConcurrencyLimiter`` at
+  ``max_concurrent_trials`` or what the cluster's CPUs, GPUs and memory can run at once,
+  whichever is less: :func:`study.tune.cluster.study_concurrency`, a warning on stderr when
+  it is less);
 - trainable: a function trainable calling :func:`study.train.trial.train_trial` with
   ``tune.report`` each epoch, ``num_threads = cpus_per_trial``, resources through
   ``tune.with_resources`` (fractional GPUs allowed), actors reused between trials; the
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -237,6 +241,7 @@ def run_study(
     from ray import tune
 
     from study.records.store import StudyStore
+    from study.tune.cluster import study_concurrency
     from study.tune.searcher import study_searcher
     from study.tune.tracking import DriverLink, MlflowRecorder, linked
 
@@ -274,10 +279,13 @@ def run_study(
                 restart_errored=False,
             )
         else:
+            cap, warning = study_concurrency(spec, _alive_nodes())  # study.tune.cluster
+            if warning is not None:
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
-                    search_alg=study_searcher(spec),
+                    search_alg=study_searcher(spec, max_concurrent=cap),
                     scheduler=_scheduler(spec),
                     num_samples=math.ceil(spec.total_trials / spec.pack_size),
                     reuse_actors=True,

@@ -71,8 +71,7 @@ class _PickledState:
 def make_sampler(spec: StudySpec) -> Any:
     """The Optuna sampler the spec names (:data:`study.spec.samplers.SAMPLERS`), seeded with
     ``spec.seed``."""
-    kind = SAMPLERS[spec.sampler]
-    return kind.build(spec.seed, _grid_values(spec) if kind.grid else {})
+    return SAMPLERS[spec.sampler].build(spec)
 
 
 @contextmanager
@@ -90,19 +89,18 @@ def optuna_quiet() -> Iterator[None]:
         optuna.logging.set_verbosity(previous)
 
 
-def _grid_values(spec: StudySpec) -> dict[str, list[Any]]:
-    values: dict[str, list[Any]] = {"lr": spec.search.lr.grid(), "init": list(spec.search.init)}
-    if spec.search.init_scale is not None:
-        values["init_scale"] = spec.search.init_scale.grid()
-    return values
+#: The one parameter a grid study searches: the index of a point of the crossing.
+GRID_KEY = "grid_point"
 
 
 def search_space(spec: StudySpec) -> dict[str, Any]:
-    """The Ray Tune search space of one arm (lr and init_scale log-uniform, init a choice)."""
+    """The Ray Tune search space of one arm: for a grid, the index of a point of the crossing
+    (:data:`GRID_KEY`, decoded by :meth:`StudySpec.grid_point`); else lr and init_scale
+    log-uniform, init a choice."""
     from ray import tune
 
     if SAMPLERS[spec.sampler].grid:
-        return {name: tune.choice(values) for name, values in _grid_values(spec).items()}
+        return {GRID_KEY: tune.randint(0, spec.grid_size or 1)}
     space: dict[str, Any] = {
         "lr": tune.loguniform(spec.search.lr.low, spec.search.lr.high),
         "init": tune.choice(list(spec.search.init)),
@@ -198,6 +196,7 @@ class ArmInterleaver(_PickledState, Searcher):
         from ray.tune.search.optuna import OptunaSearch
 
         super().__init__(metric=METRIC, mode=MODE)
+        self.spec = spec
         self.arms = spec.arm_names
         self.seeds = spec.seeds
         self.trials_per_arm = spec.points_per_arm * spec.seeds
@@ -239,6 +238,9 @@ class ArmInterleaver(_PickledState, Searcher):
             self.turn = (self.turn + offset + 1) % len(self.arms)
             self.live[trial_id] = arm
             config = {ARM_KEY: arm, POINT_KEY: point, "init_scale": 1.0}
+            if GRID_KEY in params:  # a grid point: its lr, init and init_scale
+                params = dict(params)
+                params.update(self.spec.grid_point(int(params.pop(GRID_KEY))))
             config.update(params)
             return config
         return Searcher.FINISHED
@@ -301,12 +303,16 @@ class PackSearcher(_PickledState, Searcher):
             self.inner.on_trial_complete(member_id, result=member, error=error or member is None)
 
 
-def study_searcher(spec: StudySpec) -> Searcher:
+def study_searcher(spec: StudySpec, *, max_concurrent: int | None = None) -> Searcher:
     """The study's search algorithm: arms interleaved trial by trial (each arm replicating its
     points with its own Repeater), packed ``spec.pack_size`` trials per Tune trial when that
     is more than 1, concurrency-limited (``max_concurrent_trials`` counts Tune trials, i.e.
-    packs when packing)."""
+    packs when packing; ``max_concurrent``: a lower bound the cluster sets, see
+    :func:`study.tune.cluster.concurrency_cap`)."""
     searcher: Searcher = ArmInterleaver(spec)
     if spec.pack_size > 1:
         searcher = PackSearcher(searcher, spec.pack_size)
-    return ConcurrencyLimiter(searcher, max_concurrent=spec.resources.max_concurrent_trials)
+    limit = spec.resources.max_concurrent_trials
+    if max_concurrent is not None:
+        limit = max(1, min(limit, max_concurrent))
+    return ConcurrencyLimiter(searcher, max_concurrent=limit)

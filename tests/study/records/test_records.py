@@ -326,8 +326,8 @@ def test_mlflow_presentation_tags_note_and_headline_metrics(store):
     note = run.data.tags["mlflow.note.content"]
     assert f"[{url}]({url})" in note  # the link survives the end
     assert "| arm | best | auc | lr_window_decades | good_fraction | divergence_rate |" in note
-    assert "| sgd | 0.8 | 0.45 | – | – | 0.5 |" in note
-    assert "| insgd | 0.9 | – | 1.25 | – | – |" in note
+    assert "| `sgd` | 0.8 | 0.45 | – | – | 0.5 |" in note
+    assert "| `insgd` | 0.9 | – | 1.25 | – | – |" in note
 
 
 def test_studies_recorded_before_the_presentation_are_upgraded(store):

@@ -174,7 +174,7 @@ def test_mlflow_shows_the_study_as_runs_nested_under_the_study_run(digits_study)
     study_run = client.get_run(store.study_run_id(sid))
     assert study_run.info.run_name == "study e2e"
     note = study_run.data.tags["mlflow.note.content"]
-    assert f"hprobust summary {sid}" in note and "| arm |" in note and "| insgd |" in note
+    assert f"hprobust summary {sid}" in note and "| arm |" in note and "| `insgd` |" in note
     # the verdict sentence the report and the CLI print, on the real study's numbers
     assert "- insgd vs sgd: not enough data for a verdict (2 seeds, " in note
     runs = store.trial_runs(sid)

@@ -184,8 +184,9 @@ def test_finished_counts_differ_by_at_most_the_concurrency(seeds, concurrency):
             assert max(counts.values()) - min(counts.values()) <= concurrency, counts
 
 
-def test_save_and_restore_continue_the_same_sequence(tmp_path):
-    spec = _spec(sampler="qmc")
+@pytest.mark.parametrize("sampler", ["qmc", "grid"])
+def test_save_and_restore_continue_the_same_sequence(tmp_path, sampler):
+    spec = _spec(sampler=sampler)
     reference, _ = _drive(ArmInterleaver(spec), concurrency=1, rng=random.Random(0))
 
     searcher = ArmInterleaver(spec)
@@ -257,3 +258,74 @@ def test_the_searcher_leaves_process_wide_settings_as_they_were():
     finally:
         logger.removeHandler(handler)
         optuna.logging.set_verbosity(previous)
+
+
+def test_a_huge_grid_is_never_listed():
+    """Probe B1: ``search.lr`` and ``search.init_scale`` each ``{low: 1e-300, high: 1e300,
+    points_per_decade: 1000}`` with all 8 inits and ``trials_per_arm: 1`` (2.9e12 grid
+    points) was accepted; Optuna's GridSampler listed the whole crossing and the driver was
+    killed for memory (a 4-million-point grid alone took 280 MB). Now the sampler draws the
+    points it will run and each is decoded from its index: the searcher of the 2.9e12-point
+    grid and of a 4-million-point one hold a few hundred KB (tracemalloc), and run the
+    points they were asked for. (The service and ``hprobust run`` refuse the first by
+    HPROBUST_MAX_DESIGN_POINTS: tests/study/spec/test_bounds.py.)"""
+    import tracemalloc
+
+    from models import INIT_SCHEMES
+
+    huge = {"low": 1e-300, "high": 1e300, "points_per_decade": 1000}
+    four_million = {"low": 1e-3, "high": 10.0, "points": 10_000}
+    for search, points in (
+        ({"lr": huge, "init_scale": huge, "init": list(INIT_SCHEMES)}, 600_001**2 * 8),
+        (
+            {
+                "lr": four_million,
+                "init": list(INIT_SCHEMES),
+                "init_scale": {**four_million, "points": 50},
+            },
+            4_000_000,
+        ),
+    ):
+        spec = _spec(search=search, sampler="grid", trials_per_arm=3)
+        assert spec.grid_size == points  # closed form
+        tracemalloc.start()
+        try:
+            order, _ = _drive(ArmInterleaver(spec), concurrency=2, rng=random.Random(0))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 2_000_000, f"{peak} bytes for a grid of {points} points"
+        assert len(order) == 3 * 3  # 3 arms x 3 points
+        sgd = _points(order, "sgd")
+        assert len(set(sgd)) == 3 and all(_points(order, arm) == sgd for arm in spec.arm_names)
+        for config in order:
+            assert spec.search.lr.low <= config["lr"] <= spec.search.lr.high
+            assert config["init"] in search["init"] and config["init_scale"] > 0
+
+
+def test_grid_points_decode_the_whole_crossing_in_order():
+    """``StudySpec.grid_point(i)``: init_scale fastest, then init, then lr; every point of
+    the crossing exactly once; the ends exact."""
+    spec = _spec(sampler="grid")
+    lrs, inits, scales = spec.search.lr.grid(), spec.search.init, spec.search.init_scale.grid()
+    points = [spec.grid_point(i) for i in range(spec.grid_size)]
+    assert points == [
+        {"lr": lr, "init": init, "init_scale": scale}
+        for lr in lrs
+        for init in inits
+        for scale in scales
+    ]
+    assert points[0]["lr"] == 1e-3 and points[-1]["lr"] == 10.0
+    with pytest.raises(IndexError):
+        spec.grid_point(spec.grid_size)
+
+
+def test_grid_order_draws_distinct_points_fixed_by_the_seed():
+    from study.tune.grid import GridOrder
+
+    a = GridOrder(10**12, 50, seed=3)
+    assert len(set(a.order)) == 50 and all(0 <= i < 10**12 for i in a.order)
+    assert GridOrder(10**12, 50, seed=3).order == a.order != GridOrder(10**12, 50, seed=4).order
+    assert sorted(GridOrder(24, 24, seed=0).order) == list(range(24))  # a whole grid: each once
+    with pytest.raises(ValueError):
+        GridOrder(5, 6, seed=0)
