@@ -357,3 +357,153 @@ def test_a_study_ray_refuses_holds_up_no_other_and_fails_after_bounded_tries(
     assert record.error.startswith("Ray refused to start its job 3 times (HPROBUST_SUBMIT_TRIES=3)")
     assert "already exists" in record.error and record.retry_at is None
     assert scheduler.retry_of(stuck) is None
+
+
+# ---- issue 21, item 7: a janitor for stuck creations, a give-up for faults that never clear
+
+
+def unreachable_jobs(store: Any, tmp_path: Path) -> StudyJobs:
+    """A Ray Jobs client of a cluster that is not there (nothing listens on its port)."""
+    from service.stack import free_port
+
+    return StudyJobs(
+        f"http://127.0.0.1:{free_port()}",
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+    )
+
+
+def test_a_study_stuck_in_creating_is_rolled_back_after_the_grace_period(tmp_path: Path) -> None:
+    """Issue 21, item 7 (a study whose roll-back fails stays ``creating`` for good): the
+    record a creation leaves when its process dies after its first write (or its roll-back
+    fails) was never listed, run or removed, and held its Idempotency-Key. Now the
+    scheduler's first pass after HPROBUST_CREATING_GRACE_S rolls it back: tagged ``failed``
+    with the reason, its key released, its experiment deleted; a younger one is left alone."""
+    from mlflow.entities import ViewType
+
+    from study.records.ids import new_study_id
+    from study.records.layout import experiment_name
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    stuck = new_study_id()
+    experiment_id = store.client.create_experiment(  # what create_study writes first
+        experiment_name(stuck),
+        tags={
+            "hprobust.study_id": stuck,
+            "hprobust.name": "half-made",
+            "hprobust.status": "creating",
+            "hprobust.idempotency": "key-of-a-failed-post",
+        },
+    )
+    clock = Clock()
+    scheduler = Scheduler(
+        store, unreachable_jobs(store, tmp_path), creating_grace_s=600, clock=clock
+    )
+    clock.now = time.time() + 590
+    scheduler.reconcile()  # within the grace period: a creation may still be under way
+    kept = store.client.get_experiment(experiment_id)
+    assert kept.lifecycle_stage == "active" and kept.tags["hprobust.status"] == "creating"
+
+    clock.now = time.time() + 660  # the next sweep (one a minute), past the grace period
+    scheduler.reconcile()
+    gone = store.client.get_experiment(experiment_id)
+    assert gone.lifecycle_stage == "deleted"
+    assert gone.tags["hprobust.status"] == "failed"
+    assert gone.tags["hprobust.error"].startswith("its creation did not complete (still creating")
+    assert "HPROBUST_CREATING_GRACE_S=600" in gone.tags["hprobust.error"]
+    assert "hprobust.idempotency" not in gone.tags
+    assert store.states() == []  # listed nowhere
+    # the key is free again: a retry of the failed request records a study
+    created = store.create_study(parse_spec(tiny_spec()), idempotency_key="key-of-a-failed-post")
+    assert created.id != stuck and store.get(created.id).status == "queued"
+    deleted = store.client.search_experiments(view_type=ViewType.DELETED_ONLY)
+    assert [e.experiment_id for e in deleted] == [experiment_id]
+
+
+def test_a_study_paused_for_a_fault_that_never_clears_is_given_up(tmp_path: Path) -> None:
+    """Issue 21, item 7 (a fault that never clears waits forever): a study paused because Ray
+    cannot be reached waited for good. Now it is failed after HPROBUST_FAULT_GIVE_UP_S of
+    pause without a break, with ``gave up after <time> paused ...: <the fault>``. The fault
+    is real: nothing listens where the Ray Jobs API should be."""
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    study_id = store.create_study(parse_spec(tiny_spec())).id
+    clock = Clock()
+    scheduler = Scheduler(
+        store, unreachable_jobs(store, tmp_path), fault_give_up_s=3600, clock=clock
+    )
+    start = clock.now
+    scheduler.step()
+    assert scheduler.paused().startswith("ray unreachable: RayUnavailableError")
+    assert store.get(study_id).status == "queued"
+    clock.now = start + 3599
+    scheduler.step()
+    assert store.get(study_id).status == "queued"
+    clock.now = start + 3600
+    scheduler.step()
+    record = store.get(study_id)
+    assert record.status == "failed", record
+    assert record.error.startswith(
+        "gave up after 60 min paused (HPROBUST_FAULT_GIVE_UP_S=3600): ray unreachable: "
+    ), record.error
+    assert record.finished_at is not None
+
+
+@pytest.mark.slow
+def test_a_study_whose_jobs_keep_dying_of_a_fault_that_heals_is_given_up(
+    ray_head: Child, tmp_path: Path
+) -> None:
+    """Issue 21, item 7 (a fault that never clears waits forever), its other face: a driver
+    that exits "paused, a fault that heals" (75) every time was resubmitted for good, its
+    losses never counted. Now, once such losses have gone on for HPROBUST_FAULT_GIVE_UP_S
+    with no trial done between them, the study is failed saying so. Real jobs on a real Ray
+    head, whose every driver exits 75 at once."""
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    paused_driver = tmp_path / "paused-driver"
+    paused_driver.write_text(f"#!/bin/sh\nexit {EXIT_TRANSIENT}\n")
+    paused_driver.chmod(0o755)
+    store = StudyStore(sqlite_uri(tmp_path))
+    study_id = store.create_study(parse_spec(tiny_spec())).id
+    jobs = StudyJobs(
+        ray_head.url,
+        token=ray_head.extra["token"],
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+        python=str(paused_driver),
+    )
+    clock = Clock()
+    scheduler = Scheduler(
+        store, jobs, max_attempts=0, retry_base_s=10, fault_give_up_s=100, clock=clock
+    )
+
+    def ended(attempt: int) -> JobRef:
+        return wait_for(
+            lambda: (r := jobs.find(study_id)) and r.attempt == attempt and r.terminal and r,
+            timeout_s=180,
+            what=f"job attempt {attempt} to end",
+        )
+
+    scheduler.reconcile()
+    first = ended(0)
+    clock.now = max(clock.now, first.end_time)
+    scheduler.reconcile()  # lost to a fault that heals: not counted (max_attempts 0)
+    retry = scheduler.retry_of(study_id)
+    assert retry is not None and retry.transient
+    clock.now = retry.at
+    scheduler.reconcile()
+    second = ended(1)
+    clock.now = max(clock.now, second.end_time, first.end_time + 100)
+    scheduler.reconcile()  # lost again, 100 s after the first loss: given up
+    record = store.get(study_id)
+    assert record.status == "failed", record
+    assert record.error.startswith("gave up after 100 s of jobs lost to a fault that does not")
+    assert f"exit code {EXIT_TRANSIENT}" in record.error
+    assert scheduler.retry_of(study_id) is None
