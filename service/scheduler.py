@@ -488,8 +488,9 @@ class Scheduler:
     def give_up(self, faults: dict[str, str]) -> None:
         """Fail the live studies that ``faults`` (what is down, as :meth:`step` found it)
         have paused for ``fault_give_up_s`` without a break, with ``gave up after <time>
-        paused: <what is down>``. A study whose record cannot be written now (MLflow is what
-        is down) is given up on at the first pass that can write it."""
+        paused: <what is down>``. A study whose record cannot be written then is given up on
+        at the next pass that can write it. While MLflow itself cannot be read, no study can
+        be seen or recorded: that fault shows in ``/readyz`` and the log, not on a study."""
         if not faults:
             self.paused_since.clear()
             return
