@@ -5,6 +5,7 @@ StudyNotFoundError, a missing plot (LookupError) 404
 StudyStateError (e.g. cancel a finished study)   409
 SpecError / ConfigError / a broken service limit 422  (``problems``: field, rule, value)
 IdempotencyKeyReusedError (key, other spec)      422  (the field is the header)
+RayRefusedError (Ray answered with an error)     502
 RayUnavailableError, MLflow unreachable          503
 StoreUnavailableError (store busy/unreachable)   503
 StoreFullError (the store has no space left)     507
@@ -25,7 +26,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from service.jobs import RayUnavailableError
+from service.jobs import RayRefusedError, RayUnavailableError
 from study.bounded import preview
 from study.errors import (
     ConfigError,
@@ -110,6 +111,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _ray(request: Request, exc: RayUnavailableError) -> JSONResponse:
         log.warning("Ray unavailable: %s", exc)
         return _message(503, exc)
+
+    @app.exception_handler(RayRefusedError)
+    async def _ray_refused(request: Request, exc: RayRefusedError) -> JSONResponse:
+        log.warning("Ray refused a request: %s", exc)
+        return _message(502, exc)
 
     @app.exception_handler(TrackingUnavailableError)
     async def _mlflow(request: Request, exc: TrackingUnavailableError) -> JSONResponse:

@@ -6,7 +6,16 @@ inside ``study/``, because jobs, images and operators name it.
 :class:`StudyJobs` wraps :class:`ray.job_submission.JobSubmissionClient`. The first job of a
 study has the study id as its submission id; a job resubmitted to resume a study whose job was
 lost gets ``<study_id>-r<n>``. Every job carries ``hprobust.study_id`` in its metadata, so the
-service finds a study's latest job again after its own restart.
+service finds a study's latest job again after its own restart. The scheduler numbers each
+submission after the latest job the cluster holds for the study (a cancelled or failed study
+that is resumed gets the next number), so a submission id is never asked for twice; if Ray
+still says the id exists, the job there is adopted when it is the study's own (another API
+replica submitted it), and refused otherwise.
+
+Two ways Ray can fail a call, told apart here and nowhere else (:meth:`StudyJobs._call`):
+:class:`RayUnavailableError` (no answer, or our token refused: every call fails alike, and
+``/readyz`` says so) and :class:`RayRefusedError` (Ray answered this one request with an
+error, e.g. ``submission_id ... already exists``: it concerns one study, not the cluster).
 
 Ray token authentication: the client sends ``Authorization: Bearer <token>`` with the token
 from ``HPROBUST_RAY_AUTH_TOKEN``, else Ray's own ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` /
@@ -15,7 +24,9 @@ from ``HPROBUST_RAY_AUTH_TOKEN``, else Ray's own ``RAY_AUTH_TOKEN`` / ``RAY_AUTH
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import shlex
 import sys
 import threading
@@ -36,6 +47,39 @@ class RayUnavailableError(HprobustError, ConnectionError):
     """The Ray cluster's Jobs API cannot be reached (or refused our token)."""
 
 
+class RayRefusedError(HprobustError, RuntimeError):
+    """Ray's Jobs API answered one request with an error (``status``: its HTTP status, or
+    None for a request the client refused to send); the cluster itself answers."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+_ANSWER = re.compile(r"Request failed with status code (\d{3}): (.*)", re.S)
+
+
+def ray_refusal(exc: BaseException) -> RayRefusedError | None:
+    """The refusal that ``exc`` (raised by Ray's job client) is when Ray's Jobs API answered
+    with an error: its HTTP status and Ray's own last line (``ValueError: Job with
+    submission_id ... already exists. ...``, not the traceback around it); None when Ray did
+    not answer. Ray 2.60's client raises ``RuntimeError("Request failed with status code
+    <n>: <body>")`` for an answer, and a connection error (or AuthenticationError, for a
+    token refused) for none."""
+    from study.faults import classify
+
+    match = _ANSWER.match(str(exc)) if isinstance(exc, RuntimeError) else None
+    if match is None:
+        invalid = isinstance(exc, TypeError | ValueError) and not isinstance(exc, OSError)
+        if invalid and classify(exc) is None:  # not a URL or connection error
+            return RayRefusedError(f"the job client refused the request: {exc}")
+        return None
+    status, body = int(match.group(1)), match.group(2)
+    lines = [line.strip() for line in body.splitlines() if line.strip().strip(".")]
+    last = lines[-1] if lines else body.strip()
+    return RayRefusedError(f"Ray answered {status}: {last}"[:1000], status)
+
+
 @dataclass(frozen=True)
 class JobRef:
     """One Ray job of a study."""
@@ -48,6 +92,7 @@ class JobRef:
     failures: int = 0  # lost jobs of the study before this one that count toward max_attempts
     start_time: float | None = None  # Unix seconds, as the cluster recorded them
     end_time: float | None = None
+    adopted: bool = False  # submit found the study's own job under this id and took it
 
     @property
     def terminal(self) -> bool:
@@ -60,6 +105,12 @@ class JobRef:
 #: The module a study's job runs (``python -m study.driver``): a stable path, kept whatever
 #: moves inside ``study/``.
 DRIVER_MODULE = "study.driver"
+
+
+def submission_id_of(study_id: str, attempt: int) -> str:
+    """The Ray submission id of a study's job: the study id for attempt 0, else
+    ``<study_id>-r<attempt>``."""
+    return study_id if attempt == 0 else f"{study_id}-r{attempt}"
 
 
 def resolve_ray_token(explicit: str | None = None) -> str | None:
@@ -154,15 +205,18 @@ class StudyJobs:
             return self._client
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``client.<method>(...)``; raises LookupError for a job the cluster does not know,
+        RayRefusedError when Ray answered with another error (:func:`ray_refusal`), and
+        RayUnavailableError when it did not answer."""
         client = self._get_client()
         try:
             return getattr(client, method)(*args, **kwargs)
-        except RuntimeError as exc:
-            if "does not exist" in str(exc):
-                raise LookupError(str(exc)) from exc
-            self._client = None
-            raise RayUnavailableError(f"Ray Jobs API at {self.address}: {exc}") from exc
         except Exception as exc:
+            if isinstance(exc, RuntimeError) and "does not exist" in str(exc):
+                raise LookupError(str(exc)) from exc
+            refused = ray_refusal(exc)
+            if refused is not None:
+                raise refused from exc
             self._client = None
             raise RayUnavailableError(f"Ray Jobs API at {self.address}: {exc}") from exc
 
@@ -208,8 +262,14 @@ class StudyJobs:
         self, study_id: str, *, resume: bool = False, attempt: int = 0, failures: int = 0
     ) -> JobRef:
         """Submit the driver of ``study_id`` (attempt 0 uses the study id as submission id);
-        ``failures`` (the lost jobs before it that count) goes into the job's metadata."""
-        submission_id = study_id if attempt == 0 else f"{study_id}-r{attempt}"
+        ``failures`` (the lost jobs before it that count) goes into the job's metadata.
+
+        If Ray says the submission id exists already, the job there is the study's own
+        (another replica of the API submitted it a moment ago): it is followed, not submitted
+        again (``adopted``). Raises RayRefusedError if that job is not the study's, or Ray
+        refused the job for another reason; RayUnavailableError if Ray did not answer.
+        """
+        submission_id = submission_id_of(study_id, attempt)
         entrypoint = driver_entrypoint(
             study_id,
             tracking_uri=self.tracking_uri,
@@ -219,17 +279,37 @@ class StudyJobs:
             python=self.python,
             resource_wait_s=self.resource_wait_s,
         )
-        self._call(
-            "submit_job",
-            entrypoint=entrypoint,
-            submission_id=submission_id,
-            metadata={
-                META_STUDY: study_id,
-                META_ATTEMPT: str(attempt),
-                META_FAILURES: str(failures),
-            },
-            runtime_env={"env_vars": self.env} if self.env else None,
-        )
+        try:
+            self._call(
+                "submit_job",
+                entrypoint=entrypoint,
+                submission_id=submission_id,
+                metadata={
+                    META_STUDY: study_id,
+                    META_ATTEMPT: str(attempt),
+                    META_FAILURES: str(failures),
+                },
+                runtime_env={"env_vars": self.env} if self.env else None,
+            )
+        except RayRefusedError as exc:
+            if "already exists" not in str(exc):
+                raise
+            info = self._call("get_job_info", submission_id)
+            meta = info.metadata or {}
+            if meta.get(META_STUDY) != study_id:
+                raise RayRefusedError(
+                    f"{exc} (the job {submission_id} there is not this study's: its metadata "
+                    f"names {meta.get(META_STUDY) or 'no study'})",
+                    exc.status,
+                ) from exc
+            ref = _ref(
+                submission_id,
+                study_id,
+                int(meta.get(META_ATTEMPT, str(attempt))),
+                info,
+                failures=int(meta.get(META_FAILURES, "0")),
+            )
+            return dataclasses.replace(ref, adopted=True)
         return JobRef(submission_id, study_id, attempt, "PENDING", failures=failures)
 
     def status(self, ref: JobRef) -> JobRef:

@@ -3,8 +3,13 @@
 Start-up: the Ray head (unless ``HPROBUST_RAY_ADDRESS`` names a cluster), the MLflow UI over
 the SQLite store (unless ``HPROBUST_MLFLOW_URI`` names a tracking server, or it is turned
 off), then the API under uvicorn. While it runs, a :class:`~service.stack.Supervisor` restarts
-the MLflow UI (on the same port) if it dies or stops answering; ``/readyz`` reports it as
-``mlflow_ui`` meanwhile. A Ray head or MLflow UI left running by a previous
+the MLflow UI (on the same port) if it dies or stops answering, and the Ray head it started
+if its processes are gone (``kill -9`` of its raylet takes the whole head down): on the same
+dashboard port, with the same token, after a log line, with backoff if the start fails.
+``/readyz`` reports them down meanwhile (``mlflow_ui``, ``ray``), and the studies say
+``paused: ray unreachable``; once the head answers again, the scheduler resubmits each study
+whose job the old head took with it, once, with ``--resume`` (``Tuner.restore``: trials
+already recorded are not run or recorded again). A Ray head or MLflow UI left running by a previous
 ``hprobust serve`` on the same data dir that was killed (``kill -9``) is adopted, so its
 running study jobs are followed again.
 
@@ -24,6 +29,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +77,25 @@ def requeue_running(settings: Settings, *, wait_s: float = 30.0) -> list[str]:
         store.set_status(record.id, StudyStatus.QUEUED)
         requeued.append(record.id)
     return requeued
+
+
+def restart_ray_head(old: Child, *, num_cpus: int | None, log_dir: Path) -> Child:
+    """Start the embedded Ray head again in place of ``old`` (whose processes are gone): what
+    is left of its process group is stopped, the new head listens on the old dashboard port
+    with the old token (the API's Jobs client and the links keep working), and the old
+    head's temp dir is removed."""
+    old.stop(grace_s=10)
+    new = start_ray_head(
+        num_cpus=num_cpus,
+        dashboard_port=int(old.url.rsplit(":", 1)[1]),
+        log_dir=log_dir,
+        token=old.extra.get("token"),
+        same_port=True,
+    )
+    temp_dir = old.extra.get("temp_dir")
+    if temp_dir:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    return new
 
 
 def hprobust_command() -> str:
@@ -134,6 +159,7 @@ def serve(
     embedded_ray = settings.ray_address is None
     previous = load_state(data_dir)
     supervisor: Supervisor | None = None
+    restarts: dict[str, Callable[[Child], Child]] = {}
     try:
         # -- Ray ---------------------------------------------------------------------------
         if embedded_ray:
@@ -151,6 +177,7 @@ def serve(
                 update={"ray_address": ray.url, "ray_auth_token": SecretStr(ray.extra["token"])}
             )
             ray_url = ray.url
+            restarts["ray"] = partial(restart_ray_head, num_cpus=settings.cpus, log_dir=log_dir)
         else:
             ray_url = str(settings.ray_address)
 
@@ -182,12 +209,12 @@ def serve(
                     log_dir=log_dir,
                 )
 
-            supervisor = Supervisor(
-                owned, {"mlflow": restart_ui}, on_change=lambda: save_state(data_dir, owned)
-            )
+            restarts["mlflow"] = restart_ui
         elif settings.mlflow_uri and settings.mlflow_uri.startswith("http"):
             mlflow_url = mlflow_url or settings.mlflow_uri
         settings = settings.model_copy(update={"mlflow_ui_url": mlflow_url})
+        if restarts:
+            supervisor = Supervisor(owned, restarts, on_change=lambda: save_state(data_dir, owned))
 
         # leftovers of a previous run that were not adopted
         for child in previous:

@@ -128,6 +128,9 @@ def create_app(
             retry_max_s=settings.retry_max_s,
             on_change=app.state.reader.invalidate,
             check=lambda: dependency_faults(settings),
+            submit_tries=settings.submit_tries,
+            fault_give_up_s=settings.fault_give_up_s,
+            creating_grace_s=settings.creating_grace_s,
         )
         if run_scheduler:
             app.state.scheduler.start()

@@ -19,6 +19,28 @@ Each pass (every ``poll_interval_s``) over the studies MLflow holds as ``queued`
   are active (with ``--resume`` if the study ran before and was re-queued, e.g. by a clean
   shut-down of ``hprobust serve``). A study waiting for a slot stays ``queued``.
 
+No study can hold up another:
+
+- each submission is numbered after the latest job the cluster holds for the study
+  (:func:`service.jobs.submission_id_of`), so a study cancelled or failed and then resumed
+  never asks Ray for a submission id it used before;
+- a submission Ray refuses (it answered with an error: :class:`service.jobs.RayRefusedError`)
+  concerns that study only: it keeps no slot, the pass goes on to the next study, and it is
+  tried again after ``retry_delay`` (its ``retry_at`` and ``last_error`` say so) up to
+  ``submit_tries`` times, after which it is ``failed`` with Ray's answer. Whether Ray answers
+  at all is asked as ``/readyz`` asks it (:meth:`StudyJobs.ping`): only when it does not are
+  studies paused for ``ray`` (and ``/readyz`` says the same);
+- any other error met with one study is logged (and kept as its ``last_error``) and the pass
+  goes on; only Ray or MLflow down stops a pass.
+
+Faults that never clear are given up on: a live study paused for a dependency that stays
+down ``fault_give_up_s`` (HPROBUST_FAULT_GIVE_UP_S), or whose jobs keep being lost to faults
+that heal without a trial done between them for as long, is ``failed`` with
+``gave up after <time> ...: <the fault>``. Studies left ``creating`` longer than
+``creating_grace_s`` (a creation whose process died, or whose roll-back failed) are rolled
+back at the first pass and then every ``sweep_interval_s``
+(:meth:`study.records.store.StudyStore.roll_back_stuck`).
+
 On service start the first pass finds every job again through its metadata, so a restarted
 service follows what still runs and resumes what was lost. The loop only reads MLflow through
 the store and writes statuses through ``set_status``; the driver writes everything else.
@@ -26,16 +48,17 @@ the store and writes statuses through ``set_status``; the driver writes everythi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from service.jobs import JobRef, RayUnavailableError, StudyJobs
-from study.faults import EXIT_TRANSIENT
+from service.jobs import JobRef, RayRefusedError, RayUnavailableError, StudyJobs
+from study.faults import EXIT_TRANSIENT, classify
 from study.vocab import LIVE, Dependency, StudyStatus, Tag
 
 log = logging.getLogger("hprobust.scheduler")
@@ -59,6 +82,15 @@ def retry_delay(n: int, base_s: float, max_s: float) -> float:
     return min(base_s * 2.0 ** min(n - 1, 64), max_s)
 
 
+def span(seconds: float) -> str:
+    """A duration for people: ``45 s``, ``12 min``, ``4.0 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def iso(seconds: float) -> str:
     """Unix seconds as an ISO-8601 UTC time (``2026-11-25T03:15:00Z``)."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -73,6 +105,15 @@ class Retry:
     failures: int  # lost jobs that count toward max_attempts, this one included
     error: str  # why the lost job ended
     transient: bool  # lost to a fault that heals (not counted)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Ray refused to start a study's job ``tries`` times so far; the next try is at ``at``."""
+
+    tries: int
+    at: float  # Unix seconds
+    error: str  # what the study shows as its last_error meanwhile
 
 
 def job_error(message: str | None) -> str:
@@ -96,6 +137,11 @@ def lost_to_a_fault(ref: JobRef | None, fault_seen_at: float | None) -> bool:
     return fault_seen_at is not None and fault_seen_at >= started
 
 
+#: Where a pass places a live study: it holds a slot; it wants one; neither (it ended, or it
+#: waits for the next try of a refused submission).
+ACTIVE, WAITING, IDLE = "active", "waiting", "idle"
+
+
 class Scheduler:
     """Submits queued studies within the concurrency limit and follows their jobs."""
 
@@ -112,6 +158,10 @@ class Scheduler:
         on_change: Any = None,
         clock: Callable[[], float] = time.time,
         check: Callable[[], dict[str, str]] | None = None,
+        submit_tries: int = 5,
+        fault_give_up_s: float = 14400.0,
+        creating_grace_s: float = 600.0,
+        sweep_interval_s: float = 60.0,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -128,6 +178,16 @@ class Scheduler:
         self.following: dict[str, JobRef] = {}
         self.retries: dict[str, Retry] = {}  # study id -> its pending resubmission
         self.fault_seen_at: float | None = None  # when a dependency was last seen down
+        self.submit_tries = submit_tries
+        self.fault_give_up_s = fault_give_up_s
+        self.creating_grace_s = creating_grace_s
+        self.sweep_interval_s = sweep_interval_s
+        self.refusals: dict[str, Refusal] = {}  # study id -> its refused submission
+        self.paused_since: dict[str, float] = {}  # study id -> paused by a fault since
+        self.lost_since: dict[str, tuple[float, int]] = {}  # study id -> (first loss of its
+        # streak of jobs lost to faults that heal, its trials done then)
+        self._sweep_at: float | None = None  # the next roll-back of stuck creations
+        self._study_errors: dict[str, str] = {}  # the last error logged for a study
         self._looked_up: set[str] = set()
         self._signed_ids: set[str] = set()
         self._lock = threading.RLock()
@@ -154,17 +214,27 @@ class Scheduler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.reconcile()
-                self.last_error = None
-                faults = dict(self._checked)
-            except Exception as exc:  # keep looping: Ray or MLflow may come back
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                down = Dependency.RAY if isinstance(exc, RayUnavailableError) else Dependency.MLFLOW
-                faults = {**self._checked, down: f"unreachable: {self.last_error}"[:500]}
-                self.fault_seen_at = self.clock()  # jobs lost meanwhile are not counted
-            self._note(faults)
+                self.step()
+            except Exception:  # never stop looping
+                log.exception("the scheduler's turn failed")
             self._wake.wait(self.poll_interval_s)
             self._wake.clear()
+
+    def step(self) -> None:
+        """One turn of the loop: a pass (:meth:`reconcile`); what it found down is noted (live
+        studies pause while it is); then the studies paused for longer than
+        ``fault_give_up_s`` are failed (:meth:`give_up`)."""
+        try:
+            self.reconcile()
+            self.last_error = None
+            faults = dict(self._checked)
+        except Exception as exc:  # keep looping: Ray or MLflow may come back
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            down = Dependency.RAY if isinstance(exc, RayUnavailableError) else Dependency.MLFLOW
+            faults = {**self._checked, down: f"unreachable: {self.last_error}"[:500]}
+            self.fault_seen_at = self.clock()  # jobs lost meanwhile are not counted
+        self._note(faults)
+        self.give_up(faults)
 
     def _note(self, faults: dict[str, str]) -> None:
         """Keep (and log the changes of) what is down; live studies pause while it is."""
@@ -195,77 +265,170 @@ class Scheduler:
         return ref
 
     def reconcile(self) -> None:
-        """One pass (see the module doc). Raises RayUnavailableError if Ray cannot be reached."""
+        """One pass (see the module doc). Raises RayUnavailableError if Ray cannot be reached,
+        and what the store raises when MLflow cannot be read or written; an error with one
+        study is that study's (logged, the pass goes on)."""
         with self._lock:
+            now = self.clock()
             self._checked = self.check()
             if self._checked:
-                self.fault_seen_at = self.clock()
+                self.fault_seen_at = now
+            self._sweep(now)
             # MLflow filters on the status tag: only the live studies are read, not their specs
-            records = [r for r in self.store.states(LIVE) if self._signed(r)]
+            records = []
+            for record in self.store.states(LIVE):
+                with self._studys_own(record.id):
+                    if self._signed(record):
+                        records.append(record)
             records.sort(key=lambda r: (r.created_at or "", r.id))
             active = 0
             waiting: list[Any] = []
             for record in records:
-                ref = self._current_job(record.id)
-                if ref is not None and not ref.terminal:
+                place, fresh = IDLE, record
+                with self._studys_own(record.id):
+                    place, fresh = self._place(record, now)
+                if place == ACTIVE:
                     active += 1
-                    continue
-                # re-read: the driver may have just recorded its outcome
-                fresh = self.store.state(record.id)
-                if fresh.status not in LIVE:
-                    self.following.pop(record.id, None)
-                    self.on_change(record.id)
-                    continue
-                if ref is None and fresh.status == StudyStatus.QUEUED:
+                elif place == WAITING:
                     waiting.append(fresh)
-                    continue
-                # a job existed and ended, or a running study lost its job: resume it
-                if self._resubmit_when_due(fresh, ref):
-                    active += 1
             for record in waiting:
                 if active >= self.max_concurrent or self._checked:
                     break  # no slot, or paused by a fault
-                # a study that ran before (then was re-queued) resumes from its checkpoints
-                resume = record.started_at is not None or (self.jobs.storage / record.id).exists()
-                previous = self.jobs.find(record.id) if resume else None
-                attempt = previous.attempt + 1 if previous is not None else 0
-                log.info("submitting study %s (resume=%s)", record.id, resume)
-                self.retries.pop(record.id, None)
-                self.following[record.id] = self.jobs.submit(
-                    record.id, resume=resume, attempt=attempt
-                )
-                self._looked_up.add(record.id)
-                self.on_change(record.id)
-                active += 1
+                refusal = self.refusals.get(record.id)
+                if refusal is not None and now < refusal.at:
+                    continue  # Ray refused it: its next try is later; the next study goes on
+                with self._studys_own(record.id):
+                    if self._submit(record, now):
+                        active += 1
 
-    def _resubmit_when_due(self, record: Any, ref: JobRef | None) -> bool:
+    def _place(self, record: Any, now: float) -> tuple[str, Any]:
+        """Follow ``record``'s job; where it stands in this pass (ACTIVE, WAITING, IDLE) and
+        its state as read now."""
+        ref = self._current_job(record.id)
+        if ref is not None and not ref.terminal:
+            return ACTIVE, record
+        # re-read: the driver may have just recorded its outcome
+        fresh = self.store.state(record.id)
+        if fresh.status not in LIVE:
+            self._forget(record.id)
+            self.on_change(record.id)
+            return IDLE, fresh
+        if ref is None and fresh.status == StudyStatus.QUEUED and record.id not in self.retries:
+            return WAITING, fresh
+        # a job existed and ended, or a running study lost its job: resume it
+        return self._resubmit_when_due(fresh, ref, now), fresh
+
+    @contextlib.contextmanager
+    def _studys_own(self, study_id: str) -> Iterator[None]:
+        """Errors met with one study stay that study's: logged (once each) and kept as its
+        ``last_error``; the pass goes on with the others. Ray unreachable and the store's
+        faults that heal (unreachable, full) concern every study: they end the pass."""
+        try:
+            yield
+        except Exception as exc:
+            if isinstance(exc, RayUnavailableError) or classify(exc) is not None:
+                raise
+            message = f"{type(exc).__name__}: {exc}"[:1000]
+            if self._study_errors.get(study_id) != message:
+                self._study_errors[study_id] = message
+                log.error(
+                    "study %s: the scheduler's pass failed on it (the others go on): %s",
+                    study_id,
+                    message,
+                    exc_info=exc,
+                )
+                self._tag(study_id, {Tag.LAST_ERROR: f"the scheduler met an error: {message}"})
+                self.on_change(study_id)
+
+    def _submit(self, record: Any, now: float) -> bool:
+        """Submit ``record``'s study (a pending retry's resubmission, else its first job or,
+        for a study resumed or re-queued, the job after the latest one the cluster holds for
+        it); False if Ray refused it (:meth:`_refused`). Raises RayUnavailableError when Ray
+        does not answer at all."""
+        retry = self.retries.get(record.id)
+        if retry is not None:
+            resume, attempt, failures = True, retry.attempt, retry.failures
+            log.warning(
+                "study %s: resubmitting with --resume (attempt %d) after: %s",
+                record.id,
+                attempt,
+                retry.error,
+            )
+        else:
+            # a study that ran before (then was re-queued) resumes from its checkpoints
+            resume = record.started_at is not None or (self.jobs.storage / record.id).exists()
+            # numbered after its latest job, whatever became of it: a submission id is never
+            # asked for twice (Ray refuses that for good)
+            previous = self.jobs.find(record.id)
+            attempt = previous.attempt + 1 if previous is not None else 0
+            failures = 0
+            log.info("submitting study %s (resume=%s, attempt %d)", record.id, resume, attempt)
+        try:
+            ref = self.jobs.submit(record.id, resume=resume, attempt=attempt, failures=failures)
+        except RayRefusedError as exc:
+            self.jobs.ping()  # Ray answers at all? (as /readyz asks); if not, every study waits
+            self._refused(record, exc, now)
+            return False
+        if ref.adopted:
+            log.warning(
+                "study %s: its job %s was submitted already (another replica of the API?); "
+                "following it",
+                record.id,
+                ref.submission_id,
+            )
+        self.following[record.id] = ref
+        self._looked_up.add(record.id)
+        refused = self.refusals.pop(record.id, None)
+        self.retries.pop(record.id, None)
+        if retry is not None:  # written again now: when planned, the store may have failed
+            self._tag(record.id, {Tag.RETRY_AT: None, Tag.LAST_ERROR: retry.error})
+        elif refused is not None:
+            self._tag(record.id, {Tag.RETRY_AT: None})
+        self.on_change(record.id)
+        return True
+
+    def _refused(self, record: Any, exc: RayRefusedError, now: float) -> None:
+        """Ray refused ``record``'s job: try again after ``retry_delay``, or, at the
+        ``submit_tries``-th refusal, mark the study failed with Ray's answer."""
+        previous = self.refusals.get(record.id)
+        tries = 1 + (previous.tries if previous is not None else 0)
+        if tries >= self.submit_tries:
+            self._fail(
+                record.id,
+                f"Ray refused to start its job {tries} times (HPROBUST_SUBMIT_TRIES="
+                f"{self.submit_tries}); the last time: {exc}",
+            )
+            return
+        at = now + retry_delay(tries, self.retry_base_s, self.retry_max_s)
+        error = (
+            f"Ray refused to start its job (try {tries} of {self.submit_tries}; "
+            f"the next at {iso(at)}): {exc}"
+        )[:2000]
+        self.refusals[record.id] = Refusal(tries, at, error)
+        log.warning("study %s: %s", record.id, error)
+        self._tag(record.id, {Tag.RETRY_AT: iso(at), Tag.LAST_ERROR: error})
+        self.on_change(record.id)
+
+    def _resubmit_when_due(self, record: Any, ref: JobRef | None, now: float) -> str:
         """Plan (once per lost job) and, when due, make the resubmission of ``record``'s study;
-        or mark it failed once its lost jobs use up ``max_attempts``. True while the study
-        keeps its slot (resubmitted, or waiting for its retry)."""
-        now = self.clock()
+        or mark it failed once its lost jobs use up ``max_attempts``. ACTIVE while the study
+        keeps its slot (resubmitted, or waiting for its retry); WAITING once Ray refused its
+        resubmission (it then waits for a free slot as a queued study does); IDLE if it
+        failed or its resubmission was refused just now."""
         retry = self.retries.get(record.id)
         if retry is None:
             retry = self._plan_retry(record, ref, now)
             if retry is None:
-                return False
+                return IDLE
+        if record.id in self.refusals:
+            return WAITING
         if now < retry.at or self._checked:
-            return True  # waits for its retry (or for the fault to clear), in its slot
-        log.warning(
-            "study %s: resubmitting with --resume (attempt %d) after: %s",
-            record.id,
-            retry.attempt,
-            retry.error,
-        )
-        self.following[record.id] = self.jobs.submit(
-            record.id, resume=True, attempt=retry.attempt, failures=retry.failures
-        )
-        self.retries.pop(record.id, None)
-        # written again now: when it was planned the store may not have taken it (disk full)
-        self._tag(record.id, {Tag.RETRY_AT: None, Tag.LAST_ERROR: retry.error})
-        self.on_change(record.id)
-        return True
+            return ACTIVE  # waits for its retry (or for the fault to clear), in its slot
+        return ACTIVE if self._submit(record, now) else IDLE
 
     def _plan_retry(self, record: Any, ref: JobRef | None, now: float) -> Retry | None:
+        """The resubmission of a study whose job was lost, or None once the study is failed
+        (``max_attempts`` used up, or ``fault_give_up_s`` of losses to faults that heal)."""
         if ref is not None:
             attempt, failures = ref.attempt + 1, ref.failures
             error = f"its Ray job {ref.submission_id} ended {ref.status}: {job_error(ref.message)}"
@@ -279,18 +442,23 @@ class Scheduler:
         failures += 0 if transient else 1
         error = error.strip()[:2000]
         if failures > self.max_attempts:
-            message = (
+            self._fail(
+                record.id,
                 f"its driver ended without an outcome {failures} times (HPROBUST_MAX_ATTEMPTS="
-                f"{self.max_attempts}); the last time: {error}"
+                f"{self.max_attempts}); the last time: {error}",
             )
-            log.error("study %s failed: %s", record.id, message)
-            self.store.set_error(record.id, message)
-            self.store.set_status(record.id, StudyStatus.FAILED)
-            self.following.pop(record.id, None)
-            self.retries.pop(record.id, None)
-            self._tag(record.id, {Tag.RETRY_AT: None})
-            self.on_change(record.id)
             return None
+        if transient and self._lost_too_long(record, now):
+            since, _ = self.lost_since[record.id]
+            self._fail(
+                record.id,
+                f"gave up after {span(now - since)} of jobs lost to a fault that does not "
+                f"clear, no trial done between them (HPROBUST_FAULT_GIVE_UP_S="
+                f"{self.fault_give_up_s:g}); the last: {error}",
+            )
+            return None
+        if not transient:
+            self.lost_since.pop(record.id, None)
         at = ended + retry_delay(attempt, self.retry_base_s, self.retry_max_s)
         retry = Retry(attempt, at, failures, error, transient)
         self.retries[record.id] = retry
@@ -306,6 +474,88 @@ class Scheduler:
         self.on_change(record.id)
         return retry
 
+    def _lost_too_long(self, record: Any, now: float) -> bool:
+        """Note one more job of ``record``'s study lost to a fault that heals; True once its
+        streak of such losses (broken when a trial was done between two of them) has lasted
+        ``fault_give_up_s``."""
+        done = record.segment_done or 0
+        since, done_then = self.lost_since.get(record.id, (now, done))
+        if done > done_then:  # its last driver got further: the fault let it work
+            since, done_then = now, done
+        self.lost_since[record.id] = (since, done_then)
+        return now - since >= self.fault_give_up_s
+
+    def give_up(self, faults: dict[str, str]) -> None:
+        """Fail the live studies that ``faults`` (what is down, as :meth:`step` found it)
+        have paused for ``fault_give_up_s`` without a break, with ``gave up after <time>
+        paused: <what is down>``. A study whose record cannot be written then is given up on
+        at the next pass that can write it. While MLflow itself cannot be read, no study can
+        be seen or recorded: that fault shows in ``/readyz`` and the log, not on a study."""
+        if not faults:
+            self.paused_since.clear()
+            return
+        now = self.clock()
+        try:
+            live = self.store.states(LIVE)
+        except Exception:
+            return  # MLflow cannot be read: nothing could be recorded now either
+        ids = {state.id for state in live}
+        for study_id in set(self.paused_since) - ids:
+            del self.paused_since[study_id]
+        what = "; ".join(f"{k} {v}" for k, v in faults.items())
+        for state in live:
+            since = self.paused_since.setdefault(state.id, now)
+            if now - since < self.fault_give_up_s:
+                continue
+            message = (
+                f"gave up after {span(now - since)} paused (HPROBUST_FAULT_GIVE_UP_S="
+                f"{self.fault_give_up_s:g}): {what}"
+            )[:4000]
+            try:
+                with self._lock:
+                    self._fail(state.id, message)
+            except Exception as exc:
+                log.warning("study %s: could not record that it was given up: %s", state.id, exc)
+
+    def _sweep(self, now: float) -> None:
+        """Roll back the studies left ``creating`` for longer than ``creating_grace_s`` (at the
+        first pass, then every ``sweep_interval_s``); each one is logged."""
+        if self._sweep_at is not None and now < self._sweep_at:
+            return
+        self._sweep_at = now + self.sweep_interval_s
+        try:
+            rolled_back = self.store.roll_back_stuck(self.creating_grace_s, now=now)
+        except Exception as exc:  # tried again at the next sweep
+            log.warning("could not roll back the studies stuck in creating: %s", exc)
+            return
+        for study_id, reason in rolled_back:
+            log.warning("study %s rolled back: %s", study_id, reason)
+
+    def _fail(self, study_id: str, message: str) -> None:
+        """Mark the study failed with ``message`` (its job, if one still runs, is stopped)."""
+        log.error("study %s failed: %s", study_id, message)
+        ref = self.following.get(study_id)
+        if ref is not None and not ref.terminal:
+            with contextlib.suppress(Exception):
+                self.jobs.stop(ref)
+        self.store.set_error(study_id, message)
+        self.store.set_status(study_id, StudyStatus.FAILED)
+        self._forget(study_id)
+        self._tag(study_id, {Tag.RETRY_AT: None})
+        self.on_change(study_id)
+
+    def _forget(self, study_id: str) -> None:
+        """Drop what the scheduler keeps about a study that ended (or starts anew)."""
+        for kept in (
+            self.following,
+            self.retries,
+            self.refusals,
+            self.paused_since,
+            self.lost_since,
+            self._study_errors,
+        ):
+            kept.pop(study_id, None)
+
     def _tag(self, study_id: str, tags: dict[str, str | None]) -> None:
         """Best effort: the retry's tags say what the scheduler plans (it keeps the plan in
         memory either way, e.g. while the store cannot be written)."""
@@ -318,9 +568,10 @@ class Scheduler:
         """Why live studies wait (the dependencies down at the last pass), or None."""
         return "; ".join(f"{k} {v}" for k, v in self.faults.items()) or None
 
-    def retry_of(self, study_id: str) -> Retry | None:
-        """The pending resubmission of ``study_id``, if its job was lost."""
-        return self.retries.get(study_id)
+    def retry_of(self, study_id: str) -> Retry | Refusal | None:
+        """The pending resubmission of ``study_id`` (its job was lost, or Ray refused it):
+        when (``at``) and why (``error``)."""
+        return self.refusals.get(study_id) or self.retries.get(study_id)
 
     def resume(self, study_id: str) -> None:
         """Re-queue a failed or cancelled study; the next pass submits it with ``--resume``
@@ -351,9 +602,9 @@ class Scheduler:
                 },
             )
             self.store.set_status(study_id, StudyStatus.QUEUED)
-            # its old job is over: the next pass submits the study as a queued one that ran
-            self.following.pop(study_id, None)
-            self.retries.pop(study_id, None)
+            # its old job is over: the next pass submits the study as a queued one that ran,
+            # numbered after that job
+            self._forget(study_id)
             self._looked_up.add(study_id)
             self.on_change(study_id)
         self.wake()
@@ -396,8 +647,7 @@ class Scheduler:
                         break
                     time.sleep(0.25)
             self.store.set_status(study_id, StudyStatus.CANCELLED)
-            self.following.pop(study_id, None)
-            self.retries.pop(study_id, None)
+            self._forget(study_id)
             self._looked_up.add(study_id)
             self.on_change(study_id)
             return stopped

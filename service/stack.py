@@ -9,6 +9,12 @@ The running stack is recorded in ``<data_dir>/stack.json``. If ``hprobust serve`
 (``kill -9``) its children live on; the next ``hprobust serve`` on the same data dir adopts
 the Ray head and MLflow UI it finds alive there (so running study jobs are followed again)
 and stops them when it exits.
+
+While ``hprobust serve`` runs, a :class:`Supervisor` starts again a child that died: the MLflow
+UI (also when it stops answering) and the Ray head (when its processes are gone: ``kill -9`` of
+its raylet takes the whole head down). Each comes back on its old port, the head with its old
+token, so the API's clients and links keep working; the scheduler then resumes the studies
+whose jobs the head took with it.
 """
 
 from __future__ import annotations
@@ -149,6 +155,21 @@ class Child:
         stop_group(self.pid, grace_s=grace_s)
 
 
+def reap(pid: int) -> None:
+    """Collect the exit status of ``pid`` if it is an exited child of this process (a
+    zombie otherwise stays until this process exits); nothing for any other pid."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def answers(child: Child, *, timeout: float = 3.0) -> bool:
+    """Whether ``child`` answers: a Ray head's Jobs API (with its token), else ``/health``."""
+    if child.name == "ray":
+        headers = {"Authorization": f"Bearer {child.extra.get('token', '')}"}
+        return http_ok(f"{child.url}/api/jobs/", headers=headers, timeout=timeout)
+    return http_ok(f"{child.url}/health", timeout=timeout)
+
+
 def _wait_until(check, *, timeout_s: float, proc: subprocess.Popen | None, what: str, log: str):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -218,6 +239,8 @@ def start_ray_head(
     dashboard_port: int | None = None,
     log_dir: Path,
     timeout_s: float = 120.0,
+    token: str | None = None,
+    same_port: bool = False,
 ) -> Child:
     """Start ``ray start --head --block`` with token auth on free ports; wait for its Jobs API.
 
@@ -226,14 +249,20 @@ def start_ray_head(
     into the machine's outside address unless Ray is told this is a single-machine cluster
     (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which Ray's servers then bind to loopback for).
 
+    ``dashboard_port`` is used if it is free (else any free port; with ``same_port``, a
+    StackError: a head started again must keep its URL). ``token``: the head's auth token
+    (default: a fresh one; a head started again keeps its old one).
+
     Returns the child; ``child.url`` is the dashboard (Jobs API) URL and ``child.extra`` holds
     ``token`` (its auth token), ``gcs_address`` and ``temp_dir``.
     """
     ports = {name: free_port() for name in RAY_PORT_OPTIONS}
     if dashboard_port and port_is_free(dashboard_port):
         ports["dashboard-port"] = dashboard_port
+    elif dashboard_port and same_port:
+        raise StackError(f"the Ray head cannot listen on port {dashboard_port}: it is taken")
     temp_dir = tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")  # short: Ray's socket paths
-    token = secrets.token_hex(32)
+    token = token or secrets.token_hex(32)
     cmd = [
         _bin("ray"),
         "start",
@@ -362,28 +391,31 @@ def adopt(previous: list[Child], name: str) -> Child | None:
     for child in previous:
         if child.name != name or not child.alive():
             continue
-        if name == "ray":
-            headers = {"Authorization": f"Bearer {child.extra.get('token', '')}"}
-            ok = any(
-                http_ok(f"{child.url}/api/jobs/", headers=headers, timeout=10) for _ in range(3)
-            )
-        else:
-            ok = any(http_ok(f"{child.url}/health", timeout=10) for _ in range(3))
-        if ok:
+        if any(answers(child, timeout=10) for _ in range(3)):
             return child
         child.stop(grace_s=10)  # alive but not answering: do not leave it behind
     return None
 
 
-# -- keeping the MLflow UI up -----------------------------------------------------------------
+# -- keeping the stack up ----------------------------------------------------------------------
+#: What ``/readyz`` calls each restartable child.
+HEALTH_KEYS = {"mlflow": Dependency.MLFLOW_UI, "ray": Dependency.RAY}
+
+
 class Supervisor:
-    """Keeps restartable children of the stack up (the MLflow UI of ``hprobust serve``).
+    """Keeps restartable children of the stack up (the MLflow UI and the Ray head of
+    ``hprobust serve``).
 
     Every ``interval_s`` it looks at each child that has a restart function: one whose process
-    group is gone, or that did not answer its health URL ``unresponsive_checks`` times in a
-    row, is stopped (what is left of it) and started again by ``restart(old_child)`` (on the
-    same port); ``children`` is updated in place and ``on_change`` (saving ``stack.json``) is
-    called. :meth:`health` is what ``/readyz`` reports for them.
+    group is gone, or (unless its name is in ``only_when_gone``) that did not answer
+    (:func:`answers`) ``unresponsive_checks`` times in a row, is stopped (what is left of it)
+    and started again by ``restart(old_child)`` (on the same port); ``children`` is updated
+    in place and ``on_change`` (saving ``stack.json``) is called. A restart that fails is
+    tried again after ``interval_s``, doubling up to ``max_backoff_s``. :meth:`health` is
+    what ``/readyz`` reports for them.
+
+    A Ray head is in ``only_when_gone``: a head that is slow to answer (a busy machine) still
+    runs its studies' jobs, and starting it again would end them.
     """
 
     def __init__(
@@ -394,15 +426,21 @@ class Supervisor:
         on_change: Callable[[], None] = lambda: None,
         interval_s: float = 5.0,
         unresponsive_checks: int = 3,
+        only_when_gone: frozenset[str] = frozenset({"ray"}),
+        max_backoff_s: float = 300.0,
     ) -> None:
         self.children = children
         self.restart = restart
         self.on_change = on_change
         self.interval_s = interval_s
         self.unresponsive_checks = unresponsive_checks
+        self.only_when_gone = only_when_gone
+        self.max_backoff_s = max_backoff_s
         self.restarts: dict[str, int] = dict.fromkeys(restart, 0)
         self.last_error: dict[str, str] = {}
         self._misses: dict[str, int] = dict.fromkeys(restart, 0)
+        self._failed: dict[str, int] = dict.fromkeys(restart, 0)  # restarts failed in a row
+        self._next_try: dict[str, float] = {}  # monotonic time of a failed restart's next try
         self._lock = threading.Lock()  # one check (or stop) at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -410,17 +448,14 @@ class Supervisor:
     def child(self, name: str) -> Child | None:
         return next((c for c in self.children if c.name == name), None)
 
-    @staticmethod
-    def _answers(child: Child) -> bool:
-        return http_ok(f"{child.url}/health", timeout=3)
-
     def health(self) -> dict[str, str]:
-        """``{"mlflow_ui": "ok" | "down: ..."}``, probed now."""
+        """``{"mlflow_ui": "ok" | "down: ...", "ray": ...}`` for the children it keeps up,
+        probed now."""
         out = {}
         for name in self.restart:
             child = self.child(name)
-            key = Dependency.MLFLOW_UI if name == "mlflow" else name
-            if child is not None and self._answers(child):
+            key = HEALTH_KEYS.get(name, name)
+            if child is not None and answers(child):
                 out[key] = "ok"
                 continue
             where = child.url if child is not None else "(not started)"
@@ -441,25 +476,40 @@ class Supervisor:
                 if child is None:
                     continue
                 if child.alive():
-                    if self._answers(child):
+                    if name in self.only_when_gone or answers(child):
                         self._misses[name] = 0
                         continue
                     self._misses[name] += 1
                     if self._misses[name] < self.unresponsive_checks:
                         continue
+                    if time.monotonic() < self._next_try.get(name, 0.0):
+                        continue
                     log.warning("the %s at %s does not answer: restarting it", name, child.url)
                     child.stop(grace_s=10)
                 else:
+                    reap(child.pid)  # our child's exit status: no zombie left behind
+                    if time.monotonic() < self._next_try.get(name, 0.0):
+                        continue
                     log.warning("the %s at %s is gone: restarting it", name, child.url)
                 try:
                     new = restart(child)
                 except Exception as exc:  # e.g. its port was taken meanwhile: try again later
+                    self._failed[name] += 1
+                    wait = min(self.interval_s * 2.0 ** self._failed[name], self.max_backoff_s)
+                    self._next_try[name] = time.monotonic() + wait
                     self.last_error[name] = f"{type(exc).__name__}: {exc}"[:300]
-                    log.warning("could not restart the %s: %s", name, self.last_error[name])
+                    log.warning(
+                        "could not restart the %s (tried again in %.0f s): %s",
+                        name,
+                        wait,
+                        self.last_error[name],
+                    )
                     continue
                 self.children[self.children.index(child)] = new
                 self.restarts[name] += 1
                 self._misses[name] = 0
+                self._failed[name] = 0
+                self._next_try.pop(name, None)
                 self.last_error.pop(name, None)
                 self.on_change()
                 log.warning("restarted the %s at %s (pid %d)", name, new.url, new.pid)

@@ -152,6 +152,28 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How long reads of a running study are cached (finished: forever)."
     )
 
+    # -- issue 21, E21b: B2 (no study blocks another), item 7 (creating janitor, give-up) ----
+    submit_tries: int = Field(
+        5,
+        ge=1,
+        description="Times Ray may refuse to start a study's job (it answered with an error) "
+        "before the study is failed with Ray's answer; the tries are spaced as resubmissions "
+        "are (retry_base_s doubling up to retry_max_s), and other studies go on meanwhile.",
+    )
+    fault_give_up_s: float = Field(
+        14400.0,
+        gt=0,
+        description="How long a study may stay paused for a fault that heals (disk full, Ray "
+        "or MLflow unreachable), or keep losing its jobs to one with no trial done between "
+        "them, before it is failed with 'gave up after ...: <the fault>'.",
+    )
+    creating_grace_s: float = Field(
+        600.0,
+        gt=0,
+        description="How long a study may stay 'creating' (its creation died, or its roll-back "
+        "failed) before the scheduler rolls it back.",
+    )
+
     @model_validator(mode="after")
     def _token_required_off_loopback(self) -> Settings:
         if not is_loopback(self.host) and self.api_token is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,7 @@ from study.records.layout import (
     experiment_name,
     trial_row,
 )
+from study.records.locks import creation_lock
 from study.records.signing import REFUSED, SignatureError, holds, sign
 from study.vocab import (
     ENDED,
@@ -107,7 +107,8 @@ class StudyStore:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root or default_artifact_root(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
-        self._create_lock = threading.Lock()  # creations take turns (see create_study)
+        # creations take turns, across the processes of this store (see create_study)
+        self._create_lock = creation_lock(tracking_uri)
         # study id -> experiment id: fixed when the study is created (an experiment name is
         # never reused), so it is looked up by name once per store. Every read of a study's
         # tags still reads its experiment (by id), which also notices a deleted one.
@@ -136,21 +137,26 @@ class StudyStore:
 
         All or nothing: the experiment is written as ``creating`` (never listed, never run),
         then its study run, params and ``spec.yaml``, and only then set ``queued``. Any failure
-        deletes what was written and raises; creations in this process take turns (a lock:
-        MLflow's SQLite store fails concurrent writers with pool timeouts). ``wait_s`` bounds
-        the wait for that turn (StoreUnavailableError after it; None: wait for good).
+        deletes what was written and raises (a creation that could not even do that is rolled
+        back later: :meth:`roll_back_stuck`). Creations take turns, across every process of
+        this store (:func:`study.records.locks.creation_lock`: a file lock for SQLite, an
+        advisory lock for PostgreSQL; MLflow's SQLite store also fails concurrent writers
+        with pool timeouts). ``wait_s`` bounds the wait for that turn (StoreUnavailableError
+        after it; None: wait for good).
         ``report_url`` links the report page in the study run's MLflow description.
 
         ``idempotency_key``: if a study was created with this key (experiment tag
         ``hprobust.idempotency``) and the same spec, that study is returned and nothing is
         written (its id differs from ``study_id``); with another spec,
         IdempotencyKeyReusedError. The lookup takes the same turn as the creation, so
-        concurrent requests with one key create one study.
+        concurrent requests with one key create one study, from any number of processes. A
+        ``study_id`` recorded already (also by a creator that raced this one) is a
+        ConfigError.
         """
         study_id = check_study_id(study_id) if study_id else new_study_id()
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
-        if not self._create_lock.acquire(timeout=-1 if wait_s is None else wait_s):
+        if not self._create_lock.acquire(wait_s):
             raise StoreUnavailableError(
                 f"the study store is busy: no turn to record a study within {wait_s:g} s "
                 "(nothing was recorded; try again)"
@@ -219,6 +225,10 @@ class StudyStore:
                 name, artifact_location=location, tags=tags
             )
         except Exception as exc:
+            if getattr(exc, "error_code", None) == "RESOURCE_ALREADY_EXISTS":
+                raise ConfigError(
+                    f"study_id must be new, got {study_id!r} (recorded meanwhile)"
+                ) from exc
             cause = store_error(exc)
             if cause is not None:
                 raise cause from exc
@@ -285,6 +295,56 @@ class StudyStore:
                 StudyStatus.CREATING,
                 exc,
             )
+
+    def roll_back_stuck(self, grace_s: float, *, now: float | None = None) -> list[tuple[str, str]]:
+        """Roll back the studies left ``creating`` for more than ``grace_s`` seconds (by
+        MLflow's own creation time): a creation whose process died, or whose roll-back
+        failed (:meth:`create_study` answered an error for it; nothing ever ran it).
+
+        Each is finished as its creation would have been: tagged ``failed`` with the reason
+        (``hprobust.error``; its ``Idempotency-Key`` released, so a retry of the request
+        creates a study), then its experiment deleted (listed nowhere; MLflow keeps it among
+        the deleted experiments, with the reason). Returns ``(study id, reason)`` for each;
+        one that cannot be written now is tried again at the next call."""
+        import time
+
+        now = time.time() if now is None else now
+        found = self.client.search_experiments(
+            filter_string=f"name LIKE '{EXPERIMENT_PREFIX}%' AND "
+            f"tags.`{Tag.STATUS}` = '{StudyStatus.CREATING}'",
+            max_results=1000,
+        )
+        rolled_back = []
+        for experiment in found:
+            study_id = experiment.tags.get(Tag.STUDY_ID, "")
+            if experiment.name != experiment_name(study_id):
+                continue  # not a study's experiment (a forged tag must not steer this)
+            age = now - (experiment.creation_time or 0) / 1000.0
+            if age < grace_s:
+                continue  # a creation may still be under way
+            reason = (
+                f"its creation did not complete (still {StudyStatus.CREATING} after "
+                f"{age:.0f} s; HPROBUST_CREATING_GRACE_S={grace_s:g}): the request was answered "
+                f"with an error and nothing ran it; rolled back at {utc_now_iso()}"
+            )
+            try:
+                for key, value in (
+                    (Tag.ERROR, reason),
+                    (Tag.STATUS, StudyStatus.FAILED),
+                    (Tag.FINISHED_AT, utc_now_iso()),
+                ):
+                    self.client.set_experiment_tag(experiment.experiment_id, str(key), value)
+                if Tag.IDEMPOTENCY in experiment.tags:
+                    self.client.delete_experiment_tag(experiment.experiment_id, Tag.IDEMPOTENCY)
+                self.client.delete_experiment(experiment.experiment_id)
+            except Exception as exc:
+                log.warning(
+                    "could not roll back the stuck study %s (tried again later): %s", study_id, exc
+                )
+                continue
+            self._experiment_ids.pop(study_id, None)
+            rolled_back.append((study_id, reason))
+        return rolled_back
 
     def _experiment(self, study_id: str):
         """The study's experiment, its tags as they are now: one read (by id once the id is

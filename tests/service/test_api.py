@@ -387,6 +387,48 @@ def test_queue_and_cancel(
         assert text.startswith(f"{after['progress']['finished']} of {total} finished"), text
 
 
+def test_a_study_cancelled_at_once_and_resumed_holds_up_no_later_study(
+    api: ServeProcess, api_token: str, finished_study: dict[str, Any]
+) -> None:
+    """Issue 21, probe B2 as filed: cancel a study as soon as its Ray job is submitted (half
+    a second after the POST), then resume it. The scheduler resubmitted it every pass under
+    its cancelled job's submission id, Ray refused ("submission_id ... already exists"), the
+    study showed ``paused: ray unreachable`` while ``/readyz`` said ready, and every later
+    study stayed queued. Now it runs under the next submission id, ``/readyz`` and the study
+    agree (ready; nothing paused), and the later study runs to the end after it."""
+    r = httpx.post(
+        f"{api.url}/studies", json=tiny_spec(name="b2-cancelled"), headers=auth(api_token)
+    )
+    assert r.status_code == 202, r.text
+    first = r.json()["id"]
+    wait_for(  # submitted: its job exists, its driver has not started the study yet
+        lambda: study_state(api, first)["job"] == first,
+        timeout_s=60,
+        what="the study's job",
+        poll_s=0.1,
+    )
+    r = httpx.post(f"{api.url}/studies/{first}/cancel", headers=auth(api_token), timeout=60)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    assert r.json()["started_at"] is None
+    r = httpx.post(f"{api.url}/studies/{first}/resume", headers=auth(api_token), timeout=60)
+    assert r.status_code == 202, r.text
+    r = httpx.post(f"{api.url}/studies", json=tiny_spec(name="b2-later"), headers=auth(api_token))
+    assert r.status_code == 202, r.text
+    later = r.json()["id"]
+
+    state = wait_for(
+        lambda: (s := study_state(api, first))["job"] == f"{first}-r1" and s,
+        timeout_s=60,
+        what="the resumed study's new job",
+    )
+    assert state["paused"] is None, state
+    ready = httpx.get(f"{api.url}/readyz", timeout=30)
+    assert ready.status_code == 200 and ready.json()["ray"] == "ok", ready.text
+    for study_id in (first, later):
+        done = wait_status(api, study_id, ("finished", "failed", "cancelled"))
+        assert done["status"] == "finished", (done, api.output()[-3000:])
+
+
 def test_hprobust_submit_waits_and_prints_the_summary(
     api: ServeProcess, api_token: str, tmp_path
 ) -> None:

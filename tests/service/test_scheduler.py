@@ -205,3 +205,305 @@ def test_a_pass_reads_only_the_live_studies_and_no_spec(ray_head: Child, tmp_pat
     assert jobs.find(queued) is None  # paused: nothing was submitted
     assert counting.calls == {"search_experiments": 6, "get_experiment": 3}, counting.calls
     assert set(counting.experiments) == {f"hprobust-{queued}"}
+
+
+# ---- issue 21, B2: no study can block another --------------------------------------------
+
+
+def driver_jobs(ray_head: Child, store: Any, tmp_path: Path, **env: str) -> StudyJobs:
+    """The test Ray head's jobs API running the real study driver (``env``: the drivers'
+    environment)."""
+    return StudyJobs(
+        ray_head.url,
+        token=ray_head.extra["token"],
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+        env=env or None,
+    )
+
+
+def ended(store: Any, study_id: str, timeout_s: float = 300) -> Any:
+    return wait_for(
+        lambda: (r := store.get(study_id)).status in ("finished", "failed", "cancelled") and r,
+        timeout_s=timeout_s,
+        what=f"study {study_id} to end",
+    )
+
+
+def run_until_ended(scheduler: Scheduler, store: Any, ids: list[str]) -> dict[str, Any]:
+    """Run the scheduler's loop (its thread) until every study of ``ids`` has ended."""
+    scheduler.poll_interval_s = 0.5
+    scheduler.start()
+    try:
+        return {study_id: ended(store, study_id, timeout_s=400) for study_id in ids}
+    finally:
+        scheduler.stop()
+
+
+@pytest.mark.slow
+def test_a_study_cancelled_in_its_first_second_then_resumed_runs_and_blocks_nothing(
+    ray_head: Child, tmp_path: Path
+) -> None:
+    """Issue 21, probe B2 (cancel, then resume): a study cancelled before its driver started
+    was resubmitted under the submission id of its cancelled job; Ray refused ("submission_id
+    ... already exists") at every pass, the study showed ``paused: ray unreachable`` while
+    Ray answered, and every later study stayed queued. Now the resumed study's job is numbered
+    after the cancelled one, and both studies run to the end."""
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    jobs = driver_jobs(ray_head, store, tmp_path)
+    scheduler = Scheduler(store, jobs, max_concurrent=1)
+    first = store.create_study(parse_spec(tiny_spec(name="cancelled-early"))).id
+    scheduler.reconcile()  # submitted; cancelled at once, before its driver starts the study
+    assert scheduler.job_of(first).submission_id == first
+    scheduler.cancel(first)
+    assert store.get(first).status == "cancelled" and store.get(first).started_at is None
+
+    scheduler.resume(first)
+    later = store.create_study(parse_spec(tiny_spec(name="later"))).id
+    scheduler.reconcile()  # was: RayUnavailableError, "... already exists", every 2 s
+    job = scheduler.job_of(first)
+    assert job is not None and (job.submission_id, job.attempt) == (f"{first}-r1", 1)
+    assert scheduler.paused() is None and scheduler.retry_of(first) is None
+    jobs.ping()  # Ray answers (what /readyz asks): the study and /readyz agree
+
+    outcome = run_until_ended(scheduler, store, [first, later])
+    assert {k: r.status for k, r in outcome.items()} == {first: "finished", later: "finished"}
+
+
+@pytest.mark.slow
+def test_a_study_that_failed_for_a_missing_secret_runs_once_resumed(
+    ray_head: Child, tmp_path: Path, signing_secret: str
+) -> None:
+    """Issue 21, probe B2 (resume after a failure): a study whose driver refused to run it
+    (the secret file it was given was missing) failed before it started; resumed, it was
+    resubmitted under its first job's submission id, which Ray refused for good. Now it is
+    numbered after that job, runs and finishes."""
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    secret_file = tmp_path / "secret"  # missing for now
+    store = StudyStore(sqlite_uri(tmp_path))
+    jobs = driver_jobs(ray_head, store, tmp_path, HPROBUST_SECRET_FILE=str(secret_file))
+    scheduler = Scheduler(store, jobs, max_concurrent=1)
+    study_id = store.create_study(parse_spec(tiny_spec(name="no-secret"))).id
+    scheduler.reconcile()
+    failed = ended(store, study_id)
+    assert failed.status == "failed" and "no signing secret" in failed.error, failed
+    assert failed.started_at is None
+
+    secret_file.write_text(signing_secret)  # the secret is back
+    scheduler.resume(study_id)
+    scheduler.reconcile()  # was: RayUnavailableError, "... already exists"
+    assert scheduler.job_of(study_id).submission_id == f"{study_id}-r1"
+    outcome = run_until_ended(scheduler, store, [study_id])
+    assert outcome[study_id].status == "finished", outcome[study_id]
+
+
+@pytest.mark.slow
+def test_a_study_ray_refuses_holds_up_no_other_and_fails_after_bounded_tries(
+    ray_head: Child, tmp_path: Path
+) -> None:
+    """Issue 21, probe B2 (a stuck study blocks every other): a submission that Ray refuses
+    stopped the whole pass, so the studies after it stayed queued for good. Now the refused
+    study keeps no slot (the next study is submitted in the same pass, and runs to the end),
+    waits for its next try with its reason shown (not ``ray unreachable``: Ray answers), and
+    is failed with Ray's answer after HPROBUST_SUBMIT_TRIES refusals. The refusal is real:
+    a job that is not the study's holds its submission id on the cluster."""
+    from ray.job_submission import JobSubmissionClient
+
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    stuck = store.create_study(parse_spec(tiny_spec(name="stuck"))).id
+    later = store.create_study(parse_spec(tiny_spec(name="later"))).id
+    client = JobSubmissionClient(
+        ray_head.url, headers={"Authorization": f"Bearer {ray_head.extra['token']}"}
+    )
+    client.submit_job(entrypoint="true", submission_id=stuck)  # someone else's job
+    jobs = driver_jobs(ray_head, store, tmp_path)
+    clock = Clock()
+    scheduler = Scheduler(
+        store, jobs, max_concurrent=1, submit_tries=3, retry_base_s=10, retry_max_s=15, clock=clock
+    )
+    scheduler.reconcile()
+    assert scheduler.job_of(later) is not None  # the later study took the slot at once
+    assert scheduler.job_of(stuck) is None and scheduler.paused() is None
+    refusal = scheduler.retry_of(stuck)
+    assert refusal is not None and refusal.at == clock.now + 10
+    assert "Ray refused to start its job (try 1 of 3" in refusal.error
+    assert f"submission_id {stuck} already exists" in refusal.error
+    record = store.get(stuck)
+    assert record.status == "queued" and record.last_error == refusal.error
+    assert record.retry_at == iso(clock.now + 10)
+    jobs.ping()  # Ray answers: /readyz says ready, and the study says why it waits
+    scheduler.reconcile()  # not due yet: not tried again
+    assert scheduler.retry_of(stuck).error == refusal.error
+
+    # the later study runs to the end; then the refused one gets the slot for its tries
+    assert ended(store, later, timeout_s=400).status == "finished"
+    clock.now = refusal.at
+    scheduler.reconcile()
+    second = scheduler.retry_of(stuck)
+    assert "try 2 of 3" in second.error and second.at == clock.now + 15
+    clock.now = second.at
+    scheduler.reconcile()  # the third refusal: failed, with Ray's answer
+    record = store.get(stuck)
+    assert record.status == "failed", record
+    assert record.error.startswith("Ray refused to start its job 3 times (HPROBUST_SUBMIT_TRIES=3)")
+    assert "already exists" in record.error and record.retry_at is None
+    assert scheduler.retry_of(stuck) is None
+
+
+# ---- issue 21, item 7: a janitor for stuck creations, a give-up for faults that never clear
+
+
+def unreachable_jobs(store: Any, tmp_path: Path) -> StudyJobs:
+    """A Ray Jobs client of a cluster that is not there (nothing listens on its port)."""
+    from service.stack import free_port
+
+    return StudyJobs(
+        f"http://127.0.0.1:{free_port()}",
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+    )
+
+
+def test_a_study_stuck_in_creating_is_rolled_back_after_the_grace_period(tmp_path: Path) -> None:
+    """Issue 21, item 7 (a study whose roll-back fails stays ``creating`` for good): the
+    record a creation leaves when its process dies after its first write (or its roll-back
+    fails) was never listed, run or removed, and held its Idempotency-Key. Now the
+    scheduler's first pass after HPROBUST_CREATING_GRACE_S rolls it back: tagged ``failed``
+    with the reason, its key released, its experiment deleted; a younger one is left alone."""
+    from mlflow.entities import ViewType
+
+    from study.records.ids import new_study_id
+    from study.records.layout import experiment_name
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    stuck = new_study_id()
+    experiment_id = store.client.create_experiment(  # what create_study writes first
+        experiment_name(stuck),
+        tags={
+            "hprobust.study_id": stuck,
+            "hprobust.name": "half-made",
+            "hprobust.status": "creating",
+            "hprobust.idempotency": "key-of-a-failed-post",
+        },
+    )
+    clock = Clock()
+    scheduler = Scheduler(
+        store, unreachable_jobs(store, tmp_path), creating_grace_s=600, clock=clock
+    )
+    clock.now = time.time() + 590
+    scheduler.reconcile()  # within the grace period: a creation may still be under way
+    kept = store.client.get_experiment(experiment_id)
+    assert kept.lifecycle_stage == "active" and kept.tags["hprobust.status"] == "creating"
+
+    clock.now = time.time() + 660  # the next sweep (one a minute), past the grace period
+    scheduler.reconcile()
+    gone = store.client.get_experiment(experiment_id)
+    assert gone.lifecycle_stage == "deleted"
+    assert gone.tags["hprobust.status"] == "failed"
+    assert gone.tags["hprobust.error"].startswith("its creation did not complete (still creating")
+    assert "HPROBUST_CREATING_GRACE_S=600" in gone.tags["hprobust.error"]
+    assert "hprobust.idempotency" not in gone.tags
+    assert store.states() == []  # listed nowhere
+    # the key is free again: a retry of the failed request records a study
+    created = store.create_study(parse_spec(tiny_spec()), idempotency_key="key-of-a-failed-post")
+    assert created.id != stuck and store.get(created.id).status == "queued"
+    deleted = store.client.search_experiments(view_type=ViewType.DELETED_ONLY)
+    assert [e.experiment_id for e in deleted] == [experiment_id]
+
+
+def test_a_study_paused_for_a_fault_that_never_clears_is_given_up(tmp_path: Path) -> None:
+    """Issue 21, item 7 (a fault that never clears waits forever): a study paused because Ray
+    cannot be reached waited for good. Now it is failed after HPROBUST_FAULT_GIVE_UP_S of
+    pause without a break, with ``gave up after <time> paused ...: <the fault>``. The fault
+    is real: nothing listens where the Ray Jobs API should be."""
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    store = StudyStore(sqlite_uri(tmp_path))
+    study_id = store.create_study(parse_spec(tiny_spec())).id
+    clock = Clock()
+    scheduler = Scheduler(
+        store, unreachable_jobs(store, tmp_path), fault_give_up_s=3600, clock=clock
+    )
+    start = clock.now
+    scheduler.step()
+    assert scheduler.paused().startswith("ray unreachable: RayUnavailableError")
+    assert store.get(study_id).status == "queued"
+    clock.now = start + 3599
+    scheduler.step()
+    assert store.get(study_id).status == "queued"
+    clock.now = start + 3600
+    scheduler.step()
+    record = store.get(study_id)
+    assert record.status == "failed", record
+    assert record.error.startswith(
+        "gave up after 60 min paused (HPROBUST_FAULT_GIVE_UP_S=3600): ray unreachable: "
+    ), record.error
+    assert record.finished_at is not None
+
+
+@pytest.mark.slow
+def test_a_study_whose_jobs_keep_dying_of_a_fault_that_heals_is_given_up(
+    ray_head: Child, tmp_path: Path
+) -> None:
+    """Issue 21, item 7 (a fault that never clears waits forever), its other face: a driver
+    that exits "paused, a fault that heals" (75) every time was resubmitted for good, its
+    losses never counted. Now, once such losses have gone on for HPROBUST_FAULT_GIVE_UP_S
+    with no trial done between them, the study is failed saying so. Real jobs on a real Ray
+    head, whose every driver exits 75 at once."""
+    from study.records.store import StudyStore, sqlite_uri
+    from study.spec.study_spec import parse_spec
+
+    paused_driver = tmp_path / "paused-driver"
+    paused_driver.write_text(f"#!/bin/sh\nexit {EXIT_TRANSIENT}\n")
+    paused_driver.chmod(0o755)
+    store = StudyStore(sqlite_uri(tmp_path))
+    study_id = store.create_study(parse_spec(tiny_spec())).id
+    jobs = StudyJobs(
+        ray_head.url,
+        token=ray_head.extra["token"],
+        tracking_uri=store.tracking_uri,
+        storage=tmp_path / "ray_results",
+        data_dir=tmp_path / "datasets",
+        python=str(paused_driver),
+    )
+    clock = Clock()
+    scheduler = Scheduler(
+        store, jobs, max_attempts=0, retry_base_s=10, fault_give_up_s=100, clock=clock
+    )
+
+    def ended(attempt: int) -> JobRef:
+        return wait_for(
+            lambda: (r := jobs.find(study_id)) and r.attempt == attempt and r.terminal and r,
+            timeout_s=180,
+            what=f"job attempt {attempt} to end",
+        )
+
+    scheduler.reconcile()
+    first = ended(0)
+    clock.now = max(clock.now, first.end_time)
+    scheduler.reconcile()  # lost to a fault that heals: not counted (max_attempts 0)
+    retry = scheduler.retry_of(study_id)
+    assert retry is not None and retry.transient
+    clock.now = retry.at
+    scheduler.reconcile()
+    second = ended(1)
+    clock.now = max(clock.now, second.end_time, first.end_time + 100)
+    scheduler.reconcile()  # lost again, 100 s after the first loss: given up
+    record = store.get(study_id)
+    assert record.status == "failed", record
+    assert record.error.startswith("gave up after 100 s of jobs lost to a fault that does not")
+    assert f"exit code {EXIT_TRANSIENT}" in record.error
+    assert scheduler.retry_of(study_id) is None

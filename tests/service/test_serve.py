@@ -145,6 +145,116 @@ def test_serve_survives_kill9_and_restart(tmp_path: Path) -> None:
                 stop_group(pgid, grace_s=5)
 
 
+def raylet_pid(pgid: int) -> int | None:
+    """The raylet of the Ray head whose process group is ``pgid``."""
+    import psutil
+
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] == "raylet" and os.getpgid(proc.pid) == pgid:
+                return proc.pid
+        except (ProcessLookupError, PermissionError):
+            continue
+    return None
+
+
+def test_a_dead_ray_head_is_restarted_and_its_study_resumed_once(tmp_path: Path) -> None:
+    """Issue 21, probe Q6: ``kill -9`` of the raylet took the whole embedded Ray head down;
+    ``/readyz`` said 503 and the study waited for good (nothing restarted Ray, though the
+    MLflow UI was). Now ``hprobust serve`` starts the head again on its port with its token
+    (a log line says so); meanwhile ``/readyz`` and the study both say Ray is down; the study
+    is resubmitted once on the new head and finishes, each trial key with exactly one run,
+    FINISHED (none left RUNNING, none recorded twice)."""
+    import signal
+
+    from ray.job_submission import JobSubmissionClient
+
+    data_dir = tmp_path / "data"
+    args = ["--data-dir", str(data_dir), "--no-mlflow-ui", "--cpus", "2"]
+    args += ["--ray-dashboard-port", str(free_port())]
+    serve = ServeProcess(
+        args, serve_env(poll_interval_s=0.5, retry_base_s=1), tmp_path / "serve.log", free_port()
+    )
+    groups: set[int] = set()
+    serve.start()
+    try:
+        (old,) = [c for c in load_state(data_dir) if c.name == "ray"]
+        groups.add(old.pid)
+        r = httpx.post(f"{serve.url}/studies", json={**SPEC, "name": "ray-heals"}, timeout=60)
+        assert r.status_code == 202, r.text
+        study_id = r.json()["id"]
+        wait_for(
+            lambda: progress(serve, study_id)["progress"]["finished"] >= 1,
+            timeout_s=240,
+            what="the first finished trial",
+        )
+        os.kill(raylet_pid(old.pid), signal.SIGKILL)
+
+        down = wait_for(
+            lambda: (
+                (r := httpx.get(f"{serve.url}/readyz", timeout=30)).status_code == 503 and r.json()
+            ),
+            timeout_s=60,
+            what="/readyz to say Ray is down",
+            poll_s=0.3,
+        )
+        assert down["ray"].startswith(f"down: {old.url} ("), down
+        assert "restarted by hprobust serve" in down["ray"], down
+        paused = wait_for(
+            lambda: (s := progress(serve, study_id))["paused"] and s,
+            timeout_s=60,
+            what="the study to say it waits for Ray",
+            poll_s=0.3,
+        )
+        assert paused["paused"].startswith("ray unreachable"), paused
+        assert paused["status"] == "running" and paused["error"] is None
+
+        wait_for(
+            lambda: httpx.get(f"{serve.url}/readyz", timeout=30).status_code == 200,
+            timeout_s=240,
+            what="the Ray head to be restarted",
+        )
+        new = wait_for(
+            lambda: (
+                next(c for c in load_state(data_dir) if c.name == "ray").pid != old.pid
+                and next(c for c in load_state(data_dir) if c.name == "ray")
+            ),
+            timeout_s=60,
+            what="stack.json to name the new head",
+        )
+        groups.add(new.pid)
+        assert new.url == old.url and new.extra["token"] == old.extra["token"]
+        assert f"restarted the ray at {old.url}" in serve.output()
+        assert not Path(old.extra["temp_dir"]).exists()
+
+        state = wait_for(
+            lambda: (s := progress(serve, study_id))["status"] in ("finished", "failed") and s,
+            timeout_s=400,
+            what="the resumed study to end",
+        )
+        assert state["status"] == "finished", serve.output()[-4000:]
+        assert state["progress"]["finished"] == TOTAL and state["paused"] is None
+        runs = trial_runs(data_dir, study_id)
+        keys = sorted(run.data.tags["hprobust.trial_key"] for run in runs)
+        assert len(keys) == TOTAL and len(set(keys)) == TOTAL, keys
+        assert {run.info.status for run in runs} == {"FINISHED"}
+        # resumed exactly once: one job on the new head, one resubmission in the log
+        client = JobSubmissionClient(
+            new.url, headers={"Authorization": f"Bearer {new.extra['token']}"}
+        )
+        jobs = [j for j in client.list_jobs() if (j.metadata or {}).get("hprobust.study_id")]
+        assert [j.submission_id for j in jobs] == [f"{study_id}-r1"]
+        assert serve.output().count(f"study {study_id}: resubmitting with --resume") == 1
+        assert serve.terminate() == 0
+        for pgid in groups:
+            wait_for(lambda g=pgid: not group_alive(g), timeout_s=60, what=f"group {pgid} gone")
+    finally:
+        serve.cleanup()
+        for pgid in groups:
+            if group_alive(pgid):
+                stop_group(pgid, grace_s=5)
+
+
 def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -1,5 +1,11 @@
 """``/healthz`` (the process is alive) and ``/readyz`` (what studies need answers: Ray, MLflow,
-free space in the data dir, and the MLflow UI that ``hprobust serve`` runs)."""
+free space in the data dir, and the MLflow UI that ``hprobust serve`` runs).
+
+``/readyz`` asks Ray as the scheduler does before it pauses studies for it
+(:meth:`service.jobs.StudyJobs.ping`), so the two agree: Ray reachable, ``ray: ok`` and a
+study that cannot start says why in its own ``last_error``; Ray down, both say so. Under
+``hprobust serve`` the embedded stack's view is added: a Ray head or MLflow UI it is
+restarting is reported down (with what it does about it) whatever a probe found."""
 
 from __future__ import annotations
 
@@ -46,7 +52,9 @@ def readyz(request: Request, store: StoreDep, jobs: JobsDep, settings: SettingsD
     checks[Dependency.DISK] = dependency_faults(settings).get(Dependency.DISK, "ok")
     stack = getattr(request.app.state, "stack", None)  # the embedded stack of `hprobust serve`
     if stack is not None:
-        checks.update(stack.health())
+        for key, value in stack.health().items():  # its "down" wins; its "ok" hides no failure
+            if value != "ok" or key not in checks:
+                checks[key] = value
     ready = all(v == "ok" for v in checks.values())
     body = Readiness(status="ready" if ready else "unavailable", **checks)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ready else 503)
