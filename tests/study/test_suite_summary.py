@@ -1,0 +1,144 @@
+"""summarize_suite() end to end on real study summaries: per-workload numbers taken from each
+study, the pooled numbers against an independent meta-analysis of the studies' own differences
+and standard errors, pending while a study runs, the JSON form, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from study.analysis.suite import WorkloadResult, suite_sentence, summarize_suite
+from study.analysis.suite_schema import SuiteSummary
+from study.errors import ConfigError
+from tests.study.suite_cases import study_summary, textbook_random_effects
+
+#: Three workloads; insgd's per-seed AUC differences in each (3 seeds).
+SHIFTS = {
+    "digits-cnn": (0.01, 0.03, 0.05),  # mean +0.030, sd 0.020
+    "digits-bn": (0.00, 0.02, -0.01),  # mean +0.0033
+    "digits-mlp": (0.04, 0.05, 0.06),  # mean +0.050, sd 0.010
+}
+
+
+def _workloads(status: dict[str, str] | None = None, **kw) -> list[WorkloadResult]:
+    status = status or {}
+    out = []
+    for i, (name, shifts) in enumerate(SHIFTS.items()):
+        st = status.get(name, "finished")
+        summary = study_summary({"insgd": shifts}, complete=st != "running", **kw)
+        out.append(WorkloadResult(name, f"study-{i}", st, summary))
+    return out
+
+
+@pytest.fixture(scope="module")
+def suite() -> SuiteSummary:
+    return summarize_suite(_workloads(), arms=["sgd", "insgd"], suite_id="s-1", name="digits")
+
+
+def test_workloads_carry_their_studies_numbers(suite):
+    assert [w.name for w in suite.workloads] == list(SHIFTS)
+    for (name, shifts), w in zip(SHIFTS.items(), suite.workloads, strict=True):
+        (wc,) = w.comparisons
+        mean = sum(shifts) / 3
+        sd = math.sqrt(sum((s - mean) ** 2 for s in shifts) / 2)
+        assert (wc.arm, wc.baseline, wc.n_seeds) == ("insgd", "sgd", 3)
+        assert wc.auc_diff == pytest.approx(mean, abs=1e-12), name
+        assert wc.auc_diff_se == pytest.approx(sd / math.sqrt(3), abs=1e-12), name
+        assert wc.pooled and not wc.range_limited and wc.range_cut == []
+        assert w.status == "finished" and w.has_summary and not w.partial
+    verdicts = [w.comparisons[0].verdict for w in suite.workloads]
+    # digits-mlp: [+0.025, +0.075] above 0 (windows agree): more robust; the others hold 0
+    assert verdicts == ["no_clear_difference", "no_clear_difference", "more_robust"]
+
+
+def test_pooled_numbers_match_an_independent_meta_analysis(suite):
+    (c,) = suite.comparisons
+    y = [w.comparisons[0].auc_diff for w in suite.workloads]
+    se = [w.comparisons[0].auc_diff_se for w in suite.workloads]
+    want = textbook_random_effects(y, se)
+    assert c.k == 3 and c.n_workloads == 3 and c.pooled_workloads == list(SHIFTS)
+    assert c.pooled_auc_diff == pytest.approx(want["estimate"], rel=1e-9, abs=1e-12)
+    assert c.pooled_ci == pytest.approx(want["ci"], rel=1e-9, abs=1e-12)
+    assert c.pooled_se == pytest.approx(want["se"], rel=1e-9)
+    assert c.tau2 == pytest.approx(want["tau2"], rel=1e-9, abs=1e-15)
+    assert c.i2 == pytest.approx(want["i2"], rel=1e-9, abs=1e-12)
+    weights = [w.comparisons[0].weight for w in suite.workloads]
+    assert weights == pytest.approx(want["weights"], rel=1e-9)
+    assert sum(weights) == pytest.approx(1.0)
+    assert c.verdict_counts["more_robust"] == 1 and c.verdict_counts["no_clear_difference"] == 2
+    assert sum(c.verdict_counts.values()) == 3
+    assert c.above_zero == ["digits-mlp"] and c.below_zero == []
+    # the pooled interval holds 0 (t with 2 df is wide): no clear difference
+    assert c.pooled_ci[0] < 0 < c.pooled_ci[1]
+    assert c.verdict == "no_clear_difference"
+
+
+def test_the_sentence(suite):
+    (c,) = suite.comparisons
+    text = suite_sentence(c)
+    assert text.startswith("insgd vs sgd over 3 workloads: AUC +")
+    assert f"I² {c.i2:.0%}" in text
+    assert text.endswith("; more robust on 1, no clear difference on 2: no clear difference")
+
+
+def test_pending_while_a_study_runs():
+    running = summarize_suite(
+        _workloads({"digits-bn": "running"}), arms=["sgd", "insgd"], suite_id="s", name="n"
+    )
+    assert running.partial
+    (c,) = running.comparisons
+    assert c.verdict == "pending"
+    assert running.workloads[1].partial and running.workloads[1].comparisons[0].verdict == (
+        "pending"
+    )
+    assert c.pooled_auc_diff is not None  # provisional numbers all the same
+    assert suite_sentence(c).endswith("no verdict yet (a study is still running; the numbers "
+                                      "are provisional)")  # fmt: skip
+    queued = [
+        WorkloadResult("a", "s1", "queued", None),
+        WorkloadResult("b", "s2", "finished", study_summary({"insgd": (0.01, 0.02, 0.03)})),
+    ]
+    early = summarize_suite(queued, arms=["sgd", "insgd"], suite_id="s", name="n")
+    assert early.partial and early.comparisons[0].verdict == "pending"
+    assert early.workloads[0].comparisons[0].verdict == "pending"
+    assert early.workloads[0].has_summary is False
+    assert early.settings.n_ended == 1 and early.settings.status_counts == {
+        "queued": 1,
+        "finished": 1,
+    }
+
+
+def test_json_round_trip_has_no_nan(suite):
+    text = suite.model_dump_json()
+    assert "NaN" not in text and "Infinity" not in text
+    again = SuiteSummary.model_validate(json.loads(text))
+    assert again == suite
+    # a workload given as the study summary's JSON dict gives the same suite
+    as_dicts = [
+        WorkloadResult(w.name, w.study_id, w.status, w.summary.model_dump(mode="json"))
+        for w in _workloads()
+    ]
+    same = summarize_suite(as_dicts, arms=["sgd", "insgd"], suite_id="s-1", name="digits")
+    assert same == suite
+
+
+def test_bad_workloads_are_refused_with_the_field_named():
+    ok = _workloads()
+    with pytest.raises(ConfigError, match=r"workloads\[1\] \('digits-cnn'\)\.name must be unique"):
+        summarize_suite([ok[0], ok[0]], arms=["sgd", "insgd"], suite_id="s", name="n")
+    bad = WorkloadResult("x", "s", "done", None)
+    with pytest.raises(ConfigError, match=r"workloads\[0\] \('x'\)\.status must be one of .*"):
+        summarize_suite([bad], arms=["sgd", "insgd"], suite_id="s", name="n")
+    with pytest.raises(ConfigError, match=r"\.summary must have the suite's baseline 'adam'"):
+        summarize_suite(ok, arms=["adam", "insgd"], suite_id="s", name="n")
+    with pytest.raises(ConfigError, match=r"workloads\[0\] \('x'\)\.summary must be a version 3"):
+        summarize_suite(
+            [WorkloadResult("x", "s", "finished", {"version": 2})],
+            arms=["sgd", "insgd"],
+            suite_id="s",
+            name="n",
+        )
+    with pytest.raises(ConfigError, match="arms must be distinct"):
+        summarize_suite(ok, arms=["sgd", "sgd"], suite_id="s", name="n")
