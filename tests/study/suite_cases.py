@@ -74,3 +74,12 @@ def textbook_random_effects(y: Sequence[float], se: Sequence[float]) -> dict[str
         "weights": [wi / sum(w) for wi in w],
         "q": q_stat,
     }
+
+
+def with_comparison(summary: Summary, **fields: Any) -> Summary:
+    """``summary`` with its first comparison's ``fields`` replaced (validated again): for the
+    boundaries of the suite rules, where a study table that lands exactly on them is not worth
+    building."""
+    data = summary.model_dump(mode="json")
+    data["comparisons"][0].update(fields)
+    return Summary.model_validate(data)
