@@ -16,6 +16,7 @@ import numpy as np
 
 from study.analysis.figures import CHANCE_COLOR, DPI, arm_colors
 from study.analysis.present import fmt, fmt_interval, verdict_words
+from study.analysis.suite_present import weight_text
 from study.analysis.suite_schema import SuiteSummary
 from study.vocab import SuitePlotName
 
@@ -88,7 +89,7 @@ def plot_forest(summary: SuiteSummary, path: Path) -> Path:
             flag = " (range-limited)" if wc.range_limited else ""
             labels.append(f"{label}{flag}")
             if wc.auc_diff is None:
-                numbers.append("no data")
+                numbers.append(weight_text(wc))
                 continue
             if wc.auc_diff_ci is not None:
                 ax.plot(wc.auc_diff_ci, [yi, yi], color=color, linewidth=1.6, zorder=2)
@@ -106,8 +107,8 @@ def plot_forest(summary: SuiteSummary, path: Path) -> Path:
                 zorder=3,
             )
             xs.append(wc.auc_diff)
-            weight = fmt(wc.weight, "pct") if wc.pooled else "not pooled"
-            numbers.append(f"{fmt(wc.auc_diff, 'diff')} {fmt_interval(wc.auc_diff_ci)}   {weight}")
+            interval = f" {fmt_interval(wc.auc_diff_ci)}" if wc.auc_diff_ci is not None else ""
+            numbers.append(f"{fmt(wc.auc_diff, 'diff')}{interval}   {weight_text(wc)}")
             continue
         c = item
         i2 = "–" if c.i2 is None else f"{c.i2:.0%}"
@@ -121,6 +122,7 @@ def plot_forest(summary: SuiteSummary, path: Path) -> Path:
             [low, mid, high, mid],
             [yi, yi + 0.32, yi, yi - 0.32],
             color=colors.get(c.arm, "black"),
+            alpha=0.45 if summary.partial else 1.0,  # provisional
             edgecolor="black",
             linewidth=0.8,
             zorder=3,
@@ -187,7 +189,6 @@ def plot_suite_profile(summary: SuiteSummary, path: Path) -> Path:
             where="post",
             color=colors.get(arm, "black"),
             linewidth=width,
-            alpha=0.9,
             label=f"{arm} (best on {sum(g <= 1e-12 for g in gaps)} of {n})",
         )
     ax.set_xlim(-0.01 * shown, shown)

@@ -5,7 +5,7 @@ so a number reads the same in a study's report and in its suite's."""
 from __future__ import annotations
 
 from study.analysis.present import MISSING, fmt, fmt_interval, verdict_words
-from study.analysis.suite_schema import SuiteComparison, SuiteSummary
+from study.analysis.suite_schema import SuiteComparison, SuiteSummary, WorkloadComparison
 
 #: The order and the words of the per-workload verdict counts in the sentence.
 _COUNT_WORDS = (
@@ -21,6 +21,18 @@ _COUNT_WORDS = (
 
 def _workloads(n: int) -> str:
     return f"{n} workload{'' if n == 1 else 's'}"
+
+
+def weight_text(c: WorkloadComparison) -> str:
+    """A workload's share of the pooled weight (``29%``), or why it is not pooled: ``no data``,
+    ``not pooled: 1 seed`` (no interval), ``not pooled: se 0`` (every seed agrees)."""
+    if c.pooled:
+        return fmt(c.weight, "pct")
+    if c.auc_diff is None:
+        return "no data"
+    if c.auc_diff_ci is None or c.n_seeds < 2:
+        return f"not pooled: {c.n_seeds} seed{'' if c.n_seeds == 1 else 's'}"
+    return "not pooled: se 0"
 
 
 def counts_text(c: SuiteComparison) -> str:
@@ -77,7 +89,7 @@ def suite_lines(summary: SuiteSummary) -> list[str]:
 def workload_rows(summary: SuiteSummary) -> tuple[list[str], list[list[str]]]:
     """``(headers, rows)`` of the per-workload table: one row per workload x comparison, with
     the study's status, verdict, AUC difference and interval, window difference, range cut and
-    the share of the pooled weight (``–`` when not pooled)."""
+    the share of the pooled weight (or why it is not pooled)."""
     headers = ["workload", "study", "status", "B vs A", "verdict", "AUC diff [95% CI]",
                "seeds", "window diff [95% CI]", "range cut", "weight"]  # fmt: skip
     rows = []
@@ -96,7 +108,7 @@ def workload_rows(summary: SuiteSummary) -> tuple[list[str], list[list[str]]]:
                     f"{fmt(c.window_diff, 'decades_diff')} "
                     f"{fmt_interval(c.window_diff_ci, 'decades_diff')}",
                     cut,
-                    fmt(c.weight, "pct"),
+                    weight_text(c),
                 ]
             )
     return headers, rows

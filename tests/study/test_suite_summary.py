@@ -142,3 +142,40 @@ def test_bad_workloads_are_refused_with_the_field_named():
         )
     with pytest.raises(ConfigError, match="arms must be distinct"):
         summarize_suite(ok, arms=["sgd", "sgd"], suite_id="s", name="n")
+
+
+def test_the_schema_refuses_nan_infinity_and_unknown_keys(suite):
+    from pydantic import ValidationError
+
+    data = suite.model_dump(mode="json")
+    for path, value in (
+        (("comparisons", 0, "pooled_auc_diff"), float("nan")),
+        (("comparisons", 0, "tau2"), float("inf")),
+        (("workloads", 0, "comparisons", 0, "auc_diff"), float("nan")),
+        (("profile", "arms", "sgd", "rho", 0), float("nan")),
+        (("comparisons", 0, "i2"), 1.5),  # a fraction, not percent
+        (("comparisons", 0, "tau2"), -0.001),
+        (("comparisons", 0, "verdict"), "range_limited"),  # a study verdict, not a suite's
+    ):
+        bad = json.loads(json.dumps(data))
+        at = bad
+        for key in path[:-1]:
+            at = at[key]
+        at[path[-1]] = value
+        with pytest.raises(ValidationError):
+            SuiteSummary.model_validate(bad)
+    with pytest.raises(ValidationError, match="extra"):
+        SuiteSummary.model_validate({**data, "pooled": 1})
+
+
+def test_the_per_workload_table(suite):
+    from study.analysis.suite_present import workload_rows
+
+    headers, rows = workload_rows(suite)
+    assert headers[:5] == ["workload", "study", "status", "B vs A", "verdict"]
+    assert [r[0] for r in rows] == list(SHIFTS)
+    cnn = rows[0]
+    assert cnn[1:5] == ["study-0", "finished", "insgd vs sgd", "no clear difference"]
+    assert cnn[5] == "+0.030 [−0.020, +0.080]" and cnn[6] == "3" and cnn[8] == "none"
+    weight = suite.workloads[0].comparisons[0].weight
+    assert cnn[9] == f"{weight:.0%}"
