@@ -179,3 +179,40 @@ def test_the_per_workload_table(suite):
     assert cnn[5] == "+0.030 [−0.020, +0.080]" and cnn[6] == "3" and cnn[8] == "none"
     weight = suite.workloads[0].comparisons[0].weight
     assert cnn[9] == f"{weight:.0%}"
+
+
+def test_the_worked_example_of_docs_suites_md():
+    """Three 5-seed studies with auc_diff +0.05, +0.01, +0.03 and standard error 0.01 each
+    (per-seed shifts m + 0.01·√2·(−2, −1, 0, 1, 2): sd 0.01·√5): τ² = 0.0003, weights 1/3,
+    μ = 0.03, q = 1, pooled_se = √(1/7,500), interval [−0.020, +0.080], I² = 0.75."""
+    d = 0.01 * math.sqrt(2)
+    workloads = [
+        WorkloadResult(
+            name, name, "finished", study_summary({"insgd": tuple(m + d * k for k in range(-2, 3))})
+        )
+        for name, m in (("digits-cnn", 0.05), ("digits-cnn-bn", 0.01), ("digits-mlp", 0.03))
+    ]
+    suite = summarize_suite(workloads, arms=["sgd", "insgd"], suite_id="x", name="x")
+    got = [
+        x
+        for w in suite.workloads
+        for x in (w.comparisons[0].auc_diff, w.comparisons[0].auc_diff_se)
+    ]
+    assert got == pytest.approx([0.05, 0.01, 0.01, 0.01, 0.03, 0.01], abs=1e-12)
+    assert [w.comparisons[0].verdict for w in suite.workloads] == [
+        "more_robust",
+        "no_clear_difference",
+        "more_robust",
+    ]
+    (c,) = suite.comparisons
+    t2 = 0.95 * math.sqrt(2 / 0.0975)
+    assert c.tau2 == pytest.approx(0.0003, rel=1e-9)
+    assert c.pooled_auc_diff == pytest.approx(0.03, rel=1e-9)
+    assert c.pooled_se == pytest.approx(math.sqrt(1 / 7500), rel=1e-9)
+    assert c.pooled_ci == pytest.approx([0.03 - t2 * 0.011547005, 0.03 + t2 * 0.011547005])
+    assert c.i2 == pytest.approx(0.75, rel=1e-9)
+    assert [w.comparisons[0].weight for w in suite.workloads] == pytest.approx([1 / 3] * 3)
+    assert suite_sentence(c) == (
+        "insgd vs sgd over 3 workloads: AUC +0.030 [−0.020, +0.080], I² 75%; more robust on 2, "
+        "no clear difference on 1: no clear difference"
+    )
