@@ -193,7 +193,7 @@ def plot_suite_profile(summary: SuiteSummary, path: Path) -> Path:
         )
     ax.set_xlim(-0.01 * shown, shown)
     ax.set_ylim(-0.03, 1.03)
-    flat = f" (flat from here to {t_max:g})" if shown < t_max else ""
+    flat = f" (every curve stays flat from here to {t_max:g})" if shown < t_max else ""
     ax.set_xlabel(f"t: AUC gap to the best arm of the workload{flat}")
     ax.set_ylabel("share of workloads with gap ≤ t")
     ax.grid(True, alpha=0.3)
