@@ -181,3 +181,22 @@ PLOT_CAPTIONS = {
     PlotName.EXPECTED_MAX: "Expected best accuracy after n random cells, with a 95% bootstrap "
     "band.",
 }
+
+
+class SuitePlotName(Words):
+    """The figures of a suite (``<name>.png``), in the order the suite's report shows them."""
+
+    FOREST = "forest"
+    SUITE_PROFILE = "suite_profile"
+
+
+#: What each suite figure shows (the suite report's captions).
+SUITE_PLOT_CAPTIONS = {
+    SuitePlotName.FOREST: "Forest plot, one row group per comparison: each workload's AUC "
+    "difference (B − A) with its 95% replicate interval (hollow: range-limited; grey: not "
+    "pooled), and the pooled random-effects estimate as a diamond spanning its Hartung–Knapp "
+    "interval. Right of the line at 0: B is better.",
+    SuitePlotName.SUITE_PROFILE: "Performance profile (Dolan–Moré): for each arm the share of "
+    "workloads where its AUC is within t of the best arm's there, as t runs from 0 to 0.5 "
+    "(higher and further left is better).",
+}

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from study.vocab import PlotName, StudyStatus, TrialStatus
+from study.vocab import PlotName, StudyStatus, SuitePlotName, TrialStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "study", "service", "hprobust")
 VOCAB = Path("study/vocab.py")
 STATUS_WORDS = {str(s) for s in StudyStatus} | {str(s) for s in TrialStatus}
-PLOT_WORDS = {str(p) for p in PlotName}
+PLOT_WORDS = {str(p) for p in PlotName} | {str(p) for p in SuitePlotName}
 TAG_PREFIX = "hprobust."
 
 #: Files that still hold a copy -> the work package (docs/changes/issue-14.md) that removes it.
@@ -134,6 +134,7 @@ def test_every_known_copy_is_still_there():
         ('RANK = {"finished": 4, "failed": 2}', ["a table keyed by statuses"]),
         ('P = {"heatmap", "profile"}', ["plot names ['heatmap', 'profile']"]),
         ('C = {"heatmap": "a", "lr_curves": "b"}', ["a table keyed by plot names"]),
+        ('S = ("forest", "suite_profile")', ["plot names ['forest', 'suite_profile']"]),
         # not copies: one word, counts keyed by more than statuses, docstrings, logger names
         ('if status == "queued": pass', []),
         ('counts = {"finished": 0, "diverged": 0, "total": 0}', []),
@@ -165,6 +166,9 @@ def test_vocabulary_values():
     assert set(vocab.RUN_STATUS_AT_END) == vocab.ENDED
     assert set(vocab.TRIAL_RANK) == set(TrialStatus)
     assert set(vocab.PLOT_CAPTIONS) == set(PlotName)
+    assert list(SuitePlotName) == ["forest", "suite_profile"]
+    assert set(vocab.SUITE_PLOT_CAPTIONS) == set(SuitePlotName)
+    assert not set(PlotName) & set(SuitePlotName)
     assert vocab.TRIAL_EXCLUDED == ("early_stopped", "failed", "running", "pending")
     tags = [str(t) for t in vocab.Tag]
     assert len(tags) == len(set(tags))

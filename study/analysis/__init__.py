@@ -1,6 +1,7 @@
 """The robustness analysis of a study: :func:`summarize` (the numbers of the robustness summary,
 version 3, as a typed :class:`Summary`; docs/summary.md defines them) and :func:`plots` (its PNG
-figures).
+figures). A suite's studies are put side by side and pooled by
+``study.analysis.suite.summarize_suite`` (docs/suites.md).
 
 Importing this package is light: numpy, scipy, optuna and matplotlib are imported by the
 functions that need them.

@@ -1,12 +1,15 @@
 """Replicate intervals of the arm-level differences (``auc_diff``, ``window_diff``,
-``good_fraction_diff``, ``init_regret_diff``, their ``…_ci`` and ``auc_p``; docs/summary.md).
+``good_fraction_diff``, ``init_regret_diff``, their ``…_ci``, ``auc_diff_se`` and ``auc_p``;
+docs/summary.md).
 
 A seed is one full replicate of the design. For each seed ``s`` that both arms have, each arm's
 metric ``M(s)`` is computed from that seed's rows alone, with the study-wide reference (A*, g,
 h, ℓ*, the lr range) held at its all-seeds value, and ``D_s = M_B(s) - M_A(s)``. Over the ``n``
 shared seeds: the difference is ``mean(D)``, its 95% interval ``mean(D) ± t(0.975, n-1) ·
 sd(D) / √n`` (Student t, ``sd`` with n - 1; ``None`` with one seed; the point itself when ``sd``
-is 0), and ``auc_p`` the two-sided one-sample t-test p of the AUC's ``D``.
+is 0), ``auc_diff_se`` the AUC's replicate standard error ``sd(D) / √n`` (what a suite weighs
+each workload by; ``None`` with one seed), and ``auc_p`` the two-sided one-sample t-test p of
+the AUC's ``D``.
 """
 
 from __future__ import annotations
@@ -69,6 +72,14 @@ def t_interval(d: np.ndarray, level: float = LEVEL) -> list[float] | None:
     return [mean - half, mean + half]
 
 
+def standard_error(d: np.ndarray) -> float | None:
+    """``sd(d) / √n`` (``sd`` with n - 1); None with fewer than 2 values."""
+    n = d.size
+    if n < 2:
+        return None
+    return float(d.std(ddof=1)) / math.sqrt(n)
+
+
 def t_test_p(d: np.ndarray) -> float | None:
     """Two-sided one-sample t-test p of ``d`` against 0. None with fewer than 2 values, or when
     every value is 0 (0/0); 0.0 when the values are equal and not 0 (an infinite t)."""
@@ -86,7 +97,8 @@ def t_test_p(d: np.ndarray) -> float | None:
 
 
 def replicate_comparisons(ctx: Context, pairs: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """For each ``(arm_b, arm_a)``: the four ``…_diff`` with their ``…_ci`` and ``auc_p``, from
+    """For each ``(arm_b, arm_a)``: the four ``…_diff`` with their ``…_ci``, ``auc_diff_se`` and
+    ``auc_p``, from
     the seeds both arms have (each seed's metrics computed once and shared by the pairs)."""
     table = ctx.table
     arm_index = table.arm_index
@@ -115,6 +127,8 @@ def replicate_comparisons(ctx: Context, pairs: list[tuple[int, int]]) -> list[di
             d = np.array(diffs[m], dtype=np.float64)
             result[key] = float(d.mean()) if d.size else None
             result[f"{key}_ci"] = t_interval(d)
-        result["auc_p"] = t_test_p(np.array(diffs["auc"], dtype=np.float64))
+        auc = np.array(diffs["auc"], dtype=np.float64)
+        result["auc_diff_se"] = standard_error(auc)
+        result["auc_p"] = t_test_p(auc)
         out.append(result)
     return out

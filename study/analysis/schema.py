@@ -187,6 +187,13 @@ class Comparison(_Model):
         description="95% replicate interval of auc_diff: mean(D) +- t(0.975, n-1) sd(D)/sqrt(n) "
         "over the n shared seeds (Student t); null with one seed."
     )
+    auc_diff_se: float | None = Field(
+        None,
+        ge=0.0,
+        description="Replicate standard error of auc_diff: sd(D)/sqrt(n) over the n shared seeds "
+        "(sd with n-1); the weight a suite gives this study is 1/(se^2 + tau^2). Null with one "
+        "seed (and in summaries stored before the field existed).",
+    )
     auc_p: float | None = Field(
         description="Two-sided one-sample t-test p of the per-seed AUC differences D; null with "
         "one seed or when every D is 0."

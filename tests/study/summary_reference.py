@@ -726,6 +726,8 @@ def _replicates(
         ("init_regret_diff", "regret"),
     ):
         out[name], out[name + "_ci"] = t_interval(per_metric[metric])
+    d = per_metric["auc"]
+    out["auc_diff_se"] = sample_sd(d) / math.sqrt(len(d)) if len(d) >= 2 else None
     out["auc_p"] = t_test_p(per_metric["auc"])
     return out
 

@@ -154,6 +154,7 @@ def test_three_seeds_give_the_t_interval_by_hand():
     half = T_2 * 0.02 / math.sqrt(3)
     assert half == pytest.approx(0.0497, abs=1e-4)
     assert c.auc_diff_ci == pytest.approx([0.03 - half, 0.03 + half], abs=1e-12)
+    assert c.auc_diff_se == pytest.approx(0.02 / math.sqrt(3), abs=1e-12)  # 0.01155
     t = 0.03 / (0.02 / math.sqrt(3))
     assert c.auc_p == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-9)
     # the identity of a balanced table: the replicate mean is the all-seeds AUC difference
@@ -381,8 +382,10 @@ def test_verdicts_need_three_seeds_and_six_points():
     twin = same.comparisons[1]
     assert (twin.mean_diff, twin.ci, twin.win_rate, twin.wilcoxon_p) == (0.0, [0.0, 0.0], 0.5, None)
     assert twin.auc_diff_ci == [0.0, 0.0] and twin.verdict == "no_clear_difference"
+    assert twin.auc_diff_se == 0.0
     one_seed = summarize([r for r in rows if r["seed"] == 0], num_classes=10)
     assert one_seed.comparisons[0].auc_diff_ci is None
+    assert one_seed.comparisons[0].auc_diff_se is None
     assert any(w.startswith("only 1 seed") for w in one_seed.warnings)
 
 
