@@ -201,7 +201,13 @@ class Scheduler:
             if self._checked:
                 self.fault_seen_at = self.clock()
             # MLflow filters on the status tag: only the live studies are read, not their specs
-            records = [r for r in self.store.states(LIVE) if self._signed(r)]
+            # signed studies whose status the service sealed (study.records.signing): a
+            # status tag written by anyone else is reported and not acted on
+            records = [
+                r
+                for r in self.store.states(LIVE)
+                if self._signed(r) and self.store.check_status(r.id).sealed
+            ]
             records.sort(key=lambda r: (r.created_at or "", r.id))
             active = 0
             waiting: list[Any] = []
