@@ -5,7 +5,8 @@ reads the sealed one back, and reports a status tag anyone else wrote instead of
 Q3 (before): with no credential, setting the MLflow tag ``hprobust.status=queued`` on a
 cancelled study (through the MLflow UI or its REST API) made it queued again, and the
 scheduler ran it: signatures covered the id and the spec, not the state. The scheduler's side
-(a real Ray head, nothing submitted) is tests/service/test_status_seals.py."""
+(a real ``hprobust serve`` and Ray head: nothing submitted, the tag set back, ``tampered``
+shown) is tests/service/test_mlflow_login.py."""
 
 from __future__ import annotations
 
