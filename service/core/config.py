@@ -270,10 +270,8 @@ class Settings(BaseSettings):
         import socket
 
         names += [socket.gethostname(), socket.getfqdn()]
-        wildcard = self.host in ("0.0.0.0", "::", "")
-        if not wildcard:
-            names.append(f"[{self.host}]" if ":" in self.host else self.host)
-        else:  # every address of this machine
+        names.append(f"[{self.host}]" if ":" in self.host else self.host)  # as the banner says
+        if self.host in ("0.0.0.0", "::", ""):  # every address of this machine
             import psutil
 
             for addresses in psutil.net_if_addrs().values():
