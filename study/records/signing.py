@@ -1,4 +1,4 @@
-"""Signed study records (docs/design.md "Reliability rules"): only studies the API created
+"""Signed study records (docs/security.md): only studies the API created
 run, and only the service changes their status.
 
 The API signs each study it records: ``hprobust.signature`` (an experiment tag) is

@@ -1,6 +1,8 @@
 """The study store: study state in MLflow, the system of record (:mod:`study.records.layout`
 says how it is laid out). Create, look up and list studies, set their status, read their
-trials, progress and summaries, store their results, check their signatures.
+trials, progress and summaries, store their results, check their signatures. Every status is
+sealed when it is set (:mod:`study.records.signing`); a study's status is read back from its
+seal, and :meth:`StudyStore.check_status` is what the scheduler and the driver act on.
 
 ``StudyStore`` talks to MLflow through its own ``MlflowClient`` (no global MLflow state). For
 a ``sqlite:///DIR/mlflow.db`` store, artifacts go under ``DIR/mlartifacts`` unless
