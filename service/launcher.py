@@ -36,6 +36,13 @@ from typing import Any
 from pydantic import SecretStr
 
 from service.core.config import Settings
+from service.mlflow_auth import (
+    Accounts,
+    ensure_reader,
+    load_or_create_accounts,
+    requires_login,
+    server_env,
+)
 from service.stack import (
     Child,
     Supervisor,
@@ -98,6 +105,43 @@ def restart_ray_head(old: Child, *, num_cpus: int | None, log_dir: Path) -> Chil
     return new
 
 
+def mlflow_accounts(settings: Settings) -> Accounts:
+    """The embedded MLflow UI's accounts, in the data dir (:mod:`service.mlflow_auth`)."""
+    password = settings.mlflow_reader_password
+    return load_or_create_accounts(
+        settings.data_dir.expanduser().resolve(),
+        reader=settings.mlflow_reader_username,
+        reader_password=password.get_secret_value() if password is not None else None,
+    )
+
+
+def ensure_remote_reader(settings: Settings) -> str | None:
+    """With an MLflow server behind basic auth (docker-compose.yml): create or update the
+    reader account (``HPROBUST_MLFLOW_READER_PASSWORD``) as the writer the environment names
+    (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``, which MLflow's client sends
+    with every request). Returns the banner's sign-in line, or None when either is missing."""
+    import os
+
+    writer, writer_password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
+    password = settings.mlflow_reader_password
+    if not (writer and writer_password and password is not None and settings.mlflow_uri):
+        return None
+    ensure_reader(
+        settings.mlflow_uri,
+        writer=writer,
+        writer_password=writer_password,
+        reader=settings.mlflow_reader_username,
+        reader_password=password.get_secret_value(),
+    )
+    return (
+        f"sign in as {settings.mlflow_reader_username} (read-only; its password is "
+        "HPROBUST_MLFLOW_READER_PASSWORD)"
+    )
+
+
 def hprobust_command() -> str:
     """``hprobust`` if that name runs this installation, else the path of its script (a
     ``.venv`` that is not activated), relative to the working directory when inside it."""
@@ -114,7 +158,13 @@ def hprobust_command() -> str:
         return str(script)
 
 
-def banner(settings: Settings, api_url: str, ray_url: str, mlflow_url: str | None) -> str:
+def banner(
+    settings: Settings,
+    api_url: str,
+    ray_url: str,
+    mlflow_url: str | None,
+    mlflow_login: str | None = None,
+) -> str:
     auth = " -H 'Authorization: Bearer $HPROBUST_API_TOKEN'" if settings.api_token else ""
     example = Path("examples/digits-quick.yaml")
     lines = [
@@ -123,6 +173,7 @@ def banner(settings: Settings, api_url: str, ray_url: str, mlflow_url: str | Non
         f"  API:            {api_url}   (studies: {api_url}/ · docs: {api_url}/docs)",
         f"  Ray dashboard:  {ray_url}",
         f"  MLflow UI:      {mlflow_url or '(not started)'}",
+        *([f"                  {mlflow_login}"] if mlflow_login else []),
         f"  data dir:       {settings.data_dir}",
         "",
         "Submit the quick example study:",
@@ -151,6 +202,8 @@ def serve(
 
     data_dir = settings.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.protect_reads:  # the store itself: readable by this user only (issue 21, Q5)
+        data_dir.chmod(0o700)
     settings = settings.model_copy(update={"data_dir": data_dir})
     log_dir = data_dir / "logs"
     owned: list[Child] = []
@@ -181,10 +234,17 @@ def serve(
         else:
             ray_url = str(settings.ray_address)
 
-        # -- MLflow UI ---------------------------------------------------------------------
+        # -- MLflow UI (behind MLflow's basic-auth app: service/mlflow_auth.py) --------------
         mlflow_url = settings.mlflow_ui_url
+        mlflow_login = None
         if settings.mlflow_uri is None and mlflow_ui:
+            accounts = mlflow_accounts(settings)
+            auth_env = server_env(data_dir, accounts)
             ui = adopt(previous, "mlflow")
+            if ui is not None and not requires_login(ui.url):  # left by an earlier version
+                echo(f"stopping the MLflow UI of a previous run (pid {ui.pid}): it had no login")
+                ui.stop(grace_s=10)
+                ui = None
             if ui is None:
                 port = mlflow_port if port_is_free(mlflow_port) else free_port()
                 if port != mlflow_port:
@@ -195,9 +255,18 @@ def serve(
                     artifact_root=settings.artifact_root,
                     port=port,
                     log_dir=log_dir,
+                    auth_env=auth_env,
                 )
             owned.append(ui)
             save_state(data_dir, owned)
+            ensure_reader(
+                ui.url,
+                writer=accounts.writer,
+                writer_password=accounts.writer_password,
+                reader=accounts.reader,
+                reader_password=accounts.reader_password,
+            )
+            mlflow_login = accounts.login()
             mlflow_url = mlflow_url or ui.url
             tracking_uri, artifact_root = settings.tracking_uri, settings.artifact_root
 
@@ -207,11 +276,13 @@ def serve(
                     artifact_root=artifact_root,
                     port=int(old.url.rsplit(":", 1)[1]),
                     log_dir=log_dir,
+                    auth_env=auth_env,
                 )
 
             restarts["mlflow"] = restart_ui
         elif settings.mlflow_uri and settings.mlflow_uri.startswith("http"):
             mlflow_url = mlflow_url or settings.mlflow_uri
+            mlflow_login = ensure_remote_reader(settings)
         settings = settings.model_copy(update={"mlflow_ui_url": mlflow_url})
         if restarts:
             supervisor = Supervisor(owned, restarts, on_change=lambda: save_state(data_dir, owned))
@@ -242,7 +313,7 @@ def serve(
         )
         server = uvicorn.Server(config)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        echo(banner(settings, f"http://{host}:{settings.port}", ray_url, mlflow_url))
+        echo(banner(settings, f"http://{host}:{settings.port}", ray_url, mlflow_url, mlflow_login))
         sys.stdout.flush()
         server.run()  # returns on SIGINT/SIGTERM (uvicorn re-raises them after, see _interrupt)
         return 0 if server.started else 1

@@ -24,6 +24,7 @@ from fastapi.openapi.utils import get_openapi
 import study
 from service.api.limits import BodyLimitMiddleware
 from service.api.main import api_router
+from service.api.origin import RequestOriginMiddleware
 from service.core.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import StudyJobs, resolve_ray_token
@@ -152,6 +153,8 @@ def create_app(
     app.include_router(api_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # outermost: a request from elsewhere is refused before anything reads it (issue 21, B3)
+    app.add_middleware(RequestOriginMiddleware, allowed_hosts=settings.served_hosts())
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -71,6 +71,7 @@ def study_public(
         retry_at=iso(retry.at) if retry is not None else (record.retry_at if live else None),
         paused=scheduler.paused() if live and scheduler is not None else None,
         last_error=retry.error if retry is not None else record.last_error,
+        tampered=getattr(record, "tampered", None),
         links=links(record.id, settings, record.experiment_id),
     )
     if detail:

@@ -275,10 +275,12 @@ class Scheduler:
                 self.fault_seen_at = now
             self._sweep(now)
             # MLflow filters on the status tag: only the live studies are read, not their specs
+            # signed studies whose status the service sealed (study.records.signing): a
+            # status tag written by anyone else is reported and not acted on
             records = []
             for record in self.store.states(LIVE):
                 with self._studys_own(record.id):
-                    if self._signed(record):
+                    if self._signed(record) and self.store.check_status(record.id).sealed:
                         records.append(record)
             records.sort(key=lambda r: (r.created_at or "", r.id))
             active = 0

@@ -86,6 +86,12 @@ class StudyPublic(BaseModel):
         description="The error the study last recovered from: why its lost job ended, or the "
         "error of a failed study before it was resumed.",
     )
+    tampered: str | None = Field(
+        None,
+        description="What was changed in the study's record behind the service's back (e.g. "
+        "a status tag it did not sign, set through the MLflow UI), and when it was found: "
+        "the service ignored it and shows the status it sealed.",
+    )
     links: Links
 
 

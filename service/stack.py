@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from service.mlflow_auth import APP_ARGS
 from study.errors import HprobustError
 from study.vocab import Dependency
 
@@ -326,11 +327,16 @@ def start_mlflow_ui(
     port: int,
     log_dir: Path,
     timeout_s: float = 120.0,
+    auth_env: dict[str, str] | None = None,
 ) -> Child:
-    """Start ``mlflow server`` on 127.0.0.1:``port`` over the given store; wait for /health."""
+    """Start ``mlflow server`` on 127.0.0.1:``port`` over the given store; wait for /health.
+
+    ``auth_env``: MLflow's basic-auth app runs, set up by this environment
+    (:func:`service.mlflow_auth.server_env`: no request but ``/health`` without an account)."""
     cmd = [
         _bin("mlflow"),
         "server",
+        *(APP_ARGS if auth_env else ()),
         "--backend-store-uri",
         backend_store_uri,
         "--default-artifact-root",
@@ -343,7 +349,7 @@ def start_mlflow_ui(
         "1",
     ]
     # no background job runner: the UI only shows what the studies record
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **(auth_env or {}))
     url = f"http://127.0.0.1:{port}"
     return spawn(
         "mlflow",

@@ -88,7 +88,10 @@ def drive(
     every trial run still open (:meth:`study.records.store.StudyStore.set_status`).
 
     Only a study whose signature holds runs (:mod:`study.records.signing`; ``secret`` None: the one
-    in the environment); another is marked ``failed`` with why, and nothing runs.
+    in the environment); another is marked ``failed`` with why, and nothing runs. Its status is
+    the one the service sealed: a status tag written by anyone else is ignored and reported,
+    and a study whose seal does not hold is not run (StatusSealError; nothing is written but
+    the report).
 
     The process is expected to be set up by its entry point
     (:func:`study.runtime.configure_process`, as :func:`main` and ``hprobust run`` do): among
@@ -100,7 +103,7 @@ def drive(
         StudyStateError: the study already finished, or is not queued and ``resume`` is False.
         SignatureError: the study is unsigned or altered, or there is no secret to check it.
     """
-    from study.records.signing import SignatureError
+    from study.records.signing import SignatureError, StatusSealError
     from study.records.store import StudyStore
     from study.spec.study_spec import StudySpec
     from study.tune.interrupts import deferred, interruptible, reclaim
@@ -112,6 +115,10 @@ def drive(
         if problem is not None:  # never run: marked failed with why
             store.refuse(study_id, problem)
             raise SignatureError(problem)
+        check = store.check_status(study_id)  # only a status the service sealed is acted on
+        if not check.sealed:
+            raise StatusSealError(f"study {study_id} is not run: {check.problem}")
+        record = store.get(study_id)
         if record.status == StudyStatus.FINISHED:
             raise StudyStateError(f"study {study_id} is already finished; nothing to resume")
         if not resume and record.status != StudyStatus.QUEUED:

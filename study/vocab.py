@@ -112,6 +112,8 @@ class Tag(Words):
     SEGMENT_DONE = "hprobust.segment_done"  # trials done when it began
     REFUSED = "hprobust.refused"  # why a driver refused to run the study
     STUDY_RUN_ID = "hprobust.study_run_id"  # the study run's id
+    STATUS_SEAL = "hprobust.status_seal"  # the signed status (study.records.signing.seal)
+    TAMPERED = "hprobust.tampered"  # what the service found changed behind its back
     # run tags
     KIND = "hprobust.kind"  # RunKind
     REPORT_URL = "hprobust.report_url"  # on the study run

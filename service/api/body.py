@@ -14,12 +14,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from service.api.origin import YAML_TYPES
 from study.bounded import BoundedInputError, load_json, load_yaml
 from study.errors import SpecError
 from study.records.ids import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE
 from study.spec.study_spec import StudySpec, parse_spec
 
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 

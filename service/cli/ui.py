@@ -24,6 +24,10 @@ def ui(
 ) -> None:
     """Serve the MLflow UI on the embedded store (Ctrl-C stops it).
 
+    Behind MLflow's basic-auth app, with the accounts of the data dir (those of ``hprobust
+    serve``): it prints the read-only account to sign in with; nobody without an account
+    reads or changes anything through it.
+
     Exits 1 naming the port if it is taken (so you never land on another store's UI).
     Studies recorded by older versions are shown like new ones: model-training experiments
     with their trials nested under the study run, and a finished study's older summary
@@ -34,6 +38,13 @@ def ui(
     import sys
     import time
 
+    from service.mlflow_auth import (
+        APP_ARGS,
+        MlflowAuthError,
+        ensure_reader,
+        load_or_create_accounts,
+        server_env,
+    )
     from service.stack import http_ok, port_is_free, stop_group
 
     if not port_is_free(port, host):
@@ -52,13 +63,18 @@ def ui(
     if upgraded:
         typer.echo(f"{len(upgraded)} older summaries recomputed from their trials", err=True)
     artifacts = (Path(data_dir) / "mlartifacts").resolve()
+    accounts = load_or_create_accounts(data_dir)
     command = [
-        sys.executable, "-m", "mlflow", "server",
+        sys.executable, "-m", "mlflow", "server", *APP_ARGS,
         "--backend-store-uri", uri,
         "--default-artifact-root", str(artifacts),
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env = dict(
+        os.environ,
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        **server_env(data_dir, accounts),
+    )
     # Its own session: Ctrl-C reaches this process only, which stops the server quietly. Its
     # output (access log, shutdown) goes to a file.
     log = Path(data_dir) / "mlflow-ui.log"
@@ -85,9 +101,21 @@ def ui(
                     f"{child.returncode}; see {log})"
                 )
             time.sleep(0.3)
+        try:
+            ensure_reader(
+                url,
+                writer=accounts.writer,
+                writer_password=accounts.writer_password,
+                reader=accounts.reader,
+                reader_password=accounts.reader_password,
+            )
+        except MlflowAuthError as exc:
+            fail(str(exc))
         # The log's line first: the UI line says it is up, and a Ctrl-C may follow it at once.
         typer.echo(f"its log: {log}", err=True)
-        typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+        typer.echo(
+            f"MLflow UI on http://{host}:{port} (store {uri}); {accounts.login()}; Ctrl-C stops it"
+        )
         code = child.wait()
     except KeyboardInterrupt:
         stop_group(child.pid, grace_s=10)

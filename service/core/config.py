@@ -174,6 +174,28 @@ class Settings(BaseSettings):
         "failed) before the scheduler rolls it back.",
     )
 
+    # -- issue 21 (E21c), B3: requests from elsewhere; Q4/Q5: the MLflow UI's accounts ------
+    allowed_hosts: str | None = Field(
+        None,
+        description="The names the API is reached by, comma-separated (name or name:port; * "
+        "for any): a request whose Host header names another is refused (421), and so is a "
+        "change whose browser Origin is another. None: 127.0.0.1, localhost and [::1], plus "
+        "this machine's name and addresses when the API binds another address.",
+    )
+    mlflow_reader_username: str = Field(
+        "reader",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="The MLflow UI's read-only account (MLflow's basic-auth app).",
+    )
+    mlflow_reader_password: SecretStr | None = Field(
+        None,
+        description="Its password. None: `hprobust serve` generates one into "
+        "<data_dir>/mlflow-accounts.json (mode 0600) and prints it at start; with "
+        "HPROBUST_MLFLOW_URI naming a basic-auth MLflow server (docker-compose.yml) the service "
+        "creates or updates the account with this password, using the writer account of "
+        "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.",
+    )
+
     @model_validator(mode="after")
     def _token_required_off_loopback(self) -> Settings:
         if not is_loopback(self.host) and self.api_token is None:
@@ -191,6 +213,16 @@ class Settings(BaseSettings):
                 )
             if len(token) < 16:
                 raise ValueError("api_token must be at least 16 characters long, got a shorter one")
+        if self.allowed_hosts is not None:
+            from service.api.origin import HostRule
+
+            try:
+                HostRule(self.allowed_hosts.split(","))
+            except ValueError as exc:
+                raise ValueError(
+                    f"allowed_hosts must be comma-separated names or name:port (or *), got "
+                    f"{self.allowed_hosts!r}: {exc}"
+                ) from None
         if self.secret is not None:
             from study.records.signing import MIN_SECRET_CHARS
 
@@ -249,6 +281,30 @@ class Settings(BaseSettings):
     @property
     def datasets_dir(self) -> Path:
         return (self.dataset_dir or self.data_dir / "datasets").resolve()
+
+    # Requests from elsewhere (issue 21, B3) -----------------------------------------------
+    def served_hosts(self) -> list[str]:
+        """The Host names requests may carry (see ``allowed_hosts``)."""
+        if self.allowed_hosts is not None:
+            return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+        from service.api.origin import LOOPBACK_HOSTS
+
+        names = list(LOOPBACK_HOSTS)
+        if is_loopback(self.host):
+            return names
+        import socket
+
+        names += [socket.gethostname(), socket.getfqdn()]
+        names.append(f"[{self.host}]" if ":" in self.host else self.host)  # as the banner says
+        if self.host in ("0.0.0.0", "::", ""):  # every address of this machine
+            import psutil
+
+            for addresses in psutil.net_if_addrs().values():
+                for address in addresses:
+                    if address.family in (socket.AF_INET, socket.AF_INET6):
+                        ip = address.address.split("%", 1)[0]
+                        names.append(f"[{ip}]" if ":" in ip else ip)
+        return list(dict.fromkeys(n.lower() for n in names if n))
 
     def experiment_url(self, experiment_id: str | None) -> str | None:
         """Link to a study's runs table in the MLflow UI (its trials nested under the study

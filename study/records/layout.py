@@ -82,6 +82,10 @@ class StudyState:
     #: ended by then: a resumed study's pace counts only the trials ended since.
     segment_started_at: str | None = None
     segment_done: int | None = None
+    #: What was changed behind the service's back (a status tag it did not sign, a seal that
+    #: does not hold or was replayed), found now or recorded when the service found it; the
+    #: status above is then the sealed one (study.records.signing).
+    tampered: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """The study store: study state in MLflow, the system of record (:mod:`study.records.layout`
 says how it is laid out). Create, look up and list studies, set their status, read their
-trials, progress and summaries, store their results, check their signatures.
+trials, progress and summaries, store their results, check their signatures. Every status is
+sealed when it is set (:mod:`study.records.signing`); a study's status is read back from its
+seal, and :meth:`StudyStore.check_status` is what the scheduler and the driver act on.
 
 ``StudyStore`` talks to MLflow through its own ``MlflowClient`` (no global MLflow state). For
 a ``sqlite:///DIR/mlflow.db`` store, artifacts go under ``DIR/mlartifacts`` unless
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +46,19 @@ from study.records.layout import (
     trial_row,
 )
 from study.records.locks import creation_lock
-from study.records.signing import REFUSED, SignatureError, holds, sign
+from study.records.signing import (
+    LEGACY_VERSION,
+    REFUSED,
+    SEAL_GRACE_S,
+    Seal,
+    SignatureError,
+    holds,
+    open_seal,
+    seal,
+    seal_prefix,
+    sign,
+    signature_version,
+)
 from study.vocab import (
     ENDED,
     RUN_STATUS_AT_END,
@@ -62,6 +78,23 @@ if TYPE_CHECKING:
     from study.spec.study_spec import StudySpec
 
 log = logging.getLogger("hprobust.records")
+
+
+@dataclass(frozen=True)
+class StatusCheck:
+    """A study's status as its seal says (:mod:`study.records.signing`), and what, if anything,
+    was changed behind the service's back.
+
+    ``sealed``: the status is the one the service sealed, at the newest generation this store
+    has seen: the scheduler and the driver act on it (and on nothing else). A record from
+    before status seals (a ``v1`` signature, no seal) is not sealed and has no ``problem``:
+    its status tag is all there is.
+    """
+
+    status: str
+    sealed: bool
+    problem: str | None = None
+    generation: int = 0
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:
@@ -113,6 +146,9 @@ class StudyStore:
         # never reused), so it is looked up by name once per store. Every read of a study's
         # tags still reads its experiment (by id), which also notices a deleted one.
         self._experiment_ids: dict[str, str] = {}
+        # study id -> the newest sealed status seen (generation, status, seal tag): an older
+        # seal is a replay, and is not acted on (study.records.signing)
+        self._seen: dict[str, tuple[int, str, str]] = {}
         if secret is None:
             from study.records.signing import driver_secret
 
@@ -261,7 +297,7 @@ class StudyStore:
             )
             self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
             self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
-            self.client.set_experiment_tag(experiment_id, Tag.STATUS, StudyStatus.QUEUED)
+            self._write_status(experiment_id, study_id, StudyStatus.QUEUED, {})
             self._experiment_ids[study_id] = experiment_id
         except BaseException as exc:
             self._roll_back(experiment_id, study_id)
@@ -382,21 +418,23 @@ class StudyStore:
         study_id = tags[Tag.STUDY_ID]
         if experiment.name == experiment_name(study_id):  # (a forged tag must not steer it)
             self._experiment_ids[study_id] = experiment.experiment_id
+        check = self._status_of(study_id, tags)
         return dict(
             id=study_id,
             name=tags.get(Tag.NAME, ""),
-            status=tags.get(Tag.STATUS, StudyStatus.QUEUED),
+            status=check.status,
             created_at=tags.get(Tag.CREATED_AT),
             started_at=tags.get(Tag.STARTED_AT),
             finished_at=tags.get(Tag.FINISHED_AT),
             experiment_id=experiment.experiment_id,
             num_classes=int(tags.get(Tag.NUM_CLASSES, 0)),
             total_trials=int(tags.get(Tag.TOTAL_TRIALS, 0)),
-            error=tags.get(Tag.ERROR) if tags.get(Tag.STATUS) == StudyStatus.FAILED else None,
+            error=tags.get(Tag.ERROR) if check.status == StudyStatus.FAILED else None,
             last_error=tags.get(Tag.LAST_ERROR),
             retry_at=tags.get(Tag.RETRY_AT),
             segment_started_at=tags.get(Tag.SEGMENT_STARTED_AT),
             segment_done=to_int(tags.get(Tag.SEGMENT_DONE)),
+            tampered=check.problem or tags.get(Tag.TAMPERED),
         )
 
     def _record(self, experiment) -> StudyRecord:
@@ -465,10 +503,20 @@ class StudyStore:
                     raise ConfigError(
                         f"statuses must be among {', '.join(SETTABLE)}, got {status!r}"
                     )
-            found = [
-                e for status in wanted for e in self._search(f"tags.`{Tag.STATUS}` = '{status}'")
-            ]
+            # by the status tag (what MLflow shows) and by the seal (what the service signed):
+            # a study whose tag was changed behind the service's back is found either way, its
+            # status the sealed one, ``tampered`` saying what was changed
+            unique = {}
+            for status in wanted:
+                for where in (
+                    f"tags.`{Tag.STATUS}` = '{status}'",
+                    f"tags.`{Tag.STATUS_SEAL}` LIKE '{seal_prefix(status)}%'",
+                ):
+                    unique.update((e.experiment_id, e) for e in self._search(where))
+            found = list(unique.values())
         states = [StudyState(**self._state_fields(e)) for e in found]
+        if statuses is not None:
+            states = [r for r in states if r.status in wanted or r.tampered]
         return sorted(states, key=lambda r: (r.created_at or "", r.id), reverse=True)
 
     def ping(self) -> None:
@@ -493,6 +541,7 @@ class StudyStore:
         experiment = self._experiment(study_id)
         experiment_id = experiment.experiment_id
         run_id = self.study_run_id(study_id)  # before any write: a 404 changes nothing
+        self._upgrade_legacy(study_id, experiment)
         now = utc_now_iso()
         if status == StudyStatus.RUNNING:
             progress = self.progress(study_id)
@@ -504,7 +553,7 @@ class StudyStore:
         elif status in RUN_STATUS_AT_END:
             self.close_open_trials(study_id, reason=reason or f"study {status}")
             self.client.set_experiment_tag(experiment_id, str(Tag.FINISHED_AT), now)
-        self.client.set_experiment_tag(experiment_id, str(Tag.STATUS), str(status))
+        self._write_status(experiment_id, study_id, status, experiment.tags)
         # The study run shows the same state in the MLflow UI (never RUNNING once it ended).
         if status in RUN_STATUS_AT_END:
             self.client.set_terminated(run_id, RUN_STATUS_AT_END[status])
@@ -593,8 +642,129 @@ class StudyStore:
         try:
             self.set_status(study_id, StudyStatus.FAILED)
         except StudyNotFoundError:  # no study run (a record forged without one)
-            self.client.set_experiment_tag(experiment_id, Tag.STATUS, StudyStatus.FAILED)
+            tags = self._experiment(study_id).tags
+            self._write_status(experiment_id, study_id, StudyStatus.FAILED, tags)
             self.client.set_experiment_tag(experiment_id, Tag.FINISHED_AT, utc_now_iso())
+
+    # ---- sealed statuses (study.records.signing) ------------------------------------------
+
+    def _status_of(self, study_id: str, tags: dict[str, str]) -> StatusCheck:
+        """The study's status from its tags: the sealed one when the seal holds and is not
+        older than the newest this store has seen; what was changed behind the service's
+        back, if anything (no other read)."""
+        tag = tags.get(Tag.STATUS, StudyStatus.QUEUED)
+        text = tags.get(Tag.STATUS_SEAL)
+        if self.secret is None:  # cannot check (a reader without the secret): the tag
+            return StatusCheck(tag, sealed=False)
+        seen = self._seen.get(study_id)
+        if text is None and signature_version(tags.get(Tag.SIGNATURE)) != "v2" and seen is None:
+            return StatusCheck(tag, sealed=False)  # recorded before status seals
+        found = open_seal(self.secret, study_id, text)
+        if found is None:  # the tag is all there is, and nothing acts on it
+            why = "its seal is missing" if text is None else "its seal does not hold"
+            return StatusCheck(tag, sealed=False, problem=f"status tag {tag!r} not signed: {why}")
+        if seen is not None and found.generation < seen[0]:
+            return StatusCheck(
+                seen[1],
+                sealed=False,
+                generation=seen[0],
+                problem=f"status seal replayed: generation {found.generation} ({found.status}) "
+                f"is older than generation {seen[0]} ({seen[1]})",
+            )
+        if seen is None or found.generation >= seen[0]:
+            self._seen[study_id] = (found.generation, found.status, text)
+        problem = None
+        if tag != found.status:
+            # the seal is written first, the tag just after: a tag still showing the status
+            # before, for a moment, is a transition under way
+            under_way = tag == found.previous and time.time() - found.at < SEAL_GRACE_S
+            if not under_way:
+                problem = (
+                    f"status tag {tag!r} not signed (the service's status is {found.status!r}, "
+                    f"generation {found.generation}): ignored"
+                )
+        return StatusCheck(found.status, sealed=True, problem=problem, generation=found.generation)
+
+    def _write_status(
+        self, experiment_id: str, study_id: str, status: str, tags: dict[str, str]
+    ) -> None:
+        """Seal ``status`` (one generation after the newest seen, ``tags`` being the study's
+        tags as just read), then set the status tag. With no secret, the tag only."""
+        if self.secret is not None:
+            current = open_seal(self.secret, study_id, tags.get(Tag.STATUS_SEAL))
+            seen = self._seen.get(study_id)
+            generation = max(
+                current.generation if current is not None else 0, seen[0] if seen else 0
+            )
+            previous = current.status if current is not None else tags.get(Tag.STATUS)
+            if previous == StudyStatus.CREATING:
+                previous = None
+            new = Seal(str(status), generation + 1, previous, int(time.time()))
+            text = seal(self.secret, study_id, new)
+            self.client.set_experiment_tag(experiment_id, str(Tag.STATUS_SEAL), text)
+            self._seen[study_id] = (new.generation, new.status, text)
+        self.client.set_experiment_tag(experiment_id, str(Tag.STATUS), str(status))
+
+    def _upgrade_legacy(self, study_id: str, experiment) -> None:
+        """A study recorded before status seals (``v1`` signature) whose signature holds: its
+        signature becomes ``v2`` (its statuses are sealed from now on; a deleted seal then
+        no longer passes for an old record). One that does not hold is left as it is."""
+        tags = experiment.tags
+        if self.secret is None or signature_version(tags.get(Tag.SIGNATURE)) != LEGACY_VERSION:
+            return
+        try:
+            if self.signature_problem(study_id) is not None:
+                return
+        except StoreUnavailableError:
+            return
+        record = self._record(experiment)
+        self.client.set_experiment_tag(
+            experiment.experiment_id, str(Tag.SIGNATURE), sign(self.secret, study_id, record.spec)
+        )
+
+    def check_status(self, study_id: str) -> StatusCheck:
+        """The study's status as the scheduler and the driver may act on it.
+
+        A study recorded before status seals (no seal, a ``v1`` signature) is sealed now at
+        the status its tag shows (its signature, which the caller checked, proves the service
+        created it). A status tag that differs from the seal is reported (a warning in the log,
+        ``hprobust.tampered`` on the study) and set back to the sealed status; a seal that
+        does not hold, is missing or is older than one seen before is reported and nothing
+        acts on the study (``sealed`` False) until the service changes its status itself
+        (cancel, resume). Raises StudyNotFoundError like :meth:`state`.
+        """
+        experiment = self._experiment(study_id)
+        tags = experiment.tags
+        check = self._status_of(study_id, tags)
+        if check.problem is not None:
+            self._report_tampered(experiment, study_id, check)
+        elif not check.sealed and self.secret is not None:
+            log.warning(
+                "study %s was recorded before status seals: sealing its status %s",
+                study_id,
+                check.status,
+            )
+            self._upgrade_legacy(study_id, experiment)
+            self._write_status(experiment.experiment_id, study_id, check.status, tags)
+            return StatusCheck(check.status, sealed=True, generation=1)
+        return check
+
+    def _report_tampered(self, experiment, study_id: str, check: StatusCheck) -> None:
+        """Log what was changed, record it as ``hprobust.tampered`` and, where the service
+        knows the status it sealed, set the status tag (and, for a replayed seal, the newest
+        seal seen) back to it. A seal that does not hold is left as it is: nothing acts on the
+        study until the service sets its status itself."""
+        tags = experiment.tags
+        note = f"{utc_now_iso()} {check.problem}"[:4900]
+        if tags.get(Tag.TAMPERED, "").partition(" ")[2] != check.problem:
+            log.warning("study %s: %s", study_id, check.problem)
+            self.client.set_experiment_tag(experiment.experiment_id, str(Tag.TAMPERED), note)
+        seen = self._seen.get(study_id)
+        if check.sealed:
+            self.client.set_experiment_tag(experiment.experiment_id, str(Tag.STATUS), check.status)
+        elif seen is not None and check.generation == seen[0]:  # a replay: the newest back
+            self.client.set_experiment_tag(experiment.experiment_id, str(Tag.STATUS_SEAL), seen[2])
+            self.client.set_experiment_tag(experiment.experiment_id, str(Tag.STATUS), seen[1])
 
     # ---- runs -----------------------------------------------------------------------------
 

@@ -115,6 +115,7 @@ class Stack:
         self.api_port = free_port()
         self.mlflow_port = free_port()
         self.token = secrets.token_urlsafe(24)
+        self.reader = ("reader", secrets.token_urlsafe(18))  # the MLflow UI's read-only account
         self.env_file = workdir / "compose-test.env"
         settings = {
             "COMPOSE_PROJECT_NAME": PROJECT,
@@ -122,6 +123,9 @@ class Stack:
             "RAY_AUTH_TOKEN": secrets.token_urlsafe(24),
             "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
             "HPROBUST_SECRET": secrets.token_urlsafe(32),
+            "MLFLOW_WRITER_PASSWORD": secrets.token_urlsafe(18),
+            "MLFLOW_FLASK_SECRET_KEY": secrets.token_urlsafe(32),
+            "HPROBUST_MLFLOW_READER_PASSWORD": self.reader[1],
             "POSTGRES_IMAGE": POSTGRES_BASE,
             "HPROBUST_API_PORT": str(self.api_port),
             "MLFLOW_UI_PORT": str(self.mlflow_port),
@@ -136,7 +140,9 @@ class Stack:
         self.env_file.chmod(0o600)
         self.multihost: dict[str, str] = {}  # HEAD_IP, RAY_GCS_PORT once in multi-host mode
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=60)
-        self.mlflow = httpx.Client(base_url=f"http://127.0.0.1:{self.mlflow_port}", timeout=60)
+        mlflow_url = f"http://127.0.0.1:{self.mlflow_port}"
+        self.mlflow = httpx.Client(base_url=mlflow_url, timeout=60, auth=self.reader)
+        self.anonymous_mlflow = httpx.Client(base_url=mlflow_url, timeout=60)
 
     # -- compose -------------------------------------------------------------------------
     def files(self) -> list[str]:
@@ -439,6 +445,10 @@ def mlflow_records(stack: Stack, study_id: str, record: dict[str, Any]) -> dict[
     them; returns the study run."""
     ui = stack.mlflow.get("/")
     check(ui.status_code == 200 and "mlflow" in ui.text.lower(), f"MLflow UI: {ui.status_code}")
+    # Behind MLflow's basic-auth app (issue 21, Q4/Q5): nothing without an account, no change
+    # with the reader's; the API and the drivers wrote all of this as the writer.
+    anonymous = stack.anonymous_mlflow.get("/api/2.0/mlflow/experiments/search?max_results=5")
+    check(anonymous.status_code == 401, f"MLflow without an account: {anonymous.status_code}")
     got = stack.mlflow.get(
         "/api/2.0/mlflow/experiments/get-by-name",
         params={"experiment_name": f"hprobust-{study_id}"},
@@ -446,6 +456,11 @@ def mlflow_records(stack: Stack, study_id: str, record: dict[str, Any]) -> dict[
     check(got.status_code == 200, f"MLflow experiment: {got.status_code} {got.text[:300]}")
     experiment_id = got.json()["experiment"]["experiment_id"]
     check(experiment_id == record["experiment_id"], "the API's experiment is not MLflow's")
+    for client, want in ((stack.anonymous_mlflow, 401), (stack.mlflow, 403)):
+        deleted = client.post(
+            "/api/2.0/mlflow/experiments/delete", json={"experiment_id": experiment_id}
+        )
+        check(deleted.status_code == want, f"MLflow delete answered {deleted.status_code}")
     runs = stack.mlflow.post(
         "/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment_id], "max_results": 500}
     ).json()["runs"]
@@ -510,7 +525,10 @@ def mlflow_ui_in_chromium(
             args=["--headless", "--no-sandbox", "--disable-gpu"],
         )
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(
+                viewport={"width": 1400, "height": 900},
+                http_credentials={"username": stack.reader[0], "password": stack.reader[1]},
+            )
             page.goto(link, wait_until="load")
             try:
                 page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
@@ -572,7 +590,7 @@ def restart_keeps_everything(stack: Stack, study_id: str, study_run: dict) -> fl
     volumes = run(
         ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"]
     ).split()
-    check(len(volumes) == 3, f"volumes after down (without -v): {volumes}")
+    check(len(volumes) == 4, f"volumes after down (without -v): {volumes}")
     # Up again, and at once as the main host of a multi-host cluster (one restart, not two).
     enter_multihost(stack)
     stack.up(["postgres", "mlflow", "ray-head", "api"], "--scale", "ray-cpu-worker=0")

@@ -20,6 +20,9 @@ FULL_ENV = {
     "POSTGRES_PASSWORD": "pg-password",
     "HPROBUST_API_TOKEN": "api-token",
     "HPROBUST_SECRET": "s" * 32,
+    "MLFLOW_WRITER_PASSWORD": "writer-password",
+    "MLFLOW_FLASK_SECRET_KEY": "flask-secret",
+    "HPROBUST_MLFLOW_READER_PASSWORD": "reader-password",
     "HEAD_IP": "10.0.0.1",
     "RAY_HEAD_IP": "10.0.0.1",
     "NODE_IP": "10.0.0.2",
@@ -93,6 +96,57 @@ def test_nothing_that_runs_code_is_published() -> None:
     assert [p.split(":")[-1] for p in _published(services["api"])] == ["8000"]
     with pytest.raises(compose.MissingVariable, match="HPROBUST_API_TOKEN"):
         compose.service("api", {k: v for k, v in FULL_ENV.items() if k != "HPROBUST_API_TOKEN"})
+
+
+def test_the_mlflow_ui_needs_an_account_and_the_service_holds_the_writer() -> None:
+    """Issue 21, Q4/Q5: compose's MLflow runs MLflow's basic-auth app (anonymous requests get
+    401, the reader 403 on changes: tests/service/test_mlflow_login.py shows it on a real
+    server), its admin from .env; the API and the study drivers (on the head) write as that
+    admin; the API sets up the reader. Each secret is required."""
+    mlflow = compose.service("mlflow", FULL_ENV)
+    command = mlflow["command"]
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    env = compose.environment(mlflow)
+    assert env["MLFLOW_AUTH_ADMIN_USERNAME"] == "hprobust"
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == FULL_ENV["MLFLOW_WRITER_PASSWORD"]
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == FULL_ENV["MLFLOW_FLASK_SECRET_KEY"]
+    assert "mlflow-auth:/mlauth" in mlflow["volumes"]  # the user store outlives the container
+    dockerfile = (ROOT / "docker" / "mlflow.Dockerfile").read_text()
+    assert '"mlflow[auth]==' in dockerfile and "default_permission = READ" in dockerfile
+    assert "ENV MLFLOW_AUTH_CONFIG_PATH=/etc/mlflow/basic_auth.ini" in dockerfile
+    assert "database_uri = sqlite:////mlauth/basic_auth.db" in dockerfile
+    for name in ("api", "ray-head"):  # the writers: the API and the study drivers
+        writer = compose.environment(compose.service(name, FULL_ENV))
+        assert writer["MLFLOW_TRACKING_USERNAME"] == env["MLFLOW_AUTH_ADMIN_USERNAME"]
+        assert writer["MLFLOW_TRACKING_PASSWORD"] == FULL_ENV["MLFLOW_WRITER_PASSWORD"]
+    worker = compose.environment(compose.service("ray-worker", FULL_ENV))
+    assert "MLFLOW_TRACKING_PASSWORD" not in worker  # trials never talk to MLflow
+    api = compose.environment(compose.service("api", FULL_ENV))
+    assert api["HPROBUST_MLFLOW_READER_PASSWORD"] == FULL_ENV["HPROBUST_MLFLOW_READER_PASSWORD"]
+    for name, key in (
+        ("mlflow", "MLFLOW_WRITER_PASSWORD"),
+        ("mlflow", "MLFLOW_FLASK_SECRET_KEY"),
+        ("api", "MLFLOW_WRITER_PASSWORD"),
+        ("ray-head", "MLFLOW_WRITER_PASSWORD"),
+        ("api", "HPROBUST_MLFLOW_READER_PASSWORD"),
+    ):
+        with pytest.raises(compose.MissingVariable, match=key):
+            compose.service(name, {k: v for k, v in FULL_ENV.items() if k != key})
+
+
+def test_the_api_answers_only_the_names_it_is_published_under() -> None:
+    """Issue 21, B3: the API refuses another Host (DNS rebinding); compose names the loopback
+    ones unless .env lists the host's own (HPROBUST_ALLOWED_HOSTS), and the names parse."""
+    from service.core.config import Settings
+
+    env = compose.environment(compose.service("api", FULL_ENV))
+    assert env["HPROBUST_ALLOWED_HOSTS"] == "localhost,127.0.0.1,[::1]"
+    given = compose.service("api", {**FULL_ENV, "HPROBUST_ALLOWED_HOSTS": "gpu.lab:8000"})
+    assert compose.environment(given)["HPROBUST_ALLOWED_HOSTS"] == "gpu.lab:8000"
+    settings = Settings(
+        allowed_hosts=env["HPROBUST_ALLOWED_HOSTS"], host="0.0.0.0", api_token="t" * 16
+    )
+    assert settings.served_hosts() == ["localhost", "127.0.0.1", "[::1]"]
 
 
 @pytest.mark.parametrize("name", ["ray-head", "ray-worker", "api"])

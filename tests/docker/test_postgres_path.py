@@ -4,7 +4,11 @@ file's own command and environment, pointed at both. A digits study goes from PO
 summary; its runs land in PostgreSQL and its artifacts go through MLflow's artifact proxy.
 
 Only what cannot be the same outside Docker is rewritten, and the test asserts that: service
-host names become 127.0.0.1, container ports free ports, container paths temp folders."""
+host names become 127.0.0.1, container ports free ports, container paths temp folders. MLflow
+runs its basic-auth app with the configuration docker/mlflow.Dockerfile bakes in (its user
+store in a temp folder); the API and the study drivers write as the writer account (issue 21,
+Q4/Q5), so the drivers get their own Ray head with that account in its environment, as
+compose's ray-head has it."""
 
 from __future__ import annotations
 
@@ -27,6 +31,29 @@ pytestmark = pytest.mark.slow
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 BIN = Path(sys.executable).parent
+#: .env's MLflow accounts (compose requires them).
+ACCOUNTS = {
+    "MLFLOW_WRITER_PASSWORD": secrets.token_urlsafe(18),
+    "MLFLOW_FLASK_SECRET_KEY": secrets.token_urlsafe(32),
+    "HPROBUST_MLFLOW_READER_PASSWORD": secrets.token_urlsafe(18),
+}
+
+#: The other secrets compose requires of ray-head (values that do not matter here).
+FULL_SECRETS = {"RAY_AUTH_TOKEN": "unused", "HPROBUST_SECRET": "s" * 32}
+
+
+def baked_auth_config(auth_dir: Path) -> Path:
+    """docker/mlflow.Dockerfile's basic_auth.ini (the lines its printf writes), its user store
+    moved from /mlauth to ``auth_dir``."""
+    import re
+
+    text = (compose.ROOT / "docker" / "mlflow.Dockerfile").read_text().replace("\\\n", " ")
+    printf = re.search(r"printf '%s\\n' (.+?) > /etc/mlflow/basic_auth.ini", text, re.S)
+    assert printf, "docker/mlflow.Dockerfile writes no basic_auth.ini"
+    lines = re.findall(r"'([^']*)'", printf.group(1))
+    path = auth_dir / "basic_auth.ini"
+    path.write_text("\n".join(lines).replace("/mlauth", str(auth_dir)) + "\n")
+    return path
 
 
 def _rewrite(argv: list[str], table: dict[str, str]) -> list[str]:
@@ -62,7 +89,9 @@ def database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def mlflow_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     env = {"POSTGRES_USER": PG["user"], "POSTGRES_PASSWORD": "unused", "POSTGRES_DB": database}
-    command = compose.service("mlflow", env)["command"]
+    svc = compose.service("mlflow", {**env, **ACCOUNTS})
+    command = svc["command"]
+    auth_dir = tmp_path_factory.mktemp("mlauth")
     port = free_port()
     artifacts = tmp_path_factory.mktemp("mlartifacts")
     argv = _rewrite(
@@ -80,19 +109,61 @@ def mlflow_server(database: str, tmp_path_factory: pytest.TempPathFactory) -> It
     log = artifacts.parent / "mlflow-server.log"
     # timeout: MLflow's two uvicorn workers each import the whole server (90 s seen at load 9
     # on 2 cores; about 15 s idle)
+    server_env = {
+        **os.environ,
+        **compose.environment(svc),
+        "MLFLOW_AUTH_CONFIG_PATH": str(baked_auth_config(auth_dir)),
+    }
     server = spawn(
         "mlflow",
         argv,
-        env=dict(os.environ),
+        env=server_env,
         log=log,
         url=url,
         ready_url=f"{url}/health",
         timeout_s=300,
     )
     try:
-        yield {"url": url, "argv": argv, "compose": command, "artifacts": artifacts}
+        yield {
+            "url": url,
+            "argv": argv,
+            "compose": command,
+            "artifacts": artifacts,
+            "writer": (
+                compose.environment(svc)["MLFLOW_AUTH_ADMIN_USERNAME"],
+                ACCOUNTS["MLFLOW_WRITER_PASSWORD"],
+            ),
+        }
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_head(
+    mlflow_server: dict, signing_secret: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Child]:
+    """A Ray head whose environment names the MLflow writer, as compose's ray-head does (the
+    study drivers run there and write MLflow with it); stopped at the end of the module."""
+    import shutil
+
+    from service.stack import start_ray_head
+
+    writer = compose.environment(compose.service("ray-head", {**FULL_SECRETS, **ACCOUNTS}))
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ.update({k: writer[k] for k in saved})
+    try:
+        head = start_ray_head(num_cpus=2, log_dir=tmp_path_factory.mktemp("ray-logs"))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        yield head
+    finally:
+        head.stop(grace_s=15)
+        shutil.rmtree(head.extra["temp_dir"], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +180,7 @@ def api(
         "HPROBUST_SECRET": signing_secret,
         "RAY_AUTH_TOKEN": ray_head.extra["token"],
         "POSTGRES_PASSWORD": "unused",
+        **ACCOUNTS,
     }
     svc = compose.service("api", dotenv)
     data_dir = tmp_path_factory.mktemp("api-data")
@@ -228,6 +300,15 @@ def test_digits_study_on_postgresql_backed_mlflow(api: dict, mlflow_server: dict
             (experiment_id,),
         )
         assert cur.fetchone() == (0,)
+    # MLflow asks for an account: none gets 401, the reader (the API set it up) reads and
+    # cannot delete; everything above was written as the writer.
+    search = f"{mlflow_server['url']}/api/2.0/mlflow/experiments/search?max_results=5"
+    reader = ("reader", ACCOUNTS["HPROBUST_MLFLOW_READER_PASSWORD"])
+    assert httpx.get(search, timeout=30).status_code == 401
+    assert httpx.get(search, auth=reader, timeout=30).status_code == 200
+    delete = f"{mlflow_server['url']}/api/2.0/mlflow/experiments/delete"
+    r = httpx.post(delete, json={"experiment_id": str(experiment_id)}, auth=reader, timeout=30)
+    assert r.status_code == 403
     # Artifacts went through the tracking server's proxy into its artifact folder.
     stored = {p.name for p in Path(mlflow_server["artifacts"]).rglob("*") if p.is_file()}
     assert {"spec.yaml", "summary.json", "trials.csv", "expected_max.png"} <= stored

@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -29,7 +28,30 @@ def _free_port() -> int:
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def test_ui_serves_mlflow_on_the_store(tmp_path):
+def _get(url: str, auth: tuple[str, str] | None = None, data: bytes | None = None):
+    """(status, JSON body or None) of a request to the UI, with basic auth when given."""
+    import base64
+    import urllib.error
+
+    request = urllib.request.Request(url, data=data)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if auth is not None:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with DIRECT.open(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def test_ui_serves_mlflow_on_the_store_to_its_reader_only(tmp_path):
+    """The UI over the store of ``hprobust run``, behind MLflow's basic-auth app (issue 21,
+    Q4/Q5): nothing without an account, reads with the read-only one (printed), no change
+    with it."""
+    import stat
+
     port = _free_port()
     command = ["ui", "--data-dir", str(tmp_path), "--port", str(port)]
     process = subprocess.Popen(
@@ -39,20 +61,26 @@ def test_ui_serves_mlflow_on_the_store(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()[-2000:]
-            try:
-                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
-                with DIRECT.open(url, timeout=2) as response:
-                    body = json.loads(response.read())
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the MLflow UI did not come up")
-                time.sleep(0.5)
-        assert "experiments" in body
+        lines = []  # MLflow logs to the same pipe; the UI line comes once the UI answers
+        while not (lines and lines[-1].startswith("MLflow UI on")) and len(lines) < 50:
+            assert process.poll() is None, "".join(lines)
+            lines.append(process.stdout.readline().decode())
+        first = lines[-1]
+        assert first.startswith(f"MLflow UI on http://127.0.0.1:{port}"), lines
+        accounts = json.loads((tmp_path / "mlflow-accounts.json").read_text())
+        assert stat.S_IMODE((tmp_path / "mlflow-accounts.json").stat().st_mode) == 0o600
+        reader = (accounts["reader"], accounts["reader_password"])
+        assert f"sign in as reader / {reader[1]} (read-only)" in first
+        assert accounts["writer_password"] not in first
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
+        assert _get(url)[0] == 401
+        status, body = _get(url, reader)
+        assert status == 200 and "experiments" in body
         assert (tmp_path / "mlflow.db").is_file()
+        delete = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/delete"
+        change = json.dumps({"experiment_id": "0"}).encode()
+        assert _get(delete, None, change)[0] == 401
+        assert _get(delete, reader, change)[0] == 403
     finally:
         import os
         import signal

@@ -203,7 +203,9 @@ def test_a_pass_reads_only_the_live_studies_and_no_spec(ray_head: Child, tmp_pat
     for _ in range(3):
         scheduler.reconcile()
     assert jobs.find(queued) is None  # paused: nothing was submitted
-    assert counting.calls == {"search_experiments": 6, "get_experiment": 3}, counting.calls
+    # per pass: two searches per live status (the status tag, the status seal: issue 21, Q3)
+    # and two reads of the live study (its sealed status checked, then its state)
+    assert counting.calls == {"search_experiments": 12, "get_experiment": 6}, counting.calls
     assert set(counting.experiments) == {f"hprobust-{queued}"}
 
 

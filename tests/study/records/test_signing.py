@@ -44,7 +44,12 @@ SECRET = b"k" * 40
 def test_signature_covers_the_id_and_every_value_of_the_spec() -> None:
     spec = parse_spec(SPEC).model_dump(mode="json")
     signature = sign(SECRET, "s20990101-000000-abcdef", spec)
-    assert signature.startswith("v1:") and len(signature) == 3 + 64
+    assert signature.startswith("v2:") and len(signature) == 3 + 64
+    legacy = sign(SECRET, "s20990101-000000-abcdef", spec, version="v1")  # before status seals
+    assert legacy.startswith("v1:") and legacy[3:] != signature[3:]
+    assert holds(SECRET, "s20990101-000000-abcdef", [spec], legacy)
+    assert not holds(SECRET, "s20990101-000000-abcdef", [spec], "v2:" + legacy[3:])
+    assert not holds(SECRET, "s20990101-000000-abcdef", [spec], "v9:" + signature[3:])
     assert holds(SECRET, "s20990101-000000-abcdef", [spec, dict(reversed(spec.items()))], signature)
     assert canonical_spec({"b": 1, "a": [1.5, None]}) == '{"a":[1.5,null],"b":1}'
     changed = {**spec, "epochs": 2}
@@ -162,7 +167,12 @@ def test_a_driver_without_a_secret_runs_nothing(signed, tmp_path: Path, monkeypa
             storage=str(tmp_path / "ray_results"),
             data_dir=str(tmp_path / "datasets"),
         )
+    # it cannot seal the status it sets (issue 21, Q3): the service keeps the sealed one and
+    # reports the tag (its scheduler retries the study, then fails it naming the driver's error)
     record = store.get(study_id)
-    assert record.status == "failed" and "HPROBUST_SECRET" in (record.error or "")
+    assert record.status == "queued"
+    assert record.tampered is not None and record.tampered.startswith("status tag 'failed'")
+    tags = store.client.get_experiment(store.experiment_id(study_id)).tags
+    assert "HPROBUST_SECRET" in tags["hprobust.error"]
     assert store.trial_runs(study_id) == []
     assert os.environ.get(SECRET_ENV) is None
