@@ -19,6 +19,7 @@ SPEC = {
     "search": {"lr": {"low": 1e-2, "high": 1.0}, "init": ["normal"]},
     "sampler": "qmc",
     "trials_per_arm": 3,
+    "seeds": 1,
     "epochs": 1,
     "batch_size": 256,
     "resources": {"cpus_per_trial": 0.25, "max_concurrent_trials": 12},
