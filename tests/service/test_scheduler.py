@@ -290,10 +290,18 @@ def test_a_study_that_failed_for_a_missing_secret_runs_once_resumed(
     secret_file = tmp_path / "secret"  # missing for now
     store = StudyStore(sqlite_uri(tmp_path))
     jobs = driver_jobs(ray_head, store, tmp_path, HPROBUST_SECRET_FILE=str(secret_file))
-    scheduler = Scheduler(store, jobs, max_concurrent=1)
+    # max_attempts=0: the first job lost fails the study (its driver, with no secret, cannot
+    # seal a status of its own: the scheduler's next pass records the refusal)
+    scheduler = Scheduler(store, jobs, max_concurrent=1, max_attempts=0)
     study_id = store.create_study(parse_spec(tiny_spec(name="no-secret"))).id
-    scheduler.reconcile()
-    failed = ended(store, study_id)
+    failed = wait_for(
+        lambda: (
+            (scheduler.reconcile(), store.get(study_id))[1].status == "failed"
+            and store.get(study_id)
+        ),
+        timeout_s=300,
+        what=f"study {study_id} to fail",
+    )
     assert failed.status == "failed" and "no signing secret" in failed.error, failed
     assert failed.started_at is None
 
