@@ -23,7 +23,7 @@ def progress_view(study: Any) -> dict[str, Any]:
     ``pending`` counts (they could only be stale: its runs are closed or never ran) but says
     how many trials never ran."""
     p = study.progress
-    total = max(int(p.total or study.total_trials or 0), 0)
+    total = max(int(p.total or getattr(study, "total_trials", 0) or 0), 0)
     done = int(p.finished) + int(p.failed)
     percent = 0.0 if total == 0 else min(100.0, 100.0 * done / total)
     parts = [f"{p.finished} of {total} finished"]
@@ -36,8 +36,9 @@ def progress_view(study: Any) -> dict[str, Any]:
             parts.append(f"{p.running} running")
         if p.pending:
             parts.append(f"{p.pending} to go")
-        if study.eta_s is not None:
-            parts.append(f"about {format_duration(study.eta_s)} left")
+        eta_s = getattr(study, "eta_s", None)  # (a suite has none)
+        if eta_s is not None:
+            parts.append(f"about {format_duration(eta_s)} left")
     elif total > done:
         parts.append(f"{total - done} never ran")
     return {"percent": round(percent, 1), "text": " · ".join(parts), "live": study.status in LIVE}
