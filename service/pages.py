@@ -47,9 +47,11 @@ def progress_view(study: Any) -> dict[str, Any]:
 _ENV.globals["progress_view"] = progress_view
 
 
-def render_index(studies: list[Any], *, total: int) -> str:
-    """The index page: ``studies`` (StudyPublic, newest first), ``total`` recorded."""
-    live = any(s.status in LIVE for s in studies)
+def render_index(studies: list[Any], *, total: int, suites: list[Any] | None = None) -> str:
+    """The index page: ``suites`` (SuitePublic, newest first) with their progress, then
+    ``studies`` (StudyPublic, newest first), ``total`` recorded."""
+    suites = list(suites or [])
+    live = any(s.status in LIVE for s in [*studies, *suites])
     return _ENV.get_template("index.html").render(
-        studies=studies, total=total, refresh_s=REFRESH_S if live else None
+        studies=studies, total=total, suites=suites, refresh_s=REFRESH_S if live else None
     )

@@ -90,6 +90,7 @@ class StudyState:
     #: study submitted on its own.
     suite_id: str | None = None
     workload: str | None = None
+    suite_index: int | None = None
 
 
 @dataclass(frozen=True)

@@ -490,6 +490,7 @@ class StudyStore:
             tampered=check.problem or tags.get(Tag.TAMPERED),
             suite_id=tags.get(Tag.SUITE_ID),
             workload=tags.get(Tag.WORKLOAD),
+            suite_index=to_int(tags.get(Tag.SUITE_INDEX)),
         )
 
     def _record(self, experiment) -> StudyRecord:

@@ -4,7 +4,8 @@ A suite document is a study spec's shared keys (``arms``, ``search``, ``seeds``,
 ``batch_size``, ``schedule``, ``analysis``, ``resources``, ...) plus ``name`` and
 ``workloads: [{name, dataset, model, ...}]``. Each workload's keys are deep-merged over the
 shared ones (mappings merge key by key, anything else replaces) and the result is validated as
-an ordinary study (:class:`~study.spec.study_spec.StudySpec`), its study named
+an ordinary study (:class:`~study.spec.study_spec.StudySpec`; a mapping naming another kind, such
+as ``model: {name: mlp}`` over a shared ``toy_cnn``, replaces the shared one whole), its study named
 ``<suite name>/<workload name>``. A problem in a workload's own key is named by its path in the
 workload (``workloads.digits-bn.model.width``); a problem in a shared key by the shared key
 (``epochs``), once. The arms, baseline and seeds are the suite's: a workload may not set
@@ -59,10 +60,17 @@ def is_suite(data: Any) -> bool:
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` merged into a copy of ``base``: mappings key by key, anything else replaces."""
+    """``over`` merged into a copy of ``base``: mappings key by key, anything else replaces. A
+    mapping that names another kind (its ``name`` differs: ``model: {name: mlp}`` over a shared
+    toy_cnn) replaces the shared one whole, so no option of the other kind is carried over."""
     out = copy.deepcopy(dict(base))
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        old = out.get(key)
+        if (
+            isinstance(value, Mapping)
+            and isinstance(old, Mapping)
+            and value.get("name", old.get("name")) == old.get("name")
+        ):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
