@@ -1,8 +1,8 @@
 """``/suites`` over real HTTP: a real ``hprobust serve`` on a real Ray head and MLflow (SQLite).
 
-One tiny suite runs end to end (its pooled numbers checked against a meta-analysis computed
-here from its studies' own summaries, by hand: DerSimonian-Laird, modified Hartung-Knapp);
-one is cancelled mid-run and resumed; a suite with a bad workload creates nothing."""
+One tiny suite runs end to end, cancelled mid-run and resumed on the way (its pooled numbers
+checked against a meta-analysis computed here from its studies' own summaries, by hand:
+DerSimonian-Laird, modified Hartung-Knapp); a suite with a bad workload creates nothing."""
 
 from __future__ import annotations
 
@@ -108,13 +108,37 @@ def test_suite_end_to_end(api, api_token: str) -> None:
         for study_id in study_ids:
             assert client.get(f"/studies/{study_id}").json()["spec"]["seeds"] == 2
 
+        # cancel mid-run: every study ends (none live), none holds a running trial
+        def started() -> bool:
+            return client.get(f"/suites/{suite_id}").json()["status"] == "running"
+
+        wait_for(started, timeout_s=300, what="the suite to start", poll_s=0.5)
+        r = client.post(f"/suites/{suite_id}/cancel", headers=auth)
+        assert r.status_code == 200, r.text
+        stopped = client.get(f"/suites/{suite_id}").json()
+        statuses = [s["status"] for s in stopped["studies"]]
+        assert "cancelled" in statuses and set(statuses) <= {"cancelled", "finished"}, statuses
+        assert stopped["status"] == "cancelled"
+        for study_id in study_ids:
+            trials = client.get(f"/studies/{study_id}/trials").json()["data"]
+            assert all(t["status"] != "running" for t in trials), trials
+        assert client.post(f"/suites/{suite_id}/cancel", headers=auth).status_code == 409
+
+        # resume: every cancelled study runs again, all finish, no trial run twice
+        r = client.post(f"/suites/{suite_id}/resume", headers=auth)
+        assert r.status_code == 202, r.text
+
         def ended() -> dict[str, Any] | None:
             body = client.get(f"/suites/{suite_id}").json()
             return body if body["status"] not in ("queued", "running") else None
 
-        done = wait_for(ended, timeout_s=600, what="the suite to end", poll_s=2)
+        done = wait_for(ended, timeout_s=600, what="the resumed suite to end", poll_s=2)
         assert done["status"] == "finished", done
         assert done["progress"]["finished"] == done["progress"]["total"] == 16
+        for study_id in study_ids:
+            keys = [t["key"] for t in client.get(f"/studies/{study_id}/trials").json()["data"]]
+            assert len(keys) == len(set(keys)) == 8
+        assert client.post(f"/suites/{suite_id}/resume", headers=auth).status_code == 409
 
         summary = client.get(f"/suites/{suite_id}/summary").json()
         assert summary["partial"] is False
@@ -162,38 +186,3 @@ def test_suite_end_to_end(api, api_token: str) -> None:
         openapi = client.get("/openapi.json").json()
         assert "SuiteSummary" in openapi["components"]["schemas"]
         assert "/suites/{suite_id}/summary" in openapi["paths"]
-
-
-def test_suite_cancel_and_resume(api, api_token: str) -> None:
-    auth = {"Authorization": f"Bearer {api_token}"}
-    spec = tiny_suite("cancel-suite", epochs=3)
-    with httpx.Client(base_url=api.url, timeout=60) as client:
-        r = client.post("/suites", json=spec, headers=auth)
-        assert r.status_code == 202, r.text
-        suite_id = r.json()["id"]
-
-        def started() -> bool:
-            return client.get(f"/suites/{suite_id}").json()["status"] == "running"
-
-        wait_for(started, timeout_s=300, what="the suite to start", poll_s=0.5)
-        r = client.post(f"/suites/{suite_id}/cancel", headers=auth)
-        assert r.status_code == 200, r.text
-        suite = client.get(f"/suites/{suite_id}").json()
-        assert [s["status"] for s in suite["studies"]] == ["cancelled", "cancelled"]
-        assert suite["status"] == "cancelled"
-        for s in suite["studies"]:
-            trials = client.get(f"/studies/{s['study_id']}/trials").json()["data"]
-            assert all(t["status"] != "running" for t in trials), trials
-        assert client.post(f"/suites/{suite_id}/cancel", headers=auth).status_code == 409
-
-        r = client.post(f"/suites/{suite_id}/resume", headers=auth)
-        assert r.status_code == 202, r.text
-
-        def ended() -> dict[str, Any] | None:
-            body = client.get(f"/suites/{suite_id}").json()
-            return body if body["status"] not in ("queued", "running") else None
-
-        done = wait_for(ended, timeout_s=600, what="the resumed suite to end", poll_s=2)
-        assert done["status"] == "finished", done
-        assert done["progress"]["finished"] == done["progress"]["total"] == 16
-        assert client.post(f"/suites/{suite_id}/resume", headers=auth).status_code == 409
