@@ -33,7 +33,7 @@ from study.analysis.suite_schema import SuiteSummary
 from study.errors import SpecError, StudyStateError
 from study.records.suites import SuiteRecord, SuiteStore, suite_status
 from study.spec.suite import SuiteSpec, suite_size_problems
-from study.vocab import SuitePlotName
+from study.vocab import StudyStatus, SuitePlotName
 
 PROGRESS_KEYS = ("finished", "running", "pending", "diverged", "failed", "total")
 
@@ -131,7 +131,9 @@ class SuiteService:
     def resume(self, suite_id: str) -> SuitePublic:
         """Resume every failed or cancelled study of the suite (StudyStateError when none)."""
         record = self.get(suite_id)
-        stopped = [s for s in self._studies(record) if ended(s) and s.status != "finished"]
+        stopped = [
+            s for s in self._studies(record) if ended(s) and s.status != StudyStatus.FINISHED
+        ]
         if not stopped:
             raise StudyStateError(
                 f"suite {suite_id} has no failed or cancelled study: nothing to resume"

@@ -39,6 +39,7 @@ def run_suite(path: Path, data_dir: Path, ray_address: str | None, num_cpus: int
     from study.records.suites import SuiteStore
     from study.spec.bounds import SizeLimits
     from study.spec.suite import load_suite, suite_size_problems
+    from study.vocab import StudyStatus
 
     console = Console()
     try:
@@ -75,7 +76,12 @@ def run_suite(path: Path, data_dir: Path, ray_address: str | None, num_cpus: int
     try:
         _run_studies(console, store, record, suite.total_trials, data_dir, ray_address, num_cpus)
     except KeyboardInterrupt:
-        fail(f"suite {record.id} cancelled (its running study is cancelled)", 130)
+        for _, study_id in record.studies:  # those not started: nothing will run them here
+            if store.get(study_id).status == StudyStatus.QUEUED:
+                store.set_status(
+                    study_id, StudyStatus.CANCELLED, reason="hprobust run was interrupted"
+                )
+        fail(f"suite {record.id} cancelled (resume a study: hprobust run --resume ID)", 130)
     except HprobustError as exc:
         fail(f"suite {record.id} failed: {exc}")
     finally:
@@ -83,7 +89,7 @@ def run_suite(path: Path, data_dir: Path, ray_address: str | None, num_cpus: int
             stop_ray(temp_dir)
     print_suite(console, store, record.id)
     statuses = [store.get(study_id).status for _, study_id in record.studies]
-    if any(s != "finished" for s in statuses):
+    if any(s != StudyStatus.FINISHED for s in statuses):
         fail(f"suite {record.id}: not every study finished ({', '.join(statuses)})")
     console.print(plain(f"summary: hprobust summary {record.id} --data-dir {data_dir}"))
 
