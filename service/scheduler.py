@@ -18,7 +18,7 @@ Each pass (every ``poll_interval_s``) over the studies MLflow holds as ``queued`
 - then queued studies are submitted, oldest first, while fewer than ``max_concurrent_studies``
   are active (with ``--resume`` if the study ran before and was re-queued, e.g. by a clean
   shut-down of ``hprobust serve``). A study waiting for a slot stays ``queued``. The studies
-  of a suite (created together) go in the suite's workload order (:func:`suite_order`).
+  of a suite (created together) go in the suite's workload order (:func:`submit_order`).
 
 No study can hold up another:
 
@@ -75,11 +75,13 @@ def dependency_faults(settings: Any) -> dict[str, str]:
     return {Dependency.DISK: fault} if fault else {}
 
 
-def suite_order(record: Any) -> tuple[int, str]:
-    """A study's place among its suite's (its workload index; 0 for a study on its own), then
-    its id: the scheduler submits a suite's studies in workload order."""
+def submit_order(record: Any) -> tuple[str, str, int, str]:
+    """The order live studies are submitted in: oldest first; among those created at the same
+    time, by suite (its own id for a study on its own), then workload index, then id: a
+    suite's studies go in its workload order."""
     index = getattr(record, "suite_index", None)
-    return (index if index is not None else 0, record.id)
+    suite = getattr(record, "suite_id", None) or record.id
+    return (record.created_at or "", suite, index if index is not None else 0, record.id)
 
 
 def retry_delay(n: int, base_s: float, max_s: float) -> float:
@@ -291,7 +293,7 @@ class Scheduler:
                     if self._signed(record) and self.store.check_status(record.id).sealed:
                         records.append(record)
             # oldest first; a suite's studies (created together) in its workload order
-            records.sort(key=lambda r: (r.created_at or "", r.suite_id or r.id, suite_order(r)))
+            records.sort(key=submit_order)
             active = 0
             waiting: list[Any] = []
             for record in records:
