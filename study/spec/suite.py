@@ -16,7 +16,7 @@ its differences cannot be pooled).
     ...              "search": {"lr": {"low": 0.01, "high": 1}, "init": ["xavier_normal"]},
     ...              "workloads": [{"name": "a", "dataset": "digits", "model": {"name": "mlp"}}]})
     Traceback (most recent call last):
-    study.errors.SpecError: workloads must have at least 2 workloads (a suite pools ...), got 1
+    study.errors.SpecError: workloads must have at least 2 workloads (pooling needs 2), got 1
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def parse_suite(data: Any, *, source: str | None = None) -> SuiteSpec:
         raise SpecError(problems, source=source)
     if not MIN_WORKLOADS <= len(workloads) <= MAX_WORKLOADS:
         rule = (
-            f"must have at least {MIN_WORKLOADS} workloads (a suite pools ...)"
+            f"must have at least {MIN_WORKLOADS} workloads (pooling needs 2)"
             if len(workloads) < MIN_WORKLOADS
             else f"must have at most {MAX_WORKLOADS} workloads"
         )
