@@ -53,6 +53,17 @@ class Client:
         data = yaml.safe_load(Path(spec).read_text()) if isinstance(spec, Path) else spec
         return self._json(self.http.post("/studies", json=data))
 
+    def submit_suite(self, suite: Path | dict[str, Any]) -> dict[str, Any]:
+        """POST a suite (a YAML file or a mapping) to ``/suites``."""
+        data = yaml.safe_load(Path(suite).read_text()) if isinstance(suite, Path) else suite
+        return self._json(self.http.post("/suites", json=data))
+
+    def suite(self, suite_id: str) -> dict[str, Any]:
+        return self._json(self.http.get(f"/suites/{suite_id}"))
+
+    def suite_summary(self, suite_id: str) -> dict[str, Any]:
+        return self._json(self.http.get(f"/suites/{suite_id}/summary"))
+
     def study(self, study_id: str) -> dict[str, Any]:
         return self._json(self.http.get(f"/studies/{study_id}"))
 

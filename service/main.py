@@ -168,6 +168,9 @@ def create_app(
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(spec_schema.pop("$defs", {}))
         components["StudySpec"] = spec_schema
+        from service.schemas import SuiteCreate
+
+        components["SuiteCreate"] = SuiteCreate.model_json_schema()
         # Every 422 this service sends has the Problems shape (see service/errors.py).
         problems = {
             "description": "A field breaks a rule: each problem names the field, the rule and "

@@ -23,7 +23,7 @@ def progress_view(study: Any) -> dict[str, Any]:
     ``pending`` counts (they could only be stale: its runs are closed or never ran) but says
     how many trials never ran."""
     p = study.progress
-    total = max(int(p.total or study.total_trials or 0), 0)
+    total = max(int(p.total or getattr(study, "total_trials", 0) or 0), 0)
     done = int(p.finished) + int(p.failed)
     percent = 0.0 if total == 0 else min(100.0, 100.0 * done / total)
     parts = [f"{p.finished} of {total} finished"]
@@ -36,8 +36,9 @@ def progress_view(study: Any) -> dict[str, Any]:
             parts.append(f"{p.running} running")
         if p.pending:
             parts.append(f"{p.pending} to go")
-        if study.eta_s is not None:
-            parts.append(f"about {format_duration(study.eta_s)} left")
+        eta_s = getattr(study, "eta_s", None)  # (a suite has none)
+        if eta_s is not None:
+            parts.append(f"about {format_duration(eta_s)} left")
     elif total > done:
         parts.append(f"{total - done} never ran")
     return {"percent": round(percent, 1), "text": " · ".join(parts), "live": study.status in LIVE}
@@ -46,9 +47,11 @@ def progress_view(study: Any) -> dict[str, Any]:
 _ENV.globals["progress_view"] = progress_view
 
 
-def render_index(studies: list[Any], *, total: int) -> str:
-    """The index page: ``studies`` (StudyPublic, newest first), ``total`` recorded."""
-    live = any(s.status in LIVE for s in studies)
+def render_index(studies: list[Any], *, total: int, suites: list[Any] | None = None) -> str:
+    """The index page: ``suites`` (SuitePublic, newest first) with their progress, then
+    ``studies`` (StudyPublic, newest first), ``total`` recorded."""
+    suites = list(suites or [])
+    live = any(s.status in LIVE for s in [*studies, *suites])
     return _ENV.get_template("index.html").render(
-        studies=studies, total=total, refresh_s=REFRESH_S if live else None
+        studies=studies, total=total, suites=suites, refresh_s=REFRESH_S if live else None
     )

@@ -17,7 +17,8 @@ Each pass (every ``poll_interval_s``) over the studies MLflow holds as ``queued`
 - a ``queued`` study whose job ended without the driver starting it is retried the same way;
 - then queued studies are submitted, oldest first, while fewer than ``max_concurrent_studies``
   are active (with ``--resume`` if the study ran before and was re-queued, e.g. by a clean
-  shut-down of ``hprobust serve``). A study waiting for a slot stays ``queued``.
+  shut-down of ``hprobust serve``). A study waiting for a slot stays ``queued``. The studies
+  of a suite (created together) go in the suite's workload order (:func:`submit_order`).
 
 No study can hold up another:
 
@@ -72,6 +73,15 @@ def dependency_faults(settings: Any) -> dict[str, str]:
     paths = [str(settings.data_dir), str(settings.tune_storage)]
     fault = disk_fault(paths, settings.min_free_mb * 1024 * 1024)
     return {Dependency.DISK: fault} if fault else {}
+
+
+def submit_order(record: Any) -> tuple[str, str, int, str]:
+    """The order live studies are submitted in: oldest first; among those created at the same
+    time, by suite (its own id for a study on its own), then workload index, then id: a
+    suite's studies go in its workload order."""
+    index = getattr(record, "suite_index", None)
+    suite = getattr(record, "suite_id", None) or record.id
+    return (record.created_at or "", suite, index if index is not None else 0, record.id)
 
 
 def retry_delay(n: int, base_s: float, max_s: float) -> float:
@@ -282,7 +292,8 @@ class Scheduler:
                 with self._studys_own(record.id):
                     if self._signed(record) and self.store.check_status(record.id).sealed:
                         records.append(record)
-            records.sort(key=lambda r: (r.created_at or "", r.id))
+            # oldest first; a suite's studies (created together) in its workload order
+            records.sort(key=submit_order)
             active = 0
             waiting: list[Any] = []
             for record in records:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from study.analysis.schema import Summary
+from study.analysis.suite_schema import SuiteSummary
 from study.vocab import SETTABLE, TrialStatus
 
 #: The statuses the API shows (``study.vocab.SETTABLE``: never the transient ``creating``), as a
@@ -165,3 +166,76 @@ class Readiness(BaseModel):
         description="The MLflow UI that `hprobust serve` runs (absent otherwise): `ok`, or "
         "`down: ...` until it is restarted.",
     )
+
+
+# ---- suites ---------------------------------------------------------------------------------
+
+
+class SuiteCreate(BaseModel):
+    """A suite (docs/suites.md): ``name``, the shared study keys (``arms``, ``search``,
+    ``seeds``, ``epochs``, ...) and ``workloads``, each ``{name, dataset, model, ...}``
+    deep-merged over the shared keys into one study. JSON or YAML."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="The suite's name; its studies are named <suite>/<workload>.")
+    workloads: list[dict[str, Any]] = Field(
+        description="2-16 workloads, each with a unique name; arms, seeds and seed are shared."
+    )
+
+
+class SuiteLinks(BaseModel):
+    """Where to find the parts of a suite."""
+
+    self: str
+    summary: str
+    report: str
+    forest: str
+    profile: str
+    cancel: str
+    resume: str
+    mlflow: str | None = Field(None, description="The suite's experiment in the MLflow UI.")
+
+
+class SuiteStudyPublic(BaseModel):
+    """One workload of a suite: its study, status and progress."""
+
+    workload: str
+    study_id: str
+    status: StudyStatusWord
+    progress: Progress
+    links: Links
+
+
+class SuitePublic(BaseModel):
+    id: str
+    name: str
+    status: StudyStatusWord = Field(
+        description="From its studies: running while any runs (or some wait while others "
+        "ended), queued while all wait; once all ended: finished, cancelled (any cancelled) "
+        "or failed."
+    )
+    created_at: str | None
+    arms: list[str]
+    progress: Progress = Field(description="Trial counts summed over the suite's studies.")
+    studies: list[SuiteStudyPublic]
+    tampered: str | None = Field(
+        None, description="What does not hold of the suite's signed record, if anything."
+    )
+    links: SuiteLinks
+
+
+class SuiteCreated(SuitePublic):
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the workloads' designs cannot support (the suite is accepted anyway).",
+    )
+
+
+class SuitesPublic(BaseModel):
+    data: list[SuitePublic]
+    count: int
+
+
+#: The suite summary (docs/suites.md): the typed model ``summarize_suite`` returns.
+SuiteSummaryPublic = SuiteSummary

@@ -85,6 +85,7 @@ class RunKind(Words):
 
     STUDY = "study"  # one per study: spec.yaml, summary.json, trials.csv, plots
     TRIAL = "trial"  # one per trial, nested under the study run
+    SUITE = "suite"  # one per suite: describes it, links each study's experiment and report
 
 
 # ---- MLflow tags and Ray job metadata -----------------------------------------------------
@@ -115,6 +116,10 @@ class Tag(Words):
     STATUS_SEAL = "hprobust.status_seal"  # the signed status (study.records.signing.seal)
     TAMPERED = "hprobust.tampered"  # what the service found changed behind its back
     # run tags
+    SUITE_ID = "hprobust.suite_id"  # on a suite's experiment, and on each of its studies
+    WORKLOAD = "hprobust.workload"  # a suite study's workload name (on its experiment)
+    SUITE_INDEX = "hprobust.suite_index"  # a suite study's position among the workloads
+    SUITE_STUDIES = "hprobust.suite_studies"  # a suite's [[workload, study id], ...] as JSON
     KIND = "hprobust.kind"  # RunKind
     REPORT_URL = "hprobust.report_url"  # on the study run
     TRIAL_KEY = "hprobust.trial_key"  # <arm>/<point>/<seed>

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from service.core.config import Settings
 from service.jobs import StudyJobs
 from service.studies import StudyService
+from service.suites import SuiteService
 
 
 async def get_settings(request: Request) -> Settings:
@@ -37,10 +38,19 @@ async def get_service(request: Request) -> StudyService:
     )
 
 
+async def get_suite_service(request: Request) -> SuiteService:
+    """The suites' service layer over the same parts."""
+    state = request.app.state
+    return SuiteService(
+        settings=state.settings, store=state.store, reader=state.reader, scheduler=state.scheduler
+    )
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Any, Depends(get_store)]
 JobsDep = Annotated[StudyJobs, Depends(get_jobs)]
 ServiceDep = Annotated[StudyService, Depends(get_service)]
+SuiteServiceDep = Annotated[SuiteService, Depends(get_suite_service)]
 
 
 #: The bearer token (``HPROBUST_API_TOKEN``) as FastAPI's own scheme: it parses the header

@@ -79,7 +79,7 @@ def serve(
 
 @app.command()
 def submit(
-    spec: Annotated[Path, typer.Argument(help="The study spec (YAML).", exists=True)],
+    spec: Annotated[Path, typer.Argument(help="The study or suite spec (YAML).", exists=True)],
     url: Annotated[
         str, typer.Option(help="The API (env HPROBUST_URL).", envvar="HPROBUST_URL")
     ] = "http://127.0.0.1:8000",
@@ -92,7 +92,8 @@ def submit(
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --wait.")] = 2.0,
 ) -> None:
-    """Submit a study to a running service; with --wait, follow it and print its summary."""
+    """Submit a study (or a suite, to /suites) to a running service; with --wait, follow it
+    and print its summary."""
     import httpx
     from rich.console import Console
 
@@ -102,6 +103,20 @@ def submit(
     # never read as rich markup: study.cli.options.plain/styled.
     console = Console(highlight=False)
     client = Client(url, token=token)
+    from study.cli.suite import is_suite_file
+
+    if is_suite_file(spec):
+        try:
+            _submit_suite(client, spec, url, wait, poll, console)
+        except ApiError as exc:
+            console.print(styled(("error", "red"), f": {exc}"))
+            raise typer.Exit(1) from None
+        except httpx.HTTPError as exc:
+            console.print(styled(("error", "red"), f": cannot reach {url}: {exc}"))
+            raise typer.Exit(1) from None
+        finally:
+            client.close()
+        return
     try:
         created = client.submit(spec)
         study_id = created["id"]
@@ -133,6 +148,50 @@ def submit(
         raise typer.Exit(1) from None
     finally:
         client.close()
+
+
+def _submit_suite(client: Any, spec: Path, url: str, wait: bool, poll: float, console: Any) -> None:
+    """POST the suite to /suites; with ``wait``, follow its trials to the end and print one
+    sentence per comparison."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from study.analysis.suite_present import suite_lines
+    from study.analysis.suite_schema import SuiteSummary
+    from study.vocab import ENDED
+
+    created = client.submit_suite(spec)
+    suite_id = created["id"]
+    console.print(styled("suite ", (suite_id, "bold"), f" {created['status']}"))
+    for study in created["studies"]:
+        console.print(plain(f"  {study['workload']}: study {study['study_id']}"))
+    for warning in created.get("warnings") or []:
+        warn(console, warning)
+    console.print(plain(f"  report: {url.rstrip('/')}{created['links']['report']}"))
+    if not wait:
+        return
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(shown(suite_id), total=None)
+        while True:
+            state = client.suite(suite_id)
+            p = state["progress"]
+            bar.update(task, total=p["total"], completed=p["finished"] + p["failed"])
+            if state["status"] in ENDED:
+                break
+            time.sleep(poll)
+    summary = SuiteSummary.model_validate(client.suite_summary(suite_id))
+    for line in suite_lines(summary):
+        console.print(plain(line))
+    if state["status"] != "finished":
+        console.print(styled(f"suite {suite_id} ended ", (state["status"], "bold red")))
+        raise typer.Exit(1)
 
 
 def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from study.cli.options import DEFAULT_DIR, DataDir, fail, plain, store_uri, warn
 @app.command()
 def run(
     spec: Annotated[
-        Path | None, typer.Argument(help="Study spec (YAML); not needed with --resume.")
+        Path | None,
+        typer.Argument(help="Study or suite spec (YAML); not needed with --resume."),
     ] = None,
     data_dir: DataDir = DEFAULT_DIR,
     resume: Annotated[
@@ -34,7 +35,8 @@ def run(
         int | None, typer.Option(help="CPUs of the local Ray (default: all).")
     ] = None,
 ) -> None:
-    """Run a study (or resume one): live progress, then a table per arm."""
+    """Run a study or a suite (or resume a study): live progress, then a table per arm (a
+    suite: one sentence per comparison and a row per workload)."""
     from study.runtime import configure_process
 
     configure_process()  # this process drives the study (study.driver.drive)
@@ -55,6 +57,11 @@ def run(
     console = Console()
     if (spec is None) == (resume is None):
         fail("give a spec file to run, or --resume STUDY_ID (not both)", 2)
+    from study.cli.suite import is_suite_file, run_suite
+
+    if spec is not None and is_suite_file(spec):  # a suite: its studies one after another
+        run_suite(spec, Path(data_dir), ray_address, num_cpus)
+        return
     if spec is not None:
         try:
             parsed = load_spec(spec)  # validate before creating anything

@@ -21,7 +21,9 @@ from study.cli.options import DEFAULT_DIR, fail, styled
 
 @app.command()
 def summary(
-    study_id: Annotated[str, typer.Argument(help="The study id (printed by hprobust run).")],
+    study_id: Annotated[
+        str, typer.Argument(help="The study or suite id (printed by hprobust run).")
+    ],
     data_dir: Annotated[
         Path,
         typer.Option("--data-dir", help="Directory of the embedded store (DIR/mlflow.db)."),
@@ -30,7 +32,8 @@ def summary(
         bool, typer.Option("--json", help="Print the summary as JSON instead of tables.")
     ] = False,
 ) -> None:
-    """The robustness summary of a study: verdicts, per arm and init, each arm vs the baseline."""
+    """The robustness summary of a study (verdicts, per arm and init, each arm vs the
+    baseline) or of a suite (one sentence per comparison, a row per workload)."""
     from rich.console import Console
 
     from study.errors import HprobustError, StudyNotFoundError
@@ -39,6 +42,16 @@ def summary(
     if not (Path(data_dir) / "mlflow.db").is_file():
         fail(f"no study store in {data_dir} (no mlflow.db); pass --data-dir", 2)
     store = StudyStore(sqlite_uri(data_dir))
+    from study.records.ids import SUITE_ID_RE
+
+    if SUITE_ID_RE.fullmatch(study_id):
+        from study.cli.suite import print_suite
+
+        try:
+            print_suite(Console(), store, study_id, as_json=as_json)
+        except StudyNotFoundError as exc:
+            fail(f"{exc} in {data_dir}", 2)
+        return
     try:
         record = store.get(study_id)
         result = store.summary(study_id)

@@ -30,6 +30,25 @@ def check_study_id(study_id: str) -> str:
     return study_id
 
 
+SUITE_ID_RE = re.compile(r"^u\d{8}-\d{6}-[0-9a-f]{6}$")
+
+
+def new_suite_id(now: datetime | None = None) -> str:
+    """A fresh suite id: ``u`` + UTC timestamp + 6 random hex digits
+    (``u20261206-231500-a1b2c3``)."""
+    return "u" + new_study_id(now)[1:]
+
+
+def check_suite_id(suite_id: str) -> str:
+    """Return ``suite_id`` unchanged, or raise ConfigError if it is not a valid suite id."""
+    if not isinstance(suite_id, str) or not SUITE_ID_RE.fullmatch(suite_id):
+        raise ConfigError(
+            f"suite_id must match {SUITE_ID_RE.pattern} (e.g. u20261206-231500-a1b2c3), "
+            f"got {suite_id!r}"
+        )
+    return suite_id
+
+
 #: An ``Idempotency-Key`` (POST /studies): 1-128 of letters, digits and ``- _ . : ~ + / =``
 #: (a UUID, a ULID or a base64 token fits; no quote or space, so it is safe in a tag filter).
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:~+/=-]{1,128}$")

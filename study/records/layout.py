@@ -86,6 +86,11 @@ class StudyState:
     #: does not hold or was replayed), found now or recorded when the service found it; the
     #: status above is then the sealed one (study.records.signing).
     tampered: str | None = None
+    #: The suite the study belongs to (its id) and its workload's name there; None for a
+    #: study submitted on its own.
+    suite_id: str | None = None
+    workload: str | None = None
+    suite_index: int | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,6 +209,52 @@ class StudyStore:
         finally:
             self._create_lock.release()
 
+    @contextmanager
+    def creation_turn(self, wait_s: float | None = None) -> Iterator[None]:
+        """Hold this store's turn to create (the lock :meth:`create_study` takes), e.g. to
+        record a suite's studies all or none; StoreUnavailableError when no turn comes within
+        ``wait_s``."""
+        if not self._create_lock.acquire(wait_s):
+            raise StoreUnavailableError(
+                f"the study store is busy: no turn to record within {wait_s:g} s "
+                "(nothing was recorded; try again)"
+            )
+        try:
+            yield
+        finally:
+            self._create_lock.release()
+
+    def record_study(
+        self,
+        spec: StudySpec,
+        study_id: str,
+        *,
+        report_url: str | None = None,
+        tags: dict[str, str] | None = None,
+        queue: bool = True,
+    ) -> StudyRecord:
+        """Record one study while the caller holds :meth:`creation_turn` (``tags``: more
+        experiment tags, e.g. its suite). ``queue=False`` leaves it ``creating`` (never listed
+        or run) until :meth:`queue_created`; a failure deletes what was written and raises."""
+        return self._create(spec, check_study_id(study_id), report_url, None, tags, queue)
+
+    def queue_created(self, study_id: str) -> None:
+        """Set a study recorded with ``queue=False`` ``queued``: from now on it is listed and
+        the scheduler runs it."""
+        experiment = self._experiment(study_id)
+        if experiment.tags.get(Tag.STATUS) != StudyStatus.CREATING:
+            raise ConfigError(f"study {study_id} is not being created")
+        self._write_status(experiment.experiment_id, study_id, StudyStatus.QUEUED, {})
+
+    def discard(self, study_id: str) -> None:
+        """Delete a study whose creation is being undone (best effort, like a failed
+        creation's roll-back)."""
+        try:
+            experiment_id = self.experiment_id(study_id)
+        except StudyNotFoundError:
+            return
+        self._roll_back(experiment_id, study_id)
+
     def _by_idempotency_key(self, key: str) -> StudyRecord | None:
         """The study created with ``key`` (the key is checked: safe to quote in the filter)."""
         try:
@@ -230,6 +277,8 @@ class StudyStore:
         study_id: str,
         report_url: str | None,
         idempotency_key: str | None,
+        extra_tags: dict[str, str] | None = None,
+        queue: bool = True,
     ) -> StudyRecord:
         from mlflow.entities import Param
 
@@ -253,6 +302,7 @@ class StudyStore:
             tags[Tag.SPEC] = spec_json
         if idempotency_key is not None:
             tags[Tag.IDEMPOTENCY] = idempotency_key
+        tags.update(extra_tags or {})
         if self.secret is not None:
             tags[Tag.SIGNATURE] = sign(self.secret, study_id, spec_dict)
         location = f"{self.artifact_root}/{study_id}" if self.artifact_root else None
@@ -275,6 +325,8 @@ class StudyStore:
                 Tag.STUDY_ID: study_id,
                 Tag.NOTE: study_note(study_id, spec.name, report_url),
             }
+            if extra_tags and Tag.SUITE_ID in extra_tags:
+                run_tags[Tag.SUITE_ID] = extra_tags[Tag.SUITE_ID]
             if report_url:
                 run_tags[Tag.REPORT_URL] = report_url
             run = self.client.create_run(
@@ -297,7 +349,8 @@ class StudyStore:
             )
             self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
             self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
-            self._write_status(experiment_id, study_id, StudyStatus.QUEUED, {})
+            if queue:
+                self._write_status(experiment_id, study_id, StudyStatus.QUEUED, {})
             self._experiment_ids[study_id] = experiment_id
         except BaseException as exc:
             self._roll_back(experiment_id, study_id)
@@ -308,7 +361,7 @@ class StudyStore:
         return StudyRecord(
             id=study_id,
             name=spec.name,
-            status=StudyStatus.QUEUED,
+            status=StudyStatus.QUEUED if queue else StudyStatus.CREATING,
             created_at=created_at,
             started_at=None,
             finished_at=None,
@@ -435,6 +488,9 @@ class StudyStore:
             segment_started_at=tags.get(Tag.SEGMENT_STARTED_AT),
             segment_done=to_int(tags.get(Tag.SEGMENT_DONE)),
             tampered=check.problem or tags.get(Tag.TAMPERED),
+            suite_id=tags.get(Tag.SUITE_ID),
+            workload=tags.get(Tag.WORKLOAD),
+            suite_index=to_int(tags.get(Tag.SUITE_INDEX)),
         )
 
     def _record(self, experiment) -> StudyRecord:

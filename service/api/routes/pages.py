@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
-from service.api.deps import ReadTokenDep, ServiceDep
+from service.api.deps import ReadTokenDep, ServiceDep, SuiteServiceDep
 from service.pages import render_index
 
 router = APIRouter(include_in_schema=False)
@@ -29,11 +29,13 @@ INDEX_LIMIT = 200
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(_: ReadTokenDep, service: ServiceDep) -> HTMLResponse:
-    """Every study, newest first: status, a progress bar, links to its report, its runs in
-    MLflow and its trials as CSV. It refreshes itself while a study is queued or running."""
+def index(_: ReadTokenDep, service: ServiceDep, suites: SuiteServiceDep) -> HTMLResponse:
+    """Every suite (with its progress over its studies) and every study, newest first:
+    status, a progress bar, links to its report, its runs in MLflow and its trials as CSV. It
+    refreshes itself while a study is queued or running."""
     studies, total = service.listed(limit=INDEX_LIMIT)
-    return HTMLResponse(render_index(studies, total=total))
+    listed_suites, _ = suites.listed(limit=INDEX_LIMIT)
+    return HTMLResponse(render_index(studies, total=total, suites=listed_suites))
 
 
 #: ReDoc's sidebar shows a logo from its CDN (and hides it when it fails to load): served
