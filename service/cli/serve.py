@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from service.cli.group import app
-from study.cli.options import plain, styled, warn
+from study.cli.options import ServiceToken, ServiceUrl, plain, styled, warn
 from study.text import shown
 
 
@@ -80,27 +80,28 @@ def serve(
 @app.command()
 def submit(
     spec: Annotated[Path, typer.Argument(help="The study spec (YAML).", exists=True)],
-    url: Annotated[
-        str, typer.Option(help="The API (env HPROBUST_URL).", envvar="HPROBUST_URL")
-    ] = "http://127.0.0.1:8000",
-    token: Annotated[
-        str | None,
-        typer.Option(help="Bearer token (env HPROBUST_API_TOKEN).", envvar="HPROBUST_API_TOKEN"),
-    ] = None,
+    url: ServiceUrl = None,
+    token: ServiceToken = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the study with a progress bar to its end.")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --wait.")] = 2.0,
 ) -> None:
-    """Submit a study to a running service; with --wait, follow it and print its summary."""
-    import httpx
-    from rich.console import Console
+    """Submit a study to a running service; with --wait, follow it and print its summary.
 
+    The service: --url, else HPROBUST_URL, else the URL a running hprobust serve recorded,
+    else http://127.0.0.1:8000."""
+    import httpx
+
+    from service.cli.remote import service_url
     from service.client import ApiError, Client
+    from study.cli.output import console as make_console
 
     # What the server sends back (ids, statuses, errors quoting the spec) is printed as text,
-    # never read as rich markup: study.cli.options.plain/styled.
-    console = Console(highlight=False)
+    # never read as rich markup: study.cli.options.plain/styled. Off a terminal nothing is
+    # wrapped (study.cli.output): the links stay whole in a pipe or a log.
+    console = make_console()
+    url = service_url(url)
     client = Client(url, token=token)
     try:
         created = client.submit(spec)
@@ -108,10 +109,10 @@ def submit(
         console.print(styled("study ", (study_id, "bold"), f" {created['status']}"))
         for warning in created.get("warnings") or []:
             warn(console, warning)
-        console.print(plain(f"  {url.rstrip('/')}{created['links']['self']}"))
-        console.print(plain(f"  report: {url.rstrip('/')}{created['links']['report']}"))
+        console.print(plain(f"  {url}{created['links']['self']}"), soft_wrap=True)
+        console.print(plain(f"  report: {url}{created['links']['report']}"), soft_wrap=True)
         if created["links"].get("mlflow"):
-            console.print(plain(f"  MLflow: {created['links']['mlflow']}"))
+            console.print(plain(f"  MLflow: {created['links']['mlflow']}"), soft_wrap=True)
         if not wait:
             return
         state = _follow(client, study_id, poll, console)
@@ -136,20 +137,13 @@ def submit(
 
 
 def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Poll the study to its end, showing its progress (a bar on a terminal, one line per
+    change elsewhere) and, while it waits on a dependency, that it is paused and why."""
+    from study.cli.output import ProgressView
     from study.cli.progress import progress_text
     from study.eta import Eta
 
-    columns = (
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[extra]}", markup=False),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(shown(study_id), total=None, extra="")
+    with ProgressView(console, study_id) as view:
         eta: list[Eta] = []  # made once the total is known
 
         def update(state: dict[str, Any]) -> None:
@@ -161,7 +155,13 @@ def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, 
             left = eta[0].update(done) if state["status"] == "running" else None
             if left is None:
                 left = state.get("eta_s")
-            extra = shown(progress_text(p, eta_s=left, status=state["status"]))
-            bar.update(task, total=p["total"], completed=done, extra=extra)
+            status, paused = state["status"], state.get("paused")
+            text = progress_text(p, eta_s=left, status=status, paused=paused)
+            view.update(
+                done,
+                total=p["total"],
+                text=text,
+                key=progress_text(p, status=status, paused=paused),
+            )
 
         return client.wait(study_id, poll_s=poll, on_update=update)

@@ -30,6 +30,24 @@ DataDir = Annotated[
     ),
 ]
 
+ServiceUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="The service's API (env HPROBUST_URL; default: the URL a running hprobust serve "
+        "recorded).",
+        envvar="HPROBUST_URL",
+    ),
+]
+ServiceToken = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Bearer token of the service (env HPROBUST_API_TOKEN, as hprobust serve reads it).",
+        envvar="HPROBUST_API_TOKEN",
+    ),
+]
+
 
 def store_uri(data_dir: Path) -> str:
     """The tracking URI of the embedded store in ``data_dir`` (``DIR/mlflow.db``)."""

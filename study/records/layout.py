@@ -105,7 +105,7 @@ def trial_row(run: Run) -> dict[str, Any]:
     elif run.info.status == "FINISHED":  # an unknown word: it did run to its end
         status = to_status(tags.get(Tag.STATUS)) or TrialStatus.FINISHED
     elif run.info.status == "KILLED" and tags.get(Tag.STATUS) == TrialStatus.PENDING:
-        status = TrialStatus.PENDING  # stopped with its study (close_open_trials): trains again
+        status = TrialStatus.STOPPED  # closed with its study (close_open_trials): trains again
     else:  # FAILED, KILLED
         status = TrialStatus.FAILED
     return {
