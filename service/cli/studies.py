@@ -42,7 +42,6 @@ def studies(
     format: Format = "table",
 ) -> None:
     """The service's studies, newest first: id, name, status, trials done, created."""
-    from rich import box
     from rich.table import Table
 
     from service.cli.remote import api_errors, client, service_url
@@ -59,9 +58,9 @@ def studies(
     if not rows:
         typer.echo(f"no studies at {base}" + (f" with status {status}" if status else ""))
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))  # plain aligned columns
     for name in ("id", "name", "status", "done", "created"):
-        table.add_column(name, no_wrap=True)
+        table.add_column(name, no_wrap=True, header_style="bold")
     for row in rows:
         state = row["status"] + (" (paused)" if row.get("paused") else "")
         cells = (row["id"], row["name"], state, _done(row["progress"]), row.get("created_at"))

@@ -89,7 +89,8 @@ def warn(console: Any, message: str) -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr (message: plain text, never markup) and exit with
     ``code``."""
-    from rich.console import Console
+    from study.cli.output import console
 
-    Console(stderr=True).print(styled(("error:", "bold red"), " ", message), highlight=False)
+    # unwrapped off a terminal: a log holds the whole message on one line
+    console(stderr=True).print(styled(("error:", "bold red"), " ", message), highlight=False)
     raise typer.Exit(code)
