@@ -152,9 +152,9 @@ def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, 
             if not eta:
                 window = (state.get("spec") or {}).get("resources", {}).get("max_concurrent_trials")
                 eta.append(Eta(p["total"], window=max(4, 2 * int(window or 2))))
-            left = eta[0].update(done) if state["status"] == "running" else None
-            if left is None:
-                left = state.get("eta_s")
+            # the service's, arm by arm (study.eta.arm_eta), else the pace seen from here
+            local = eta[0].update(done) if state["status"] == "running" else None
+            left = state.get("eta_s") if state.get("eta_s") is not None else local
             status, paused = state["status"], state.get("paused")
             text = progress_text(p, eta_s=left, status=status, paused=paused)
             view.update(

@@ -128,4 +128,13 @@ def trial_row(run: Run) -> dict[str, Any]:
         "node_id": tags.get(Tag.NODE_ID),  # the Ray node that trained it
         "node_ip": tags.get(Tag.NODE_IP),
         "stopped": tags.get(Tag.STOPPED),  # why a pending trial's run was stopped, if it was
+        "duration_s": _duration_s(run),  # of an ended run (the ETA's pace, arm by arm)
     }
+
+
+def _duration_s(run: Run) -> float | None:
+    """Seconds from the run's start to its end; None while it runs (or without both times)."""
+    start, end = run.info.start_time, run.info.end_time
+    if start is None or end is None or end < start:
+        return None
+    return round((end - start) / 1000.0, 3)
