@@ -10,7 +10,7 @@ imports stay inside the command functions so ``--help`` is instant.
 
 from __future__ import annotations
 
-from service.cli import remote, serve, studies, ui  # noqa: F401  (commands register on app)
+from service.cli import doctor, remote, serve, studies, ui  # noqa: F401  (they register)
 from service.cli.group import app
 from study.cli.source import install
 

@@ -775,7 +775,8 @@ def test_hprobust_client_commands_watch_cancel_resume_and_read_a_study(
     newest first, ``status`` shows progress then the verdict, ``cancel`` stops the study (its
     in-flight trials show ``stopped``, not ``pending``), ``resume`` finishes it with no stale
     ``last_error``; ``trials`` and ``summary`` read the service; errors exit as the local
-    commands' do. Every stdout is a pipe: nothing wrapped."""
+    commands' do; ``doctor`` runs its two-trial study through every part. Every stdout is a
+    pipe: nothing wrapped."""
     import os
 
     env = {
@@ -883,3 +884,13 @@ def test_hprobust_client_commands_watch_cancel_resume_and_read_a_study(
     )
     local = _cli("summary", study_id, "--data-dir", str(tmp_path / "none"), env=env, cwd=tmp_path)
     assert local.returncode == 2 and "no study store in" in local.stderr
+
+    # doctor: a two-trial study through the API, Ray and MLflow, one line per part
+    checked = _cli("doctor", env=env, cwd=tmp_path, timeout=STUDY_TIMEOUT_S)
+    print(checked.stdout)  # the figures: pytest -rP shows them
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    parts = [line.split(":", 1)[0] for line in checked.stdout.splitlines()]
+    assert parts == ["API", "Ray", "MLflow", "summary", "all parts work"], checked.stdout
+    assert all(" ok (" in line for line in checked.stdout.splitlines()[:4])
+    down = _cli("doctor", "--url", "http://127.0.0.1:9", env=env, cwd=tmp_path)
+    assert down.returncode == 1 and down.stderr.startswith("error: API failed: cannot reach")
