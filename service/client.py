@@ -1,4 +1,5 @@
-"""A small HTTP client of the API (what ``hprobust submit`` uses)."""
+"""A small HTTP client of the API (what ``hprobust submit``, ``studies``, ``status``,
+``cancel``, ``resume``, ``report`` and a service's ``trials``/``summary`` use)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,26 @@ class Client:
 
     def summary(self, study_id: str) -> dict[str, Any]:
         return self._json(self.http.get(f"/studies/{study_id}/summary"))
+
+    def studies(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The studies, newest first (the API's order)."""
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        return self._json(self.http.get("/studies", params=params))["data"]
+
+    def trials(self, study_id: str) -> list[dict[str, Any]]:
+        return self._json(self.http.get(f"/studies/{study_id}/trials"))["data"]
+
+    def cancel(self, study_id: str) -> dict[str, Any]:
+        return self._json(self.http.post(f"/studies/{study_id}/cancel"))
+
+    def resume(self, study_id: str) -> dict[str, Any]:
+        return self._json(self.http.post(f"/studies/{study_id}/resume"))
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path (a link the API gave, e.g. ``/studies/ID/report``)."""
+        return f"{self.http.base_url}".rstrip("/") + path
 
     def wait(
         self,

@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from service import endpoint
 from service.core.config import Settings
 from service.mlflow_auth import (
     Accounts,
@@ -315,6 +316,8 @@ def serve(
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         echo(banner(settings, f"http://{host}:{settings.port}", ray_url, mlflow_url, mlflow_login))
         sys.stdout.flush()
+        # where `hprobust studies`, `status`, ... find this API (service/endpoint.py)
+        endpoint.record(endpoint.client_url(settings.host, settings.port), data_dir=data_dir)
         server.run()  # returns on SIGINT/SIGTERM (uvicorn re-raises them after, see _interrupt)
         return 0 if server.started else 1
     except KeyboardInterrupt:
@@ -322,6 +325,7 @@ def serve(
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        endpoint.forget()
         if supervisor is not None:
             supervisor.stop()  # nothing restarted while the stack stops
         try:

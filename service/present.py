@@ -12,8 +12,8 @@ from service.core.config import Settings
 from service.reads import StudyReader, ended
 from service.scheduler import iso
 from service.schemas import Links, Progress, StudyDetail, StudyPublic
-from study.eta import study_eta
-from study.vocab import PlotName
+from study.eta import arm_eta, study_eta
+from study.vocab import PlotName, StudyStatus
 
 
 def links(study_id: str, settings: Settings, experiment_id: str | None) -> Links:
@@ -31,9 +31,24 @@ def links(study_id: str, settings: Settings, experiment_id: str | None) -> Links
     )
 
 
-def eta_seconds(record: Any, progress: dict[str, int]) -> float | None:
-    """Seconds left in a running study from the trials ended since its driver (re)started
-    (:func:`study.eta.study_eta`); None until one has."""
+def eta_seconds(
+    record: Any, progress: dict[str, int], rows: list[dict[str, Any]] | None = None
+) -> float | None:
+    """Seconds left in a running study. With its spec and trial rows: arm by arm, each arm's
+    trials not yet ended at the pace of its finished ones (:func:`study.eta.arm_eta`), as many
+    at a time as run now. Else (a listing: no spec) from the trials ended since its driver
+    (re)started (:func:`study.eta.study_eta`). None until a trial has ended."""
+    spec = getattr(record, "spec", None) or {}
+    arms = [arm.get("name") for arm in spec.get("arms") or [] if isinstance(arm, dict)]
+    total = int(record.total_trials or progress.get("total", 0))
+    if record.status == StudyStatus.RUNNING and rows is not None and arms and total:
+        slots = int(progress.get("running", 0)) or int(
+            (spec.get("resources") or {}).get("max_concurrent_trials") or 1
+        )
+        planned = {arm: total // len(arms) + (i < total % len(arms)) for i, arm in enumerate(arms)}
+        left = arm_eta(rows, planned, slots=slots)
+        if left is not None:
+            return left
     return study_eta(
         status=record.status,
         started_at=getattr(record, "segment_started_at", None) or record.started_at,
@@ -65,7 +80,7 @@ def study_public(
         total_trials=int(record.total_trials or progress.get("total", 0)),
         num_classes=record.num_classes,
         experiment_id=record.experiment_id,
-        eta_s=eta_seconds(record, progress),
+        eta_s=eta_seconds(record, progress, reader.trials(record) if detail and live else None),
         job=job.submission_id if job is not None else None,
         error=record.error,
         retry_at=iso(retry.at) if retry is not None else (record.retry_at if live else None),

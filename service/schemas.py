@@ -65,8 +65,11 @@ class StudyPublic(BaseModel):
     experiment_id: str | None
     eta_s: float | None = Field(
         None,
-        description="Seconds left while running: time since start per completed trial, times "
-        "the trials left (so it accounts for trials running side by side). None otherwise.",
+        description="Seconds left while running. One study (GET /studies/{id}): arm by arm, "
+        "each arm's trials not yet ended at the mean duration of its finished ones (an arm "
+        "with none finished yet at the mean of all), as many at a time as run now. A listing: "
+        "time since the driver started per trial ended since, times the trials left. None "
+        "before a trial has ended, and once the study is not running.",
     )
     job: str | None = Field(None, description="Submission id of the study's current Ray job.")
     error: str | None = Field(None, description="Why the study failed (status failed only).")

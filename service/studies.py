@@ -222,9 +222,8 @@ class StudyService:
         return [_json_safe(r) for r in self.reader.trials(self.reader.get(study_id))]
 
     def trials_csv(self, study_id: str) -> str:
-        """The trial rows as CSV: the trial-row columns (``TRIAL_FIELDS``), then every other
-        column by name."""
-        return trials_csv(self.trials(study_id), every_column=True)
+        """The trial rows as CSV (:func:`study.records.formats.trials_csv`, the CLI's too)."""
+        return trials_csv(self.trials(study_id))
 
     def plot(self, study_id: str, name: str) -> Plot:
         """A plot's PNG (PlotNotFoundError for an unknown name or one not drawn yet)."""

@@ -63,7 +63,10 @@ class TrialStatus(Words):
     EARLY_STOPPED = "early_stopped"  # stopped by the early-stopping scheduler (ASHA)
     FAILED = "failed"  # crashed after its retry
     RUNNING = "running"
-    PENDING = "pending"  # not started (or stopped with its study, to run again on resume)
+    PENDING = "pending"  # not started (the tag of a run closed with its study: see STOPPED)
+    # a trial in flight when its study was cancelled or its driver lost (MLflow: KILLED, tag
+    # pending): it trains again when the study is resumed
+    STOPPED = "stopped"
 
 
 #: Trials that are over and have a result: a resumed study does not train them again.
@@ -77,6 +80,7 @@ TRIAL_RANK = {
     TrialStatus.FAILED: 2,
     TrialStatus.RUNNING: 1,
     TrialStatus.PENDING: 0,
+    TrialStatus.STOPPED: 0,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -33,6 +34,13 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# ---- the user's state dir: every `hprobust serve` a test starts records its URL there
+# (service/endpoint.py) and the client commands read it. The session's own, so tests never see
+# or overwrite the user's record, nor one of another test run on the same machine.
+_STATE_HOME = tempfile.mkdtemp(prefix="hpr-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME
+atexit.register(shutil.rmtree, _STATE_HOME, True)
 
 # ---- signed studies (study.records.signing)
 

@@ -157,7 +157,9 @@ def test_vocabulary_values():
     assert list(StudyStatus) == [
         "queued", "running", "finished", "failed", "cancelled", "creating",
     ]  # fmt: skip
-    assert list(TrialStatus) == ["finished", "early_stopped", "failed", "running", "pending"]
+    assert list(TrialStatus) == [
+        "finished", "early_stopped", "failed", "running", "pending", "stopped",
+    ]  # fmt: skip
     assert list(PlotName) == ["lr_curves", "heatmap", "profile", "expected_max"]
     from study import vocab
 
@@ -169,7 +171,7 @@ def test_vocabulary_values():
     assert list(SuitePlotName) == ["forest", "suite_profile"]
     assert set(vocab.SUITE_PLOT_CAPTIONS) == set(SuitePlotName)
     assert not set(PlotName) & set(SuitePlotName)
-    assert vocab.TRIAL_EXCLUDED == ("early_stopped", "failed", "running", "pending")
+    assert vocab.TRIAL_EXCLUDED == ("early_stopped", "failed", "running", "pending", "stopped")
     tags = [str(t) for t in vocab.Tag]
     assert len(tags) == len(set(tags))
     assert all(t.startswith(("hprobust.", "mlflow.")) or t == "diverged" for t in tags)

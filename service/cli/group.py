@@ -7,7 +7,7 @@ from study.cli.group import GuardedTyper
 
 # No name and no callback: the root command merges these commands into its own group.
 app = GuardedTyper(
-    help="Service commands: serve, submit, ui.",
+    help="Service commands: serve, submit, studies, status, cancel, resume, report, doctor, ui.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

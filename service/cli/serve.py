@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from service.cli.group import app
-from study.cli.options import plain, styled, warn
+from study.cli.options import ServiceToken, ServiceUrl, plain, styled, warn
 from study.text import shown
 
 
@@ -80,28 +80,29 @@ def serve(
 @app.command()
 def submit(
     spec: Annotated[Path, typer.Argument(help="The study or suite spec (YAML).", exists=True)],
-    url: Annotated[
-        str, typer.Option(help="The API (env HPROBUST_URL).", envvar="HPROBUST_URL")
-    ] = "http://127.0.0.1:8000",
-    token: Annotated[
-        str | None,
-        typer.Option(help="Bearer token (env HPROBUST_API_TOKEN).", envvar="HPROBUST_API_TOKEN"),
-    ] = None,
+    url: ServiceUrl = None,
+    token: ServiceToken = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the study with a progress bar to its end.")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --wait.")] = 2.0,
 ) -> None:
     """Submit a study (or a suite, to /suites) to a running service; with --wait, follow it
-    and print its summary."""
-    import httpx
-    from rich.console import Console
+    and print its summary.
 
+    The service: --url, else HPROBUST_URL, else the URL a running hprobust serve recorded,
+    else http://127.0.0.1:8000."""
+    import httpx
+
+    from service.cli.remote import service_url
     from service.client import ApiError, Client
+    from study.cli.output import console as make_console
 
     # What the server sends back (ids, statuses, errors quoting the spec) is printed as text,
-    # never read as rich markup: study.cli.options.plain/styled.
-    console = Console(highlight=False)
+    # never read as rich markup: study.cli.options.plain/styled. Off a terminal nothing is
+    # wrapped (study.cli.output): the links stay whole in a pipe or a log.
+    console = make_console()
+    url = service_url(url)
     client = Client(url, token=token)
     from study.cli.suite import is_suite_file
 
@@ -123,10 +124,10 @@ def submit(
         console.print(styled("study ", (study_id, "bold"), f" {created['status']}"))
         for warning in created.get("warnings") or []:
             warn(console, warning)
-        console.print(plain(f"  {url.rstrip('/')}{created['links']['self']}"))
-        console.print(plain(f"  report: {url.rstrip('/')}{created['links']['report']}"))
+        console.print(plain(f"  {url}{created['links']['self']}"), soft_wrap=True)
+        console.print(plain(f"  report: {url}{created['links']['report']}"), soft_wrap=True)
         if created["links"].get("mlflow"):
-            console.print(plain(f"  MLflow: {created['links']['mlflow']}"))
+            console.print(plain(f"  MLflow: {created['links']['mlflow']}"), soft_wrap=True)
         if not wait:
             return
         state = _follow(client, study_id, poll, console)
@@ -155,10 +156,9 @@ def _submit_suite(client: Any, spec: Path, url: str, wait: bool, poll: float, co
     sentence per comparison."""
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from study.analysis.suite_present import suite_lines
     from study.analysis.suite_schema import SuiteSummary
+    from study.cli.output import ProgressView
     from study.vocab import ENDED
 
     created = client.submit_suite(spec)
@@ -171,18 +171,11 @@ def _submit_suite(client: Any, spec: Path, url: str, wait: bool, poll: float, co
     console.print(plain(f"  report: {url.rstrip('/')}{created['links']['report']}"))
     if not wait:
         return
-    columns = (
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(shown(suite_id), total=None)
+    with ProgressView(console, shown(suite_id)) as view:
         while True:
             state = client.suite(suite_id)
             p = state["progress"]
-            bar.update(task, total=p["total"], completed=p["finished"] + p["failed"])
+            view.update(p["finished"] + p["failed"], total=p["total"], text=state["status"])
             if state["status"] in ENDED:
                 break
             time.sleep(poll)
@@ -195,20 +188,13 @@ def _submit_suite(client: Any, spec: Path, url: str, wait: bool, poll: float, co
 
 
 def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Poll the study to its end, showing its progress (a bar on a terminal, one line per
+    change elsewhere) and, while it waits on a dependency, that it is paused and why."""
+    from study.cli.output import ProgressView
     from study.cli.progress import progress_text
     from study.eta import Eta
 
-    columns = (
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[extra]}", markup=False),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(shown(study_id), total=None, extra="")
+    with ProgressView(console, study_id) as view:
         eta: list[Eta] = []  # made once the total is known
 
         def update(state: dict[str, Any]) -> None:
@@ -217,10 +203,16 @@ def _follow(client: Any, study_id: str, poll: float, console: Any) -> dict[str, 
             if not eta:
                 window = (state.get("spec") or {}).get("resources", {}).get("max_concurrent_trials")
                 eta.append(Eta(p["total"], window=max(4, 2 * int(window or 2))))
-            left = eta[0].update(done) if state["status"] == "running" else None
-            if left is None:
-                left = state.get("eta_s")
-            extra = shown(progress_text(p, eta_s=left, status=state["status"]))
-            bar.update(task, total=p["total"], completed=done, extra=extra)
+            # the service's, arm by arm (study.eta.arm_eta), else the pace seen from here
+            local = eta[0].update(done) if state["status"] == "running" else None
+            left = state.get("eta_s") if state.get("eta_s") is not None else local
+            status, paused = state["status"], state.get("paused")
+            text = progress_text(p, eta_s=left, status=status, paused=paused)
+            view.update(
+                done,
+                total=p["total"],
+                text=text,
+                key=progress_text(p, status=status, paused=paused),
+            )
 
         return client.wait(study_id, poll_s=poll, on_update=update)

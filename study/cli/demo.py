@@ -18,6 +18,9 @@ from study.data.registry import DATASET_KINDS
 from study.optim.registry import OPTIMIZERS, optimizer_hparams
 from study.spec.options import SCHEDULE_KINDS
 
+#: The demo's toy_cnn width (the model's own default, a study's, is 32: models/toy_cnn.py).
+DEMO_WIDTH = 16
+
 
 def _names(names: list[str] | tuple[str, ...]) -> str:
     """``a, b or c``."""
@@ -49,7 +52,11 @@ def demo(
     dataset: Annotated[str, typer.Option(help=f"Dataset: {_names(DATASET_KINDS)}.")] = "digits",
     model: Annotated[str, typer.Option(help="Model name.")] = "toy_cnn",
     width: Annotated[
-        int | None, typer.Option(help="Width option of the model (toy_cnn: 16; others: theirs).")
+        int | None,
+        typer.Option(
+            help=f"Width option of the model. The demo's toy_cnn: {DEMO_WIDTH}, for speed (in a "
+            "study spec toy_cnn's default is 32); other models: their own default."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32 or bf16 (bf16 on CUDA only).")] = "fp32",
@@ -167,10 +174,10 @@ def demo(
 
 
 def _width(model: str, width: int | None) -> dict[str, int]:
-    """The model's ``width`` option: as given, else 16 for the default toy_cnn (fast)."""
+    """The model's ``width`` option: as given, else :data:`DEMO_WIDTH` for toy_cnn (fast)."""
     if width is not None:
         return {"width": width}
-    return {"width": 16} if model == "toy_cnn" else {}
+    return {"width": DEMO_WIDTH} if model == "toy_cnn" else {}
 
 
 def _fmt(value: object) -> str:

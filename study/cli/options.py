@@ -30,6 +30,24 @@ DataDir = Annotated[
     ),
 ]
 
+ServiceUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="The service's API (env HPROBUST_URL; default: the URL a running hprobust serve "
+        "recorded).",
+        envvar="HPROBUST_URL",
+    ),
+]
+ServiceToken = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Bearer token of the service (env HPROBUST_API_TOKEN, as hprobust serve reads it).",
+        envvar="HPROBUST_API_TOKEN",
+    ),
+]
+
 
 def store_uri(data_dir: Path) -> str:
     """The tracking URI of the embedded store in ``data_dir`` (``DIR/mlflow.db``)."""
@@ -71,7 +89,8 @@ def warn(console: Any, message: str) -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr (message: plain text, never markup) and exit with
     ``code``."""
-    from rich.console import Console
+    from study.cli.output import console
 
-    Console(stderr=True).print(styled(("error:", "bold red"), " ", message), highlight=False)
+    # unwrapped off a terminal: a log holds the whole message on one line
+    console(stderr=True).print(styled(("error:", "bold red"), " ", message), highlight=False)
     raise typer.Exit(code)

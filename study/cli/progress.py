@@ -15,16 +15,20 @@ def progress_text(
     best: Mapping[str, float] | None = None,
     arms: Sequence[str] = (),
     status: str | None = None,
+    paused: str | None = None,
 ) -> str:
     """``"2 running, 3 diverged · about 4 min left · best val_acc: sgd 0.919, insgd –"``.
 
     Zero counts are left out; ``status`` (``queued``, ``cancelled``, ...) leads when it is not
-    ``running``; the best accuracies only when ``best`` is given.
+    ``running``; ``paused`` (why a live study waits: a dependency down) follows it; the best
+    accuracies only when ``best`` is given.
 
         >>> progress_text({"running": 2, "diverged": 0, "failed": 1}, eta_s=250)
         '2 running, 1 failed · about 4 min left'
         >>> progress_text({"running": 0}, status="queued")
         'queued'
+        >>> progress_text({"running": 1}, status="running", paused="MLflow unreachable")
+        '1 running · paused: MLflow unreachable'
     """
     parts = []
     if status and status != "running":
@@ -34,7 +38,9 @@ def progress_text(
     )
     if counts_text:
         parts.append(counts_text)
-    if eta_s is not None and eta_s >= 1 and status in (None, "running"):
+    if paused:
+        parts.append(f"paused: {paused}")
+    if eta_s is not None and eta_s >= 1 and status in (None, "running") and not paused:
         parts.append(f"about {format_duration(eta_s)} left")
     if best is not None and arms:
         values = ", ".join(f"{arm} {best[arm]:.3f}" if arm in best else f"{arm} –" for arm in arms)

@@ -15,7 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from study.cli.group import app
-from study.cli.options import DEFAULT_DIR, DataDir, fail, plain, store_uri, warn
+from study.cli.options import (
+    DEFAULT_DIR,
+    DataDir,
+    ServiceToken,
+    ServiceUrl,
+    fail,
+    plain,
+    store_uri,
+    warn,
+)
 
 
 @app.command()
@@ -40,8 +49,7 @@ def run(
     from study.runtime import configure_process
 
     configure_process()  # this process drives the study (study.driver.drive)
-    from rich.console import Console
-
+    from study.cli.output import console as make_console
     from study.errors import (
         ConfigError,
         DatasetNotFoundError,
@@ -54,7 +62,7 @@ def run(
     from study.spec.bounds import SizeLimits, size_problems
     from study.spec.study_spec import load_spec
 
-    console = Console()
+    console = make_console()
     if (spec is None) == (resume is None):
         fail("give a spec file to run, or --resume STUDY_ID (not both)", 2)
     from study.cli.suite import is_suite_file, run_suite
@@ -170,32 +178,23 @@ def _run_with_progress(
     ray_address: str | None,
     num_cpus: int | None,
 ) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from study.cli.output import ProgressView
     from study.cli.progress import progress_text
     from study.driver import drive
     from study.eta import Eta
-    from study.text import shown
 
     total = record.total_trials
     arms = [arm["name"] for arm in record.spec["arms"]]
     concurrency = int(record.spec.get("resources", {}).get("max_concurrent_trials", 2))
     eta = Eta(total, window=max(4, 2 * concurrency))
-    columns = (
-        TextColumn("[bold]trials"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}", markup=False),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("trials", total=total, info="starting")
+    with ProgressView(console, "trials", total=total) as bar:
+        bar.update(0, text="starting")
 
         def update(state: dict[str, Any]) -> None:
             done = state["finished"] + state["failed"]
-            info = progress_text(state, eta_s=eta.update(done), best=state.get("best"), arms=arms)
-            info = shown(info)  # arm names are user text
-            bar.update(task, completed=done, info=info)
+            left = eta.update(done)
+            info = progress_text(state, eta_s=left, best=state.get("best"), arms=arms)
+            bar.update(done, text=info, key=progress_text(state))
 
         return drive(
             record.id,
@@ -219,49 +218,62 @@ def _fmt(value: Any, spec: str) -> str:
 @app.command()
 def trials(
     study_id: Annotated[str, typer.Argument(help="The study id (printed by hprobust run).")],
-    data_dir: DataDir = DEFAULT_DIR,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Read this embedded store (default: the service when one is configured, "
+            "else ./hprobust-data).",
+        ),
+    ] = None,
+    url: ServiceUrl = None,
+    token: ServiceToken = None,
     format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """One row per trial: arm, lr, init, init_scale, seed, val_acc, val_loss, diverged, status."""
+    """One row per trial: arm, lr, init, init_scale, seed, val_acc, val_loss, diverged, status.
+
+    Asks the service when one is configured (--url, HPROBUST_URL, or the URL a running
+    hprobust serve recorded), else reads the embedded store (--data-dir)."""
     import json
 
     from study.analysis.rows import TRIAL_FIELDS
-    from study.errors import StudyNotFoundError
+    from study.cli.source import open_source
+    from study.errors import HprobustError, StudyNotFoundError
     from study.records.formats import trials_csv
-    from study.records.store import StudyStore
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be one of table, csv, json, got {format!r}", 2)
-    if not (Path(data_dir) / "mlflow.db").is_file():
-        fail(f"no study store in {data_dir} (no mlflow.db)", 2)
-    store = StudyStore(store_uri(data_dir))
+    source = open_source(data_dir, url, token)
     try:
-        rows = store.trials(study_id)
+        rows = source.trials(study_id)
     except StudyNotFoundError as exc:
-        fail(f"{exc} in {data_dir}", 2)
+        fail(f"{exc} {source.where}", 2)
+    except HprobustError as exc:
+        fail(f"cannot read the trials of study {study_id}: {exc}", 1)
     if format == "csv":
         typer.echo(trials_csv(rows), nl=False)
         return
     if format == "json":
-        typer.echo(json.dumps([{k: row[k] for k in TRIAL_FIELDS} for row in rows], indent=2))
+        typer.echo(json.dumps([{k: row.get(k) for k in TRIAL_FIELDS} for row in rows], indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from study.cli.output import console
 
     table = Table(title=plain(f"trials of {study_id}"))
     for column in TRIAL_FIELDS:
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for row in rows:  # recorded values are user text: no markup is read from them
         cells = (
             row["arm"],
-            _fmt(row["lr"], ".4g"),
-            row["init"],
-            _fmt(row["init_scale"], ".3g"),
-            str(row["seed"]),
-            _fmt(row["val_acc"], ".4f"),
-            _fmt(row["val_loss"], ".4f"),
-            str(row["diverged"]).lower(),
+            _fmt(row.get("lr"), ".4g"),
+            row.get("init"),
+            _fmt(row.get("init_scale"), ".3g"),
+            str(row.get("seed")),
+            _fmt(row.get("val_acc"), ".4f"),
+            _fmt(row.get("val_loss"), ".4f"),
+            str(row.get("diverged")).lower(),
             row["status"],
         )
         table.add_row(*(plain(cell) for cell in cells))
-    Console().print(table)
+    console().print(table)

@@ -87,7 +87,7 @@ def run_suite(path: Path, data_dir: Path, ray_address: str | None, num_cpus: int
     finally:
         if owns_ray and ray.is_initialized():
             stop_ray(temp_dir)
-    print_suite(console, store, record.id)
+    print_suite(console, suite_summary_of(store, record.id))
     statuses = [store.get(study_id).status for _, study_id in record.studies]
     if any(s != StudyStatus.FINISHED for s in statuses):
         fail(f"suite {record.id}: not every study finished ({', '.join(statuses)})")
@@ -155,9 +155,8 @@ def suite_summary_of(store: Any, suite_id: str) -> Any:
     return summarize_suite(workloads, arms=record.arms, suite_id=record.id, name=record.name)
 
 
-def print_suite(console: Any, store: Any, suite_id: str, *, as_json: bool = False) -> None:
-    """The suite's sentences and per-workload table (or its summary as JSON)."""
-    summary = suite_summary_of(store, suite_id)
+def print_suite(console: Any, summary: Any, *, as_json: bool = False) -> None:
+    """A suite's sentences and per-workload table (or its ``summary`` as JSON)."""
     if as_json:
         import typer
 

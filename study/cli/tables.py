@@ -55,8 +55,6 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: Any = "") 
         ),
     ):
         table = Table(
-            title=title,
-            title_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
             padding=(0, 1, 0, 0),
@@ -81,13 +79,11 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: Any = "") 
             name = plain(label, "bold") if level == "arm" else plain(f"  {label}")
             style = None if level == "arm" else "dim"
             table.add_row(name, *map(plain, cells), *map(plain, extra), style=style)
-        console.print(table)
+        _print_table(console, title, table)
 
     if s.comparisons:
         headers, rows = present.comparison_table(s)
         comp = Table(
-            title="Each arm against the baseline (B − A, 95% CIs)",
-            title_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
@@ -95,13 +91,11 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: Any = "") 
             comp.add_column(plain(name), no_wrap=k < 2)
         for row in rows:
             comp.add_row(*map(plain, row))
-        console.print(comp)
+        _print_table(console, "Each arm against the baseline (B − A, 95% CIs)", comp)
     elif len(s.arms) < 2:
         console.print("No comparison (fewer than two arms).")
 
     imp = Table(
-        title="Importance over cells (normalized)",
-        title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
@@ -113,7 +107,7 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: Any = "") 
             plain(present.importance_text(arm.importance.ped_anova)),
             plain(present.importance_text(arm.importance.fanova)),
         )
-    console.print(imp)
+    _print_table(console, "Importance over cells (normalized)", imp)
 
     console.print(plain(present.reference_text(s)), highlight=False)
     console.print(
@@ -125,3 +119,9 @@ def render(summary: Mapping[str, Any] | Any, console: Any, *, header: Any = "") 
     )
     for warning in s.warnings:
         warn(console, warning)
+
+
+def _print_table(console: Any, title: str, table: Any) -> None:
+    """``title`` on a line of its own (never wrapped to the table's width), then ``table``."""
+    console.print(plain(title, "italic"), highlight=False)
+    console.print(table)

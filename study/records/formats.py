@@ -93,13 +93,13 @@ def _cell(value: Any) -> str:
     return "–" if number is None else f"{number:.4g}"
 
 
-def trials_csv(rows: list[dict[str, Any]], *, every_column: bool = False) -> str:
-    """Trial rows as CSV with the trial-row columns, ``TRIAL_FIELDS`` (``trials.csv``,
-    ``hprobust trials``); ``every_column``: then the rows' other keys too, sorted by name (the
-    API's CSV)."""
+def trials_csv(rows: list[dict[str, Any]]) -> str:
+    """Trial rows as CSV: the trial-row columns (``TRIAL_FIELDS``) first, in that order, then
+    every other key of the rows by name. The one CSV of trials: the stored ``trials.csv``,
+    ``hprobust trials --format csv`` (from the store or the service) and the API's
+    ``?format=csv`` all have these columns."""
     columns = list(TRIAL_FIELDS)
-    if every_column:
-        columns += sorted({k for row in rows for k in row} - set(columns))
+    columns += sorted({k for row in rows for k in row} - set(columns))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()

@@ -110,7 +110,7 @@ def trial_row(run: Run) -> dict[str, Any]:
     elif run.info.status == "FINISHED":  # an unknown word: it did run to its end
         status = to_status(tags.get(Tag.STATUS)) or TrialStatus.FINISHED
     elif run.info.status == "KILLED" and tags.get(Tag.STATUS) == TrialStatus.PENDING:
-        status = TrialStatus.PENDING  # stopped with its study (close_open_trials): trains again
+        status = TrialStatus.STOPPED  # closed with its study (close_open_trials): trains again
     else:  # FAILED, KILLED
         status = TrialStatus.FAILED
     return {
@@ -133,4 +133,13 @@ def trial_row(run: Run) -> dict[str, Any]:
         "node_id": tags.get(Tag.NODE_ID),  # the Ray node that trained it
         "node_ip": tags.get(Tag.NODE_IP),
         "stopped": tags.get(Tag.STOPPED),  # why a pending trial's run was stopped, if it was
+        "duration_s": _duration_s(run),  # of an ended run (the ETA's pace, arm by arm)
     }
+
+
+def _duration_s(run: Run) -> float | None:
+    """Seconds from the run's start to its end; None while it runs (or without both times)."""
+    start, end = run.info.start_time, run.info.end_time
+    if start is None or end is None or end < start:
+        return None
+    return round((end - start) / 1000.0, 3)

@@ -588,6 +588,8 @@ class StudyStore:
         (finished, failed, cancelled) first closes every trial run still open (see
         :meth:`close_open_trials`, ``reason`` saying why, default ``study <status>``), then
         stamps finished_at, so no trial run stays RUNNING after its study ended.
+        ``finished`` also drops ``last_error`` and ``retry_at``: a study that recovered (a
+        resume, a lost job resubmitted) and finished shows no error it has left behind.
 
         Raises StudyNotFoundError, having changed nothing, for an unknown id or a record
         without its study run (not a study).
@@ -609,6 +611,10 @@ class StudyStore:
         elif status in RUN_STATUS_AT_END:
             self.close_open_trials(study_id, reason=reason or f"study {status}")
             self.client.set_experiment_tag(experiment_id, str(Tag.FINISHED_AT), now)
+        if status == StudyStatus.FINISHED:  # what it recovered from is over: no stale error
+            for tag in (Tag.LAST_ERROR, Tag.RETRY_AT):
+                if experiment.tags.get(tag) is not None:
+                    self.client.delete_experiment_tag(experiment_id, str(tag))
         self._write_status(experiment_id, study_id, status, experiment.tags)
         # The study run shows the same state in the MLflow UI (never RUNNING once it ended).
         if status in RUN_STATUS_AT_END:

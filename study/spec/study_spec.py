@@ -595,7 +595,33 @@ def parse_spec(data: Any, *, source: str | None = None) -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(spec_problems(exc, root=StudySpec), source=source) from None
+        problems = spec_problems(exc, root=StudySpec)
+        raise SpecError(arms_by_name(problems, data), source=source) from None
+
+
+def arms_by_name(problems: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Problems inside an arm name the arm as the spec does, by its name: ``arms.sgd.momentum``
+    rather than ``arms.0.momentum``. The index stays where the name cannot name it: a problem
+    with the name itself, an arm whose name is not a valid one, or a name two arms share.
+
+        >>> arms_by_name([{"field": "arms.1.optimizer", "rule": "r", "value": "x"}],
+        ...              {"arms": [{"name": "sgd"}, {"name": "insgd"}]})[0]["field"]
+        'arms.insgd.optimizer'
+    """
+    arms = data.get("arms")
+    if not isinstance(arms, list):
+        return problems
+    names = [arm.get("name") if isinstance(arm, dict) else None for arm in arms]
+    out = []
+    for problem in problems:
+        parts = str(problem.get("field", "")).split(".")
+        if len(parts) >= 3 and parts[0] == "arms" and parts[1].isdigit() and parts[2] != "name":
+            index = int(parts[1])
+            name = names[index] if index < len(names) else None
+            if isinstance(name, str) and NAME_RE.fullmatch(name) and names.count(name) == 1:
+                problem = {**problem, "field": ".".join(["arms", name, *parts[2:]])}
+        out.append(problem)
+    return out
 
 
 def load_spec(path: str | Path) -> StudySpec:

@@ -14,7 +14,9 @@ from typer.main import get_command
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY_COMMANDS = {"demo", "run", "trials", "summary"}
-SERVICE_COMMANDS = {"serve", "submit", "ui"}
+SERVICE_COMMANDS = {
+    "serve", "submit", "studies", "status", "cancel", "resume", "report", "doctor", "ui",
+}  # fmt: skip
 HEAVY = ("torch", "ray", "mlflow", "fastapi", "uvicorn", "optuna")
 
 

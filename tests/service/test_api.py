@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -440,7 +442,8 @@ def test_hprobust_submit_waits_and_prints_the_summary(
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec(name="cli")))
-    env = {"PATH": "/usr/bin:/bin", "HPROBUST_API_TOKEN": api_token, "COLUMNS": "160"}
+    # stdout is a pipe (`submit --wait | cat`), and no COLUMNS: nothing may wrap at 80
+    env = {"PATH": "/usr/bin:/bin", "HPROBUST_API_TOKEN": api_token}
     done = subprocess.run(
         [HPROBUST, "submit", str(spec), "--url", api.url, "--wait", "--poll", "0.5"],
         capture_output=True,
@@ -450,12 +453,32 @@ def test_hprobust_submit_waits_and_prints_the_summary(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     study_id = done.stdout.split()[1]
-    assert study_state(api, study_id)["status"] == "finished"
+    state = study_state(api, study_id)
+    assert state["status"] == "finished"
     assert "Robustness per arm" in done.stdout
-    # the verdict sentence the report and MLflow show: the verdict first, then the numbers
-    assert "insgd vs sgd: not enough data for a verdict (1 seed, 2 points" in done.stdout
+    lines = done.stdout.splitlines()
+    # the links whole, each on its line (the MLflow one is long: it broke mid-word at 80)
+    mlflow = state["links"]["mlflow"]
+    assert len(mlflow) > 80 and f"  MLflow: {mlflow}" in lines, done.stdout
+    assert f"  report: {api.url}/studies/{study_id}/report" in lines
+    # the verdict sentence the report and MLflow show, whole on one line
+    from study.analysis import present
+    from study.cli.tables import as_summary
+
+    s = as_summary(httpx.get(f"{api.url}/studies/{study_id}/summary").json())
+    sentence = present.verdict_sentence(s.comparisons[0], s)
+    assert len(sentence) > 80 and sentence in lines, done.stdout
+    assert sentence.startswith("insgd vs sgd: not enough data for a verdict (1 seed, 2 points")
     assert "sgd" in done.stdout and "lr window" in done.stdout
     assert "warning: only 1 seed: no replicate intervals" in done.stdout  # at submission
+    # no bar redrawn in place: one plain line per change of the progress, the last 4/4
+    progress = [line for line in lines if line.startswith(f"{study_id} ")]
+    assert "\r" not in done.stdout and "\x1b" not in done.stdout
+    changes = [
+        tuple(p for p in line.split(" · ") if not p.endswith((" in", " left"))) for line in progress
+    ]
+    assert progress and len(changes) == len(set(changes)), progress
+    assert progress[-1].startswith(f"{study_id} 4/4 · "), progress
 
     spec.write_text(yaml.safe_dump(tiny_spec(epochs=0)))
     bad = subprocess.run(
@@ -733,3 +756,142 @@ def test_hprobust_submit_wait_exits_1_when_the_study_fails(
     text = " ".join(done.stdout.split())
     assert "every trial failed" in text or "ended failed" in text, text
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _cli(*args: str, env: dict[str, str], cwd: Any, timeout: float = 120) -> Any:
+    import subprocess
+
+    from tests.service.conftest import HPROBUST
+
+    return subprocess.run(
+        [HPROBUST, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+    )
+
+
+def test_hprobust_client_commands_watch_cancel_resume_and_read_a_study(
+    api: ServeProcess, api_token: str, finished_study: dict[str, Any], tmp_path
+) -> None:
+    """A researcher with ``hprobust`` alone, from a folder with no store: the service is found
+    from the URL ``hprobust serve`` recorded (no --url, no HPROBUST_URL); ``studies`` lists
+    newest first, ``status`` shows progress then the verdict, ``cancel`` stops the study (its
+    in-flight trials show ``stopped``, not ``pending``), ``resume`` finishes it with no stale
+    ``last_error``; ``trials`` and ``summary`` read the service; errors exit as the local
+    commands' do; ``doctor`` runs its two-trial study through every part. Every stdout is a
+    pipe: nothing wrapped."""
+    import os
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HPROBUST_API_TOKEN": api_token,
+        "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"],  # where this serve recorded its URL
+    }
+    served = json.loads(
+        (Path(os.environ["XDG_STATE_HOME"]) / "hprobust" / "serve.json").read_text()
+    )
+    assert served["url"] == api.url and served["pid"] == api.proc.pid
+    spec = tmp_path / "client.yaml"
+    # 6 trials of 30 epochs at batch 16, two at a time: trials are in flight at the cancel
+    spec.write_text(
+        yaml.safe_dump(tiny_spec(name="client", epochs=30, trials_per_arm=3, batch_size=16))
+    )
+    sub = _cli("submit", str(spec), env=env, cwd=tmp_path)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    study_id = sub.stdout.split()[1]
+    wait_for(
+        lambda: study_state(api, study_id)["progress"]["running"] >= 1,
+        timeout_s=STUDY_TIMEOUT_S,
+        what="a running trial",
+        poll_s=0.2,
+    )
+    listed = _cli("studies", "--format", "json", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    ids = [row["id"] for row in json.loads(listed.stdout)]
+    assert ids[0] == study_id and finished_study["created"]["id"] in ids  # newest first
+    table = _cli("studies", env=env, cwd=tmp_path)
+    row = next(line for line in table.stdout.splitlines() if line.startswith(study_id))
+    assert "client" in row and "running" in row and "/6" in row, table.stdout
+
+    running = _cli("status", study_id, env=env, cwd=tmp_path)
+    assert running.returncode == 0, running.stderr
+    assert "status:    running" in running.stdout and "progress:  " in running.stdout
+    assert "time left: " in running.stdout and "verdict:" not in running.stdout
+
+    cancelled = _cli("cancel", study_id, env=env, cwd=tmp_path)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"study {study_id} cancelled" in cancelled.stdout
+    assert f"hprobust resume {study_id}" in cancelled.stdout
+    again = _cli("cancel", study_id, env=env, cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.startswith("error: ") and again.stdout == ""
+    assert "cancelled" in again.stderr and "Traceback" not in again.stderr
+    rows = json.loads(_cli("trials", study_id, "--format", "json", env=env, cwd=tmp_path).stdout)
+    statuses = [r["status"] for r in rows]
+    assert "stopped" in statuses and "pending" not in statuses, statuses  # MLflow: KILLED
+    assert set(statuses) <= {"finished", "stopped"}, statuses
+
+    resumed = _cli("resume", study_id, env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"study {study_id} queued again" in resumed.stdout
+    mid = study_state(api, study_id)
+    assert mid["last_error"] == "cancelled before it was resumed", mid
+    done = wait_status(api, study_id, ("finished", "failed", "cancelled"))
+    assert done["status"] == "finished" and done["last_error"] is None, done
+
+    ended = _cli("status", study_id, env=env, cwd=tmp_path)
+    assert ended.returncode == 0, ended.stderr
+    lines = ended.stdout.splitlines()
+    assert "status:    finished" in lines and not any(x.startswith("last error") for x in lines)
+    from study.analysis import present
+    from study.cli.tables import as_summary
+
+    s = as_summary(httpx.get(f"{api.url}/studies/{study_id}/summary").json())
+    assert f"verdict:   {present.verdict_sentence(s.comparisons[0], s)}" in lines, ended.stdout
+    assert f"report:    {api.url}/studies/{study_id}/report" in lines
+    assert f"MLflow:    {done['links']['mlflow']}" in lines  # whole, past 80 columns
+
+    summary = _cli("summary", study_id, env=env, cwd=tmp_path)  # no store in this folder
+    assert summary.returncode == 0, summary.stderr
+    assert present.verdict_sentence(s.comparisons[0], s) in summary.stdout.splitlines()
+    assert "(status: finished, 6 trials planned)" in summary.stdout
+    as_json = _cli("summary", study_id, "--format", "json", env=env, cwd=tmp_path)
+    summary_url = f"{api.url}/studies/{study_id}/summary"
+    assert json.loads(as_json.stdout) == httpx.get(summary_url).json()
+    csv_cli = _cli("trials", study_id, "--format", "csv", env=env, cwd=tmp_path).stdout
+    csv_api = httpx.get(f"{api.url}/studies/{study_id}/trials", params={"format": "csv"}).text
+    assert csv_cli.splitlines()[0] == csv_api.splitlines()[0]  # one formatter, same columns
+    assert sorted(csv_cli.splitlines()) == sorted(csv_api.splitlines())
+    report = _cli("report", study_id, env=env, cwd=tmp_path)
+    assert report.stdout.strip() == f"{api.url}/studies/{study_id}/report"
+
+    # errors: as the local commands' (2 and one plain line for what the caller can fix)
+    unknown = "s20261125-000000-abcdef"
+    for command in (
+        ["status", unknown],
+        ["summary", unknown],
+        ["trials", unknown],
+        ["resume", unknown],
+        ["report", unknown],
+    ):
+        out = _cli(*command, env=env, cwd=tmp_path)
+        assert out.returncode == 2, (command, out.stdout, out.stderr)
+        assert out.stderr == f"error: no study with id {unknown!r} at {api.url}\n", out.stderr
+    finished = _cli("resume", study_id, env=env, cwd=tmp_path)
+    assert finished.returncode == 2 and "is finished" in finished.stderr
+    no_token = {k: v for k, v in env.items() if k != "HPROBUST_API_TOKEN"}
+    denied = _cli("cancel", study_id, env=no_token, cwd=tmp_path)
+    assert denied.returncode == 2 and "HPROBUST_API_TOKEN" in denied.stderr
+    gone = _cli("studies", "--url", "http://127.0.0.1:9", env=env, cwd=tmp_path)
+    assert gone.returncode == 1 and "cannot reach the service at http://127.0.0.1:9" in (
+        gone.stderr
+    )
+    local = _cli("summary", study_id, "--data-dir", str(tmp_path / "none"), env=env, cwd=tmp_path)
+    assert local.returncode == 2 and "no study store in" in local.stderr
+
+    # doctor: a two-trial study through the API, Ray and MLflow, one line per part
+    checked = _cli("doctor", env=env, cwd=tmp_path, timeout=STUDY_TIMEOUT_S)
+    print(checked.stdout)  # the figures: pytest -rP shows them
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    parts = [line.split(":", 1)[0] for line in checked.stdout.splitlines()]
+    assert parts == ["API", "Ray", "MLflow", "summary", "all parts work"], checked.stdout
+    assert all(" ok (" in line for line in checked.stdout.splitlines()[:4])
+    down = _cli("doctor", "--url", "http://127.0.0.1:9", env=env, cwd=tmp_path)
+    assert down.returncode == 1 and down.stderr.startswith("error: API failed: cannot reach")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 EPS = 1e-12  # the contract's slack for ">= threshold" and "< threshold"
-EXCLUDED_STATUSES = ("early_stopped", "failed", "running", "pending")
+EXCLUDED_STATUSES = ("early_stopped", "failed", "running", "pending", "stopped")
 N_BOOTSTRAP = 10_000
 N_BAND_BOOTSTRAP = 1_000
 

@@ -234,3 +234,37 @@ def test_unknown_study_and_missing_store(study, tmp_path):
     result = _invoke("s20990101-000000-abcdef", "--data-dir", str(missing))
     assert result.exit_code == 2 and "no study store" in result.output
     assert not missing.exists()  # nothing created for bad input
+
+
+def test_summary_in_a_pipe_keeps_every_line_whole(study):
+    """Issue 23: ``hprobust summary ID | cat`` cut the verdict ("no clear differen…") and split
+    the comparison cells at 80 columns. The real console script, stdout a pipe, COLUMNS=40:
+    the verdict sentence and each comparison row are whole lines; no redraws, no colour."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from study.analysis import present
+    from study.cli.tables import as_summary
+
+    store, record, data_dir = study
+    hprobust = str(Path(sys.executable).parent / "hprobust")
+    env = {k: v for k, v in os.environ.items() if k not in ("HPROBUST_URL", "COLUMNS")}
+    done = subprocess.run(
+        [hprobust, "summary", record.id, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "COLUMNS": "40"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    s = as_summary(store.summary(record.id))
+    sentence = present.verdict_sentence(s.comparisons[0], s)
+    assert len(sentence) > 80 and sentence in lines, done.stdout
+    _, rows = present.comparison_table(s)
+    for row in rows:  # each comparison row on one line, its cells in order
+        assert any(all(cell in line for cell in row) for line in lines), (row, done.stdout)
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout
+    assert max(len(line) for line in lines) > 40  # not fitted to COLUMNS

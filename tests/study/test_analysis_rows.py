@@ -68,7 +68,7 @@ def test_the_analysis_reads_text_rows_with_the_same_rules():
         ("diverged", "maybe", "trials[0].diverged must be a boolean (true/false), got 'maybe'"),
         ("lr", True, "trials[0].lr must be a number, got True"),
         ("status", "done", "trials[0].status must be one of finished, early_stopped, failed, "
-                           "running, pending, got 'done'"),
+                           "running, pending, stopped, got 'done'"),
     ],
 )  # fmt: skip
 def test_a_value_no_rule_reads_is_an_error_naming_it(field, value, message):

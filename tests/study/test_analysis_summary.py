@@ -439,7 +439,9 @@ def test_filtering_by_status():
     ]
     s = summarize(rows, num_classes=10)
     assert s.arms["sgd"].best == 0.5 and s.arms["sgd"].n_trials == 1
-    assert s.settings.excluded == {"early_stopped": 1, "failed": 1, "running": 1, "pending": 1}
+    assert s.settings.excluded == {
+        "early_stopped": 1, "failed": 1, "running": 1, "pending": 1, "stopped": 0,
+    }  # fmt: skip
     assert "trials left out of every number: 1 early stopped, 1 failed, 1 running, 1 pending" in (
         s.warnings
     )

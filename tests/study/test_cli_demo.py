@@ -20,6 +20,23 @@ def invoke(*args: str):
     return runner.invoke(app, ["demo", *args], catch_exceptions=False)
 
 
+def test_the_width_help_says_the_demos_width_and_the_models_default():
+    """Issue 23: the help said 16, the docs 32. Both are true: the demo's toy_cnn is narrower
+    than a study's; the help says both, each from where it is defined."""
+    import inspect
+
+    from models.toy_cnn import ToyCNN
+    from study.cli.demo import DEMO_WIDTH, _width
+
+    help_text = {p.name: p for p in typer.main.get_command(app).commands["demo"].params}[
+        "width"
+    ].help
+    model_default = inspect.signature(ToyCNN.__init__).parameters["width"].default
+    assert f"toy_cnn: {DEMO_WIDTH}, for speed" in help_text
+    assert f"toy_cnn's default is {model_default}" in help_text
+    assert _width("toy_cnn", None) == {"width": DEMO_WIDTH} and _width("mlp", None) == {}
+
+
 def test_the_demos_help_lists_what_the_registries_hold():
     """The optimizer, momentum, schedule and dataset help comes from the registries: an entry
     added there shows here (and nothing else is listed)."""

@@ -113,3 +113,61 @@ def test_api_eta_uses_the_segment_of_the_record():
     assert eta_seconds(record, {"total": 20, "pending": 9, "running": 2}) is None
     eta = eta_seconds(record, {"total": 20, "pending": 8, "running": 2})
     assert eta is not None and 0 < eta < 3600  # 1 trial since ~2 s ago: ~20 s, not a day
+
+
+def _row(arm: str, status: str = "finished", duration_s: float | None = None) -> dict:
+    return {"arm": arm, "status": status, "duration_s": duration_s}
+
+
+def test_arm_eta_takes_each_arm_at_its_own_pace():
+    """Issue 23: a study said 308 s at the start and took 475 s: the fast arm's trials set the
+    pace of the slow arm's too. Hand-worked, two arms of 6 trials, two at a time: sgd trials
+    take 10 s, insgd 40 s."""
+    from study.eta import arm_eta
+
+    planned = {"sgd": 6, "insgd": 6}
+    sgd_done = [_row("sgd", duration_s=10.0)] * 6
+    # every sgd trial done, no insgd trial finished: insgd at sgd's pace, 6 x 10 / 2
+    assert arm_eta(sgd_done, planned, slots=2) == 30.0
+    # insgd's first two took 40 s: 4 left x 40 / 2 = 80 s (the whole study's pace of
+    # (60 + 80) / 8 = 17.5 s a trial would say 35 s)
+    two = [_row("insgd", duration_s=40.0)] * 2
+    assert arm_eta(sgd_done + two, planned, slots=2) == 80.0
+    # two more running (counted half done): (2 + 2 x 0.5) x 40 / 2 = 60 s
+    running = [_row("insgd", "running")] * 2
+    assert arm_eta(sgd_done + two + running, planned, slots=2) == 60.0
+    # a failed trial is done (not run again) but sets no pace; a stopped one is to run again
+    rows = [
+        _row("sgd", duration_s=10.0),
+        _row("sgd", "failed", 1.0),
+        _row("sgd", "stopped", 5.0),
+        _row("insgd", "early_stopped", 20.0),
+    ]
+    # sgd: 6 - 2 ended = 4 x 10 = 40; insgd: 5 x 20 = 100; (40 + 100) / 4 slots = 35
+    assert arm_eta(rows, planned, slots=4) == 35.0
+    assert arm_eta([_row("sgd", "running")], planned, slots=2) is None  # no pace yet
+    assert arm_eta(sgd_done, {"sgd": 6}, slots=2) == 0.0  # nothing left
+
+
+def test_api_eta_is_arm_by_arm_with_the_spec_and_the_rows():
+    """The API's eta_s (GET /studies/{id}: the record has its spec) uses arm_eta, as many
+    trials at a time as run now; a listing (no rows) keeps the segment's pace."""
+    from service.present import eta_seconds
+    from study.records.layout import StudyRecord
+
+    now = datetime.now(UTC)
+    spec = {"arms": [{"name": "sgd"}, {"name": "insgd"}], "resources": {}}
+    record = StudyRecord(
+        id="s20260101-120000-abcdef", name="r", status="running",
+        created_at=None, started_at=(now - timedelta(seconds=60)).isoformat(), finished_at=None,
+        experiment_id="1", spec=spec, num_classes=10, total_trials=12,
+        segment_started_at=(now - timedelta(seconds=60)).isoformat(), segment_done=0,
+    )  # fmt: skip
+    rows = [_row("sgd", duration_s=10.0)] * 6 + [_row("insgd", duration_s=40.0)] * 2
+    rows += [_row("insgd", "running")] * 2
+    progress = {"total": 12, "pending": 2, "running": 2}
+    assert eta_seconds(record, progress, rows) == 60.0  # as hand-worked above
+    by_pace = eta_seconds(record, progress)  # 8 ended in ~60 s, 4 left: ~30 s
+    assert by_pace is not None and 25 < by_pace < 35
+    ended = StudyRecord(**{**record.__dict__, "status": "finished"})
+    assert eta_seconds(ended, progress, rows) is None

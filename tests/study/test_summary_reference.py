@@ -308,7 +308,9 @@ def test_excluded_and_nonfinite_rows_and_settings():
     st = s["settings"]
     assert st["arms"] == ["adam", "sgd"] and st["baseline"] == "adam"  # by name without a spec
     assert (st["n_rows"], st["n_used"], st["nonfinite_as_diverged"]) == (10, 6, 2)
-    assert st["excluded"] == {"early_stopped": 1, "failed": 1, "running": 1, "pending": 1}
+    assert st["excluded"] == {
+        "early_stopped": 1, "failed": 1, "running": 1, "pending": 1, "stopped": 0,
+    }  # fmt: skip
     sgd = s["arms"]["sgd"]
     assert sgd["best"] == 0.75 and sgd["divergence_rate"] == pytest.approx(3 / 5)
     assert sgd["by_init"]["he"]["worst"] == 0.25  # lr 1: three diverged rows, chance

@@ -247,17 +247,17 @@ BAD = [
     ("model", {"name": "resnet20", "depth": 21}, "model.depth must be 6n+2 with n >= 1"),
     ("model", {"name": "toy_cnn", "width": 0}, "model.width must be an integer >= 1, got 0"),
     ("model", {"name": "vit_tiny", "dim": 10}, "model.dim must be a multiple of 'heads' (3)"),
-    ("arms.0.momentum", -0.5, "arms.0.momentum must be >= 0, got -0.5"),
-    ("arms.0.dampening", 2, "arms.0.dampening must be in [0, 1], got 2"),
-    ("arms.1.power_momentum", 1.0, "arms.1.power_momentum must be in [0, 1), got 1.0"),
-    ("arms.1.norm", "l3", "arms.1.norm must be one of ['l1', 'l2'], got 'l3'"),
-    ("arms.1.nesterov", "yes", "arms.1.nesterov must be a bool, got 'yes'"),
+    ("arms.0.momentum", -0.5, "arms.sgd.momentum must be >= 0, got -0.5"),
+    ("arms.0.dampening", 2, "arms.sgd.dampening must be in [0, 1], got 2"),
+    ("arms.1.power_momentum", 1.0, "arms.insgd.power_momentum must be in [0, 1), got 1.0"),
+    ("arms.1.norm", "l3", "arms.insgd.norm must be one of ['l1', 'l2'], got 'l3'"),
+    ("arms.1.nesterov", "yes", "arms.insgd.nesterov must be a bool, got 'yes'"),
     ("arms", [], "arms must have at least 1 item(s)"),
     ("arms.1.name", "sgd", "arms.1.name must be unique among arms, got 'sgd'"),
     ("arms.1.name", "a/b", "arms.1.name must be 1-64 letters, digits, '_', '.' or '-'"),
-    ("arms.0.optimizer", "lamb", "arms.0.optimizer must be one of"),
-    ("arms.0.lr", 0.1, "arms.0.lr is not allowed in an arm (lr is searched), got 0.1"),
-    ("arms.0.betas", [0.9], "arms.0.betas is not a hyperparameter of sgd"),
+    ("arms.0.optimizer", "lamb", "arms.sgd.optimizer must be one of"),
+    ("arms.0.lr", 0.1, "arms.sgd.lr is not allowed in an arm (lr is searched), got 0.1"),
+    ("arms.0.betas", [0.9], "arms.sgd.betas is not a hyperparameter of sgd"),
     ("colour", "red", "colour is not a known key, got 'red'"),
     ("search.lr.step", 2, "search.lr.step is not a known key, got 2"),
     ("name", _DROP, "name is required"),
@@ -326,7 +326,7 @@ def test_missing_file_is_a_spec_error(tmp_path):
         ),
         ("arms.0.optimizer", "adma", "one of adagrad, adam, adamw, insgd, nadam, rmsprop, sgd "),
         ("arms.0.optimizer", "adma", "(did you mean 'adam'?), got 'adma'"),
-        ("arms.0.momentun", 0.9, "arms.0.momentun is not a hyperparameter of sgd (did you mean"),
+        ("arms.0.momentun", 0.9, "arms.sgd.momentun is not a hyperparameter of sgd (did you mean"),
         ("model.hiden", [8], "model.hiden is not an option of model mlp (did you mean 'hidden'?)"),
         ("dataset", "digit", "(did you mean 'digits'?), got 'digit'"),
         ("search.init.0", "xavier", "(did you mean 'xavier_normal'?), got 'xavier'"),
@@ -376,16 +376,35 @@ def test_every_optimizer_is_an_arm_with_its_hyperparameters():
 @pytest.mark.parametrize(
     ("arm", "message"),
     [
-        ({"optimizer": "adam", "betas": [0.9, 1.0]}, "arms.0.betas must be two numbers in [0, 1)"),
-        ({"optimizer": "adam", "amsgrad": "yes"}, "arms.0.amsgrad must be a bool, got 'yes'"),
-        ({"optimizer": "adagrad", "lr_decay": -1}, "arms.0.lr_decay must be >= 0, got -1"),
-        ({"optimizer": "rmsprop", "alpha": 2}, "arms.0.alpha must be in [0, 1], got 2"),
-        ({"optimizer": "nadam", "momentum_decay": -1}, "arms.0.momentum_decay must be >= 0"),
-        ({"optimizer": "adamw", "eps": -1e-8}, "arms.0.eps must be >= 0, got -1e-08"),
-        ({"optimizer": "adagrad", "momentum": 0.9}, "arms.0.momentum is not a hyperparameter"),
+        ({"optimizer": "adam", "betas": [0.9, 1.0]}, "arms.x.betas must be two numbers in [0, 1)"),
+        ({"optimizer": "adam", "amsgrad": "yes"}, "arms.x.amsgrad must be a bool, got 'yes'"),
+        ({"optimizer": "adagrad", "lr_decay": -1}, "arms.x.lr_decay must be >= 0, got -1"),
+        ({"optimizer": "rmsprop", "alpha": 2}, "arms.x.alpha must be in [0, 1], got 2"),
+        ({"optimizer": "nadam", "momentum_decay": -1}, "arms.x.momentum_decay must be >= 0"),
+        ({"optimizer": "adamw", "eps": -1e-8}, "arms.x.eps must be >= 0, got -1e-08"),
+        ({"optimizer": "adagrad", "momentum": 0.9}, "arms.x.momentum is not a hyperparameter"),
     ],
 )
 def test_baseline_hyperparameters_are_checked_at_submission(arm, message):
+    """Each problem names its arm by name (issue 23: ``arms.x.betas``, not ``arms.0.betas``)."""
     with pytest.raises(SpecError) as info:
         parse_spec({**GOOD, "arms": [{"name": "x", **arm}]})
     assert message in str(info.value)
+
+
+def test_arms_are_named_by_name_unless_the_name_cannot_name_them():
+    """The index stays where a name would mislead: the name's own problem, a name two arms
+    share, an arm whose name is not valid (then its own problem is all that is said)."""
+    bad = {"optimizer": "sgd", "momentum": -1}
+
+    def fields(arms):
+        with pytest.raises(SpecError) as info:
+            parse_spec({**GOOD, "arms": arms})
+        return sorted(p["field"] for p in info.value.problems)
+
+    assert fields([{"name": "a", **bad}, {"name": "b", **bad}]) == [
+        "arms.a.momentum",
+        "arms.b.momentum",
+    ]
+    assert "arms.1.momentum" in fields([{"name": "a", **bad}, {"name": "a", **bad}])
+    assert fields([{"name": "a b", "optimizer": "sgd"}]) == ["arms.0.name"]
