@@ -75,13 +75,20 @@ def dependency_faults(settings: Any) -> dict[str, str]:
     return {Dependency.DISK: fault} if fault else {}
 
 
-def submit_order(record: Any) -> tuple[str, str, int, str]:
-    """The order live studies are submitted in: oldest first; among those created at the same
-    time, by suite (its own id for a study on its own), then workload index, then id: a
-    suite's studies go in its workload order."""
+def submit_order(record: Any) -> tuple[str, int, str, int, str]:
+    """The order live studies are submitted in: oldest first (``created_at``, then, within
+    its second, when MLflow made the experiment); then by suite (its own id for a study on
+    its own), workload index and id: a suite's studies go in its workload order."""
     index = getattr(record, "suite_index", None)
     suite = getattr(record, "suite_id", None) or record.id
-    return (record.created_at or "", suite, index if index is not None else 0, record.id)
+    created_ms = getattr(record, "created_ms", None) or 0
+    return (
+        record.created_at or "",
+        created_ms,
+        suite,
+        index if index is not None else 0,
+        record.id,
+    )
 
 
 def retry_delay(n: int, base_s: float, max_s: float) -> float:

@@ -91,6 +91,9 @@ class StudyState:
     suite_id: str | None = None
     workload: str | None = None
     suite_index: int | None = None
+    #: When MLflow made the study's experiment (ms since the epoch): orders studies created
+    #: in the same second (``created_at`` has second precision).
+    created_ms: int | None = None
 
 
 @dataclass(frozen=True)

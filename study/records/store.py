@@ -477,6 +477,7 @@ class StudyStore:
             name=tags.get(Tag.NAME, ""),
             status=check.status,
             created_at=tags.get(Tag.CREATED_AT),
+            created_ms=experiment.creation_time,
             started_at=tags.get(Tag.STARTED_AT),
             finished_at=tags.get(Tag.FINISHED_AT),
             experiment_id=experiment.experiment_id,
@@ -573,7 +574,9 @@ class StudyStore:
         states = [StudyState(**self._state_fields(e)) for e in found]
         if statuses is not None:
             states = [r for r in states if r.status in wanted or r.tampered]
-        return sorted(states, key=lambda r: (r.created_at or "", r.id), reverse=True)
+        return sorted(
+            states, key=lambda r: (r.created_at or "", r.created_ms or 0, r.id), reverse=True
+        )
 
     def ping(self) -> None:
         """One small read of the tracking server (raises what MLflow raises when it cannot

@@ -22,3 +22,13 @@ def test_a_suites_studies_go_in_workload_order() -> None:
     ]
     ordered = sorted(records, key=submit_order)
     assert [r.id for r in ordered] == ["s-bb", "s-ff", "s-cc", "s-aa", "s-zz", "s-dd"]
+
+
+def test_studies_created_in_one_second_go_in_the_order_they_were_created() -> None:
+    """``created_at`` has second precision: two studies posted in the same second went in
+    the order of their random ids (CI: the older study, the one a test made Ray refuse, was
+    not tried first). MLflow's creation time of each experiment orders them."""
+    at = "2026-01-01T00:00:01Z"
+    first = SimpleNamespace(id="s-zz", created_at=at, created_ms=1_000)
+    second = SimpleNamespace(id="s-aa", created_at=at, created_ms=1_007)
+    assert [r.id for r in sorted([second, first], key=submit_order)] == ["s-zz", "s-aa"]
