@@ -10,7 +10,7 @@ from typing import Any
 
 from study.analysis.rows import TRIAL_FIELDS
 from study.numbers import finite
-from study.records.layout import HEADLINE, SHOWN_DECIMALS
+from study.records.layout import HEADLINE, SHOWN_DECIMALS, WORKFLOW
 from study.text import markdown_code
 
 #: Short names of the inits in run names: the normal variant plain, the uniform one ``-u``.
@@ -114,18 +114,34 @@ def study_note(
 
 
 def experiment_note(
-    study_id: str, name: str, total_trials: int, report_url: str | None = None
+    study_id: str,
+    name: str,
+    total_trials: int,
+    report_url: str | None = None,
+    *,
+    study_run: str | None = None,
 ) -> str:
     """The experiment's description (Markdown; the MLflow UI shows it above the runs
-    table): what the study is, how to see its trial runs, and its report."""
+    table): what the study is, how to see its trial runs, a link to its study run in the UI's
+    model-training mode (``study_run``: ``(experiment id, run id)``), and its report."""
     lines = [
         f"hprobust study {markdown_code(name)} ({markdown_code(study_id)}): {total_trials} "
         "trial runs under the study run. The study's view lists them flat, the best final "
         "accuracy first (filter `tags.hprobust.kind = 'trial'`; past 100 runs, *Load more* "
-        "at the table's foot)."
+        "at the table's foot). Runs opened from the table show in MLflow's GenAI mode unless "
+        "*Model training* is chosen at the top of the sidebar once (the browser keeps it)."
     ]
+    links = []
+    if study_run is not None:
+        experiment_id, run_id = study_run
+        links.append(
+            f"[study run: summary and verdicts](#/experiments/{experiment_id}/runs/{run_id}"
+            f"?workflowType={WORKFLOW})"
+        )
     if report_url and plain_url(report_url):
-        lines.append(f"Report: [{report_url}]({report_url})")
+        links.append(f"[report]({report_url})")
+    if links:
+        lines.append(" · ".join(links))
     return "\n\n".join(lines)[:4900]
 
 

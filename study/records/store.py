@@ -259,7 +259,6 @@ class StudyStore:
             Tag.TOTAL_TRIALS: str(spec.total_trials),
             **EXPERIMENT_KIND,
             VIEW_TAG: view_state(init_scale=spec.search.init_scale is not None),
-            Tag.NOTE: experiment_note(study_id, spec.name, spec.total_trials, report_url),
         }
         if len(spec_json) <= SPEC_TAG_MAX:
             tags[Tag.SPEC] = spec_json
@@ -308,6 +307,14 @@ class StudyStore:
                 run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
             )
             self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
+            note = experiment_note(
+                study_id,
+                spec.name,
+                spec.total_trials,
+                report_url,
+                study_run=(experiment_id, run.info.run_id),
+            )
+            self.client.set_experiment_tag(experiment_id, Tag.NOTE, note)
             self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
             self._write_status(experiment_id, study_id, StudyStatus.QUEUED, {})
             self._experiment_ids[study_id] = experiment_id

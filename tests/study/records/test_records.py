@@ -340,6 +340,8 @@ def test_mlflow_presentation_tags_note_and_headline_metrics(store):
     assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`final_val_acc`", False)
     description = experiment.tags["mlflow.note.content"]  # shown above the runs table
     assert f"`{record.name}` (`{sid}`): 8 trial runs" in description and url in description
+    run_link = f"(#/experiments/{record.experiment_id}/runs/{store.study_run_id(sid)}"
+    assert f"{run_link}?workflowType=machine_learning)" in description  # not GenAI's pages
     run_id = store.study_run_id(sid)
     note = store.client.get_run(run_id).data.tags["mlflow.note.content"]
     assert f"[{url}]({url})" in note
