@@ -159,6 +159,16 @@ def hprobust_command() -> str:
         return str(script)
 
 
+def mlflow_home(mlflow_url: str | None) -> str | None:
+    """Where the banner's MLflow link lands: the experiment list in the UI's model-training
+    mode (the UI's root opens its GenAI welcome page); a URL that is no UI's, as it is."""
+    if not mlflow_url or not mlflow_url.startswith(("http://", "https://")):
+        return mlflow_url
+    from study.records.layout import ui_home_url
+
+    return ui_home_url(mlflow_url)
+
+
 def banner(
     settings: Settings,
     api_url: str,
@@ -173,7 +183,7 @@ def banner(
         "hprobust is up",
         f"  API:            {api_url}   (studies: {api_url}/ · docs: {api_url}/docs)",
         f"  Ray dashboard:  {ray_url}",
-        f"  MLflow UI:      {mlflow_url or '(not started)'}",
+        f"  MLflow UI:      {mlflow_home(mlflow_url) or '(not started)'}",
         *([f"                  {mlflow_login}"] if mlflow_login else []),
         f"  data dir:       {settings.data_dir}",
         "",

@@ -46,6 +46,7 @@ def ui(
         server_env,
     )
     from service.stack import http_ok, port_is_free, stop_group
+    from study.records.layout import ui_home_url
 
     if not port_is_free(port, host):
         fail(f"port {port} on {host} is taken (another MLflow UI?): choose one with --port")
@@ -114,7 +115,8 @@ def ui(
         # The log's line first: the UI line says it is up, and a Ctrl-C may follow it at once.
         typer.echo(f"its log: {log}", err=True)
         typer.echo(
-            f"MLflow UI on http://{host}:{port} (store {uri}); {accounts.login()}; Ctrl-C stops it"
+            f"MLflow UI on {ui_home_url(f'http://{host}:{port}')} (store {uri}); "
+            f"{accounts.login()}; Ctrl-C stops it"
         )
         code = child.wait()
     except KeyboardInterrupt:

@@ -1,10 +1,13 @@
 """How a study is laid out in MLflow, the system of record.
 
-One experiment ``hprobust-<study_id>`` per study with tags ``hprobust.study_id``,
+One experiment per study, named ``<study name> · <study_id>`` (studies recorded before issue 23:
+``hprobust-<study_id>``) and found by its tag ``hprobust.study_id`` (:func:`canonical`), with tags
 ``hprobust.name``, ``hprobust.status``, ``hprobust.created_at`` / ``started_at`` /
 ``finished_at``, ``hprobust.num_classes``, ``hprobust.total_trials``, and
 ``mlflow.experimentKind = custom_model_development`` (MLflow 3's UI then opens it on its runs
-table); one study run (``hprobust.kind=study``) holding ``spec.yaml`` and, at the end,
+table, in its model-training mode), a description (``mlflow.note.content``) and the runs-table
+view :func:`runs_url` opens (:data:`VIEW_TAG`); one study run (``hprobust.kind=study``)
+holding ``spec.yaml`` and, at the end,
 ``summary.json``, ``trials.csv``, ``plots/<stem>.png`` and the headline summary as metrics
 (``<arm>.best``, ``<arm>.auc``, ...), with a description that links the report page; one run
 per trial (``hprobust.kind=trial``, nested under the study run, written by
@@ -23,40 +26,106 @@ from study.vocab import SHARED_VIEW_PREFIX, Tag, TrialStatus
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
+#: The name prefix of a study's experiment before issue 23 (``hprobust-<study_id>``): such
+#: studies are still found (:func:`canonical`), and never renamed.
 EXPERIMENT_PREFIX = "hprobust-"
+#: Between the study's name and its id in its experiment's name.
+NAME_SEPARATOR = " · "
 SPEC_TAG_MAX = 5000  # MLflow experiment tag values are limited; longer specs: artifact only
 #: The experiment kind MLflow 3's UI reads: model training opens on the runs table.
 EXPERIMENT_KIND = {Tag.EXPERIMENT_KIND: "custom_model_development"}
-#: A view of the runs table stored with the experiment (MLflow's "shared view"): the columns a
-#: researcher looks at first. ``runs_url`` opens the runs table with it.
+#: The MLflow UI's mode that shows training runs (not the GenAI pages): the ``workflowType`` URL
+#: parameter of MLflow 3.17's UI (its sidebar and home page follow it).
+WORKFLOW = "machine_learning"
+#: The MLflow filter of a study's trial runs (every one of them, flat: the UI loads a nested
+#: study run's children only 100 at a time, the trial runs themselves page with "Load more").
+TRIAL_FILTER = f"tags.`{Tag.KIND}` = 'trial'"
+#: A view of the runs table stored with the experiment (MLflow's saved "shared view"): the
+#: trial runs only, the best first, with the columns a researcher looks at first. MLflow 3.17
+#: takes a table's columns from such a view only (or from the browser's own saved state), and
+#: shows a "shared view" notice above the table whenever one is applied: ``runs_url``.
 VIEW_KEY = "hprobust"
 VIEW_TAG = SHARED_VIEW_PREFIX + VIEW_KEY
+#: The columns of the view: the parameters of a trial, then its final accuracy and loss
+#: rounded for display (parameters ``acc`` and ``loss``, written when it ends; the metrics
+#: ``final_val_acc`` / ``final_val_loss`` keep every digit), then whether it diverged.
 VIEW_COLUMNS = (
     "params.`arm`",
     "params.`lr`",
     "params.`init`",
     "params.`init_scale`",
     "params.`seed`",
-    "metrics.`final_val_acc`",
-    "metrics.`final_val_loss`",
+    "params.`acc`",
+    "params.`loss`",
     "metrics.`diverged`",
     "attributes.`Duration`",
 )
+#: Digits after the point of the rounded final values (parameters ``acc`` and ``loss``).
+SHOWN_DECIMALS = 3
 #: Per-arm summary values logged as ``<arm>.<key>`` metrics of the study run (those present).
 HEADLINE = ("best", "auc", "lr_window_decades", "good_fraction", "divergence_rate")
 
 
-def experiment_name(study_id: str) -> str:
-    return EXPERIMENT_PREFIX + study_id
+def experiment_name(study_id: str, name: str | None = None) -> str:
+    """The experiment name of a study: ``<name> · <study_id>``; without a name, the name a
+    study was given before issue 23 (``hprobust-<study_id>``)."""
+    if name is None:
+        return EXPERIMENT_PREFIX + study_id
+    return f"{name}{NAME_SEPARATOR}{study_id}"
+
+
+def names_study(experiment_name: str, study_id: str) -> bool:
+    """Whether an experiment of this name can be the study's: ``… · <id>`` or
+    ``hprobust-<id>``."""
+    return experiment_name == EXPERIMENT_PREFIX + study_id or experiment_name.endswith(
+        NAME_SEPARATOR + study_id
+    )
+
+
+def canonical(experiments: list[Any], study_id: str) -> Any | None:
+    """The study's experiment among ``experiments`` (those tagged with its id): one whose name
+    names the study (:func:`names_study`), the oldest if several (experiment names are unique
+    and a study's is written first, under the creation lock: an experiment tagged with the
+    same id later, by anyone with write access to MLflow, never takes its place)."""
+    named = [
+        e
+        for e in experiments
+        if e.tags.get(Tag.STUDY_ID) == study_id and names_study(e.name, study_id)
+    ]
+    if not named:
+        return None
+    return min(named, key=lambda e: (e.creation_time or 0, int(e.experiment_id)))
+
+
+def view_state(*, init_scale: bool = True) -> str:
+    """The runs-table view :data:`VIEW_TAG` holds (JSON): the trial runs only, the best final
+    accuracy first, :data:`VIEW_COLUMNS` (``init_scale`` only for a study that searches it)."""
+    import json
+
+    columns = [c for c in VIEW_COLUMNS if init_scale or c != "params.`init_scale`"]
+    return json.dumps(
+        {
+            "searchFilter": TRIAL_FILTER,
+            "orderByKey": "metrics.`final_val_acc`",
+            "orderByAsc": False,
+            "selectedColumns": columns,
+        }
+    )
+
+
+def ui_home_url(ui_url: str) -> str:
+    """The MLflow UI's list of experiments in its model-training mode (its root URL opens
+    the GenAI welcome page)."""
+    return f"{ui_url.rstrip('/')}/#/experiments?workflowType={WORKFLOW}"
 
 
 def runs_url(ui_url: str, experiment_id: str) -> str:
     """The MLflow UI's runs table of an experiment, in model-training mode, with the study's
-    columns (params arm, lr, init, seed; final metrics), the trials nested under the study run.
-    """
+    view (:func:`view_state`): every trial run, flat, the best first, with the columns arm,
+    lr, init, seed and the rounded final accuracy and loss."""
     return (
         f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
-        f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+        f"?workflowType={WORKFLOW}&viewStateShareKey={VIEW_KEY}"
     )
 
 

@@ -32,19 +32,26 @@ from study.errors import (
 )
 from study.faults import classify, store_error
 from study.numbers import finite
-from study.records.formats import study_note, summary_dict, trials_csv
-from study.records.ids import check_idempotency_key, check_study_id, new_study_id, utc_now_iso
+from study.records.formats import experiment_note, study_note, summary_dict, trials_csv
+from study.records.ids import (
+    STUDY_ID_RE,
+    check_idempotency_key,
+    check_study_id,
+    new_study_id,
+    utc_now_iso,
+)
 from study.records.layout import (
     EXPERIMENT_KIND,
-    EXPERIMENT_PREFIX,
     HEADLINE,
     SPEC_TAG_MAX,
-    VIEW_COLUMNS,
     VIEW_TAG,
     StudyRecord,
     StudyState,
+    canonical,
     experiment_name,
+    names_study,
     trial_row,
+    view_state,
 )
 from study.records.locks import creation_lock
 from study.records.signing import (
@@ -79,6 +86,10 @@ if TYPE_CHECKING:
     from study.spec.study_spec import StudySpec
 
 log = logging.getLogger("hprobust.records")
+
+#: The MLflow filter of every study's experiment (also those named ``hprobust-<id>``, from
+#: before issue 23): tagged with a study id. Which one is a study's: ``layout.canonical``.
+_STUDIES = f"tags.`{Tag.STUDY_ID}` LIKE 's%'"
 
 
 @dataclass(frozen=True)
@@ -282,8 +293,8 @@ class StudyStore:
     ) -> StudyRecord:
         from mlflow.entities import Param
 
-        name = experiment_name(study_id)
-        if self.client.get_experiment_by_name(name) is not None:
+        name = experiment_name(study_id, spec.name)
+        if self._tagged(study_id, every=True):
             raise ConfigError(f"study_id must be new, got {study_id!r} (already recorded)")
         spec_dict = spec.model_dump(mode="json")
         spec_json = json.dumps(spec_dict, sort_keys=True)
@@ -296,7 +307,7 @@ class StudyStore:
             Tag.NUM_CLASSES: str(spec.num_classes),
             Tag.TOTAL_TRIALS: str(spec.total_trials),
             **EXPERIMENT_KIND,
-            VIEW_TAG: json.dumps({"selectedColumns": list(VIEW_COLUMNS)}),
+            VIEW_TAG: view_state(init_scale=spec.search.init_scale is not None),
         }
         if len(spec_json) <= SPEC_TAG_MAX:
             tags[Tag.SPEC] = spec_json
@@ -348,6 +359,14 @@ class StudyStore:
                 run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
             )
             self.client.log_text(run.info.run_id, spec.to_yaml(), "spec.yaml")
+            note = experiment_note(
+                study_id,
+                spec.name,
+                spec.total_trials,
+                report_url,
+                study_run=(experiment_id, run.info.run_id),
+            )
+            self.client.set_experiment_tag(experiment_id, Tag.NOTE, note)
             self.client.update_run(run.info.run_id, status="SCHEDULED")  # queued
             if queue:
                 self._write_status(experiment_id, study_id, StudyStatus.QUEUED, {})
@@ -399,14 +418,13 @@ class StudyStore:
 
         now = time.time() if now is None else now
         found = self.client.search_experiments(
-            filter_string=f"name LIKE '{EXPERIMENT_PREFIX}%' AND "
-            f"tags.`{Tag.STATUS}` = '{StudyStatus.CREATING}'",
+            filter_string=f"{_STUDIES} AND tags.`{Tag.STATUS}` = '{StudyStatus.CREATING}'",
             max_results=1000,
         )
         rolled_back = []
         for experiment in found:
             study_id = experiment.tags.get(Tag.STUDY_ID, "")
-            if experiment.name != experiment_name(study_id):
+            if not names_study(experiment.name, study_id):
                 continue  # not a study's experiment (a forged tag must not steer this)
             age = now - (experiment.creation_time or 0) / 1000.0
             if age < grace_s:
@@ -453,12 +471,31 @@ class StudyStore:
             if experiment is None or experiment.lifecycle_stage != "active":
                 self._experiment_ids.pop(study_id, None)
                 experiment = None
-        if experiment is None:
-            experiment = self.client.get_experiment_by_name(experiment_name(study_id))
+        if experiment is None and STUDY_ID_RE.fullmatch(study_id):  # (safe to quote)
+            experiment = canonical(self._tagged(study_id), study_id)
         if experiment is None or experiment.lifecycle_stage != "active":
             raise StudyNotFoundError(f"no study with id {study_id!r}")
         self._experiment_ids[study_id] = experiment.experiment_id
         return experiment
+
+    def _tagged(self, study_id: str, *, every: bool = False) -> list[Any]:
+        """The experiments tagged with the study's id (``every``: deleted ones too): one
+        search (:func:`study.records.layout.canonical` picks the study's among them)."""
+        from mlflow.entities import ViewType
+
+        try:
+            return list(
+                self.client.search_experiments(
+                    view_type=ViewType.ALL if every else ViewType.ACTIVE_ONLY,
+                    filter_string=f"tags.`{Tag.STUDY_ID}` = '{study_id}'",
+                    max_results=50,
+                )
+            )
+        except Exception as exc:
+            cause = store_error(exc)
+            if cause is not None:
+                raise cause from exc
+            raise
 
     def experiment_id(self, study_id: str) -> str:
         """The study's experiment id (no round trip once this store has seen the study)."""
@@ -469,8 +506,6 @@ class StudyStore:
         """A :class:`StudyState`'s fields from the experiment's tags (no other read)."""
         tags = experiment.tags
         study_id = tags[Tag.STUDY_ID]
-        if experiment.name == experiment_name(study_id):  # (a forged tag must not steer it)
-            self._experiment_ids[study_id] = experiment.experiment_id
         check = self._status_of(study_id, tags)
         return dict(
             id=study_id,
@@ -527,7 +562,7 @@ class StudyStore:
         name prefix), not those being created."""
         experiments = []
         token = None
-        query = f"name LIKE '{EXPERIMENT_PREFIX}%'" + (f" AND {where}" if where else "")
+        query = _STUDIES + (f" AND {where}" if where else "")
         while True:
             page = self.client.search_experiments(
                 filter_string=query,
@@ -537,11 +572,28 @@ class StudyStore:
             experiments.extend(
                 e
                 for e in page
-                if Tag.STUDY_ID in e.tags and e.tags.get(Tag.STATUS) != StudyStatus.CREATING
+                if names_study(e.name, e.tags.get(Tag.STUDY_ID, ""))
+                and e.tags.get(Tag.STATUS) != StudyStatus.CREATING
             )
             token = page.token
             if not token:
-                return experiments
+                break
+        by_study: dict[str, list[Any]] = {}
+        for experiment in experiments:
+            by_study.setdefault(experiment.tags[Tag.STUDY_ID], []).append(experiment)
+        # one experiment per study: a second one tagged with its id is not the study's (a
+        # filtered search may find that one alone: one this store knows to be another study's
+        # experiment is left out)
+        chosen = []
+        for study_id, found in by_study.items():
+            experiment = canonical(found, study_id)
+            known = self._experiment_ids.get(study_id)
+            if not where:  # every experiment tagged with the id: this one is the study's
+                self._experiment_ids[study_id] = experiment.experiment_id
+            elif known is not None and known != experiment.experiment_id:
+                continue
+            chosen.append(experiment)
+        return chosen
 
     def states(self, statuses: Iterable[str] | None = None) -> list[StudyState]:
         """The studies whose status is one of ``statuses`` (None: every study), newest first,
@@ -992,7 +1044,7 @@ class StudyStore:
         run = self.client.get_run(run_id)
         report_url = run.data.tags.get(Tag.REPORT_URL)
         name = self.get(study_id).name
-        note = study_note(study_id, name, report_url, summary=summary)
+        note = study_note(study_id, name, report_url, summary=summary, counts=counts)
         self.client.log_batch(run_id, metrics=metrics, tags=[RunTag(Tag.NOTE, note)])
 
     def _read_artifact(self, study_id: str, path: str, *, binary: bool = False) -> Any:

@@ -414,6 +414,7 @@ class MlflowRecorder(Callback):
                 Metric("diverged", float(diverged), now, epoch),
                 *final,
             ],
+            params=final_params(last),
             tags=[RunTag(Tag.DIVERGED, str(diverged).lower()), RunTag(Tag.STATUS, status)],
         )
         self.store.client.set_terminated(run_id, "FINISHED")
@@ -468,6 +469,18 @@ class MlflowRecorder(Callback):
             self._terminal[self._key(config)] = row
             self._count(row)
         self._emit()
+
+
+def final_params(last: dict[str, Any]) -> list[Any]:
+    """The parameters ``acc`` and ``loss`` of a trial that ended: its last validation accuracy
+    and loss rounded for display (the MLflow UI shows a metric with every digit; the metrics
+    ``final_val_acc`` / ``final_val_loss`` keep them)."""
+    from mlflow.entities import Param
+
+    from study.records.formats import shown
+
+    values = {"acc": shown(last.get("val_acc")), "loss": shown(last.get("val_loss"))}
+    return [Param(name, value) for name, value in values.items() if value is not None]
 
 
 def _error_text(trial: Any) -> str:

@@ -450,8 +450,8 @@ def mlflow_records(stack: Stack, study_id: str, record: dict[str, Any]) -> dict[
     anonymous = stack.anonymous_mlflow.get("/api/2.0/mlflow/experiments/search?max_results=5")
     check(anonymous.status_code == 401, f"MLflow without an account: {anonymous.status_code}")
     got = stack.mlflow.get(
-        "/api/2.0/mlflow/experiments/get-by-name",
-        params={"experiment_name": f"hprobust-{study_id}"},
+        "/api/2.0/mlflow/experiments/get",
+        params={"experiment_id": record["experiment_id"]},
     )
     check(got.status_code == 200, f"MLflow experiment: {got.status_code} {got.text[:300]}")
     experiment_id = got.json()["experiment"]["experiment_id"]
@@ -482,9 +482,10 @@ def mlflow_records(stack: Stack, study_id: str, record: dict[str, Any]) -> dict[
     # PostgreSQL holds the same runs.
     rows = stack.psql(
         "select r.status, count(*), count(distinct t.value) from runs r "
-        "join experiments e on e.experiment_id = r.experiment_id "
+        "join experiment_tags e on e.experiment_id = r.experiment_id "
+        "and e.key = 'hprobust.study_id' "
         "left join tags t on t.run_uuid = r.run_uuid and t.key = 'hprobust.trial_key' "
-        f"where e.name = 'hprobust-{study_id}' and r.lifecycle_stage = 'active' "
+        f"where e.value = '{study_id}' and r.lifecycle_stage = 'active' "
         "group by r.status order by r.status"
     )
     check(
@@ -511,14 +512,14 @@ def mlflow_records(stack: Stack, study_id: str, record: dict[str, Any]) -> dict[
 def mlflow_ui_in_chromium(
     stack: Stack, record: dict[str, Any], study_run: dict[str, Any], shots: Path
 ) -> None:
-    """The link the API hands out opens the study's runs table in Chromium: the study run,
-    with every trial run nested under it, all counted."""
+    """The link the API hands out opens the study's runs table in Chromium: its trial runs,
+    flat, all counted, with the column of their rounded final accuracy (``acc``)."""
     from playwright import sync_api as playwright
 
     link = record["links"]["mlflow"]
     check(link and link.startswith(f"http://127.0.0.1:{stack.mlflow_port}/"), f"link {link}")
-    name = study_run["info"]["run_name"]
-    count = f"{record['total_trials'] + 1} matching runs"
+    name = "acc"  # a column of the study's view
+    count = f"{record['total_trials']} matching runs"
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium",

@@ -285,7 +285,9 @@ def test_digits_study_on_postgresql_backed_mlflow(api: dict, mlflow_server: dict
     # The records are in PostgreSQL: one experiment, the study run and one run per trial.
     with psycopg2.connect(**{**PG, "dbname": database}) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT experiment_id FROM experiments WHERE name = %s", (f"hprobust-{study_id}",)
+            "SELECT experiment_id FROM experiment_tags WHERE key = 'hprobust.study_id' "
+            "AND value = %s",
+            (study_id,),
         )
         (experiment_id,) = cur.fetchone()
         cur.execute(

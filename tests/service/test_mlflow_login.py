@@ -288,7 +288,8 @@ def test_the_mlflow_ui_in_chromium_asks_for_an_account(serve, token, q4) -> None
             ).new_page()
             response = reader.goto(link, wait_until="load")
             assert response is not None and response.status == 200
-            reader.get_by_text(f"study {study['name']}", exact=True).first.wait_for(timeout=90_000)
+            experiment = f"{study['name']} · {study['id']}"  # the study's experiment
+            reader.get_by_text(experiment, exact=True).first.wait_for(timeout=90_000)
             assert reader.evaluate(delete, study["experiment_id"]) == 403
         finally:
             browser.close()

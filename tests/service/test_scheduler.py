@@ -206,7 +206,7 @@ def test_a_pass_reads_only_the_live_studies_and_no_spec(ray_head: Child, tmp_pat
     # per pass: two searches per live status (the status tag, the status seal: issue 21, Q3)
     # and two reads of the live study (its sealed status checked, then its state)
     assert counting.calls == {"search_experiments": 12, "get_experiment": 6}, counting.calls
-    assert set(counting.experiments) == {f"hprobust-{queued}"}
+    assert set(counting.experiments) == {f"{LONG_SPEC['name']} · {queued}"}
 
 
 # ---- issue 21, B2: no study can block another --------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any
 
 #: Calls that read one experiment (its tags).
 EXPERIMENT_READS = ("get_experiment", "get_experiment_by_name")
+#: How a search for one study's experiment (by its id tag: StudyStore._tagged) begins.
+STUDY_LOOKUP = "tags.`hprobust.study_id` = "
 
 
 class CountingClient:
@@ -26,6 +28,10 @@ class CountingClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
+            if name == "search_experiments" and str(kwargs.get("filter_string")).startswith(
+                STUDY_LOOKUP
+            ):
+                self.calls["lookup"] += 1  # one study's experiment, found by its id tag
             out = attr(*args, **kwargs)
             if name == "search_experiments":
                 self.experiments += [e.name for e in out]
@@ -36,8 +42,8 @@ class CountingClient:
         return call
 
     def experiment_reads(self) -> int:
-        """How many times one experiment was read (by id or by name)."""
-        return sum(self.calls[name] for name in EXPERIMENT_READS)
+        """How many times one experiment was read (by id, by name or by its study id tag)."""
+        return sum(self.calls[name] for name in EXPERIMENT_READS) + self.calls["lookup"]
 
     def reset(self) -> None:
         self.calls.clear()

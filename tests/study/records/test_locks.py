@@ -163,5 +163,5 @@ def test_concurrent_creations_of_one_study_id_make_one_study(
     ), results
     (refused,) = [r for r in results if "error" in r]
     assert f"study_id must be new, got {study_id!r}" in refused["message"]
-    found = experiments(store_uri, f"name = 'hprobust-{study_id}'")
+    found = experiments(store_uri, f"tags.`hprobust.study_id` = '{study_id}'")
     assert len(found) == 1 and found[0].tags["hprobust.status"] == "queued"

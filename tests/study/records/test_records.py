@@ -76,7 +76,7 @@ def test_create_get_list(store):
     assert first.status == "queued" and first.total_trials == 8 and first.num_classes == 10
     assert first.spec == spec.model_dump(mode="json")
     experiment = store.client.get_experiment(first.experiment_id)
-    assert experiment.name == f"hprobust-{first.id}"
+    assert experiment.name == f"{spec.name} · {first.id}"  # the study's name, then its id
     assert experiment.tags["hprobust.status"] == "queued"
     assert experiment.tags["hprobust.total_trials"] == "8"
     # The study run holds the spec as an artifact.
@@ -89,6 +89,41 @@ def test_create_get_list(store):
         assert yaml.safe_load(f) == spec.model_dump(mode="json")
     assert {r.id for r in store.states()} == {first.id, second.id}
     assert store.get(second.id).id == second.id
+
+
+def test_studies_named_before_issue_23_are_still_found(store):
+    """Issue 23: a study's experiment is named ``<name> · <id>`` and found by its id tag, not
+    by name. A study recorded before, named ``hprobust-<id>``, is still found by every
+    lookup (cold and warm, listing, status, trials), and an experiment tagged with a study's
+    id later (by anyone with write access to MLflow) neither takes its place nor lists twice;
+    an id already recorded under either name cannot be recorded again."""
+    spec = parse_spec(SPEC)
+    old = store.create_study(spec)
+    store.client.rename_experiment(old.experiment_id, f"hprobust-{old.id}")  # as recorded then
+    new = store.create_study(spec)
+    trial_run(store, old.id, arm="sgd", point=0, seed=0, status="finished", acc=0.8)
+    forged = store.client.create_experiment(
+        f"{spec.name} · {old.id}-copy · {old.id}",
+        tags={"hprobust.study_id": old.id, "hprobust.name": "forged", "hprobust.status": "running"},
+    )
+    cold = StudyStore(store.tracking_uri)
+    cold.client = counting = CountingClient(cold.client)
+    assert cold.get(old.id).experiment_id == old.experiment_id
+    assert (
+        counting.calls["get_experiment_by_name"] == 0 and counting.calls["search_experiments"] == 1
+    )
+    assert cold.state(old.id).name == spec.name and cold.experiment_id(old.id) != forged
+    assert [r["arm"] for r in cold.trials(old.id)] == ["sgd"]
+    listed = cold.states()
+    assert sorted((s.id, s.experiment_id) for s in listed) == sorted(
+        [(old.id, old.experiment_id), (new.id, new.experiment_id)]
+    )
+    assert {s.id for s in cold.states(["running"])} == set()  # the forged tag is not the study's
+    cold.set_status(old.id, "running")
+    assert cold.get(old.id).status == "running" and cold.get(new.id).status == "queued"
+    for study_id in (old.id, new.id):
+        with pytest.raises(ConfigError, match="study_id must be new"):
+            store.create_study(spec, study_id=study_id)
 
 
 def test_list_is_newest_first(store):
@@ -299,7 +334,15 @@ def test_mlflow_presentation_tags_note_and_headline_metrics(store):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     view = json.loads(experiment.tags["mlflow.sharedViewState.hprobust"])
     assert view["selectedColumns"][:3] == ["params.`arm`", "params.`lr`", "params.`init`"]
-    assert "metrics.`final_val_acc`" in view["selectedColumns"]
+    assert "params.`acc`" in view["selectedColumns"]  # the final accuracy, rounded
+    assert "params.`init_scale`" not in view["selectedColumns"]  # not searched here
+    # the trial runs, flat (not the study run's first 100 children), the best first
+    assert view["searchFilter"] == "tags.`hprobust.kind` = 'trial'"
+    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`final_val_acc`", False)
+    description = experiment.tags["mlflow.note.content"]  # shown above the runs table
+    assert f"`{record.name}` (`{sid}`): 8 trial runs" in description and url in description
+    run_link = f"(#/experiments/{record.experiment_id}/runs/{store.study_run_id(sid)}"
+    assert f"{run_link}?workflowType=machine_learning)" in description  # not GenAI's pages
     run_id = store.study_run_id(sid)
     note = store.client.get_run(run_id).data.tags["mlflow.note.content"]
     assert f"[{url}]({url})" in note
@@ -329,6 +372,7 @@ def test_mlflow_presentation_tags_note_and_headline_metrics(store):
     assert "| arm | best | auc | lr_window_decades | good_fraction | divergence_rate |" in note
     assert "| `sgd` | 0.8 | 0.45 | – | – | 0.5 |" in note
     assert "| `insgd` | 0.9 | – | 1.25 | – | – |" in note
+    assert "Trials: 2 finished (1 diverged), 0 failed." in note
 
 
 def test_studies_recorded_before_the_presentation_are_upgraded(store):
@@ -347,7 +391,9 @@ def test_studies_recorded_before_the_presentation_are_upgraded(store):
     assert "mlflow.sharedViewState.hprobust" in experiment.tags
     upgraded = store.client.get_run(old)
     assert upgraded.data.tags["mlflow.parentRunId"] == store.study_run_id(sid)
-    assert upgraded.info.run_name == "sgd lr=0.1 normal s0"
+    assert upgraded.info.run_name == "sgd 0.1 normal s0"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.hprobust"])
+    assert view["searchFilter"] == "tags.`hprobust.kind` = 'trial'"
     assert upgrade_presentation(store) == 0
 
 
@@ -392,14 +438,14 @@ def test_live_states_are_filtered_in_mlflow_without_any_spec(store):
     assert {(s.id, s.status) for s in states} == {(running, "running"), (queued, "queued")}
     assert not hasattr(states[0], "spec")
     assert counting.calls == {"search_experiments": 4}  # two per live status, nothing else
-    assert set(counting.experiments) == {f"hprobust-{i}" for i in (queued, running)}
+    assert set(counting.experiments) == {f"{'n' * 200} · {i}" for i in (queued, running)}
     assert cold.states(["finished"])[0].id == ended[0]
     settable = "queued, running, finished, failed, cancelled"
     with pytest.raises(ConfigError, match=rf"^statuses must be among {settable}, got 'creating'$"):
         cold.states(["queued", "creating"])
     counting.reset()
-    assert cold.state(queued).status == "queued"  # one read of the experiment, by id
-    assert counting.calls == {"get_experiment": 1}
+    assert cold.state(queued).status == "queued"  # one read of the experiment, by its id tag
+    assert counting.experiment_reads() == 1 and counting.calls["search_experiments"] == 1
 
 
 def test_a_study_is_looked_up_once_per_store(store):

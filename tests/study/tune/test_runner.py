@@ -11,6 +11,7 @@ import pytest
 
 from study.driver import drive
 from study.errors import StudyFailedError
+from study.records.formats import short_number
 from study.records.store import StudyStore, sqlite_uri
 from study.spec.study_spec import parse_spec
 from study.tune.runner import ResourceWait, all_failed
@@ -184,9 +185,8 @@ def test_mlflow_shows_the_study_as_runs_nested_under_the_study_run(digits_study)
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         assert tags["mlflow.parentRunId"] == study_run.info.run_id
         lr = float(params["lr"])
-        assert run.info.run_name == (
-            f"{params['arm']} lr={lr:.3g} {params['init']} s{params['seed']}"
-        )
+        init = {"kaiming_normal": "kaiming", "xavier_normal": "xavier"}[params["init"]]
+        assert run.info.run_name == f"{params['arm']} {short_number(lr)} {init} s{params['seed']}"
         names.add(run.info.run_name)
         assert metrics["diverged"] == (1.0 if tags["diverged"] == "true" else 0.0)
         assert "lr" not in metrics and "scheduled_lr" in metrics
@@ -195,6 +195,9 @@ def test_mlflow_shows_the_study_as_runs_nested_under_the_study_run(digits_study)
         if tags["diverged"] == "false":
             assert metrics["final_val_acc"] == metrics["val_acc"]
             assert metrics["final_val_loss"] == metrics["val_loss"]
+            # rounded for the MLflow UI's columns (the metrics keep every digit)
+            assert params["acc"] == f"{metrics['final_val_acc']:.3f}"
+            assert params["loss"] == f"{metrics['final_val_loss']:.3f}"
     assert len(names) == 12  # one name per trial
     # Nested: the children of the study run are exactly the trial runs.
     children = client.search_runs(
