@@ -294,7 +294,14 @@ class StudyStore:
         from mlflow.entities import Param
 
         name = experiment_name(study_id, spec.name)
-        if self._tagged(study_id, every=True):
+        try:  # (a read, answered as the write it precedes: nothing was recorded)
+            taken = self._tagged(study_id, every=True)
+        except Exception as exc:
+            cause = store_error(exc)
+            if cause is not None:
+                raise cause from exc
+            raise
+        if taken:
             raise ConfigError(f"study_id must be new, got {study_id!r} (already recorded)")
         spec_dict = spec.model_dump(mode="json")
         spec_json = json.dumps(spec_dict, sort_keys=True)
@@ -480,22 +487,18 @@ class StudyStore:
 
     def _tagged(self, study_id: str, *, every: bool = False) -> list[Any]:
         """The experiments tagged with the study's id (``every``: deleted ones too): one
-        search (:func:`study.records.layout.canonical` picks the study's among them)."""
+        search (:func:`study.records.layout.canonical` picks the study's among them). A
+        failure is raised as MLflow raised it: a failed read, not a write that recorded
+        nothing (the API answers it 503 "MLflow is not reachable")."""
         from mlflow.entities import ViewType
 
-        try:
-            return list(
-                self.client.search_experiments(
-                    view_type=ViewType.ALL if every else ViewType.ACTIVE_ONLY,
-                    filter_string=f"tags.`{Tag.STUDY_ID}` = '{study_id}'",
-                    max_results=50,
-                )
+        return list(
+            self.client.search_experiments(
+                view_type=ViewType.ALL if every else ViewType.ACTIVE_ONLY,
+                filter_string=f"tags.`{Tag.STUDY_ID}` = '{study_id}'",
+                max_results=50,
             )
-        except Exception as exc:
-            cause = store_error(exc)
-            if cause is not None:
-                raise cause from exc
-            raise
+        )
 
     def experiment_id(self, study_id: str) -> str:
         """The study's experiment id (no round trip once this store has seen the study)."""

@@ -284,6 +284,10 @@ def test_the_bearer_token_guards_writes_and_protected_reads(tmp_path: Path) -> N
                 assert read.status_code == (401 if protect else 200), read.text
                 if protect:
                     assert read.json() == {"detail": detail}
+                suites = httpx.get(f"{url}/suites", headers=headers, timeout=60)
+                assert suites.status_code == (401 if protect else 200), suites.text
+                cancel = httpx.post(f"{url}/suites/u20261206-000000-abcdef/cancel", headers=headers)
+                assert cancel.status_code == 401, cancel.text
             ok = {"Authorization": f"bearer  {TOKEN}"}  # the scheme in any case, spaces
             assert httpx.get(f"{url}/studies/{sid}", headers=ok, timeout=60).status_code == 200
             resumed = httpx.post(f"{url}/studies/{sid}/resume", headers=ok, timeout=60)
@@ -300,4 +304,7 @@ def test_the_bearer_token_guards_writes_and_protected_reads(tmp_path: Path) -> N
         "POST /studies",
         "POST /studies/{study_id}/cancel",
         "POST /studies/{study_id}/resume",
+        "POST /suites",
+        "POST /suites/{suite_id}/cancel",
+        "POST /suites/{suite_id}/resume",
     ]
