@@ -83,13 +83,21 @@ def pack_result(members: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def make_trainable(
-    spec: StudySpec, *, data_dir: str | None, done: dict[str, dict[str, Any]] | None = None
+    spec: StudySpec,
+    *,
+    data_dir: str | None,
+    done: dict[str, dict[str, Any]] | None = None,
+    nice: int | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The function trainable of a study. The study-wide part crosses to the trials once,
     through Ray's object store (``tune.with_parameters``): the validated spec itself (no trial
-    validates it again), the data directory, the thread count and the recorded results; Tune's
-    per-trial config carries only the point (arm, lr, init, init_scale, seed index)."""
+    validates it again), the data directory, the thread count, the trials' niceness
+    (``nice``, default :func:`study.runtime.trial_nice`: ``HPROBUST_TRIAL_NICE`` of the
+    driver) and the recorded results; Tune's per-trial config carries only the point (arm,
+    lr, init, init_scale, seed index)."""
     from ray import tune
+
+    from study.runtime import trial_nice
 
     trainable = hprobust_pack if spec.pack_size > 1 else hprobust_trial  # (Tune's trial names)
     return tune.with_parameters(
@@ -98,7 +106,20 @@ def make_trainable(
         data_dir=data_dir,
         num_threads=max(1, int(spec.resources.cpus_per_trial)),
         done=dict(done or {}),
+        nice=trial_nice() if nice is None else nice,
     )
+
+
+def _yield_cpu(nice: int) -> None:
+    """A trial's actor runs at niceness ``nice`` (every thread; once per actor, a reused
+    actor is already there): below the API and the driver, which then answer while trials
+    use every core. Only inside a Ray actor (a trainable called in-process changes nothing)."""
+    import ray
+
+    if nice > 0 and ray.is_initialized() and ray.get_runtime_context().get_actor_id():
+        from study.runtime import lower_priority
+
+        lower_priority(nice)
 
 
 def hprobust_trial(
@@ -108,6 +129,7 @@ def hprobust_trial(
     data_dir: str | None,
     num_threads: int,
     done: dict[str, dict[str, Any]],
+    nice: int = 0,
 ) -> None:
     """One Tune trial = one trial of the study (imports torch only inside workers)."""
     from ray import tune
@@ -119,6 +141,7 @@ def hprobust_trial(
     if key in done:  # recorded before a restore: report it, do not train again
         tune.report(dict(done[key]))
         return
+    _yield_cpu(nice)
     trial_config = _trial_config(spec, config, data_dir=data_dir, num_threads=num_threads)
     node = _where()
     train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
@@ -157,6 +180,7 @@ def hprobust_pack(
     data_dir: str | None,
     num_threads: int,
     done: dict[str, dict[str, Any]],
+    nice: int = 0,
 ) -> None:
     """One Tune trial = a pack of the study's trials (:func:`study.train.pack.train_pack`)."""
     from ray import tune
@@ -174,6 +198,7 @@ def hprobust_pack(
     configs = [
         _trial_config(spec, members[j], data_dir=data_dir, num_threads=num_threads) for j in todo
     ]
+    _yield_cpu(nice)
 
     node = _where()
 
