@@ -128,13 +128,19 @@ TRAINING = {
 }
 
 
-def while_training(url: str, study_id: str, clients: int, duration: float) -> None:
-    """Load ``url`` idle, then while a study trains on every core; print both and the ratio."""
+def while_training(
+    url: str, study_id: str, clients: int, duration: float, data_dir: Path | None = None
+) -> None:
+    """Load ``url`` idle, then while a study trains on every core; print both and the ratio.
+    With ``data_dir`` (the service's, embedded: its MLflow store), also how long the training
+    study took from its POST to its first trial's start (the service was warm: it had run a
+    study already)."""
     idle = report(
         "idle (no study running)",
         asyncio.run(load(url, study_id, clients=clients, duration=duration)),
         duration,
     )
+    posted_ms = time.time() * 1e3
     training_id = httpx.post(f"{url}/studies", json=TRAINING, timeout=60).json()["id"]
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # both trials started: every core is busy
@@ -144,6 +150,12 @@ def while_training(url: str, study_id: str, clients: int, duration: float) -> No
         time.sleep(1)
     else:
         raise SystemExit(f"study {training_id} never ran 2 trials at once")
+    if data_dir is not None:
+        from study.records.store import StudyStore, sqlite_uri
+
+        runs = StudyStore(sqlite_uri(data_dir)).trial_runs(training_id)
+        first = min(r.info.start_time for r in runs)
+        print(f"\nPOST -> first trial start (warm service): {(first - posted_ms) / 1e3:.2f} s")
     busy = report(
         f"while study {training_id} trains on every core",
         asyncio.run(load(url, study_id, clients=clients, duration=duration)),
@@ -221,7 +233,7 @@ def own_services(clients: int, duration: float, training: bool = False) -> None:
         assert s["status"] == "finished", s
         if training:
             print(f"load: {clients} clients x {duration:.0f} s, idle and while training")
-            while_training(cached, study_id, clients, duration)
+            while_training(cached, study_id, clients, duration, work / "data")
             return
         uncached = serve(False)
         print(f"load: {clients} clients x {duration:.0f} s on a finished study of 16 trials")
