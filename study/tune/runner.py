@@ -32,6 +32,7 @@ environment switches, quiet loggers); nothing here changes process-wide state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -43,6 +44,7 @@ from typing import Any
 from study.errors import StudyFailedError
 from study.spec.study_spec import AshaSpec, StudySpec
 from study.spec.trial_config import TrialConfig
+from study.tune.batching import EpochBatches
 from study.vocab import TRIAL_DONE, TrialStatus
 
 NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on
@@ -144,7 +146,27 @@ def hprobust_trial(
     _yield_cpu(nice)
     trial_config = _trial_config(spec, config, data_dir=data_dir, num_threads=num_threads)
     node = _where()
-    train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
+    report = EpochBatches(
+        lambda metrics: tune.report({**metrics, **node}),
+        every_s=report_every_s(spec),
+        last_epoch=spec.epochs,
+    )
+    try:
+        train_trial(trial_config, report=report)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the epochs run reach the records; the
+            report.flush()  # trial's own error is what Tune records
+        raise
+    report.flush()  # (nothing left: the last epoch was sent at once)
+
+
+def report_every_s(spec: StudySpec) -> float:
+    """How often a trial reports its epochs (:mod:`study.tune.batching`): every epoch under
+    ASHA (it decides at each reported iteration), else at most every
+    :data:`study.tune.batching.REPORT_EVERY_S` seconds."""
+    from study.tune.batching import REPORT_EVERY_S
+
+    return 0.0 if isinstance(spec.early_stopping, AshaSpec) else REPORT_EVERY_S
 
 
 def _trial_config(
