@@ -257,9 +257,6 @@ def start_ray_head(
     Returns the child; ``child.url`` is the dashboard (Jobs API) URL and ``child.extra`` holds
     ``token`` (its auth token), ``gcs_address`` and ``temp_dir``.
     """
-    from study.runtime import lower_session_priority, trial_nice
-
-    nice = trial_nice()  # HPROBUST_TRIAL_NICE: refused before anything starts
     ports = {name: free_port() for name in RAY_PORT_OPTIONS}
     if dashboard_port and port_is_free(dashboard_port):
         ports["dashboard-port"] = dashboard_port
@@ -298,7 +295,7 @@ def start_ray_head(
     url = f"http://127.0.0.1:{ports['dashboard-port']}"
     for attempt in (1, 2):
         try:  # ready once its raylet has registered: the Jobs API alone answers before that
-            child = spawn(
+            return spawn(
                 "ray",
                 cmd,
                 env=env,
@@ -320,11 +317,6 @@ def start_ray_head(
             if attempt == 2:
                 raise
             log.warning("the Ray head did not start (%s); trying once more", str(exc)[-300:])
-            continue
-        # The head's session (Ray, the study drivers, their trials) yields the CPU to the
-        # API's; inside it the trials run below their driver (study.tune.runner).
-        lower_session_priority(child.pid, nice)
-        return child
     raise AssertionError("unreachable")
 
 

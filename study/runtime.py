@@ -136,21 +136,3 @@ def lower_priority(nice: int, pid: int | None = None) -> int:
         except OSError:  # a thread that just ended, or not ours
             continue
     return os.getpriority(os.PRIO_PROCESS, pid)
-
-
-def lower_session_priority(pid: int, nice: int) -> bool:
-    """Lower the CPU share of the session ``pid`` leads, as a whole, against the others
-    (Linux's autogroup scheduler, on by default on desktops and many servers, shares the CPU
-    fairly between sessions first and only then by niceness inside each). The service runs
-    its Ray head in a session of its own: at niceness ``nice`` that session (Ray, the study
-    drivers, the trials) yields to the API's whenever the API has work. True if it was set;
-    False where there is no autogroup (nothing to do: niceness alone then ranks processes)."""
-    path = f"/proc/{pid}/autogroup"
-    if nice <= 0 or not os.path.exists(path):
-        return False
-    try:
-        with open(path, "w") as autogroup:
-            autogroup.write(str(nice))
-    except OSError:  # autogroup off (the write is refused) or not ours
-        return False
-    return True
