@@ -70,14 +70,22 @@ def spec(points: int, epochs: int, slots: int) -> dict:
     }
 
 
-def run_study(spec_path: Path, data_dir: Path, slots: int) -> tuple[float, str, float, float]:
-    """``(wall s, study id, start ms, end ms)`` of ``hprobust run`` in a fresh process."""
+def run_study(
+    spec_path: Path, data_dir: Path, slots: int, source: str | None = None
+) -> tuple[float, str, float, float]:
+    """``(wall s, study id, start ms, end ms)`` of ``hprobust run`` in a fresh process (of the
+    project in ``source``, an unpacked checkout, when given: e.g. the commit before a change)."""
+    import os
+
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     cli = [sys.executable, "-c", "from study.cli import app; app()"]
     command = [*cli, "run", str(spec_path), "--data-dir", str(data_dir)]
     command += ["--num-cpus", str(slots)]
     start_ms = time.time() * 1e3
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=spec_path.parent)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"hprobust run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -95,7 +103,11 @@ def run_bare(configs_path: Path, slots: int) -> float:
     )
     start = time.perf_counter()
     procs = [
-        subprocess.Popen([sys.executable, "-c", loop, str(i), str(slots)], stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", loop, str(i), str(slots)],
+            stderr=subprocess.PIPE,
+            cwd=configs_path.parent,
+        )
         for i in range(slots)
     ]
     for proc in procs:
@@ -110,6 +122,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200, help="at least this many")
     parser.add_argument("--seconds", type=float, default=1.0, help="training per trial")
     parser.add_argument("--slots", type=int, default=2, help="trials at once")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the study with the project unpacked in DIR (git archive REV | tar -x -C "
+        "DIR): before/after side by side, in the order baseline, study, bare, bare, study, "
+        "baseline",
+    )
     args = parser.parse_args()
     points = max(1, math.ceil(args.trials / 4))  # 2 arms x 2 seeds
     with tempfile.TemporaryDirectory(prefix="hpr-sweep-") as tmp_name:
@@ -128,9 +147,17 @@ def main() -> None:
         from study.records.store import StudyStore, sqlite_uri
         from study.spec.study_spec import StudySpec
 
-        studies, bares, splits = [], [], []
+        studies, bares, splits, baselines = [], [], [], []
         configs_path = tmp / "configs.json"
-        for round_, kind in enumerate(("study", "bare", "bare", "study")):
+        order = ("study", "bare", "bare", "study")
+        if args.baseline:
+            order = ("baseline", *order, "baseline")
+        for round_, kind in enumerate(order):
+            if kind == "baseline":
+                wall, *_ = run_study(spec_path, tmp / f"base{round_}", args.slots, args.baseline)
+                baselines.append(wall)
+                print(f"  hprobust run (baseline {args.baseline}): {wall:8.2f} s", flush=True)
+                continue
             if kind == "bare":
                 bares.append(run_bare(configs_path, args.slots))
                 print(f"  bare loop over {args.slots} slots: {bares[-1]:8.2f} s", flush=True)
@@ -168,6 +195,12 @@ def main() -> None:
     print(f"  ratio of the trials' span: {span / bare:6.3f}  (start-up and finalization left out)")
     print(f"  tax per trial            : {(study - bare) * args.slots / n:6.3f} s of a slot")
     print(f"  start-up {startup:.2f} s, finalization {final:.2f} s (means)")
+    if baselines:
+        base = statistics.mean(baselines)
+        print(
+            f"baseline ({args.baseline}) {base:.2f} s: ratio to the bare loop {base / bare:.3f}, "
+            f"this checkout / baseline {study / base:.3f}"
+        )
 
 
 if __name__ == "__main__":
