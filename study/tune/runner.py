@@ -444,34 +444,28 @@ def _alive_nodes() -> list[dict[str, float]]:
         return []
 
 
-#: What :func:`finalize` imports (the summary's statistics, the plots' matplotlib): seconds
-#: of a study's finalization on a 2-core machine, imported while the trials run instead.
-FINALIZATION_IMPORTS = (
-    "study.analysis.summary",
-    "study.analysis.figures",
-    "scipy.stats",
-    "matplotlib.backends.backend_agg",
-    "matplotlib.figure",
-    "matplotlib.lines",
-    "matplotlib.patches",
-    "matplotlib.colors",
-    "matplotlib.ticker",
-)
-
-
 def _prewarm_finalization() -> None:
-    """Import what :func:`finalize` needs in a daemon thread while the trials run (the driver
-    mostly waits on them then), so that the study's records are complete sooner after its
-    last trial. Nothing but imports: a failed one is left for ``finalize`` to raise."""
-    import importlib
+    """Import what :func:`finalize` needs (the summary's statistics, the plots' matplotlib:
+    seconds of a study's finalization on a 2-core machine) in a daemon thread while the trials
+    run (the driver mostly waits on them then), so that the study's records are complete
+    sooner after its last trial. Nothing but imports: a failed one is left for ``finalize``
+    to raise."""
     import threading
 
     def load() -> None:
-        for name in FINALIZATION_IMPORTS:
-            try:
-                importlib.import_module(name)
-            except Exception:  # finalize imports it again and says what is wrong
-                return
+        try:
+            import matplotlib.backends.backend_agg
+            import matplotlib.colors
+            import matplotlib.figure
+            import matplotlib.lines
+            import matplotlib.patches
+            import matplotlib.ticker  # noqa: F401
+            import scipy.stats  # noqa: F401
+
+            import study.analysis.figures
+            import study.analysis.summary  # noqa: F401
+        except Exception:  # finalize imports them again and says what is wrong
+            return
 
     threading.Thread(target=load, name="hprobust-prewarm", daemon=True).start()
 
