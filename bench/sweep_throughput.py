@@ -117,6 +117,26 @@ def run_bare(configs_path: Path, slots: int) -> float:
     return time.perf_counter() - start
 
 
+def study_split(
+    data_dir: Path, study_id: str, start_ms: float, end_ms: float
+) -> tuple[tuple[float, float, float], float]:
+    """``((start-up, trials' span, finalization) s, mean MLflow run s)`` of a study run."""
+    from study.records.store import StudyStore, sqlite_uri
+
+    runs = StudyStore(sqlite_uri(data_dir)).trial_runs(study_id)
+    first = min(r.info.start_time for r in runs)
+    last = max(r.info.end_time for r in runs)
+    inside = statistics.mean(r.info.end_time - r.info.start_time for r in runs) / 1e3
+    return ((first - start_ms) / 1e3, (last - first) / 1e3, (end_ms - last) / 1e3), inside
+
+
+def describe(split: tuple[float, float, float], inside: float) -> str:
+    return (
+        f"start-up {split[0]:.2f} s | trials {split[1]:.2f} s | finalization {split[2]:.2f} s; "
+        f"a trial's MLflow run lasts {inside:.2f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200, help="at least this many")
@@ -147,16 +167,21 @@ def main() -> None:
         from study.records.store import StudyStore, sqlite_uri
         from study.spec.study_spec import StudySpec
 
-        studies, bares, splits, baselines = [], [], [], []
+        studies, bares, splits, baselines, base_splits = [], [], [], [], []
         configs_path = tmp / "configs.json"
         order = ("study", "bare", "bare", "study")
         if args.baseline:
             order = ("baseline", *order, "baseline")
         for round_, kind in enumerate(order):
             if kind == "baseline":
-                wall, *_ = run_study(spec_path, tmp / f"base{round_}", args.slots, args.baseline)
+                base_dir = tmp / f"base{round_}"
+                wall, study_id, start_ms, end_ms = run_study(
+                    spec_path, base_dir, args.slots, args.baseline
+                )
                 baselines.append(wall)
-                print(f"  hprobust run (baseline {args.baseline}): {wall:8.2f} s", flush=True)
+                split, inside = study_split(base_dir, study_id, start_ms, end_ms)
+                base_splits.append(split)
+                print(f"  baseline run: {wall:8.2f} s ({describe(split, inside)})", flush=True)
                 continue
             if kind == "bare":
                 bares.append(run_bare(configs_path, args.slots))
@@ -166,17 +191,9 @@ def main() -> None:
             wall, study_id, start_ms, end_ms = run_study(spec_path, data_dir, args.slots)
             studies.append(wall)
             store = StudyStore(sqlite_uri(data_dir))
-            runs = store.trial_runs(study_id)
-            first = min(r.info.start_time for r in runs)
-            last = max(r.info.end_time for r in runs)
-            inside = statistics.mean(r.info.end_time - r.info.start_time for r in runs) / 1e3
-            splits.append(((first - start_ms) / 1e3, (last - first) / 1e3, (end_ms - last) / 1e3))
-            print(
-                f"  hprobust run: {wall:8.2f} s (start-up {splits[-1][0]:.2f} s | trials "
-                f"{splits[-1][1]:.2f} s | finalization {splits[-1][2]:.2f} s; a trial's MLflow "
-                f"run lasts {inside:.2f} s)",
-                flush=True,
-            )
+            split, inside = study_split(data_dir, study_id, start_ms, end_ms)
+            splits.append(split)
+            print(f"  hprobust run: {wall:8.2f} s ({describe(split, inside)})", flush=True)
             if not configs_path.exists():
                 study_spec = StudySpec.model_validate(store.get(study_id).spec)
                 configs = [
@@ -200,6 +217,13 @@ def main() -> None:
         print(
             f"baseline ({args.baseline}) {base:.2f} s: ratio to the bare loop {base / bare:.3f}, "
             f"this checkout / baseline {study / base:.3f}"
+        )
+        base_span = statistics.mean(s[1] for s in base_splits)
+        print(
+            f"  trials' span: baseline {base_span:.2f} s ({base_span / bare:.3f} of the bare "
+            f"loop), this checkout {span:.2f} s ({span / bare:.3f}); start-up "
+            f"{statistics.mean(s[0] for s in base_splits):.2f} s vs {startup:.2f} s, "
+            f"finalization {statistics.mean(s[2] for s in base_splits):.2f} s vs {final:.2f} s"
         )
 
 
