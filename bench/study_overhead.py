@@ -48,6 +48,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
+    # Every side at the trials' niceness (HPROBUST_TRIAL_NICE): niced trials would otherwise
+    # yield to a bare loop (and to anything else on a shared machine) and the ratio would
+    # measure the priority, not the study's bookkeeping.
+    from study.runtime import lower_priority, trial_nice
+
+    nice = lower_priority(trial_nice())
+    print(f"(this benchmark, its studies and its bare loops at niceness {nice})", flush=True)
 
     spec = {
         "name": "bench-overhead",

@@ -150,6 +150,13 @@ def main() -> None:
         "baseline",
     )
     args = parser.parse_args()
+    # Every side at the trials' niceness (HPROBUST_TRIAL_NICE): niced trials would otherwise
+    # yield to a bare loop (and to anything else on a shared machine) and the ratio would
+    # measure the priority, not the study's bookkeeping.
+    from study.runtime import lower_priority, trial_nice
+
+    nice = lower_priority(trial_nice())
+    print(f"(this benchmark, its studies and its bare loops at niceness {nice})", flush=True)
     points = max(1, math.ceil(args.trials / 4))  # 2 arms x 2 seeds
     with tempfile.TemporaryDirectory(prefix="hpr-sweep-") as tmp_name:
         tmp = Path(tmp_name)
