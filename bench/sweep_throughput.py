@@ -149,14 +149,15 @@ def main() -> None:
         "DIR): before/after side by side, in the order baseline, study, bare, bare, study, "
         "baseline",
     )
+    parser.add_argument("--trial-nice", type=int, default=0, help="HPROBUST_TRIAL_NICE")
     args = parser.parse_args()
-    # Every side at the trials' niceness (HPROBUST_TRIAL_NICE): niced trials would otherwise
-    # yield to a bare loop (and to anything else on a shared machine) and the ratio would
-    # measure the priority, not the study's bookkeeping.
-    from study.runtime import lower_priority, trial_nice
+    # The trials at the bare loops' priority (HPROBUST_TRIAL_NICE=0 unless --trial-nice):
+    # niced trials yield to the bare loop and to anything else on a shared machine, and the
+    # ratio would measure the priority, not the study's bookkeeping. (Niceness for the whole
+    # benchmark instead starved Ray's start-up on a loaded machine until it timed out.)
+    import os
 
-    nice = lower_priority(trial_nice())
-    print(f"(this benchmark, its studies and its bare loops at niceness {nice})", flush=True)
+    os.environ["HPROBUST_TRIAL_NICE"] = str(args.trial_nice)
     points = max(1, math.ceil(args.trials / 4))  # 2 arms x 2 seeds
     with tempfile.TemporaryDirectory(prefix="hpr-sweep-") as tmp_name:
         tmp = Path(tmp_name)
