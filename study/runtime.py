@@ -84,9 +84,9 @@ def configure_process() -> None:
 
 #: The niceness the study's trials run at (0-19; 0: as the driver), read by the driver.
 TRIAL_NICE_ENV = "HPROBUST_TRIAL_NICE"
-#: Trials run below the API and the driver unless told otherwise: a read of the API while a
-#: study trains on every core then waits on no trial (a trial loses little: it gets the cores
-#: whenever the API and the driver are idle, which is nearly always).
+#: Trials run below the API and the driver unless told otherwise: where they compete for the
+#: same cores the API and the driver go first (a trial loses little: it gets the cores
+#: whenever they are idle, which is nearly always).
 DEFAULT_TRIAL_NICE = 10
 
 
