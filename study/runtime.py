@@ -33,6 +33,9 @@ ENVIRONMENT = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100",
     # MLflow draws a tqdm bar on stderr for every artifact download (spec.yaml, summary.json).
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # A local Ray's dashboard head would report usage statistics to Ray's servers now and
+    # then (the service's `ray start --disable-usage-stats` says the same).
+    "RAY_USAGE_STATS_ENABLED": "0",
 }
 #: Environment values this process must have, whatever the operator set.
 REQUIRED = {
@@ -77,3 +80,59 @@ def configure_process() -> None:
     search_log = logging.getLogger(OPTUNA_SEARCH_LOG)
     if not any(isinstance(f, _GridStopFilter) for f in search_log.filters):
         search_log.addFilter(_GridStopFilter())
+
+
+#: The niceness the study's trials run at (0-19; 0: as the driver), read by the driver.
+TRIAL_NICE_ENV = "HPROBUST_TRIAL_NICE"
+#: Trials run below the API and the driver unless told otherwise: where they compete for the
+#: same cores the API and the driver go first (a trial loses little: it gets the cores
+#: whenever they are idle, which is nearly always).
+DEFAULT_TRIAL_NICE = 10
+
+
+def trial_nice(environ: dict[str, str] | None = None) -> int:
+    """The niceness of the study's trial processes: ``HPROBUST_TRIAL_NICE`` (an integer
+    0-19), :data:`DEFAULT_TRIAL_NICE` when unset.
+
+    Raises:
+        ConfigError: the variable is set to anything else (naming it, the rule and the value).
+
+        >>> trial_nice({}), trial_nice({"HPROBUST_TRIAL_NICE": "0"})
+        (10, 0)
+    """
+    raw = (os.environ if environ is None else environ).get(TRIAL_NICE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TRIAL_NICE
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        from study.errors import ConfigError
+
+        raise ConfigError(
+            f"{TRIAL_NICE_ENV}: must be an integer from 0 (trials at the driver's priority) "
+            f"to 19 (the lowest), got {raw!r}"
+        )
+    return value
+
+
+def lower_priority(nice: int, pid: int | None = None) -> int:
+    """Run the process ``pid`` (default: this one) at niceness ``nice`` or lower priority:
+    every thread of it (Linux keeps a niceness per thread; threads started later inherit
+    their creator's). Never raises priority (an unprivileged process could not).
+    Returns the process's niceness now. A no-op where the OS has no ``setpriority``."""
+    if not hasattr(os, "setpriority") or nice <= 0:
+        return os.getpriority(os.PRIO_PROCESS, pid or 0) if hasattr(os, "getpriority") else 0
+    pid = pid or os.getpid()
+    try:
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:  # no /proc (macOS): the process as a whole
+        threads = [pid]
+    for tid in threads:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:  # a thread that just ended, or not ours
+            continue
+    return os.getpriority(os.PRIO_PROCESS, pid)

@@ -79,6 +79,12 @@ def run(
                 raise SpecError(problems, source=str(spec))
         except ConfigError as exc:  # SpecError, or a limit variable that is not a number
             fail(str(exc), 2)
+    try:
+        from study.runtime import trial_nice
+
+        trial_nice()  # HPROBUST_TRIAL_NICE, read again by the driver: refused before anything
+    except ConfigError as exc:
+        fail(str(exc), 2)
     # A new SQLite store runs its migrations (seconds of CPU) in a thread while Ray starts
     # here (mostly waiting on its processes); the driver then finds Ray up, and this command
     # shuts it down at the end.

@@ -32,6 +32,7 @@ environment switches, quiet loggers); nothing here changes process-wide state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -43,6 +44,7 @@ from typing import Any
 from study.errors import StudyFailedError
 from study.spec.study_spec import AshaSpec, StudySpec
 from study.spec.trial_config import TrialConfig
+from study.tune.batching import EpochBatches
 from study.vocab import TRIAL_DONE, TrialStatus
 
 NODE_ID_KEY = "node_id"  # in every trial result: the Ray node id the trial runs on
@@ -83,13 +85,21 @@ def pack_result(members: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def make_trainable(
-    spec: StudySpec, *, data_dir: str | None, done: dict[str, dict[str, Any]] | None = None
+    spec: StudySpec,
+    *,
+    data_dir: str | None,
+    done: dict[str, dict[str, Any]] | None = None,
+    nice: int | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """The function trainable of a study. The study-wide part crosses to the trials once,
     through Ray's object store (``tune.with_parameters``): the validated spec itself (no trial
-    validates it again), the data directory, the thread count and the recorded results; Tune's
-    per-trial config carries only the point (arm, lr, init, init_scale, seed index)."""
+    validates it again), the data directory, the thread count, the trials' niceness
+    (``nice``, default :func:`study.runtime.trial_nice`: ``HPROBUST_TRIAL_NICE`` of the
+    driver) and the recorded results; Tune's per-trial config carries only the point (arm,
+    lr, init, init_scale, seed index)."""
     from ray import tune
+
+    from study.runtime import trial_nice
 
     trainable = hprobust_pack if spec.pack_size > 1 else hprobust_trial  # (Tune's trial names)
     return tune.with_parameters(
@@ -98,7 +108,20 @@ def make_trainable(
         data_dir=data_dir,
         num_threads=max(1, int(spec.resources.cpus_per_trial)),
         done=dict(done or {}),
+        nice=trial_nice() if nice is None else nice,
     )
+
+
+def _yield_cpu(nice: int) -> None:
+    """A trial's actor runs at niceness ``nice`` (every thread; once per actor, a reused
+    actor is already there): below the API and the driver, which then answer while trials
+    use every core. Only inside a Ray actor (a trainable called in-process changes nothing)."""
+    import ray
+
+    if nice > 0 and ray.is_initialized() and ray.get_runtime_context().get_actor_id():
+        from study.runtime import lower_priority
+
+        lower_priority(nice)
 
 
 def hprobust_trial(
@@ -108,6 +131,7 @@ def hprobust_trial(
     data_dir: str | None,
     num_threads: int,
     done: dict[str, dict[str, Any]],
+    nice: int = 0,
 ) -> None:
     """One Tune trial = one trial of the study (imports torch only inside workers)."""
     from ray import tune
@@ -119,9 +143,30 @@ def hprobust_trial(
     if key in done:  # recorded before a restore: report it, do not train again
         tune.report(dict(done[key]))
         return
+    _yield_cpu(nice)
     trial_config = _trial_config(spec, config, data_dir=data_dir, num_threads=num_threads)
     node = _where()
-    train_trial(trial_config, report=lambda metrics: tune.report({**metrics, **node}))
+    report = EpochBatches(
+        lambda metrics: tune.report({**metrics, **node}),
+        every_s=report_every_s(spec),
+        last_epoch=spec.epochs,
+    )
+    try:
+        train_trial(trial_config, report=report)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the epochs run reach the records; the
+            report.flush()  # trial's own error is what Tune records
+        raise
+    report.flush()  # (nothing left: the last epoch was sent at once)
+
+
+def report_every_s(spec: StudySpec) -> float:
+    """How often a trial reports its epochs (:mod:`study.tune.batching`): every epoch under
+    ASHA (it decides at each reported iteration), else at most every
+    :data:`study.tune.batching.REPORT_EVERY_S` seconds."""
+    from study.tune.batching import REPORT_EVERY_S
+
+    return 0.0 if isinstance(spec.early_stopping, AshaSpec) else REPORT_EVERY_S
 
 
 def _trial_config(
@@ -157,6 +202,7 @@ def hprobust_pack(
     data_dir: str | None,
     num_threads: int,
     done: dict[str, dict[str, Any]],
+    nice: int = 0,
 ) -> None:
     """One Tune trial = a pack of the study's trials (:func:`study.train.pack.train_pack`)."""
     from ray import tune
@@ -174,6 +220,7 @@ def hprobust_pack(
     configs = [
         _trial_config(spec, members[j], data_dir=data_dir, num_threads=num_threads) for j in todo
     ]
+    _yield_cpu(nice)
 
     node = _where()
 
@@ -304,6 +351,7 @@ def run_study(
                     log_to_file=True,
                 ),
             )
+        _prewarm_finalization()
         tuner.fit()
         link.flush()  # every epoch written (raises a failed write)
     summary = finalize(store, study_id)
@@ -394,6 +442,32 @@ def _alive_nodes() -> list[dict[str, float]]:
         return [dict(n.get("Resources") or {}) for n in ray.nodes() if n.get("Alive")]
     except Exception:  # a message about the wait must not fail on the cluster's state
         return []
+
+
+def _prewarm_finalization() -> None:
+    """Import what :func:`finalize` needs (the summary's statistics, the plots' matplotlib:
+    seconds of a study's finalization on a 2-core machine) in a daemon thread while the trials
+    run (the driver mostly waits on them then), so that the study's records are complete
+    sooner after its last trial. Nothing but imports: a failed one is left for ``finalize``
+    to raise."""
+    import threading
+
+    def load() -> None:
+        try:
+            import matplotlib.backends.backend_agg
+            import matplotlib.colors
+            import matplotlib.figure
+            import matplotlib.lines
+            import matplotlib.patches
+            import matplotlib.ticker  # noqa: F401
+            import scipy.stats  # noqa: F401
+
+            import study.analysis.figures
+            import study.analysis.summary  # noqa: F401
+        except Exception:  # finalize imports them again and says what is wrong
+            return
+
+    threading.Thread(target=load, name="hprobust-prewarm", daemon=True).start()
 
 
 def finalize(store: Any, study_id: str) -> dict[str, Any]:

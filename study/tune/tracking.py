@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from study.numbers import finite
+from study.tune.batching import EPOCHS_KEY
 from study.tune.searcher import ARM_KEY, INDEX_KEY, PACK_KEY, POINT_KEY, trial_key, trial_members
 from study.vocab import RunKind, Tag, TrialStatus
 
@@ -335,8 +336,8 @@ class MlflowRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        if PACK_KEY not in trial.config:
-            self._log_epoch(trial.trial_id, result)
+        if PACK_KEY not in trial.config:  # a batch of epochs: the earlier ones, then its own
+            self._log_epoch(trial.trial_id, result, earlier=result.get(EPOCHS_KEY) or ())
             return
         members = list(result.get(PACK_KEY) or [])
         epochs = int(self.spec.get("epochs", 0))
@@ -352,22 +353,27 @@ class MlflowRecorder(Callback):
                 self._finish(slot, config, member)  # done: recorded at once
 
     def _log_epoch(
-        self, slot: str, result: dict[str, Any], where: dict[str, Any] | None = None
+        self,
+        slot: str,
+        result: dict[str, Any],
+        where: dict[str, Any] | None = None,
+        earlier: Iterable[dict[str, Any]] = (),
     ) -> None:
-        """Log one epoch of ``slot``; ``where``: the Tune result naming the node (a pack's
-        members share their pack's)."""
+        """Log one epoch of ``slot``, after the ``earlier`` epochs of the same report (a
+        trial's batch, :mod:`study.tune.batching`), in one MLflow write; ``where``: the Tune
+        result naming the node (a pack's members share their pack's)."""
         where = result if where is None else where
         run_id = self._run_of.get(slot)
         if run_id is None:
             return
         from mlflow.entities import Metric
 
-        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
         metrics = [
-            Metric(METRIC_NAMES.get(name, name), float(result[name]), now, epoch)
+            Metric(METRIC_NAMES.get(name, name), float(epoch[name]), now, _epoch_of(epoch))
+            for epoch in (*earlier, result)
             for name in EPOCH_METRICS
-            if finite(result.get(name)) is not None
+            if finite(epoch.get(name)) is not None
         ]
         tags = []
         if slot not in self._last:  # the first result: where the trial runs
@@ -378,7 +384,7 @@ class MlflowRecorder(Callback):
                     tags.append(RunTag(tag, where[name]))
         if metrics or tags:
             self._submit(self.store.client.log_batch, run_id, metrics=metrics, tags=tags)
-        self._last[slot] = dict(result)
+        self._last[slot] = {k: v for k, v in result.items() if k != EPOCHS_KEY}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         for slot, config in self._slots(trial):
@@ -481,6 +487,10 @@ def final_params(last: dict[str, Any]) -> list[Any]:
 
     values = {"acc": shown(last.get("val_acc")), "loss": shown(last.get("val_loss"))}
     return [Param(name, value) for name, value in values.items() if value is not None]
+
+
+def _epoch_of(result: dict[str, Any]) -> int:
+    return int(result.get("epoch", result.get("training_iteration", 0)))
 
 
 def _error_text(trial: Any) -> str:

@@ -48,6 +48,19 @@ def test_bad_spec_exits_2_names_the_field_and_creates_nothing(tmp_path):
     assert not data_dir.exists()
 
 
+def test_a_bad_trial_niceness_exits_2_naming_it_and_creates_nothing(tmp_path):
+    data_dir = tmp_path / "store"
+    result = CliRunner().invoke(
+        app,
+        ["run", _spec_file(tmp_path, SPEC), "--data-dir", str(data_dir)],
+        env={"HPROBUST_TRIAL_NICE": "-5"},
+    )
+    assert result.exit_code == 2
+    assert "HPROBUST_TRIAL_NICE: must be an integer from 0" in result.output
+    assert "got '-5'" in result.output
+    assert not data_dir.exists()
+
+
 def test_run_needs_a_spec_or_resume(tmp_path):
     result = CliRunner().invoke(app, ["run", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--resume" in result.output

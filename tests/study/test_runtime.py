@@ -59,3 +59,42 @@ def test_no_library_code_sets_process_state():
     }
     # importance.py quiets Optuna's logger for the span of one call and restores its level
     assert found == {"study/analysis/importance.py"}, found
+
+
+def test_trial_niceness_is_read_checked_and_only_ever_lowers_priority():
+    """HPROBUST_TRIAL_NICE: 0-19, default 10; anything else is refused naming the variable,
+    the rule and the value. ``lower_priority`` lowers every thread of a process (here a child
+    with a thread of its own) and never raises it back."""
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    from study.errors import ConfigError
+    from study.runtime import DEFAULT_TRIAL_NICE, TRIAL_NICE_ENV, lower_priority, trial_nice
+
+    assert trial_nice({}) == DEFAULT_TRIAL_NICE == 10
+    assert trial_nice({TRIAL_NICE_ENV: " 19 "}) == 19
+    for bad in ("-1", "20", "ten", "1.5"):
+        with pytest.raises(ConfigError) as caught:
+            trial_nice({TRIAL_NICE_ENV: bad})
+        assert TRIAL_NICE_ENV in str(caught.value) and repr(bad) in str(caught.value)
+        assert "0" in str(caught.value) and "19" in str(caught.value)
+
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); "
+    child = subprocess.Popen([sys.executable, "-c", code + "time.sleep(30)"])
+    try:
+        tasks = Path(f"/proc/{child.pid}/task")
+        deadline = time.monotonic() + 20
+        while len(list(tasks.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        threads = [int(t.name) for t in tasks.iterdir()]
+        assert len(threads) == 2
+        assert lower_priority(7, child.pid) == 7
+        assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {7}
+        assert lower_priority(3, child.pid) == 7  # never back up
+        assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {7}
+    finally:
+        child.kill()
+        child.wait()

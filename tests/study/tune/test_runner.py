@@ -384,3 +384,35 @@ def test_the_spec_crosses_to_trials_once_through_the_object_store(ray_local):
     assert len(data._cache) == 0  # reported from the record: nothing loaded, nothing trained
     trainable({**recorded, POINT_KEY: 1, ARM_KEY: "insgd"})
     assert [key[0] for key in data._cache] == ["digits"]  # trained from the shipped spec
+
+
+def test_a_trial_actor_yields_the_cpu_and_the_driver_does_not(ray_local):
+    """The trainable lowers the priority of the Ray actor it runs in (every thread, to the
+    niceness the driver hands it), never the process that calls it outside an actor (the
+    driver, this test)."""
+    import os
+
+    import ray
+
+    from study.tune.runner import _yield_cpu
+
+    def niceness() -> list[int]:
+        tasks = os.listdir("/proc/self/task")
+        return sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in tasks})
+
+    @ray.remote(num_cpus=0)
+    class Probe:
+        def yield_cpu(self, nice: int) -> list[int]:
+            _yield_cpu(nice)
+            return niceness()
+
+    before = niceness()
+    probe = Probe.remote()
+    try:
+        # every thread at 6 or lower priority (Ray runs a thread of its own at 15)
+        assert min(ray.get(probe.yield_cpu.remote(6))) == 6
+        assert min(ray.get(probe.yield_cpu.remote(0))) == 6  # a reused actor stays there
+    finally:
+        ray.kill(probe)
+    _yield_cpu(6)
+    assert niceness() == before

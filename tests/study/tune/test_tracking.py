@@ -33,3 +33,44 @@ def test_the_link_is_handed_over_and_a_restored_recorder_finds_it(mlflow_sqlite_
         link.flush()
     assert restored._writer is None  # closed with the study's run
     assert restored.link is None  # and the registry forgot it
+
+
+def test_a_batch_of_epochs_is_recorded_epoch_for_epoch(mlflow_sqlite_uri):
+    """A trial that reports its epochs in batches (study.tune.batching: the latest epoch, the
+    earlier ones under EPOCHS_KEY) is recorded exactly as one that reported every epoch: each
+    epoch's metrics at its own step, the node tag, the final metrics of the last epoch."""
+    from types import SimpleNamespace
+
+    from study.tune.batching import EpochBatches
+    from study.tune.searcher import ARM_KEY, INDEX_KEY, POINT_KEY
+
+    store = StudyStore(mlflow_sqlite_uri)
+    spec = {**SPEC, "epochs": 5}
+    study_id = store.create_study(parse_spec(spec)).id
+    recorder = MlflowRecorder(study_id, store.tracking_uri, spec, link=DriverLink(store))
+    config = {ARM_KEY: "sgd", POINT_KEY: 0, INDEX_KEY: 0, "lr": 0.1, "init": "normal"}
+    trial = SimpleNamespace(trial_id="t0", config=config, last_result={})
+    with linked(study_id, recorder.link):
+        recorder.setup()
+        recorder.on_trial_start(0, [trial], trial)
+        clock = iter([0.0, 0.1, 0.2, 1.5, 1.6, 1.7]).__next__  # sends after epochs 3 and 5
+        sent: list[dict] = []
+
+        def send(result: dict) -> None:
+            sent.append(result)
+            recorder.on_trial_result(0, [trial], trial, {**result, "node_id": "n1"})
+
+        report = EpochBatches(send, every_s=1.0, last_epoch=5, clock=clock)
+        for epoch in range(1, 6):
+            report({"epoch": epoch, "val_acc": epoch / 10, "train_loss": 1.0 / epoch})
+        assert [r["epoch"] for r in sent] == [3, 5]  # two reports for five epochs
+        recorder.on_trial_complete(0, [trial], trial)
+        recorder.link.flush()
+    (row,) = store.trials(study_id)
+    assert row["status"] == "finished" and row["epochs_completed"] == 5
+    assert row["val_acc"] == 0.5
+    run_id = store.trial_runs(study_id)[0].info.run_id
+    history = store.client.get_metric_history(run_id, "val_acc")
+    assert sorted((m.step, m.value) for m in history) == [(e, e / 10) for e in range(1, 6)]
+    assert len(store.client.get_metric_history(run_id, "train_loss")) == 5
+    assert store.trial_runs(study_id)[0].data.tags["hprobust.node_id"] == "n1"
