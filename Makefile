@@ -51,9 +51,14 @@ check: dev
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -m "not slow and not server" $(PYTEST_ARGS)
 
-# The whole suite (what CI runs: .ci/run), about 13 min on a quiet 2-core machine.
+# The whole suite (what CI runs: .ci/run). Most of its time is spent waiting on Ray, servers
+# and studies, so it runs in TEST_WORKERS processes (pytest-xdist), each taking whole test
+# files (module fixtures stay in one process; every Ray, server and store is private to its
+# test). About 18 min on a quiet 2-core machine with 2 workers; TEST_WORKERS=0 runs it in one
+# process (about 30 min).
+TEST_WORKERS ?= 2
 test: dev
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # The GPU-host deployment built and run for real under Docker (CPU override): needs root;
 # installs and starts Docker if missing. 10 GB of disk; 11-30 min on a fresh 2-core machine,
