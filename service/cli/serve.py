@@ -106,19 +106,10 @@ def submit(
     client = Client(url, token=token)
     from study.cli.suite import is_suite_file
 
-    if is_suite_file(spec):
-        try:
-            _submit_suite(client, spec, url, wait, poll, console)
-        except ApiError as exc:
-            console.print(styled(("error", "red"), f": {exc}"))
-            raise typer.Exit(1) from None
-        except httpx.HTTPError as exc:
-            console.print(styled(("error", "red"), f": cannot reach {url}: {exc}"))
-            raise typer.Exit(1) from None
-        finally:
-            client.close()
-        return
     try:
+        if is_suite_file(spec):
+            _submit_suite(client, spec, url, wait, poll, console)
+            return
         created = client.submit(spec)
         study_id = created["id"]
         console.print(styled("study ", (study_id, "bold"), f" {created['status']}"))

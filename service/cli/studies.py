@@ -145,15 +145,20 @@ def status_lines(state: dict[str, Any], summary: dict[str, Any] | None, base: st
     return lines
 
 
-@app.command()
-def cancel(study_id: StudyId, url: ServiceUrl = None, token: ServiceToken = None) -> None:
-    """Cancel a queued or running study (its finished trials stay; resume it later)."""
+def _act(action: str, study_id: str, url: str | None, token: str | None) -> dict[str, Any]:
+    """POST the study's ``action`` (cancel, resume) to the service; its new state."""
     from service.cli.remote import api_errors, client, service_url
 
     base = service_url(url)
     api = client(base, token)
     with api_errors(base):
-        state = api.cancel(study_id)
+        return getattr(api, action)(study_id)
+
+
+@app.command()
+def cancel(study_id: StudyId, url: ServiceUrl = None, token: ServiceToken = None) -> None:
+    """Cancel a queued or running study (its finished trials stay; resume it later)."""
+    state = _act("cancel", study_id, url, token)
     typer.echo(
         f"study {state['id']} {state['status']} ({_done(state['progress'])} trials done); "
         f"resume it with: hprobust resume {state['id']}"
@@ -163,12 +168,7 @@ def cancel(study_id: StudyId, url: ServiceUrl = None, token: ServiceToken = None
 @app.command()
 def resume(study_id: StudyId, url: ServiceUrl = None, token: ServiceToken = None) -> None:
     """Resume a cancelled or failed study: its recorded trials are kept, the rest run."""
-    from service.cli.remote import api_errors, client, service_url
-
-    base = service_url(url)
-    api = client(base, token)
-    with api_errors(base):
-        state = api.resume(study_id)
+    state = _act("resume", study_id, url, token)
     typer.echo(
         f"study {state['id']} {state['status']} again ({_done(state['progress'])} trials done); "
         f"follow it with: hprobust status {state['id']}"
