@@ -40,6 +40,7 @@ import contextlib
 import io
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import subprocess
@@ -440,6 +441,37 @@ def study_outputs(stack: Stack, study_id: str, total: int) -> None:
         )
 
 
+def client_commands(stack: Stack, study_id: str, workdir: Path) -> None:
+    """The ``hprobust`` client (this checkout's) against the compose API's URL, from a folder
+    with no store, output a pipe: the study listed, its status and summary whole, the trials
+    CSV the API's."""
+    hprobust = str(Path(sys.executable).parent / "hprobust")
+    url = f"http://127.0.0.1:{stack.api_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPROBUST_")}
+    env.update(HPROBUST_URL=url, HPROBUST_API_TOKEN=stack.token, COLUMNS="60")
+    folder = workdir / "client"
+    folder.mkdir(exist_ok=True)
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [hprobust, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        )
+        check(done.returncode == 0, f"hprobust {' '.join(args)}: {done.returncode} {done.stderr}")
+        return done.stdout
+
+    listed = [line for line in run("studies").splitlines() if study_id in line]
+    check(len(listed) == 1 and "finished" in listed[0], f"hprobust studies: {listed}")
+    status = run("status", study_id).splitlines()
+    check("status:    finished" in status, f"hprobust status: {status}")
+    verdict = [line for line in status if line.startswith("verdict:   ")]
+    check(verdict and "insgd vs sgd" in verdict[0], f"hprobust status verdict: {verdict}")
+    summary = run("summary", study_id)
+    check(verdict[0].removeprefix("verdict:   ") in summary.splitlines(), "hprobust summary")
+    csv_cli = run("trials", study_id, "--format", "csv")
+    csv_api = stack.api.get(f"/studies/{study_id}/trials", params={"format": "csv"}).text
+    check(sorted(csv_cli.splitlines()) == sorted(csv_api.splitlines()), "trials CSV differs")
+
+
 def mlflow_records(stack: Stack, study_id: str, record: dict[str, Any]) -> dict[str, Any]:
     """The study's runs as the MLflow UI's server, PostgreSQL and the artifact volume hold
     them; returns the study run."""
@@ -791,6 +823,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["study"] = f"{study_s:.0f}s ({record['total_trials']} trials, worker killed)"
         study_outputs(stack, study_id, record["total_trials"])
         log("trials, summary, report page and three plots served by the API")
+        client_commands(stack, study_id, workdir)
+        log("hprobust studies/status/summary/trials against the compose API, in a pipe")
         study_run = mlflow_records(stack, study_id, record)
         mlflow_ui_in_chromium(stack, stack.study(study_id), study_run, shots)
         crash_restart(stack)
