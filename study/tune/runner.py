@@ -66,6 +66,28 @@ def recorded_results(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return done
 
 
+def ended_keys(rows: list[dict[str, Any]]) -> set[str]:
+    """The keys of the trials recorded as ended: with a result, or failed."""
+    ended = (*TRIAL_DONE, TrialStatus.FAILED)
+    return {row["key"] for row in rows if row.get("key") and row.get("status") in ended}
+
+
+def settled_results(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """:func:`recorded_results`, and for each trial recorded failed a placeholder result: a
+    pass over the whole design reports every ended trial at once and trains only those never
+    recorded (the recorder writes nothing for a key that has its terminal run).
+
+        >>> rows = [{"key": "a", "status": "failed"}, {"key": "b", "status": "pending"}]
+        >>> settled_results(rows)
+        {'a': {'diverged': False, 'epoch': 0, 'val_acc': 0.0}}
+    """
+    done = recorded_results(rows)
+    for row in rows:
+        if row.get("key") and row.get("status") == TrialStatus.FAILED:
+            done.setdefault(row["key"], {"diverged": False, "epoch": 0, "val_acc": 0.0})
+    return done
+
+
 def pack_result(members: list[dict[str, Any] | None]) -> dict[str, Any]:
     """A packed Tune trial's report: every member's latest metrics under ``__pack`` (None for
     a member without any yet), and for Tune the pack's ``epoch`` (the furthest member's) and
@@ -304,56 +326,72 @@ def run_study(
     with interruptible():  # loading data holds no record: Ctrl-C stops it at once
         preflight(spec, data_dir=data_dir)  # the dataset is there and the model runs
 
-    done = recorded_results(store.trials_of(record))
-    trainable = tune.with_resources(
-        make_trainable(spec, data_dir=data_dir, done=done),
-        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
-    )
     wait = ResourceWait(spec, resource_wait_s)
 
     def between_steps(trials: list[Any]) -> None:
         deliver()  # a held Ctrl-C/SIGTERM ends the run here: every write of the step is done
         wait(trials)
 
+    def trainable_for(done: dict[str, dict[str, Any]]) -> Any:
+        return tune.with_resources(
+            make_trainable(spec, data_dir=data_dir, done=done),
+            {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial},
+        )
+
+    def fresh_tuner(name: str, done: dict[str, dict[str, Any]]) -> Any:
+        cap, warning = study_concurrency(spec, _alive_nodes())  # study.tune.cluster
+        if warning is not None:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        return tune.Tuner(
+            trainable_for(done),
+            tune_config=tune.TuneConfig(
+                search_alg=study_searcher(spec, max_concurrent=cap),
+                scheduler=_scheduler(spec),
+                num_samples=math.ceil(spec.total_trials / spec.pack_size),
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(storage_path),
+                failure_config=tune.FailureConfig(max_failures=1),
+                callbacks=[
+                    MlflowRecorder(study_id, tracking_uri, spec.model_dump(mode="json"), link=link)
+                ],
+                checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
+                verbose=0,
+                log_to_file=True,
+            ),
+        )
+
     link = DriverLink(store, progress=progress, on_step=between_steps)
     with linked(study_id, link):
-        if resume and tune.Tuner.can_restore(str(experiment_path)):
+        restored = resume and tune.Tuner.can_restore(str(experiment_path))
+        if restored:
             tuner = tune.Tuner.restore(
                 str(experiment_path),
-                trainable=trainable,
+                trainable=trainable_for(recorded_results(store.trials_of(record))),
                 resume_unfinished=True,
                 resume_errored=False,
                 restart_errored=False,
             )
         else:
-            cap, warning = study_concurrency(spec, _alive_nodes())  # study.tune.cluster
-            if warning is not None:
-                print(f"warning: {warning}", file=sys.stderr, flush=True)
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=study_searcher(spec, max_concurrent=cap),
-                    scheduler=_scheduler(spec),
-                    num_samples=math.ceil(spec.total_trials / spec.pack_size),
-                    reuse_actors=True,
-                ),
-                run_config=tune.RunConfig(
-                    name=study_id,
-                    storage_path=str(storage_path),
-                    failure_config=tune.FailureConfig(max_failures=1),
-                    callbacks=[
-                        MlflowRecorder(
-                            study_id, tracking_uri, spec.model_dump(mode="json"), link=link
-                        )
-                    ],
-                    checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
-                    verbose=0,
-                    log_to_file=True,
-                ),
-            )
+            tuner = fresh_tuner(study_id, recorded_results(store.trials_of(record)))
         _prewarm_finalization()
         tuner.fit()
         link.flush()  # every epoch written (raises a failed write)
+        if restored:
+            rows = store.trials_of(record)
+            missing = spec.total_trials - len(ended_keys(rows))
+            if missing > 0:  # the restored experiment ended without them: run them now
+                print(
+                    f"warning: the restored run left {missing} of {spec.total_trials} trials "
+                    "unrecorded (its experiment state was saved while a fault stopped the "
+                    "study); running them",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                fresh_tuner(f"{study_id}-rerun", settled_results(rows)).fit()
+                link.flush()
     summary = finalize(store, study_id)
     failure = all_failed(store.trials(study_id))
     if failure is not None:  # recorded (trials, summary, plots), but not a finished study

@@ -243,3 +243,41 @@ def test_a_signal_cancels_closes_the_trials_in_flight_and_a_resume_finishes(
     keys = sorted(r.data.tags["hprobust.trial_key"] for r in live)
     assert keys == sorted(f"{arm}/{point}/0" for arm in ("sgd", "insgd") for point in range(4))
     assert {r.info.status for r in live} == {"FINISHED"}
+
+
+def test_a_restored_run_that_left_trials_unrecorded_runs_them(ray_local, tmp_path, capfd):
+    """A study paused by a fault (a full disk) can save Tune's experiment state with trials
+    ended that MLflow never recorded; restored, Tune runs nothing more, and the study was
+    marked finished with trials missing (CI: 1 of 6). The driver now checks the records
+    against the design after a restored run and runs the missing trials in a fresh pass; the
+    trials already recorded are kept as they are. Here the records of two ended trials are
+    deleted, as if their writes had been lost."""
+    spec = {**SPEC, "name": "rerun", "trials_per_arm": 2, "epochs": 2}
+    store = StudyStore(sqlite_uri(tmp_path))
+    sid = store.create_study(parse_spec(spec)).id
+    where = dict(
+        tracking_uri=store.tracking_uri,
+        storage=str(tmp_path / "ray_results"),
+        data_dir=str(tmp_path / "datasets"),
+    )
+    drive(sid, **where)
+    first = {r.data.tags["hprobust.trial_key"]: r.info.run_id for r in store.trial_runs(sid)}
+    assert len(first) == 4
+    lost = sorted(first)[:2]
+    for key in lost:
+        store.client.delete_run(first[key])
+    store.set_status(sid, "cancelled", reason="test: two records lost")
+    capfd.readouterr()
+
+    drive(sid, **where, resume=True)
+
+    assert store.get(sid).status == "finished"
+    assert "left 2 of 4 trials unrecorded" in capfd.readouterr().err
+    live = store.trial_runs(sid)
+    by_key = {r.data.tags["hprobust.trial_key"]: r.info.run_id for r in live}
+    assert sorted(r.data.tags["hprobust.trial_key"] for r in live) == sorted(first)  # once each
+    assert {r.info.status for r in live} == {"FINISHED"}
+    for key in set(first) - set(lost):
+        assert by_key[key] == first[key]  # kept, not trained again
+    for key in lost:
+        assert by_key[key] != first[key]  # trained in the fresh pass
