@@ -36,6 +36,12 @@ ENVIRONMENT = {
     # A local Ray's dashboard head would report usage statistics to Ray's servers now and
     # then (the service's `ray start --disable-usage-stats` says the same).
     "RAY_USAGE_STATS_ENABLED": "0",
+    # A Ray started here (``hprobust run``'s local Ray, ``hprobust serve``'s head) starts its
+    # workers in its own process group instead of one each, so that a trial's actor can
+    # leave it for a session, hence a Linux autogroup, of its own (:func:`own_cpu_share`).
+    # Ray 2.60 uses the per-worker groups only to kill what a dead worker left running; a
+    # trial starts no processes.
+    "RAY_process_group_cleanup_enabled": "0",
 }
 #: Environment values this process must have, whatever the operator set.
 REQUIRED = {
@@ -136,3 +142,48 @@ def lower_priority(nice: int, pid: int | None = None) -> int:
         except OSError:  # a thread that just ended, or not ours
             continue
     return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+#: Linux's autogroup of the calling process (its niceness is writable by its owner).
+AUTOGROUP = "/proc/self/autogroup"
+
+
+def own_cpu_share(nice: int) -> bool:
+    """Give this process a CPU share of its own, ranked at niceness ``nice``: a new session
+    (``setsid``), hence a Linux autogroup of its own, whose niceness is then set to ``nice``.
+    True when done (or already done); False where it cannot be: no autogroups (another OS, or
+    ``kernel.sched_autogroup_enabled=0``), or a process group leader (``setsid`` is refused to
+    one: a Ray worker is one unless its Ray was started with
+    ``RAY_process_group_cleanup_enabled=0``, as :data:`ENVIRONMENT` does).
+
+    Why: where Linux's autogroup scheduler is on (most desktop and server distributions),
+    each session shares the cores fairly with every other session whatever the niceness of
+    the processes inside it, so a niced trial yields to its own driver and Ray but not to the
+    API, which ``hprobust serve`` runs in a session of its own. An autogroup of the trial's
+    own at niceness ``nice`` ranks the trial below every other session: the API, the driver,
+    Ray's own processes and the user's shell go first. Inside a container (a CPU cgroup of
+    its own) the autogroup does not apply, and the container's CPU shares rank it instead.
+    Never raises priority, never raises.
+    """
+    if nice <= 0 or not hasattr(os, "setsid"):
+        return False
+    try:
+        with open(AUTOGROUP) as current:
+            if not current.read().strip():
+                return False
+    except OSError:  # no autogroups here
+        return False
+    if os.getsid(0) != os.getpid():
+        try:
+            os.setsid()
+        except OSError:  # a process group leader
+            return False
+    try:
+        with open(AUTOGROUP) as current:
+            now = int(current.read().split("nice")[-1])
+        if now < nice:
+            with open(AUTOGROUP, "w") as share:
+                share.write(str(nice))
+    except (OSError, ValueError):
+        return False
+    return True

@@ -136,14 +136,17 @@ def make_trainable(
 
 def _yield_cpu(nice: int) -> None:
     """A trial's actor runs at niceness ``nice`` (every thread; once per actor, a reused
-    actor is already there): below the API and the driver, which then answer while trials
-    use every core. Only inside a Ray actor (a trainable called in-process changes nothing)."""
+    actor is already there), in a CPU share of its own at that niceness where Linux's
+    autogroups would otherwise rank it as high as the API: below the API and the driver,
+    which then answer while trials use every core. Only inside a Ray actor (a trainable
+    called in-process changes nothing)."""
     import ray
 
     if nice > 0 and ray.is_initialized() and ray.get_runtime_context().get_actor_id():
-        from study.runtime import lower_priority
+        from study.runtime import lower_priority, own_cpu_share
 
         lower_priority(nice)
+        own_cpu_share(nice)
 
 
 def hprobust_trial(

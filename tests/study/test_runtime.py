@@ -8,6 +8,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from study.runtime import ENVIRONMENT, LOG_LEVELS, REQUIRED, configure_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,3 +100,49 @@ def test_trial_niceness_is_read_checked_and_only_ever_lowers_priority():
     finally:
         child.kill()
         child.wait()
+
+
+AUTOGROUP_PROBE = """
+import json, os, sys
+from study.runtime import own_cpu_share
+done = own_cpu_share(int(sys.argv[1]))
+again = own_cpu_share(int(sys.argv[2]))
+print(json.dumps({"done": done, "again": again, "sid": os.getsid(0), "pid": os.getpid(),
+                  "autogroup": open("/proc/self/autogroup").read().strip()}))
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/autogroup").exists(), reason="no Linux autogroups on this kernel"
+)
+def test_own_cpu_share_puts_a_process_in_an_autogroup_of_its_own_ranked_lower():
+    """A process that is not a group leader (a trial's Ray actor under the Ray this package
+    starts) leaves its session for one of its own, whose autogroup gets the niceness, and
+    never goes back up; a group leader (setsid refused) and niceness 0 change nothing."""
+    import json
+    import subprocess
+    import sys
+
+    from study.runtime import own_cpu_share
+
+    mine = Path("/proc/self/autogroup").read_text().strip()
+
+    def probe(nice: int, again: int, **popen) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", AUTOGROUP_PROBE, str(nice), str(again)],
+            capture_output=True, text=True, check=True, timeout=60, **popen,
+        )  # fmt: skip
+        return json.loads(out.stdout)
+
+    moved = probe(7, 3)
+    assert moved["done"] and moved["again"]
+    assert moved["sid"] == moved["pid"] != os.getsid(0)  # a session of its own
+    assert moved["autogroup"] != mine and moved["autogroup"].endswith("nice 7")  # not back to 3
+
+    leader = probe(7, 7, process_group=0)  # a process group leader: setsid is refused
+    assert not leader["done"] and leader["sid"] == os.getsid(0)
+    assert leader["autogroup"] == mine
+
+    idle = probe(0, 0)
+    assert not idle["done"] and idle["sid"] == os.getsid(0) and idle["autogroup"] == mine
+    assert own_cpu_share(0) is False and Path("/proc/self/autogroup").read_text().strip() == mine

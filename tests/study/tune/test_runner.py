@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -400,19 +401,27 @@ def test_a_trial_actor_yields_the_cpu_and_the_driver_does_not(ray_local):
         tasks = os.listdir("/proc/self/task")
         return sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in tasks})
 
+    def autogroup() -> str:
+        return Path("/proc/self/autogroup").read_text().strip()
+
     @ray.remote(num_cpus=0)
     class Probe:
-        def yield_cpu(self, nice: int) -> list[int]:
+        def yield_cpu(self, nice: int) -> tuple[list[int], str, bool]:
             _yield_cpu(nice)
-            return niceness()
+            return niceness(), autogroup(), os.getsid(0) == os.getpid()
 
-    before = niceness()
+    before, group = niceness(), autogroup()
     probe = Probe.remote()
     try:
         # every thread at 6 or lower priority (Ray runs a thread of its own at 15)
-        assert min(ray.get(probe.yield_cpu.remote(6))) == 6
-        assert min(ray.get(probe.yield_cpu.remote(0))) == 6  # a reused actor stays there
+        threads, actors_group, leads = ray.get(probe.yield_cpu.remote(6))
+        assert min(threads) == 6
+        # ... and, the Ray having been started as study.runtime sets up a process, in a
+        # session and an autogroup of its own at niceness 6: below this process's session
+        assert leads and actors_group != group and actors_group.endswith("nice 6")
+        threads, again, _ = ray.get(probe.yield_cpu.remote(0))  # a reused actor stays there
+        assert min(threads) == 6 and again == actors_group
     finally:
         ray.kill(probe)
     _yield_cpu(6)
-    assert niceness() == before
+    assert niceness() == before and autogroup() == group
