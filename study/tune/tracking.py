@@ -113,8 +113,9 @@ class MlflowRecorder(Callback):
         self._writer: Any = None  # ThreadPoolExecutor(max_workers=1): the one writer thread
         self._pending: list[Any] = []  # futures of writes not known to be done
         self._terminal: dict[str, dict[str, Any]] = {}  # key -> row of its terminal run
-        self._stale: dict[str, list[str]] = {}  # key -> run ids to delete on (re)start
-        self._run_of: dict[str, str] = {}  # slot (tune trial id, or <id>#<j> in a pack) -> run
+        self._stale: dict[str, list[Any]] = {}  # key -> runs to delete on (re)start
+        #: slot (tune trial id, or <id>#<j> in a pack) -> its run: the id, or the queued creation
+        self._run_of: dict[str, Any] = {}
         self._parent: str | None = None  # the study run (parent of every trial run)
         self._skip: set[str] = set()  # slots whose key is already recorded
         self._last: dict[str, dict[str, Any]] = {}
@@ -178,13 +179,15 @@ class MlflowRecorder(Callback):
 
     # ---- the writer thread ----------------------------------------------------------------
 
-    def _submit(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
-        """Queue a write (in order); a failed earlier write is raised here."""
+    def _submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Queue a write (in order) and return its future; a failed earlier write is raised
+        here. Not set up (no Tune loop, no writer thread): write now, return its result."""
         self._check()
-        if self._writer is None:  # not set up (no Tune loop): write now
-            fn(*args, **kwargs)
-            return
-        self._pending.append(self._writer.submit(fn, *args, **kwargs))
+        if self._writer is None:
+            return fn(*args, **kwargs)
+        future = self._writer.submit(fn, *args, **kwargs)
+        self._pending.append(future)
+        return future
 
     def _check(self) -> None:
         done = [f for f in self._pending if f.done()]
@@ -292,19 +295,19 @@ class MlflowRecorder(Callback):
                 todo.append((slot, config))
         if not todo:
             return
-        self.flush()
         for slot, config in todo:
             self._start(trial, slot, config)
         self._emit()
 
     def _start(self, trial: Any, slot: str, config: dict[str, Any]) -> None:
+        """Queue the creation of the slot's run (after the deletion of its key's stale runs):
+        the trial's actor does not wait for MLflow. The slot's run is the creation's future
+        until the writer has made it; every later write of the slot is queued behind it on
+        the same thread and reads its id there (:func:`_run_id`)."""
         key = self._key(config)
-        client = self.store.client
-        stale = self._stale.pop(key, [])
+        stale: list[Any] = self._stale.pop(key, [])
         if slot in self._run_of:  # started again without a recover: start over
             stale.append(self._run_of.pop(slot))
-        for run_id in stale:
-            client.delete_run(run_id)
         params = self._params(config)
         if self._parent is None:
             self._parent = self.store.study_run_id(self.study_id)
@@ -326,12 +329,47 @@ class MlflowRecorder(Callback):
             tags[Tag.RETRIES] = "1"
             tags[Tag.FIRST_ERROR] = self._first_error[trial.trial_id][-4900:]
         experiment_id = self.store.experiment_id(self.study_id)
-        run = client.create_run(experiment_id, tags=tags, run_name=self._run_name(config))
+        self._run_of[slot] = self._submit(
+            self._create, stale, experiment_id, tags, self._run_name(config), params
+        )
+        self._last.pop(slot, None)
+
+    def _create(
+        self,
+        stale: list[Any],
+        experiment_id: str,
+        tags: dict[str, str],
+        run_name: str,
+        params: dict[str, str],
+    ) -> str:
+        """(On the writer thread.) Delete the ``stale`` runs, create the trial's run with its
+        ``tags`` and ``params``; returns its id."""
         from mlflow.entities import Param
 
+        client = self.store.client
+        for run in stale:
+            client.delete_run(_run_id(run))
+        run = client.create_run(experiment_id, tags=tags, run_name=run_name)
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
-        self._run_of[slot] = run.info.run_id
-        self._last.pop(slot, None)
+        return run.info.run_id
+
+    def _write(self, run: Any, **batch: Any) -> None:
+        """(On the writer thread.) One ``log_batch`` to the slot's ``run``."""
+        self.store.client.log_batch(_run_id(run), **batch)
+
+    def _close(self, run: Any, status: str, error: str | None = None, **batch: Any) -> None:
+        """(On the writer thread.) The run's last ``log_batch`` (and its ``error`` text as
+        ``error.txt``), then the run closed with ``status``."""
+        run_id = _run_id(run)
+        client = self.store.client
+        client.log_batch(run_id, **batch)
+        if error is not None:
+            client.log_text(run_id, error, "error.txt")
+        client.set_terminated(run_id, status)
+
+    def _delete(self, run: Any) -> None:
+        """(On the writer thread.) Delete the run (a trial that Tune will retry)."""
+        self.store.client.delete_run(_run_id(run))
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -363,8 +401,8 @@ class MlflowRecorder(Callback):
         trial's batch, :mod:`study.tune.batching`), in one MLflow write; ``where``: the Tune
         result naming the node (a pack's members share their pack's)."""
         where = result if where is None else where
-        run_id = self._run_of.get(slot)
-        if run_id is None:
+        run = self._run_of.get(slot)
+        if run is None:
             return
         from mlflow.entities import Metric
 
@@ -383,7 +421,7 @@ class MlflowRecorder(Callback):
                 if isinstance(where.get(name), str) and where[name]:
                     tags.append(RunTag(tag, where[name]))
         if metrics or tags:
-            self._submit(self.store.client.log_batch, run_id, metrics=metrics, tags=tags)
+            self._submit(self._write, run, metrics=metrics, tags=tags)
         self._last[slot] = {k: v for k, v in result.items() if k != EPOCHS_KEY}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -396,10 +434,11 @@ class MlflowRecorder(Callback):
             self._finish(slot, config, last or {})
 
     def _finish(self, slot: str, config: dict[str, Any], last: dict[str, Any]) -> None:
-        run_id = self._run_of.pop(slot, None)
-        if run_id is None:
+        """Queue the trial's last writes (its end metrics and status, then the run closed)
+        and count it ended."""
+        run = self._run_of.pop(slot, None)
+        if run is None:
             return
-        self.flush()
         from mlflow.entities import Metric, RunTag
 
         self._last.pop(slot, None)
@@ -413,8 +452,10 @@ class MlflowRecorder(Callback):
             for name, key in FINAL_METRICS.items()
             if finite(last.get(key)) is not None
         ]
-        self.store.client.log_batch(
-            run_id,
+        self._submit(
+            self._close,
+            run,
+            "FINISHED",
             metrics=[
                 Metric("epochs_completed", float(epoch), now, epoch),
                 Metric("diverged", float(diverged), now, epoch),
@@ -423,7 +464,6 @@ class MlflowRecorder(Callback):
             params=final_params(last),
             tags=[RunTag(Tag.DIVERGED, str(diverged).lower()), RunTag(Tag.STATUS, status)],
         )
-        self.store.client.set_terminated(run_id, "FINISHED")
         row = {
             "status": status,
             "diverged": diverged,
@@ -436,11 +476,10 @@ class MlflowRecorder(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._first_error[trial.trial_id] = _error_text(trial)
-        self.flush()
         for slot, _ in self._slots(trial):
-            run_id = self._run_of.pop(slot, None)
-            if run_id is not None:
-                self.store.client.delete_run(run_id)
+            run = self._run_of.pop(slot, None)
+            if run is not None:
+                self._submit(self._delete, run)
             self._last.pop(slot, None)
         self._emit()
 
@@ -453,28 +492,33 @@ class MlflowRecorder(Callback):
         from mlflow.entities import Metric, RunTag
 
         text = _error_text(trial)
-        self.flush()
-        client = self.store.client
         for slot, config in slots:
-            run_id = self._run_of.pop(slot, None)
-            if run_id is None:
+            run = self._run_of.pop(slot, None)
+            if run is None:
                 continue
-            client.log_batch(
-                run_id,
+            self._submit(
+                self._close,
+                run,
+                "FAILED",
                 metrics=[Metric("diverged", 0.0, int(time.time() * 1000), 0)],
                 tags=[
                     RunTag(Tag.STATUS, TrialStatus.FAILED),
                     RunTag(Tag.DIVERGED, "false"),
                     RunTag(Tag.ERROR, text[-4900:]),
                 ],
+                error=text,
             )
-            client.log_text(run_id, text, "error.txt")
-            client.set_terminated(run_id, "FAILED")
             self._last.pop(slot, None)
             row = {"status": TrialStatus.FAILED, "diverged": False, "arm": config[ARM_KEY]}
             self._terminal[self._key(config)] = row
             self._count(row)
         self._emit()
+
+
+def _run_id(run: Any) -> str:
+    """A slot's run id: ``run`` itself, or the result of the queued creation it stands for
+    (read on the writer thread, where the creation ran before: it is done)."""
+    return run if isinstance(run, str) else run.result()
 
 
 def final_params(last: dict[str, Any]) -> list[Any]:
