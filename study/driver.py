@@ -79,6 +79,7 @@ def drive(
     ray_temp_dir: str | None = None,
     resource_wait_s: float | None = None,
     secret: bytes | None = None,
+    trials_done: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run the recorded study ``study_id`` with its status kept in MLflow; returns the summary.
 
@@ -92,6 +93,9 @@ def drive(
     the one the service sealed: a status tag written by anyone else is ignored and reported,
     and a study whose seal does not hold is not run (StatusSealError; nothing is written but
     the report).
+
+    ``trials_done`` is called once every trial has ended and is recorded, before the
+    summary and the plots (:func:`study.tune.runner.run_study`).
 
     The process is expected to be set up by its entry point
     (:func:`study.runtime.configure_process`, as :func:`main` and ``hprobust run`` do): among
@@ -151,6 +155,7 @@ def drive(
                 resume=resume,
                 progress=progress,
                 resource_wait_s=RESOURCE_WAIT_S if resource_wait_s is None else resource_wait_s,
+                trials_done=trials_done,
             )
         except KeyboardInterrupt:
             store.set_status(study_id, StudyStatus.CANCELLED)

@@ -9,6 +9,8 @@ The embedded default keeps everything under one directory ``DIR`` (``--data-dir`
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,6 +114,15 @@ def run(
 
     owns_ray = not ray.is_initialized()  # a caller's Ray stays up
     temp_dir = None
+    stopping: list[threading.Thread] = []
+
+    def trials_done() -> None:
+        """Every trial is recorded: the local Ray this command started stops while the
+        summary and the plots are made (they need no Ray), instead of after them."""
+        if temp_dir is not None and ray.is_initialized() and not stopping:
+            stopping.append(threading.Thread(target=stop_ray, args=(temp_dir,), name="ray-stop"))
+            stopping[0].start()
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hprobust-store") as pool:
         opening = pool.submit(_open)
         try:
@@ -132,7 +143,7 @@ def run(
 
         try:
             summary = _run_with_progress(
-                console, store, record, data_dir, resume, ray_address, num_cpus
+                console, store, record, data_dir, resume, ray_address, num_cpus, trials_done
             )
         except (StudyStateError, StudyNotFoundError) as exc:
             fail(str(exc), 2)
@@ -146,7 +157,9 @@ def run(
         except Exception as exc:  # Ray, MLflow: the study is recorded failed with this text
             fail(f"study {study_id} failed: {type(exc).__name__}: {exc}")
     finally:
-        if owns_ray and ray.is_initialized():
+        for thread in stopping:
+            thread.join()
+        if owns_ray and not stopping and ray.is_initialized():
             stop_ray(temp_dir)
     from study.cli.tables import render
 
@@ -183,6 +196,7 @@ def _run_with_progress(
     resume: str | None,
     ray_address: str | None,
     num_cpus: int | None,
+    trials_done: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     from study.cli.output import ProgressView
     from study.cli.progress import progress_text
@@ -212,6 +226,7 @@ def _run_with_progress(
             ray_address=ray_address,
             num_cpus=num_cpus,
             secret=store.secret,
+            trials_done=trials_done,
         )
 
 

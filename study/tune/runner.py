@@ -284,6 +284,7 @@ def run_study(
     resume: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
     resource_wait_s: float = RESOURCE_WAIT_S,
+    trials_done: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the recorded study ``study_id`` to the end; returns its summary.
 
@@ -299,6 +300,9 @@ def run_study(
             early_stopped, best: {arm: val_acc}}`` after every recorded event.
         resource_wait_s: how long trials may wait with none running before the study fails
             (:class:`ResourceWait`).
+        trials_done: called once every trial has ended and its records are written, before
+            the summary and the plots (which need no Ray): ``hprobust run`` shuts its local
+            Ray down meanwhile.
 
     Returns:
         the summary (:func:`study.analysis.summarize`), also stored as ``summary.json``.
@@ -395,6 +399,8 @@ def run_study(
                 )
                 fresh_tuner(f"{study_id}-rerun", settled_results(rows)).fit()
                 link.flush()
+    if trials_done is not None:
+        trials_done()
     summary = finalize(store, study_id)
     failure = all_failed(store.trials(study_id))
     if failure is not None:  # recorded (trials, summary, plots), but not a finished study

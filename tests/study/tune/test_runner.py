@@ -388,9 +388,9 @@ def test_the_spec_crosses_to_trials_once_through_the_object_store(ray_local):
 
 
 def test_a_trial_actor_yields_the_cpu_and_the_driver_does_not(ray_local):
-    """The trainable lowers the priority of the Ray actor it runs in (every thread, to the
-    niceness the driver hands it), never the process that calls it outside an actor (the
-    driver, this test)."""
+    """A worker comes with the trial's code imported. The trainable lowers the priority of
+    the Ray actor it runs in (every thread, to the niceness the driver hands it), never the
+    process that calls it outside an actor (the driver, this test)."""
     import os
 
     import ray
@@ -410,9 +410,19 @@ def test_a_trial_actor_yields_the_cpu_and_the_driver_does_not(ray_local):
             _yield_cpu(nice)
             return niceness(), autogroup(), os.getsid(0) == os.getpid()
 
+        def preloaded(self) -> tuple[bool, bool]:
+            """Whether Ray started this worker told to import torch and the trial's code
+            before any work, and whether it has."""
+            import sys
+
+            told = "--worker-preload-modules=torch,study.train.trial" in sys.argv
+            return told, {"torch", "study.train.trial"} <= set(sys.modules)
+
     before, group = niceness(), autogroup()
     probe = Probe.remote()
     try:
+        # a worker of the Ray that study.runtime sets up has the trial's code (torch) loaded
+        assert ray.get(probe.preloaded.remote()) == (True, True)
         # every thread at 6 or lower priority (Ray runs a thread of its own at 15)
         threads, actors_group, leads = ray.get(probe.yield_cpu.remote(6))
         assert min(threads) == 6
