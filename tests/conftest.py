@@ -76,18 +76,29 @@ def ray_local() -> Iterator[str]:
     """
     import ray
 
-    from study.runtime import configure_process
+    from study.runtime import LOCAL_RAY_ENVIRONMENT, configure_local_ray, configure_process
 
     configure_process()  # studies run in this process, set up as the entry points set up theirs
     temp_dir = tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")  # short: Ray's socket paths
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        _temp_dir=temp_dir,
-    )
+    # this Ray is set up as `hprobust run` sets up the Ray it starts; the Ray heads that later
+    # tests of this process start (`hprobust serve`'s) are not
+    before = {name: os.environ.get(name) for name in LOCAL_RAY_ENVIRONMENT}
+    configure_local_ray()
+    try:
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            _temp_dir=temp_dir,
+        )
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     try:
         yield temp_dir
     finally:

@@ -114,6 +114,10 @@ def run(
 
     owns_ray = not ray.is_initialized()  # a caller's Ray stays up
     temp_dir = None
+    if owns_ray and ray_address is None and not os.environ.get("RAY_ADDRESS"):
+        from study.runtime import configure_local_ray
+
+        configure_local_ray()  # before its Ray starts: the workers import torch as they start
     stopping: list[threading.Thread] = []
 
     def trials_done() -> None:

@@ -146,3 +146,27 @@ def test_own_cpu_share_puts_a_process_in_an_autogroup_of_its_own_ranked_lower():
     idle = probe(0, 0)
     assert not idle["done"] and idle["sid"] == os.getsid(0) and idle["autogroup"] == mine
     assert own_cpu_share(0) is False and Path("/proc/self/autogroup").read_text().strip() == mine
+
+
+def test_only_a_local_ray_for_one_study_preloads_torch_in_its_workers():
+    """``hprobust run``'s own Ray (and the tests') preloads torch in every worker; a Ray head
+    that runs Ray Jobs (``hprobust serve``'s, which configure_process sets up) must not: each
+    job's supervisor is a worker, and would import torch before the job's driver starts."""
+    from study.runtime import LOCAL_RAY_ENVIRONMENT, configure_local_ray
+
+    preload = "RAY_preload_python_modules"  # Ray's own spelling
+    assert LOCAL_RAY_ENVIRONMENT[preload] == "torch,study.train.trial"
+    assert not set(LOCAL_RAY_ENVIRONMENT) & set(ENVIRONMENT)
+    saved = dict(os.environ)
+    try:
+        os.environ.pop(preload, None)
+        configure_process()
+        assert preload not in os.environ
+        configure_local_ray()
+        assert os.environ[preload] == "torch,study.train.trial"
+        os.environ[preload] = "torch"  # an operator's own value wins
+        configure_local_ray()
+        assert os.environ[preload] == "torch"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
