@@ -248,13 +248,24 @@ def hprobust_pack(
     _yield_cpu(nice)
 
     node = _where()
+    batches = EpochBatches(  # the pack's epochs reach the driver in batches, as a trial's
+        lambda result: tune.report({**result, **node}),
+        every_s=report_every_s(spec),
+        last_epoch=spec.epochs,
+    )
 
     def report(by_member: dict[int, dict[str, Any]]) -> None:
         for index, metrics in by_member.items():
             latest[todo[index]] = dict(metrics)
-        tune.report({**pack_result(latest), **node})
+        batches(pack_result(latest))
 
-    train_pack(configs, report=report)
+    try:
+        train_pack(configs, report=report)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the epochs run reach the records
+            batches.flush()
+        raise
+    batches.flush()  # a pack whose members all diverged before the last epoch
 
 
 def _scheduler(spec: StudySpec) -> Any:

@@ -377,18 +377,20 @@ class MlflowRecorder(Callback):
         if PACK_KEY not in trial.config:  # a batch of epochs: the earlier ones, then its own
             self._log_epoch(trial.trial_id, result, earlier=result.get(EPOCHS_KEY) or ())
             return
-        members = list(result.get(PACK_KEY) or [])
         epochs = int(self.spec.get("epochs", 0))
-        for j, (slot, config) in enumerate(self._slots(trial)):
-            member = members[j] if j < len(members) else None
-            if not member or slot not in self._run_of:
-                continue
-            last = self._last.get(slot)
-            if last is not None and last.get("epoch") == member.get("epoch"):
-                continue  # a member that stopped earlier: nothing new
-            self._log_epoch(slot, member, where=result)
-            if member.get("diverged") or int(member.get("epoch") or 0) >= epochs:
-                self._finish(slot, config, member)  # done: recorded at once
+        slots = self._slots(trial)
+        for pack in (*(result.get(EPOCHS_KEY) or ()), result):  # a batch: in order
+            members = list(pack.get(PACK_KEY) or [])
+            for j, (slot, config) in enumerate(slots):
+                member = members[j] if j < len(members) else None
+                if not member or slot not in self._run_of:
+                    continue
+                last = self._last.get(slot)
+                if last is not None and last.get("epoch") == member.get("epoch"):
+                    continue  # a member that stopped earlier: nothing new
+                self._log_epoch(slot, member, where=result)
+                if member.get("diverged") or int(member.get("epoch") or 0) >= epochs:
+                    self._finish(slot, config, member)  # done: recorded at once
 
     def _log_epoch(
         self,

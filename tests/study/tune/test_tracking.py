@@ -74,3 +74,60 @@ def test_a_batch_of_epochs_is_recorded_epoch_for_epoch(mlflow_sqlite_uri):
     assert sorted((m.step, m.value) for m in history) == [(e, e / 10) for e in range(1, 6)]
     assert len(store.client.get_metric_history(run_id, "train_loss")) == 5
     assert store.trial_runs(study_id)[0].data.tags["hprobust.node_id"] == "n1"
+
+
+def test_a_packs_batched_epochs_are_recorded_member_by_member_epoch_for_epoch(
+    mlflow_sqlite_uri,
+):
+    """A pack reports its steps in batches too (each step the pack's result, the earlier
+    steps under EPOCHS_KEY): every member's run gets each of its epochs at its own step, a
+    member that diverged stops at its epoch (nothing logged for it after), the other
+    finishes; the runs are created and closed by the writer thread, all done at the flush."""
+    from types import SimpleNamespace
+
+    from study.tune.batching import EpochBatches
+    from study.tune.runner import pack_result
+    from study.tune.searcher import ARM_KEY, INDEX_KEY, PACK_KEY, POINT_KEY
+
+    store = StudyStore(mlflow_sqlite_uri)
+    spec = {**SPEC, "epochs": 5}
+    study_id = store.create_study(parse_spec(spec)).id
+    recorder = MlflowRecorder(study_id, store.tracking_uri, spec, link=DriverLink(store))
+    members = [
+        {ARM_KEY: "sgd", POINT_KEY: p, INDEX_KEY: 0, "lr": 0.1 * (p + 1), "init": "normal"}
+        for p in (0, 1)
+    ]
+    trial = SimpleNamespace(trial_id="t0", config={PACK_KEY: members}, last_result={})
+    with linked(study_id, recorder.link):
+        recorder.setup()
+        recorder.on_trial_start(0, [trial], trial)
+        clock = iter([0.0, 0.1, 0.2, 1.5, 1.6, 1.7]).__next__  # sends after steps 3 and 5
+        sent: list[dict] = []
+
+        def send(result: dict) -> None:
+            sent.append(result)
+            recorder.on_trial_result(0, [trial], trial, {**result, "node_id": "n1"})
+
+        batches = EpochBatches(send, every_s=1.0, last_epoch=5, clock=clock)
+        latest: list[dict | None] = [None, None]
+        for epoch in range(1, 6):
+            if epoch <= 2:  # member 0 diverges at its 2nd epoch and trains no more
+                latest[0] = {"epoch": epoch, "val_acc": 0.1, "diverged": epoch == 2}
+            latest[1] = {"epoch": epoch, "val_acc": epoch / 10, "train_loss": 1.0 / epoch}
+            batches(pack_result(latest))
+        assert [r["epoch"] for r in sent] == [3, 5]  # two reports for five steps
+        assert [len(r.get("__epochs", [])) for r in sent] == [2, 1]
+        recorder.on_trial_complete(0, [trial], trial)
+        recorder.link.flush()
+    rows = sorted(store.trials(study_id), key=lambda r: r["lr"])
+    assert [(r["status"], r["diverged"], r["epochs_completed"]) for r in rows] == [
+        ("finished", True, 2),
+        ("finished", False, 5),
+    ]
+    runs = {float(r.data.params["lr"]): r for r in store.trial_runs(study_id)}
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    first, second = (runs[lr].info.run_id for lr in sorted(runs))
+    assert [m.step for m in store.client.get_metric_history(first, "val_acc")] == [1, 2]
+    second_acc = store.client.get_metric_history(second, "val_acc")
+    assert sorted((m.step, m.value) for m in second_acc) == [(e, e / 10) for e in range(1, 6)]
+    assert runs[0.1].data.tags["hprobust.node_id"] == "n1"
