@@ -503,11 +503,11 @@ def _alive_nodes() -> list[dict[str, float]]:
 
 
 def _prewarm_finalization() -> None:
-    """Import what :func:`finalize` needs (the summary's statistics, the plots' matplotlib:
-    seconds of a study's finalization on a 2-core machine) in a daemon thread while the trials
-    run (the driver mostly waits on them then), so that the study's records are complete
-    sooner after its last trial. Nothing but imports: a failed one is left for ``finalize``
-    to raise."""
+    """Import what :func:`finalize` needs (the summary's statistics and importances, the
+    plots' matplotlib: seconds of a study's finalization on a 2-core machine) in a daemon
+    thread while the trials run (the driver mostly waits on them then), so that the study's
+    records are complete sooner after its last trial. Nothing but imports: a failed one is
+    left for ``finalize`` to raise."""
     import threading
 
     def load() -> None:
@@ -518,6 +518,7 @@ def _prewarm_finalization() -> None:
             import matplotlib.lines
             import matplotlib.patches
             import matplotlib.ticker  # noqa: F401
+            import optuna.importance  # noqa: F401  (fANOVA: scikit-learn's forests)
             import scipy.stats  # noqa: F401
 
             import study.analysis.figures
