@@ -346,9 +346,14 @@ def run_study(
 
     wait = ResourceWait(spec, resource_wait_s)
 
+    prewarming: list[bool] = []
+
     def between_steps(trials: list[Any]) -> None:
         deliver()  # a held Ctrl-C/SIGTERM ends the run here: every write of the step is done
         wait(trials)
+        if not prewarming and any(str(getattr(t, "status", "")) == "RUNNING" for t in trials):
+            prewarming.append(True)  # once the searcher has made its first suggestions
+            _prewarm_finalization()
 
     def trainable_for(done: dict[str, dict[str, Any]]) -> Any:
         return tune.with_resources(
@@ -394,7 +399,6 @@ def run_study(
             )
         else:
             tuner = fresh_tuner(study_id, recorded_results(store.trials_of(record)))
-        _prewarm_finalization()
         tuner.fit()
         link.flush()  # every epoch written (raises a failed write)
         if restored:
@@ -507,7 +511,14 @@ def _prewarm_finalization() -> None:
     plots' matplotlib: seconds of a study's finalization on a 2-core machine) in a daemon
     thread while the trials run (the driver mostly waits on them then), so that the study's
     records are complete sooner after its last trial. Nothing but imports: a failed one is
-    left for ``finalize`` to raise."""
+    left for ``finalize`` to raise.
+
+    Started once a trial runs, not before: the searcher imports what it needs lazily in the
+    driver's main thread as it makes its first suggestions (Optuna's QMC sampler imports
+    ``scipy.stats.qmc``), and two threads importing one package's modules at once can each
+    see the other's half-initialized module (a resumed driver died of ``ImportError: cannot
+    import name 'check_random_state' from partially initialized module
+    'scipy.stats._qmc'``)."""
     import threading
 
     def load() -> None:
