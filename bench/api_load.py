@@ -272,6 +272,11 @@ def main() -> None:
         "--training", action="store_true", help="load it idle and while a study trains"
     )
     args = parser.parse_args()
+    import signal
+
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the Ray head and the services this
+    # benchmark started are stopped by its finally blocks, not left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.url and args.training:
         study_id = args.study_id or newest_finished(args.url, args.token)
         while_training(args.url, study_id, args.clients, args.duration)
