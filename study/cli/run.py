@@ -43,7 +43,11 @@ def run(
         str | None, typer.Option(help="Join this Ray cluster instead of starting a local one.")
     ] = None,
     num_cpus: Annotated[
-        int | None, typer.Option(help="CPUs of the local Ray (default: all).")
+        int | None,
+        typer.Option(
+            help="CPUs of the local Ray (default: what the study's trials take at once, "
+            "max_concurrent_trials x cpus_per_trial, at most all; a resumed study: all)."
+        ),
     ] = None,
 ) -> None:
     """Run a study or a suite (or resume a study): live progress, then a table per arm (a
@@ -118,6 +122,10 @@ def run(
         from study.runtime import configure_local_ray
 
         configure_local_ray()  # before its Ray starts: the workers import torch as they start
+        if num_cpus is None and resume is None:  # the CPUs the study's trials can use
+            from study.tune.cluster import local_ray_cpus
+
+            num_cpus = local_ray_cpus(parsed)
     stopping: list[threading.Thread] = []
 
     def trials_done() -> None:

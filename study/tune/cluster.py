@@ -163,6 +163,35 @@ def unschedulable(
     return problems
 
 
+def local_ray_cpus(spec: StudySpec, cores: int | None = None) -> int:
+    """The CPUs of the local Ray that ``hprobust run`` starts for ``spec`` when it is not told
+    (``--num-cpus``): what the study's trials take at once, ``max_concurrent_trials`` times
+    :func:`counted_cpus`, at most the machine's ``cores`` (default: the CPUs this process may
+    run on), at least 1. Ray starts a worker process per CPU as the driver connects, each
+    importing torch as it starts (:func:`study.runtime.configure_local_ray`, about 300 MB of
+    its own memory); CPUs the study cannot use would only hold idle workers.
+
+        >>> from study.spec.study_spec import parse_spec
+        >>> base = {"name": "n", "dataset": "digits", "model": {"name": "mlp"},
+        ...         "arms": [{"name": "sgd", "optimizer": "sgd"}], "trials_per_arm": 2,
+        ...         "search": {"lr": {"low": 0.01, "high": 1.0}, "init": ["xavier_normal"]}}
+        >>> local_ray_cpus(parse_spec(base), cores=16)  # 2 trials at once, 1 CPU each
+        2
+        >>> big = {**base, "resources": {"cpus_per_trial": 3, "max_concurrent_trials": 4}}
+        >>> local_ray_cpus(parse_spec(big), cores=16), local_ray_cpus(parse_spec(big), cores=8)
+        (12, 8)
+    """
+    if cores is None:
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        cores = cores or os.cpu_count() or 1
+    resources = spec.resources
+    per_trial = counted_cpus(resources.cpus_per_trial, resources.gpus_per_trial)
+    needed = math.ceil(resources.max_concurrent_trials * per_trial - 1e-9)
+    return max(1, min(int(cores), needed))
+
+
 def study_concurrency(
     spec: StudySpec, nodes: Iterable[Mapping[str, Any]]
 ) -> tuple[int, str | None]:

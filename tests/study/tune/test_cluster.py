@@ -88,3 +88,29 @@ def test_the_service_warns_with_the_202(monkeypatch):
     spec = parse_spec({**SPEC, "resources": {"cpus_per_trial": 0.25, "max_concurrent_trials": 12}})
     assert limit_warnings(spec, TWO_CPUS) == [study_concurrency(spec, TWO_CPUS)[1]]
     assert limit_warnings(spec, None) == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "cores", "cpus", "at_once"),
+    [
+        ({}, 16, 2, 2),  # the defaults: 2 trials at once, 1 CPU each
+        ({"cpus_per_trial": 0.5, "max_concurrent_trials": 3}, 16, 3, 3),  # CPU trial: >= 1 CPU
+        ({"cpus_per_trial": 0.5, "gpus_per_trial": 0.25, "max_concurrent_trials": 3}, 16, 2, 3),
+        ({"cpus_per_trial": 4, "max_concurrent_trials": 4}, 6, 6, 1),  # at most the cores
+        ({"cpus_per_trial": 1, "max_concurrent_trials": 1}, 1, 1, 1),
+    ],
+)
+def test_hprobust_runs_local_ray_gets_the_cpus_its_trials_take_at_once(
+    resources, cores, cpus, at_once
+):
+    """Ray starts a worker per CPU of a local Ray (each importing torch): ``hprobust run``
+    gives it what the study's trials take at once, never more than the machine has; on such
+    a Ray the study runs as many trials at once as it would on all the machine's cores."""
+    from study.tune.cluster import local_ray_cpus
+
+    spec = parse_spec({**SPEC, "resources": resources})
+    assert local_ray_cpus(spec, cores=cores) == cpus
+    node = {"CPU": float(cpus), "GPU": 4.0, "memory": 64 * GB}
+    everything = {"CPU": float(cores), "GPU": 4.0, "memory": 64 * GB}
+    assert study_concurrency(spec, [node])[0] == at_once
+    assert study_concurrency(spec, [everything])[0] == at_once
