@@ -157,3 +157,39 @@ def stop_live_jobs(head, timeout_s: float = 120.0) -> None:
         if live and time.monotonic() > deadline:
             raise RuntimeError(f"Ray jobs {live} did not stop within {timeout_s} s")
         time.sleep(0.5)
+
+
+# ---- the order of the files (make test: pytest-xdist, --dist loadfile) ----------------------
+# xdist hands whole files to its workers from one queue, by default the files with the most
+# tests first (--loadscope-reorder): the long end-to-end files, a handful of tests and minutes
+# each, came last (test_serve.py about 62nd of 83 files, test_suites.py 79th), where one
+# of them still running decides when the run ends. Longest first instead: the files below in
+# this order, then the other files with a ``slow`` test (Ray, servers), then the rest, each
+# group in collection order. Only the order of the files changes: which tests run, their
+# order within a file and a file's tests in one process stay as they were.
+LONGEST_FIRST = (
+    "tests/service/test_api.py",
+    "tests/service/test_serve.py",
+    "tests/docker/test_postgres_path.py",
+    "tests/service/test_scheduler.py",
+    "tests/service/test_suites.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order below
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def path(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    slow = {path(item) for item in items if item.get_closest_marker("slow")}
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def file_rank(item: pytest.Item) -> int:
+        name = path(item)
+        return rank.get(name, len(rank) + (name not in slow))
+
+    items.sort(key=file_rank)  # stable: the files' own order, and each file's, are kept
