@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "lr", "epoch_time_s")
 #: Result key -> MLflow metric name where they differ: the param ``lr`` is the base rate.
 METRIC_NAMES = {"lr": "scheduled_lr"}
+#: At most this many MLflow writes wait in the recorder's queue; beyond it, Tune's loop waits
+#: for the oldest. A slow tracking server (a remote MLflow behind its auth app answers in
+#: 0.5-1 s) then slows the study down instead of letting its records fall ever further behind
+#: the trials (the progress users see, what a crash loses, what a cancel waits for).
+MAX_QUEUED_WRITES = 8
 #: Metrics logged once when a trial ends: the last epoch's values.
 FINAL_METRICS = {"final_val_acc": "val_acc", "final_val_loss": "val_loss",
                  "final_train_loss": "train_loss"}  # fmt: skip
@@ -181,12 +186,15 @@ class MlflowRecorder(Callback):
 
     def _submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         """Queue a write (in order) and return its future; a failed earlier write is raised
-        here. Not set up (no Tune loop, no writer thread): write now, return its result."""
+        here. With more than :data:`MAX_QUEUED_WRITES` queued, wait for the oldest first.
+        Not set up (no Tune loop, no writer thread): write now, return its result."""
         self._check()
         if self._writer is None:
             return fn(*args, **kwargs)
         future = self._writer.submit(fn, *args, **kwargs)
         self._pending.append(future)
+        while len(self._pending) > MAX_QUEUED_WRITES:
+            self._pending.pop(0).result()  # raises the write's exception
         return future
 
     def _check(self) -> None:

@@ -131,3 +131,34 @@ def test_a_packs_batched_epochs_are_recorded_member_by_member_epoch_for_epoch(
     second_acc = store.client.get_metric_history(second, "val_acc")
     assert sorted((m.step, m.value) for m in second_acc) == [(e, e / 10) for e in range(1, 6)]
     assert runs[0.1].data.tags["hprobust.node_id"] == "n1"
+
+
+def test_the_write_queue_is_bounded_so_records_never_fall_far_behind(mlflow_sqlite_uri):
+    """Writes go through the recorder's one writer thread, in order; when more than
+    MAX_QUEUED_WRITES wait, the event that queues one more waits for the oldest (a slow
+    tracking server slows the study instead of leaving its records ever further behind)."""
+    import threading
+    import time
+
+    from study.tune.tracking import MAX_QUEUED_WRITES
+
+    store = StudyStore(mlflow_sqlite_uri)
+    study_id = store.create_study(parse_spec(SPEC)).id
+    recorder = MlflowRecorder(study_id, store.tracking_uri, SPEC, link=DriverLink(store))
+    done: list[int] = []
+    writer: set[str] = set()
+
+    def slow_write(i: int) -> None:  # a write that takes 20 ms, as a remote store's would
+        time.sleep(0.02)
+        writer.add(threading.current_thread().name)
+        done.append(i)
+
+    with linked(study_id, recorder.link):
+        recorder.setup()
+        for i in range(40):
+            recorder._submit(slow_write, i)
+            assert len(recorder._pending) <= MAX_QUEUED_WRITES
+            assert len(done) >= i + 1 - MAX_QUEUED_WRITES  # at most that many still queued
+        recorder.link.flush()
+    assert done == list(range(40))  # every write, in order, on the one writer thread
+    assert len(writer) == 1 and threading.current_thread().name not in writer
