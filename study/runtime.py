@@ -182,25 +182,30 @@ def own_cpu_share(nice: int) -> bool:
     its own) the autogroup does not apply, and the container's CPU shares rank it instead.
     Never raises priority, never raises.
     """
-    if nice <= 0 or not hasattr(os, "setsid"):
-        return False
-    try:
-        with open(AUTOGROUP) as current:
-            if not current.read().strip():
-                return False
-    except OSError:  # no autogroups here
+    if nice <= 0 or not hasattr(os, "setsid") or _autogroup_nice() is None:
         return False
     if os.getsid(0) != os.getpid():
         try:
             os.setsid()
         except OSError:  # a process group leader
             return False
-    try:
-        with open(AUTOGROUP) as current:
-            now = int(current.read().split("nice")[-1])
-        if now < nice:
+    now = _autogroup_nice()
+    if now is None:
+        return False
+    if now < nice:
+        try:
             with open(AUTOGROUP, "w") as share:
                 share.write(str(nice))
-    except (OSError, ValueError):
-        return False
+        except OSError:
+            return False
     return True
+
+
+def _autogroup_nice() -> int | None:
+    """The niceness of this process's autogroup (``/autogroup-85 nice 0``); None without
+    autogroups."""
+    try:
+        with open(AUTOGROUP) as current:
+            return int(current.read().split("nice")[-1])
+    except (OSError, ValueError):
+        return None

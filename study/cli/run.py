@@ -126,14 +126,15 @@ def run(
             from study.tune.cluster import local_ray_cpus
 
             num_cpus = local_ray_cpus(parsed)
-    stopping: list[threading.Thread] = []
+    stopping: threading.Thread | None = None
 
     def trials_done() -> None:
         """Every trial is recorded: the local Ray this command started stops while the
         summary and the plots are made (they need no Ray), instead of after them."""
-        if temp_dir is not None and ray.is_initialized() and not stopping:
-            stopping.append(threading.Thread(target=stop_ray, args=(temp_dir,), name="ray-stop"))
-            stopping[0].start()
+        nonlocal stopping
+        if temp_dir is not None and stopping is None:
+            stopping = threading.Thread(target=stop_ray, args=(temp_dir,), name="ray-stop")
+            stopping.start()
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hprobust-store") as pool:
         opening = pool.submit(_open)
@@ -169,9 +170,9 @@ def run(
         except Exception as exc:  # Ray, MLflow: the study is recorded failed with this text
             fail(f"study {study_id} failed: {type(exc).__name__}: {exc}")
     finally:
-        for thread in stopping:
-            thread.join()
-        if owns_ray and not stopping and ray.is_initialized():
+        if stopping is not None:
+            stopping.join()
+        elif owns_ray and ray.is_initialized():
             stop_ray(temp_dir)
     from study.cli.tables import render
 

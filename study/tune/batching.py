@@ -21,6 +21,7 @@ records are the same epoch for epoch. Under ASHA, which decides at every reporte
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +63,19 @@ class EpochBatches:
     def flush(self) -> None:
         """Send the epochs kept, if any (the latest with the earlier ones under its key)."""
         self._send(self.clock())
+
+    def __enter__(self) -> EpochBatches:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        """The training loop is over: send what is kept. When it failed, the epochs it ran
+        still reach the records, and the loop's own error is what is raised (a failing send
+        then is dropped)."""
+        if kind is None:
+            self.flush()
+            return
+        with contextlib.suppress(Exception):
+            self.flush()
 
     def _send(self, now: float) -> None:
         if not self._kept:

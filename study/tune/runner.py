@@ -32,7 +32,6 @@ environment switches, quiet loggers); nothing here changes process-wide state.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -170,19 +169,22 @@ def hprobust_trial(
         return
     _yield_cpu(nice)
     trial_config = _trial_config(spec, config, data_dir=data_dir, num_threads=num_threads)
+    with _reports(spec) as report:
+        train_trial(trial_config, report=report)
+
+
+def _reports(spec: StudySpec) -> EpochBatches:
+    """A trainable's report to Tune: a trial's epochs (a pack's steps) in batches
+    (:mod:`study.tune.batching`), each result naming the node that trains it; used as a
+    context around the training loop, which sends what is kept when the loop ends or fails."""
+    from ray import tune
+
     node = _where()
-    report = EpochBatches(
-        lambda metrics: tune.report({**metrics, **node}),
+    return EpochBatches(
+        lambda result: tune.report({**result, **node}),
         every_s=report_every_s(spec),
         last_epoch=spec.epochs,
     )
-    try:
-        train_trial(trial_config, report=report)
-    except BaseException:
-        with contextlib.suppress(Exception):  # the epochs run reach the records; the
-            report.flush()  # trial's own error is what Tune records
-        raise
-    report.flush()  # (nothing left: the last epoch was sent at once)
 
 
 def report_every_s(spec: StudySpec) -> float:
@@ -246,26 +248,14 @@ def hprobust_pack(
         _trial_config(spec, members[j], data_dir=data_dir, num_threads=num_threads) for j in todo
     ]
     _yield_cpu(nice)
+    with _reports(spec) as batches:  # the pack's steps reach the driver as a trial's epochs
 
-    node = _where()
-    batches = EpochBatches(  # the pack's epochs reach the driver in batches, as a trial's
-        lambda result: tune.report({**result, **node}),
-        every_s=report_every_s(spec),
-        last_epoch=spec.epochs,
-    )
+        def report(by_member: dict[int, dict[str, Any]]) -> None:
+            for index, metrics in by_member.items():
+                latest[todo[index]] = dict(metrics)
+            batches(pack_result(latest))
 
-    def report(by_member: dict[int, dict[str, Any]]) -> None:
-        for index, metrics in by_member.items():
-            latest[todo[index]] = dict(metrics)
-        batches(pack_result(latest))
-
-    try:
         train_pack(configs, report=report)
-    except BaseException:
-        with contextlib.suppress(Exception):  # the epochs run reach the records
-            batches.flush()
-        raise
-    batches.flush()  # a pack whose members all diverged before the last epoch
 
 
 def _scheduler(spec: StudySpec) -> Any:

@@ -6,11 +6,40 @@ study. Real MLflow store (SQLite); the recorder's Tune loop is not needed for th
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 from study.records.store import StudyStore
 from study.spec.study_spec import parse_spec
+from study.tune.batching import EpochBatches
 from study.tune.tracking import DriverLink, MlflowRecorder, linked
 from tests.study.records.test_records import SPEC
+
+
+@contextmanager
+def batched_trial(store: StudyStore, config: dict) -> Iterator[tuple[str, EpochBatches, list]]:
+    """A new 5-epoch study whose recorder runs the Tune trial ``t0`` of ``config`` (a trial or
+    a pack): yields the study id, the trial's batched report (it sends after epochs 3 and 5,
+    each result naming node ``n1``) and the results it sent; then the trial completes and
+    every queued write is flushed."""
+    spec = {**SPEC, "epochs": 5}
+    study_id = store.create_study(parse_spec(spec)).id
+    recorder = MlflowRecorder(study_id, store.tracking_uri, spec, link=DriverLink(store))
+    trial = SimpleNamespace(trial_id="t0", config=config, last_result={})
+    with linked(study_id, recorder.link):
+        recorder.setup()
+        recorder.on_trial_start(0, [trial], trial)
+        clock = iter([0.0, 0.1, 0.2, 1.5, 1.6, 1.7]).__next__  # sends after epochs 3 and 5
+        sent: list[dict] = []
+
+        def send(result: dict) -> None:
+            sent.append(result)
+            recorder.on_trial_result(0, [trial], trial, {**result, "node_id": "n1"})
+
+        yield study_id, EpochBatches(send, every_s=1.0, last_epoch=5, clock=clock), sent
+        recorder.on_trial_complete(0, [trial], trial)
+        recorder.link.flush()
 
 
 def test_the_link_is_handed_over_and_a_restored_recorder_finds_it(mlflow_sqlite_uri):
@@ -39,33 +68,14 @@ def test_a_batch_of_epochs_is_recorded_epoch_for_epoch(mlflow_sqlite_uri):
     """A trial that reports its epochs in batches (study.tune.batching: the latest epoch, the
     earlier ones under EPOCHS_KEY) is recorded exactly as one that reported every epoch: each
     epoch's metrics at its own step, the node tag, the final metrics of the last epoch."""
-    from types import SimpleNamespace
-
-    from study.tune.batching import EpochBatches
     from study.tune.searcher import ARM_KEY, INDEX_KEY, POINT_KEY
 
     store = StudyStore(mlflow_sqlite_uri)
-    spec = {**SPEC, "epochs": 5}
-    study_id = store.create_study(parse_spec(spec)).id
-    recorder = MlflowRecorder(study_id, store.tracking_uri, spec, link=DriverLink(store))
     config = {ARM_KEY: "sgd", POINT_KEY: 0, INDEX_KEY: 0, "lr": 0.1, "init": "normal"}
-    trial = SimpleNamespace(trial_id="t0", config=config, last_result={})
-    with linked(study_id, recorder.link):
-        recorder.setup()
-        recorder.on_trial_start(0, [trial], trial)
-        clock = iter([0.0, 0.1, 0.2, 1.5, 1.6, 1.7]).__next__  # sends after epochs 3 and 5
-        sent: list[dict] = []
-
-        def send(result: dict) -> None:
-            sent.append(result)
-            recorder.on_trial_result(0, [trial], trial, {**result, "node_id": "n1"})
-
-        report = EpochBatches(send, every_s=1.0, last_epoch=5, clock=clock)
+    with batched_trial(store, config) as (study_id, report, sent):
         for epoch in range(1, 6):
             report({"epoch": epoch, "val_acc": epoch / 10, "train_loss": 1.0 / epoch})
         assert [r["epoch"] for r in sent] == [3, 5]  # two reports for five epochs
-        recorder.on_trial_complete(0, [trial], trial)
-        recorder.link.flush()
     (row,) = store.trials(study_id)
     assert row["status"] == "finished" and row["epochs_completed"] == 5
     assert row["val_acc"] == 0.5
@@ -83,32 +93,15 @@ def test_a_packs_batched_epochs_are_recorded_member_by_member_epoch_for_epoch(
     steps under EPOCHS_KEY): every member's run gets each of its epochs at its own step, a
     member that diverged stops at its epoch (nothing logged for it after), the other
     finishes; the runs are created and closed by the writer thread, all done at the flush."""
-    from types import SimpleNamespace
-
-    from study.tune.batching import EpochBatches
     from study.tune.runner import pack_result
     from study.tune.searcher import ARM_KEY, INDEX_KEY, PACK_KEY, POINT_KEY
 
     store = StudyStore(mlflow_sqlite_uri)
-    spec = {**SPEC, "epochs": 5}
-    study_id = store.create_study(parse_spec(spec)).id
-    recorder = MlflowRecorder(study_id, store.tracking_uri, spec, link=DriverLink(store))
     members = [
         {ARM_KEY: "sgd", POINT_KEY: p, INDEX_KEY: 0, "lr": 0.1 * (p + 1), "init": "normal"}
         for p in (0, 1)
     ]
-    trial = SimpleNamespace(trial_id="t0", config={PACK_KEY: members}, last_result={})
-    with linked(study_id, recorder.link):
-        recorder.setup()
-        recorder.on_trial_start(0, [trial], trial)
-        clock = iter([0.0, 0.1, 0.2, 1.5, 1.6, 1.7]).__next__  # sends after steps 3 and 5
-        sent: list[dict] = []
-
-        def send(result: dict) -> None:
-            sent.append(result)
-            recorder.on_trial_result(0, [trial], trial, {**result, "node_id": "n1"})
-
-        batches = EpochBatches(send, every_s=1.0, last_epoch=5, clock=clock)
+    with batched_trial(store, {PACK_KEY: members}) as (study_id, batches, sent):
         latest: list[dict | None] = [None, None]
         for epoch in range(1, 6):
             if epoch <= 2:  # member 0 diverges at its 2nd epoch and trains no more
@@ -117,8 +110,6 @@ def test_a_packs_batched_epochs_are_recorded_member_by_member_epoch_for_epoch(
             batches(pack_result(latest))
         assert [r["epoch"] for r in sent] == [3, 5]  # two reports for five steps
         assert [len(r.get("__epochs", [])) for r in sent] == [2, 1]
-        recorder.on_trial_complete(0, [trial], trial)
-        recorder.link.flush()
     rows = sorted(store.trials(study_id), key=lambda r: r["lr"])
     assert [(r["status"], r["diverged"], r["epochs_completed"]) for r in rows] == [
         ("finished", True, 2),
