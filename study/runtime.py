@@ -171,7 +171,9 @@ def own_cpu_share(nice: int) -> bool:
     True when done (or already done); False where it cannot be: no autogroups (another OS, or
     ``kernel.sched_autogroup_enabled=0``), or a process group leader (``setsid`` is refused to
     one: a Ray worker is one unless its Ray was started with
-    ``RAY_process_group_cleanup_enabled=0``, as :data:`ENVIRONMENT` does).
+    ``RAY_process_group_cleanup_enabled=0``, as :data:`ENVIRONMENT` does). A process in the
+    kernel's default group (a session that goes back to init's, see
+    :func:`autogroup_niceness`) leaves it the same way.
 
     Why: where Linux's autogroup scheduler is on (most desktop and server distributions),
     each session shares the cores fairly with every other session whatever the niceness of
@@ -202,10 +204,27 @@ def own_cpu_share(nice: int) -> bool:
 
 
 def _autogroup_nice() -> int | None:
-    """The niceness of this process's autogroup (``/autogroup-85 nice 0``); None without
-    autogroups."""
+    """The niceness of this process's autogroup; None without autogroups."""
     try:
         with open(AUTOGROUP) as current:
-            return int(current.read().split("nice")[-1])
-    except (OSError, ValueError):
+            return autogroup_niceness(current.read())
+    except OSError:
+        return None
+
+
+def autogroup_niceness(text: str) -> int | None:
+    """The niceness in a read of ``/proc/<pid>/autogroup``: ``/autogroup-85 nice 0`` is 0.
+    An empty read is 0 too: the process is in the kernel's default group, as every process
+    whose session goes back to init's own (session 0) is, such as a service that a VM's
+    init starts without a session of its own. That group's niceness cannot be set, but
+    ``setsid`` still gives the process an autogroup of its own. None for anything else."""
+    text = text.strip()
+    if not text:
+        return 0
+    name, nice, value = [*text.split(), "", "", ""][:3]
+    if not name.startswith("/autogroup-") or nice != "nice":
+        return None
+    try:
+        return int(value)
+    except ValueError:
         return None

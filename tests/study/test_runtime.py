@@ -148,6 +148,27 @@ def test_own_cpu_share_puts_a_process_in_an_autogroup_of_its_own_ranked_lower():
     assert own_cpu_share(0) is False and Path("/proc/self/autogroup").read_text().strip() == mine
 
 
+@pytest.mark.parametrize(
+    ("text", "nice"),
+    [
+        ("/autogroup-85 nice 0\n", 0),
+        ("/autogroup-90 nice 7\n", 7),
+        ("/autogroup-3 nice -5", -5),
+        # the kernel's default group (a session that goes back to init's): an empty read,
+        # which is how a CI runner or a VM's service starts; setsid still leaves it
+        ("", 0),
+        ("\n", 0),
+        ("/autogroup-85 nice", None),
+        ("/autogroup-85 nice x", None),
+        ("something else", None),
+    ],
+)
+def test_an_autogroup_read_gives_its_niceness(text, nice):
+    from study.runtime import autogroup_niceness
+
+    assert autogroup_niceness(text) == nice
+
+
 def test_only_a_local_ray_for_one_study_preloads_torch_in_its_workers():
     """``hprobust run``'s own Ray (and the tests') preloads torch in every worker; a Ray head
     that runs Ray Jobs (``hprobust serve``'s, which configure_process sets up) must not: each
