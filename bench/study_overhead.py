@@ -48,6 +48,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trial-nice", type=int, default=0, help="HPROBUST_TRIAL_NICE")
+    parser.add_argument(
+        "--num-cpus",
+        type=int,
+        default=None,
+        help="CPUs of hprobust run's local Ray (default: what it picks, the trials' at once)",
+    )
     args = parser.parse_args()
     # The trials at the bare loops' priority (HPROBUST_TRIAL_NICE=0 unless --trial-nice):
     # niced trials yield to the bare loop and to anything else on a shared machine, and the
@@ -95,7 +101,7 @@ def main() -> None:
                 print(f"  bare loop (in process) : {loops[-1]:8.2f} s", flush=True)
                 continue
             data_dir = Path(tmp) / f"store{round_}"
-            wall, split, run_s, gap, study_configs = run_study(spec_path, data_dir)
+            wall, split, run_s, gap, study_configs = run_study(spec_path, data_dir, args.num_cpus)
             studies.append(wall)
             splits.append(split)
             inside.append(run_s)
@@ -132,11 +138,16 @@ def main() -> None:
     )
 
 
-def run_study(spec_path: Path, data_dir: Path) -> tuple[float, tuple, float, float, list]:
-    """``hprobust run`` in a subprocess: ``(wall s, (start-up, span, finalization) s, mean
-    run s, mean gap s, the trials' configs)``."""
+def run_study(
+    spec_path: Path, data_dir: Path, num_cpus: int | None = None
+) -> tuple[float, tuple, float, float, list]:
+    """``hprobust run`` in a subprocess (its local Ray with ``num_cpus`` CPUs, or as many as
+    it picks, as a user's would): ``(wall s, (start-up, span, finalization) s, mean run s,
+    mean gap s, the trials' configs)``."""
     cli = [sys.executable, "-c", "from study.cli import app; app()"]
-    command = [*cli, "run", str(spec_path), "--data-dir", str(data_dir), "--num-cpus", "2"]
+    command = [*cli, "run", str(spec_path), "--data-dir", str(data_dir)]
+    if num_cpus is not None:
+        command += ["--num-cpus", str(num_cpus)]
     start = time.perf_counter()
     start_ms = time.time() * 1e3
     done = subprocess.run(command, capture_output=True, text=True)
