@@ -63,9 +63,9 @@ def stats(label: str, seconds: list[float]) -> None:
 
 
 def serve(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
-    from service.stack import free_port
+    from service.stack import free_ports
 
-    port, nothing = free_port(), free_port()
+    port, nothing = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HPROBUST_", "RAY_"))}
     token = secrets.token_urlsafe(24)
     env.update(

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,9 +61,30 @@ class StackError(HprobustError, RuntimeError):
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1", *, besides: Iterable[int] = ()) -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` right now, none of them in ``besides``.
+
+    All are held open until every one is picked: ports picked one at a time (bind to port 0,
+    close, again) can repeat, since a port is free again once closed, and a server given the
+    same port twice refuses to start (``ray start``: "trying to use a port number ... that is
+    used by other components", seen on this machine)."""
+    skip = set(besides)
+    held: list[socket.socket] = []  # all open until the end: the kernel repeats none of them
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket()
+            held.append(sock)
+            sock.bind((host, 0))
+            if (port := int(sock.getsockname()[1])) not in skip:
+                ports.append(port)
+        return ports
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -257,32 +278,12 @@ def start_ray_head(
     Returns the child; ``child.url`` is the dashboard (Jobs API) URL and ``child.extra`` holds
     ``token`` (its auth token), ``gcs_address`` and ``temp_dir``.
     """
-    ports = {name: free_port() for name in RAY_PORT_OPTIONS}
-    if dashboard_port and port_is_free(dashboard_port):
-        ports["dashboard-port"] = dashboard_port
-    elif dashboard_port and same_port:
-        raise StackError(f"the Ray head cannot listen on port {dashboard_port}: it is taken")
+    if dashboard_port and not port_is_free(dashboard_port):
+        if same_port:
+            raise StackError(f"the Ray head cannot listen on port {dashboard_port}: it is taken")
+        dashboard_port = None
     temp_dir = tempfile.mkdtemp(prefix="hpr-ray-", dir="/tmp")  # short: Ray's socket paths
     token = token or secrets.token_hex(32)
-    cmd = [
-        _bin("ray"),
-        "start",
-        "--head",
-        "--block",
-        "--dashboard-host",
-        "127.0.0.1",
-        "--include-dashboard",
-        "true",
-        "--temp-dir",
-        temp_dir,
-        "--disable-usage-stats",
-        "--node-ip-address",
-        "127.0.0.1",
-    ]
-    for name, port in ports.items():
-        cmd += [f"--{name}", str(port)]
-    if num_cpus:
-        cmd += ["--num-cpus", str(num_cpus)]
     env = dict(
         os.environ,
         RAY_AUTH_MODE="token",
@@ -292,8 +293,14 @@ def start_ray_head(
     )
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env.pop("RAY_ADDRESS", None)
-    url = f"http://127.0.0.1:{ports['dashboard-port']}"
     for attempt in (1, 2):
+        # distinct ports, picked again for the second attempt (one may have been taken since)
+        picked = free_ports(len(RAY_PORT_OPTIONS), besides=[dashboard_port or 0])
+        ports = dict(zip(RAY_PORT_OPTIONS, picked, strict=True))
+        if dashboard_port:
+            ports["dashboard-port"] = dashboard_port
+        cmd = _ray_head_command(temp_dir, ports, num_cpus)
+        url = f"http://127.0.0.1:{ports['dashboard-port']}"
         try:  # ready once its raylet has registered: the Jobs API alone answers before that
             return spawn(
                 "ray",
@@ -318,6 +325,30 @@ def start_ray_head(
                 raise
             log.warning("the Ray head did not start (%s); trying once more", str(exc)[-300:])
     raise AssertionError("unreachable")
+
+
+def _ray_head_command(temp_dir: str, ports: dict[str, int], num_cpus: int | None) -> list[str]:
+    """``ray start --head --block`` on loopback, its ports ``ports`` (RAY_PORT_OPTIONS)."""
+    cmd = [
+        _bin("ray"),
+        "start",
+        "--head",
+        "--block",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--include-dashboard",
+        "true",
+        "--temp-dir",
+        temp_dir,
+        "--disable-usage-stats",
+        "--node-ip-address",
+        "127.0.0.1",
+    ]
+    for name, port in ports.items():
+        cmd += [f"--{name}", str(port)]
+    if num_cpus:
+        cmd += ["--num-cpus", str(num_cpus)]
+    return cmd
 
 
 def start_mlflow_ui(

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from service.stack import Child, free_port
+from service.stack import Child, free_port, free_ports
 from tests.service.conftest import ServeProcess, serve_env, tiny_spec, wait_for
 
 pytestmark = pytest.mark.slow
@@ -64,12 +64,12 @@ def serve(
         protect_reads="true",
         poll_interval_s=0.5,
     )
-    mlflow_port = free_port()
+    mlflow_port, port = free_ports(2)
     proc = ServeProcess(
         ["--data-dir", str(data_dir), "--mlflow-port", str(mlflow_port)],
         env,
         data_dir / "serve.log",
-        free_port(),
+        port,
     )
     proc.data_dir = data_dir  # type: ignore[attr-defined]
     proc.start(timeout_s=240)

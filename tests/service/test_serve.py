@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.stack import free_port, group_alive, load_state, stop_group
+from service.stack import free_port, free_ports, group_alive, load_state, stop_group
 from tests.service.conftest import ServeProcess, serve_env, tiny_spec, wait_for
 
 pytestmark = pytest.mark.slow
@@ -45,14 +45,14 @@ def trial_runs(data_dir: Path, study_id: str) -> list:
 
 def test_serve_survives_kill9_and_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    port, mlflow_port = free_port(), free_port()
+    port, mlflow_port, dashboard_port = free_ports(3)
     args = [
         "--data-dir",
         str(data_dir),
         "--mlflow-port",
         str(mlflow_port),
         "--ray-dashboard-port",
-        str(free_port()),
+        str(dashboard_port),
         "--cpus",
         "2",
     ]

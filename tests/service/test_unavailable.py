@@ -8,20 +8,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.stack import free_port
+from service.stack import free_ports
 from tests.service.conftest import ServeProcess, serve_env, tiny_spec
 
 pytestmark = pytest.mark.slow
 
 
 def test_503_names_what_is_down(tmp_path: Path) -> None:
-    ray_port, mlflow_port = free_port(), free_port()  # nothing listens there
+    ray_port, mlflow_port, port = free_ports(3)  # nothing listens on the first two
     env = serve_env(
         ray_address=f"http://127.0.0.1:{ray_port}",
         mlflow_uri=f"http://127.0.0.1:{mlflow_port}",
         poll_interval_s=0.5,
     )
-    serve = ServeProcess(["--data-dir", str(tmp_path)], env, tmp_path / "serve.log", free_port())
+    serve = ServeProcess(["--data-dir", str(tmp_path)], env, tmp_path / "serve.log", port)
     serve.start()
     try:
         assert httpx.get(f"{serve.url}/healthz").json() == {"status": "ok"}
