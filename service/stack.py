@@ -129,19 +129,40 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def stop_group(pgid: int, *, grace_s: float = 20.0) -> None:
-    """SIGTERM process group ``pgid``, wait up to ``grace_s``, then SIGKILL what is left."""
+def stop_group(pgid: int, *, grace_s: float = 20.0, leader_first: bool = False) -> None:
+    """SIGTERM process group ``pgid``, wait up to ``grace_s``, then SIGKILL what is left.
+
+    ``leader_first``: SIGTERM the group's leader alone first, and the rest of the group only
+    if it has not ended within half of ``grace_s``. For a Ray head (``ray start --block``,
+    which stops its GCS, raylet, dashboard and workers in turn): it ended in 2-5 s here, where
+    the whole group signalled at once was still up after 15 s (its GCS and the ``ray start``
+    process waiting on members that had already gone) and was killed.
+    """
+    deadline = time.monotonic() + grace_s
+    if leader_first:
+        try:
+            os.kill(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # no leader left (killed -9): its group, below
+        else:
+            if _wait_group_gone(pgid, time.monotonic() + grace_s / 2):
+                return
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_s
+    if not _wait_group_gone(pgid, deadline):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _wait_group_gone(pgid: int, deadline: float) -> bool:
+    """Whether group ``pgid`` has no live member by ``deadline`` (monotonic)."""
     while time.monotonic() < deadline:
         if not group_alive(pgid):
-            return
+            return True
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+    return not group_alive(pgid)
 
 
 #: The processes this module checks are its own children, reached directly: never through
@@ -174,7 +195,8 @@ class Child:
         return group_alive(self.pid)
 
     def stop(self, grace_s: float = 20.0) -> None:
-        stop_group(self.pid, grace_s=grace_s)
+        """Stop the group: a Ray head through its ``ray start`` process (:func:`stop_group`)."""
+        stop_group(self.pid, grace_s=grace_s, leader_first=self.name == "ray")
 
 
 def reap(pid: int) -> None:

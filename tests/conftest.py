@@ -117,8 +117,8 @@ def mlflow_sqlite_uri(tmp_path) -> str:
 @pytest.fixture(scope="session")
 def ray_head_session(tmp_path_factory: pytest.TempPathFactory):
     """A real ``ray start --head`` with token auth on free ports, in its own process group
-    (the Jobs API the service submits to), started once for the session: a head takes 10-20 s
-    to start and as long to stop on this machine. Use :func:`ray_head`."""
+    (the Jobs API the service submits to), started once for the session: a head takes 5-20 s
+    to start on this machine. Use :func:`ray_head`."""
     from service.stack import start_ray_head
 
     head = start_ray_head(num_cpus=2, log_dir=tmp_path_factory.mktemp("ray-logs"))

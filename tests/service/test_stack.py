@@ -203,3 +203,86 @@ def test_group_alive_and_stop_group_on_a_real_process_group() -> None:
             os.killpg(leader.pid, signal.SIGKILL)
         leader.wait(timeout=30)
     assert leader.returncode == -signal.SIGTERM  # stopped by the TERM, not the KILL after
+
+
+def test_a_ray_head_stops_through_its_ray_start_process(tmp_path: Path) -> None:
+    """``Child.stop`` of a real Ray head signals its ``ray start --block`` process, which
+    stops the GCS, the raylet and the dashboard itself and exits: nothing of the head is
+    left, and its leader was not killed. (Signalled as a whole group, the same head took
+    about 30 s to end here: past ``hprobust serve``'s 20 s grace, so it was killed.)"""
+    from service.stack import group_alive, start_ray_head
+
+    head = start_ray_head(num_cpus=1, log_dir=tmp_path)
+    members = [p for p in psutil.process_iter() if _group_of(p.pid) == head.pid]
+    assert {"gcs_server", "raylet"} <= {p.name() for p in members}
+    try:
+        head.stop(grace_s=240)  # half of it for the head to stop by itself
+        assert not group_alive(head.pid)
+        _, status = os.waitpid(head.pid, 0)  # the leader: this process's child
+        assert not os.WIFSIGNALED(status) or os.WTERMSIG(status) != signal.SIGKILL, status
+        assert not [p for p in members if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+#: A member that notes, in the order they arrive, the signals it gets (TERM, or USR1: its
+#: leader telling it to stop), then stops on USR1.
+MEMBER = """
+import os, signal, sys, time
+read, write = os.pipe()
+os.set_blocking(write, False)
+signal.set_wakeup_fd(write)  # each signal's number, written as it arrives
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: None)
+signal.signal(signal.SIGUSR1, lambda *_: stopping.append(True))
+open(sys.argv[1] + "/ready", "w").close()
+while not stopping:
+    time.sleep(0.05)
+got = [signal.Signals(n).name for n in os.read(read, 64)]
+open(sys.argv[1] + "/signals", "w").write(" ".join(got))
+"""
+
+#: A leader that, told to stop, stops its member itself (as ``ray start --block`` does).
+LEADER = """
+trap 'kill -USR1 $member; wait $member; exit 0' TERM
+"$2" -c "$3" "$1" &
+member=$!
+wait
+"""
+
+
+@pytest.mark.parametrize("leader_first", [True, False])
+def test_stop_group_leader_first_signals_only_the_leader(
+    tmp_path: Path, leader_first: bool
+) -> None:
+    """Leader first, only the leader is told (SIGTERM) and it stops its member; signalled
+    as a group, every member is told at once (which a Ray head's GCS and ``ray start`` did
+    not stop from in 15 s)."""
+    import subprocess
+    import sys
+
+    from service.stack import group_alive, stop_group
+
+    proc = subprocess.Popen(
+        ["sh", "-c", LEADER, "sh", str(tmp_path), sys.executable, MEMBER],
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), timeout_s=60, what="the member")
+        stop_group(proc.pid, grace_s=240, leader_first=leader_first)
+        assert not group_alive(proc.pid)
+        got = (tmp_path / "signals").read_text().split()
+        assert got == (["SIGUSR1"] if leader_first else ["SIGTERM", "SIGUSR1"])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0  # the leader's own exit: no SIGKILL after the grace
