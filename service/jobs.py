@@ -12,6 +12,11 @@ that is resumed gets the next number), so a submission id is never asked for twi
 still says the id exists, the job there is adopted when it is the study's own (another API
 replica submitted it), and refused otherwise.
 
+A warm driver (:meth:`StudyJobs.submit` with ``standby_s``) is a study's first job submitted
+before the study exists: the scheduler reserves a fresh study id, submits its driver with
+``--standby-s`` and ``hprobust.standby`` in its metadata, and the next study created takes
+that id (:mod:`service.scheduler`). To everything else it is that study's job like any other.
+
 Two ways Ray can fail a call, told apart here and nowhere else (:meth:`StudyJobs._call`):
 :class:`RayUnavailableError` (no answer, or our token refused: every call fails alike, and
 ``/readyz`` says so) and :class:`RayRefusedError` (Ray answered this one request with an
@@ -40,6 +45,7 @@ from study.vocab import Tag
 META_STUDY = Tag.STUDY_ID
 META_ATTEMPT = Tag.ATTEMPT
 META_FAILURES = Tag.FAILURES
+META_STANDBY = Tag.STANDBY
 NODES_TTL_S = 5.0  # how long a read list of the cluster's nodes is reused
 
 
@@ -93,6 +99,7 @@ class JobRef:
     start_time: float | None = None  # Unix seconds, as the cluster recorded them
     end_time: float | None = None
     adopted: bool = False  # submit found the study's own job under this id and took it
+    standby: bool = False  # a warm driver: submitted before its study was recorded
 
     @property
     def terminal(self) -> bool:
@@ -136,8 +143,10 @@ def driver_entrypoint(
     resume: bool = False,
     python: str | None = None,
     resource_wait_s: float | None = None,
+    standby_s: float | None = None,
 ) -> str:
-    """The shell command a study's Ray job runs."""
+    """The shell command a study's Ray job runs (``standby_s``: a warm driver's wait for
+    its study, :func:`study.driver.stand_by`)."""
     args = [
         python or sys.executable,
         "-m",
@@ -155,6 +164,8 @@ def driver_entrypoint(
         args.append("--resume")
     if resource_wait_s is not None:
         args += ["--resource-wait-s", f"{float(resource_wait_s):g}"]
+    if standby_s is not None:
+        args += ["--standby-s", f"{float(standby_s):g}"]
     return shlex.join(args)
 
 
@@ -259,10 +270,18 @@ class StudyJobs:
 
     # -- jobs -------------------------------------------------------------------------------
     def submit(
-        self, study_id: str, *, resume: bool = False, attempt: int = 0, failures: int = 0
+        self,
+        study_id: str,
+        *,
+        resume: bool = False,
+        attempt: int = 0,
+        failures: int = 0,
+        standby_s: float | None = None,
     ) -> JobRef:
         """Submit the driver of ``study_id`` (attempt 0 uses the study id as submission id);
         ``failures`` (the lost jobs before it that count) goes into the job's metadata.
+        ``standby_s``: a warm driver for a study id reserved now, waiting that long for its
+        study (attempt 0, ``hprobust.standby`` in its metadata).
 
         If Ray says the submission id exists already, the job there is the study's own
         (another replica of the API submitted it a moment ago): it is followed, not submitted
@@ -278,17 +297,17 @@ class StudyJobs:
             resume=resume,
             python=self.python,
             resource_wait_s=self.resource_wait_s,
+            standby_s=standby_s,
         )
+        metadata = {META_STUDY: study_id, META_ATTEMPT: str(attempt), META_FAILURES: str(failures)}
+        if standby_s is not None:
+            metadata[META_STANDBY] = "1"
         try:
             self._call(
                 "submit_job",
                 entrypoint=entrypoint,
                 submission_id=submission_id,
-                metadata={
-                    META_STUDY: study_id,
-                    META_ATTEMPT: str(attempt),
-                    META_FAILURES: str(failures),
-                },
+                metadata=metadata,
                 runtime_env={"env_vars": self.env} if self.env else None,
             )
         except RayRefusedError as exc:
@@ -310,7 +329,10 @@ class StudyJobs:
                 failures=int(meta.get(META_FAILURES, "0")),
             )
             return dataclasses.replace(ref, adopted=True)
-        return JobRef(submission_id, study_id, attempt, "PENDING", failures=failures)
+        standby = standby_s is not None
+        return JobRef(
+            submission_id, study_id, attempt, "PENDING", failures=failures, standby=standby
+        )
 
     def status(self, ref: JobRef) -> JobRef:
         """``ref`` with its current status; raises LookupError if the cluster has no such job."""
@@ -337,6 +359,27 @@ class StudyJobs:
         except LookupError:
             return False
 
+    def standbys(self) -> list[JobRef]:
+        """The warm drivers on the cluster that have not ended (whether or not a study took
+        them since)."""
+        refs = []
+        for job in self._call("list_jobs"):
+            meta = job.metadata or {}
+            if meta.get(META_STANDBY) == "1" and job.submission_id and meta.get(META_STUDY):
+                ref = _ref(job.submission_id, meta[META_STUDY], 0, job, failures=0)
+                if not ref.terminal:
+                    refs.append(ref)
+        return refs
+
+    def delete(self, ref: JobRef) -> bool:
+        """Forget an ended job (its record and logs on the cluster); True if it was deleted.
+        A warm driver that ended with no study is deleted, so idle hours do not fill the
+        cluster's job list."""
+        try:
+            return bool(self._call("delete_job", ref.submission_id))
+        except LookupError:
+            return False
+
 
 def _ref(submission_id: str, study_id: str, attempt: int, info: Any, *, failures: int) -> JobRef:
     """A JobRef from Ray's JobInfo/JobDetails (times in Unix milliseconds there)."""
@@ -344,6 +387,7 @@ def _ref(submission_id: str, study_id: str, attempt: int, info: Any, *, failures
     def seconds(ms: Any) -> float | None:
         return ms / 1000.0 if isinstance(ms, int | float) and ms > 0 else None
 
+    meta = getattr(info, "metadata", None) or {}
     return JobRef(
         submission_id,
         study_id,
@@ -353,4 +397,5 @@ def _ref(submission_id: str, study_id: str, attempt: int, info: Any, *, failures
         failures=failures,
         start_time=seconds(getattr(info, "start_time", None)),
         end_time=seconds(getattr(info, "end_time", None)),
+        standby=meta.get(META_STANDBY) == "1",
     )

@@ -132,6 +132,7 @@ def create_app(
             submit_tries=settings.submit_tries,
             fault_give_up_s=settings.fault_give_up_s,
             creating_grace_s=settings.creating_grace_s,
+            standby_s=settings.warm_driver_s,
         )
         if run_scheduler:
             app.state.scheduler.start()

@@ -53,6 +53,12 @@ AUTH_DB = "mlflow-auth.db"
 WRITER = "hprobust"
 #: What ``mlflow server`` is given to run the basic-auth app.
 APP_ARGS = ("--app-name", "basic-auth")
+#: How long the app trusts a password it has checked (MLflow's ``auth_cache_ttl_seconds``;
+#: its default, 0, checks every request's password: a scrypt hash, ~94 ms of the server's CPU
+#: per request here, which the study drivers' writes through it paid one by one). A password
+#: changed through the app's API is checked again at once; one changed behind its back after
+#: this long at most.
+AUTH_CACHE_TTL_S = 60
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -124,6 +130,7 @@ def server_env(data_dir: Path | str, accounts: Accounts) -> dict[str, str]:
         f"database_uri = sqlite:///{data_dir / AUTH_DB}\n"
         f"admin_username = {accounts.writer}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}\n"
     )
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

@@ -42,6 +42,19 @@ that heal without a trial done between them for as long, is ``failed`` with
 back at the first pass and then every ``sweep_interval_s``
 (:meth:`study.records.store.StudyStore.roll_back_stuck`).
 
+A warm driver keeps a study's start short (``standby_s`` > 0, HPROBUST_WARM_DRIVER_S): while
+a slot is free, the scheduler keeps one driver submitted ahead of any study, for a study id
+it reserves (:meth:`StudyJobs.submit` with ``standby_s``); the driver joins Ray and imports
+what a study needs, then waits for its study (:func:`study.driver.stand_by`). The next study
+created on its own (not a suite's) takes that id (:meth:`take_standby`) and is run by the
+waiting driver at once: to the rest of the scheduler that job is the study's first job like
+any other (cancel, loss, resume). A warm driver is handed out only while a slot is free and
+well before its wait ends; one that ends with no study (its wait is over, or it was stopped)
+is deleted from the cluster's job list and replaced, and a study whose warm driver ended
+before it started is submitted again at once, not counted as a lost job. One that fails on
+its own is replaced after ``retry_delay``. Warm drivers a previous run of the service left
+with no study are stopped at the first pass.
+
 On service start the first pass finds every job again through its metadata, so a restarted
 service follows what still runs and resumes what was lost. The loop only reads MLflow through
 the store and writes statuses through ``set_status``; the driver writes everything else.
@@ -59,7 +72,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.jobs import JobRef, RayRefusedError, RayUnavailableError, StudyJobs
+from study.errors import StudyNotFoundError
 from study.faults import EXIT_TRANSIENT, classify
+from study.records.ids import new_study_id
 from study.vocab import LIVE, Dependency, StudyStatus, Tag
 
 log = logging.getLogger("hprobust.scheduler")
@@ -154,6 +169,17 @@ def lost_to_a_fault(ref: JobRef | None, fault_seen_at: float | None) -> bool:
     return fault_seen_at is not None and fault_seen_at >= started
 
 
+#: A warm driver is not handed to a study in the last part of its wait (at most this long),
+#: so that it does not end before it reads its study.
+STANDBY_MARGIN_S = 30.0
+
+
+def standby_margin(standby_s: float) -> float:
+    """How long before its wait ends a warm driver of ``standby_s`` is no longer handed out:
+    :data:`STANDBY_MARGIN_S`, at most a quarter of the wait."""
+    return min(STANDBY_MARGIN_S, standby_s / 4)
+
+
 #: Where a pass places a live study: it holds a slot; it wants one; neither (it ended, or it
 #: waits for the next try of a refused submission).
 ACTIVE, WAITING, IDLE = "active", "waiting", "idle"
@@ -179,6 +205,7 @@ class Scheduler:
         fault_give_up_s: float = 14400.0,
         creating_grace_s: float = 600.0,
         sweep_interval_s: float = 60.0,
+        standby_s: float = 0.0,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -212,6 +239,18 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        # the warm driver (see the module doc); what is shared with take_standby, called by
+        # the API's threads, is guarded by _standby_lock (a pass's _lock is held for seconds)
+        self.standby_s = standby_s
+        self.standby: JobRef | None = None  # the warm driver waiting for the next study
+        self._standby_since = 0.0  # when it was submitted (self.clock)
+        self._standby_lock = threading.Lock()
+        self._free_slots = 0  # as the last pass left them; a warm driver taken uses one
+        self._taken: dict[str, JobRef] = {}  # study id -> its warm driver, until followed
+        self._unused: list[JobRef] = []  # warm drivers whose reserved id will never be used
+        self._standby_failures = 0  # warm drivers in a row that failed on their own
+        self._standby_next = 0.0  # no new warm driver before this (after a failed one)
+        self._standbys_swept = False
 
     # -- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -219,10 +258,16 @@ class Scheduler:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """End the loop, and stop the warm driver (if any; best effort)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        with self._standby_lock:
+            ref, self.standby, self._free_slots = self.standby, None, 0
+        if ref is not None:
+            with contextlib.suppress(Exception):
+                self.jobs.stop(ref)
 
     def wake(self) -> None:
         """Run a pass now (after a new study or a cancel)."""
@@ -268,6 +313,11 @@ class Scheduler:
 
     def _current_job(self, study_id: str) -> JobRef | None:
         ref = self.following.get(study_id)
+        if ref is None:
+            with self._standby_lock:
+                ref = self._taken.pop(study_id, None)  # it took the warm driver
+            if ref is not None:
+                self._looked_up.add(study_id)
         if ref is None and study_id not in self._looked_up:
             ref = self.jobs.find(study_id)  # after a restart: find the job again
             self._looked_up.add(study_id)
@@ -286,6 +336,8 @@ class Scheduler:
         and what the store raises when MLflow cannot be read or written; an error with one
         study is that study's (logged, the pass goes on)."""
         with self._lock:
+            with self._standby_lock:
+                self._free_slots = 0  # no warm driver is handed out while a pass decides
             now = self.clock()
             self._checked = self.check()
             if self._checked:
@@ -320,6 +372,107 @@ class Scheduler:
                 with self._studys_own(record.id):
                     if self._submit(record, now):
                         active += 1
+            self._keep_standby(now, active, {record.id for record in records})
+
+    # -- the warm driver --------------------------------------------------------------------
+    def take_standby(self) -> str | None:
+        """The study id reserved for the warm driver, for a study being created now (the
+        study recorded under it is run by that driver at once), or None: no warm driver, no
+        free slot, or its wait ends soon. Called by the API; does not wait for a pass. If the
+        study is not recorded under the id after all, say so with :meth:`standby_unused`."""
+        with self._standby_lock:
+            ref = self.standby
+            if ref is None or ref.terminal or self._free_slots < 1:
+                return None
+            if self.clock() - self._standby_since > self.standby_s - standby_margin(self.standby_s):
+                return None  # it may end before it reads its study: a pass replaces it
+            self.standby, self._free_slots = None, self._free_slots - 1
+            self._taken[ref.study_id] = ref
+            self._standby_failures = 0
+        self.wake()  # a new warm driver for the next study
+        return ref.study_id
+
+    def standby_unused(self, study_id: str) -> None:
+        """The study id given by :meth:`take_standby` will not be recorded (the creation
+        failed, or was a replay of an earlier one): its warm driver is stopped at the next
+        pass."""
+        with self._standby_lock:
+            ref = self._taken.pop(study_id, None)
+            if ref is not None:
+                self._unused.append(ref)
+        self.wake()
+
+    def _keep_standby(self, now: float, active: int, seen: set[str]) -> None:
+        """After a pass: the slots left free (``active`` studies hold one each, and so does
+        every warm driver taken by a study this pass did not see yet, until it ends), and a
+        warm driver waiting for the next study while one is free (see the module doc)."""
+        if self.standby_s <= 0:
+            return
+        with self._standby_lock:
+            unused, self._unused = self._unused, []
+            taken = [ref for study_id, ref in self._taken.items() if study_id not in seen]
+            ref = self.standby
+        for old in unused:
+            with contextlib.suppress(Exception):
+                self.jobs.stop(old)
+        for old in taken:  # recorded since, or being recorded: it holds a slot while it runs
+            try:
+                ended = self.jobs.status(old).terminal
+            except LookupError:
+                ended = True
+            if ended:
+                with self._standby_lock:
+                    self._taken.pop(old.study_id, None)
+            else:
+                active += 1
+        if not self._standbys_swept:
+            self._sweep_standbys(ref)
+        if ref is not None:
+            ref = self._standby_status(ref, now)
+        free = 0 if self._checked else max(0, self.max_concurrent - active)
+        if ref is None and free > 0 and now >= self._standby_next:
+            study_id = new_study_id()
+            try:
+                ref = self.jobs.submit(study_id, standby_s=self.standby_s)
+                self._standby_since = now
+            except RayRefusedError as exc:
+                self._standby_failed(now, f"Ray refused it: {exc}")
+        with self._standby_lock:
+            self.standby, self._free_slots = ref, free
+
+    def _standby_status(self, ref: JobRef, now: float) -> JobRef | None:
+        """The warm driver as it is now, or None once it has ended (then it is deleted from
+        the cluster's job list; one that failed delays the next)."""
+        try:
+            ref = self.jobs.status(ref)
+        except LookupError:
+            return None  # the cluster no longer knows it (a new head)
+        if not ref.terminal:
+            return ref
+        if ref.status == "FAILED":
+            self._standby_failed(now, f"its job {ref.submission_id}: {job_error(ref.message)}")
+        with contextlib.suppress(Exception):
+            self.jobs.delete(ref)
+        return None
+
+    def _standby_failed(self, now: float, error: str) -> None:
+        self._standby_failures += 1
+        delay = retry_delay(self._standby_failures, self.retry_base_s, self.retry_max_s)
+        self._standby_next = now + delay
+        log.warning("the warm driver failed (the next in %s): %s", span(delay), error[:1000])
+
+    def _sweep_standbys(self, own: JobRef | None) -> None:
+        """Stop the warm drivers a previous run of the service left on the cluster with no
+        study (a study that took one is followed as its job)."""
+        for ref in self.jobs.standbys():
+            if own is not None and ref.submission_id == own.submission_id:
+                continue
+            try:
+                self.store.state(ref.study_id)
+            except StudyNotFoundError:
+                log.info("stopping the warm driver %s left with no study", ref.submission_id)
+                self.jobs.stop(ref)
+        self._standbys_swept = True
 
     def _place(self, record: Any, now: float) -> tuple[str, Any]:
         """Follow ``record``'s job; where it stands in this pass (ACTIVE, WAITING, IDLE) and
@@ -334,6 +487,15 @@ class Scheduler:
             self.on_change(record.id)
             return IDLE, fresh
         if ref is None and fresh.status == StudyStatus.QUEUED and record.id not in self.retries:
+            return WAITING, fresh
+        if (
+            ref is not None
+            and ref.standby
+            and ref.status in ("STOPPED", "SUCCEEDED")
+            and fresh.status == StudyStatus.QUEUED
+            and record.id not in self.retries
+        ):  # its warm driver ended before it read the study: submitted again, not counted
+            self.following.pop(record.id, None)
             return WAITING, fresh
         # a job existed and ended, or a running study lost its job: resume it
         return self._resubmit_when_due(fresh, ref, now), fresh
@@ -566,6 +728,8 @@ class Scheduler:
 
     def _forget(self, study_id: str) -> None:
         """Drop what the scheduler keeps about a study that ended (or starts anew)."""
+        with self._standby_lock:
+            self._taken.pop(study_id, None)
         for kept in (
             self.following,
             self.retries,

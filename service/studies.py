@@ -121,17 +121,26 @@ class StudyService:
         problems = limit_problems(spec, self.settings, nodes)
         if problems:
             raise SpecError(problems)
-        study_id = new_study_id()
-        record = self.reader.call(
-            partial(
-                self.store.create_study,
-                spec,
-                study_id,
-                report_url=report_url(study_id),
-                wait_s=self.settings.create_wait_s,
-                idempotency_key=idempotency_key,
+        # the id the warm driver waits for, if one does: the study starts without a new job
+        reserved = self.scheduler.take_standby()
+        study_id = reserved or new_study_id()
+        try:
+            record = self.reader.call(
+                partial(
+                    self.store.create_study,
+                    spec,
+                    study_id,
+                    report_url=report_url(study_id),
+                    wait_s=self.settings.create_wait_s,
+                    idempotency_key=idempotency_key,
+                )
             )
-        )
+        except BaseException:
+            if reserved:
+                self.scheduler.standby_unused(reserved)
+            raise
+        if reserved and record.id != reserved:  # a replay: the study was recorded before
+            self.scheduler.standby_unused(reserved)
         self.reader.invalidate(record.id)
         self.scheduler.wake()
         created = StudyCreated(

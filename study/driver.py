@@ -1,18 +1,26 @@
 """The study driver: the Ray Job entrypoint that runs one recorded study.
 
 ``python -m study.driver --study-id ID --tracking-uri URI --storage PATH --data-dir DIR
-[--resume] [--ray-address ADDR] [--num-cpus N]`` reads the spec from the study's MLflow record,
-sets the study ``running``, runs it (:func:`study.tune.runner.run_study`) and sets it ``finished``,
-``failed`` (with the error: the driver's own, every trial failed, or no trial could start for
-``--resource-wait-s``) or ``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130. A signal
-is held until the driver holds no record (:mod:`study.tune.interrupts`): between two steps of Ray
-Tune's loop, or at once while Ray starts and the dataset loads; a second one stops it at once.
+[--resume] [--ray-address ADDR] [--num-cpus N] [--standby-s S]`` reads the spec from the
+study's MLflow record, sets the study ``running``, runs it
+(:func:`study.tune.runner.run_study`) and sets it ``finished``, ``failed`` (with the error: the
+driver's own, every trial failed, or no trial could start for ``--resource-wait-s``) or
+``cancelled`` (SIGINT/SIGTERM). Exit code 0, 1 or 130. A signal is held until the driver
+holds no record (:mod:`study.tune.interrupts`): between two steps of Ray Tune's loop, or at
+once while Ray starts and the dataset loads; a second one stops it at once.
 
 A fault that heals (:func:`study.faults.classify`: the disk is full, MLflow or Ray is
 unreachable) does not fail the study: the driver records the error as the study's
 ``last_error`` if it can, leaves the study ``running`` and exits with
 :data:`study.faults.EXIT_TRANSIENT` (75); the service resubmits it with ``--resume`` once
 the fault has cleared.
+
+A warm driver (``--standby-s S``): the service reserves a study id before any study has it
+and submits this driver for it in advance. The driver joins Ray and imports everything a
+study needs (:func:`stand_by`), then waits up to ``S`` seconds for a study to be recorded
+under that id and runs it as above; if none is, it exits 0 having written nothing. A study
+posted to a warm service thus starts without waiting for a Ray job, a Python process and its
+imports (:mod:`service.scheduler`).
 
 Ray: inside a Ray Job (``RAY_ADDRESS`` set) or with ``--ray-address`` it joins that cluster;
 otherwise it starts a fresh local Ray in a private temp dir, in its own process group's
@@ -27,6 +35,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +89,7 @@ def drive(
     resource_wait_s: float | None = None,
     secret: bytes | None = None,
     trials_done: Callable[[], None] | None = None,
+    store: Any = None,
 ) -> dict[str, Any]:
     """Run the recorded study ``study_id`` with its status kept in MLflow; returns the summary.
 
@@ -95,7 +105,9 @@ def drive(
     the report).
 
     ``trials_done`` is called once every trial has ended and is recorded, before the
-    summary and the plots (:func:`study.tune.runner.run_study`).
+    summary and the plots (:func:`study.tune.runner.run_study`). ``store``: a
+    :class:`~study.records.store.StudyStore` over ``tracking_uri`` to use (a warm driver's,
+    :func:`stand_by`); None: a new one.
 
     The process is expected to be set up by its entry point
     (:func:`study.runtime.configure_process`, as :func:`main` and ``hprobust run`` do): among
@@ -113,7 +125,7 @@ def drive(
     from study.tune.interrupts import deferred, interruptible, reclaim
 
     with deferred():  # SIGINT/SIGTERM never land inside a store call (study.tune.interrupts)
-        store = StudyStore(tracking_uri, secret=secret)
+        store = store if store is not None else StudyStore(tracking_uri, secret=secret)
         record = store.get(study_id)
         problem = store.signature_problem(study_id)
         if problem is not None:  # never run: marked failed with why
@@ -182,6 +194,66 @@ def drive(
         return summary
 
 
+#: How often a warm driver looks for its study (one read of the store each time): a database
+#: read costs a few ms; a tracking server's request more (its login app may check a password).
+STANDBY_POLL_S = 0.25
+STANDBY_POLL_HTTP_S = 1.0
+
+
+def standby_poll_s(tracking_uri: str) -> float:
+    """How often a warm driver on ``tracking_uri`` looks for its study.
+
+    >>> standby_poll_s("sqlite:////data/mlflow.db"), standby_poll_s("http://mlflow:5000")
+    (0.25, 1.0)
+    """
+    remote = tracking_uri.lower().startswith(("http://", "https://"))
+    return STANDBY_POLL_HTTP_S if remote else STANDBY_POLL_S
+
+
+def stand_by(
+    study_id: str,
+    *,
+    tracking_uri: str,
+    wait_s: float,
+    ray_address: str | None = None,
+    poll_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
+    """A warm driver's wait: join Ray, import what a study needs
+    (:func:`study.tune.runner.warm_up`), then look for the study ``study_id`` in the store
+    every ``poll_s`` seconds (default :func:`standby_poll_s`). Returns the
+    :class:`~study.records.store.StudyStore` it read it with once the study is recorded
+    (queued, or anything but still being created), or None if it is not within ``wait_s``
+    seconds of the call. Nothing is written either way. A signal (SIGINT/SIGTERM: the
+    service stopping the warm driver) stops it at once, between reads.
+
+    Call it inside :func:`study.tune.interrupts.deferred` in the main thread, as :func:`main`
+    does.
+    """
+    from study.errors import StudyNotFoundError
+    from study.records.store import StudyStore
+    from study.tune.interrupts import interruptible, reclaim
+    from study.tune.runner import warm_up
+
+    poll_s = standby_poll_s(tracking_uri) if poll_s is None else poll_s
+    deadline = clock() + wait_s
+    with interruptible():
+        start_ray(ray_address)
+        warm_up()
+    reclaim()  # ray.init set SIGTERM to sys.exit
+    store = StudyStore(tracking_uri)
+    while True:
+        try:
+            store.state(study_id)
+            return store
+        except StudyNotFoundError:
+            pass
+        if clock() >= deadline:
+            return None
+        with interruptible():
+            time.sleep(max(0.0, min(poll_s, deadline - clock())))
+
+
 class TransientFault(RuntimeError):
     """The study stopped for a fault that heals; it stays ``running`` for a resubmission."""
 
@@ -209,10 +281,34 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="fail the study when no trial could start for this long (default 300)",
     )
+    parser.add_argument(
+        "--standby-s",
+        type=float,
+        default=None,
+        help="a warm driver: join Ray and import now, then wait this long for the study to be "
+        "recorded (its id reserved by the service); exit 0 if it never is",
+    )
     args = parser.parse_args(argv)
     from study.runtime import configure_process
+    from study.tune.interrupts import deferred
 
     configure_process()
+    store = None
+    if args.standby_s is not None:
+        with deferred():
+            try:
+                store = stand_by(
+                    args.study_id,
+                    tracking_uri=args.tracking_uri,
+                    wait_s=args.standby_s,
+                    ray_address=args.ray_address,
+                )
+            except KeyboardInterrupt:
+                print(f"warm driver for {args.study_id} stopped; no study came", file=sys.stderr)
+                return 130
+        if store is None:
+            print(f"warm driver: no study {args.study_id} came in {args.standby_s:g} s")
+            return 0
     try:
         drive(
             args.study_id,
@@ -224,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             num_cpus=args.num_cpus,
             ray_temp_dir=args.ray_temp_dir,
             resource_wait_s=args.resource_wait_s,
+            store=store,
         )
     except KeyboardInterrupt:
         print(f"study {args.study_id} cancelled", file=sys.stderr)

@@ -141,6 +141,7 @@ class Tag(Words):
     # Ray job metadata of a study's driver job
     ATTEMPT = "hprobust.attempt"  # 0 for the first job of a study, n for its n-th resubmission
     FAILURES = "hprobust.failures"  # lost jobs before this one that count toward max_attempts
+    STANDBY = "hprobust.standby"  # "1": a warm driver, submitted before its study was recorded
     # MLflow's own tags
     PARENT_RUN = "mlflow.parentRunId"
     RUN_NAME = "mlflow.runName"

@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         2.0, gt=0, description="How often the scheduler checks queued and running studies."
     )
+    warm_driver_s: float = Field(
+        900.0,
+        ge=0,
+        description="While a study slot is free, keep one study driver started ahead (Ray "
+        "joined, imports done) for the next study posted, which then starts at once instead "
+        "of after a Ray job's start; the driver waits this long for a study, then is "
+        "replaced. 0: no warm driver (each study's driver starts when it is submitted).",
+    )
     max_attempts: int = Field(
         3,
         ge=0,

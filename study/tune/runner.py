@@ -496,6 +496,30 @@ def _alive_nodes() -> list[dict[str, float]]:
         return []
 
 
+def warm_up() -> None:
+    """Import, in this thread, everything a study's driver imports on its way: torch, Ray
+    Tune, the searcher, the recorder and the training loop, then the summary's and the plots'
+    modules. A warm driver (:func:`study.driver.stand_by`) does it while it waits for its
+    study, so that the study starts without it."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+    import optuna.importance  # noqa: F401
+    import ray.tune
+    import ray.tune.schedulers  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import torch  # noqa: F401
+
+    import study.analysis.figures
+    import study.analysis.summary
+    import study.records.store
+    import study.train.pack
+    import study.train.trial
+    import study.tune.cluster
+    import study.tune.preflight
+    import study.tune.searcher
+    import study.tune.tracking  # noqa: F401
+
+
 def _prewarm_finalization() -> None:
     """Import what :func:`finalize` needs (the summary's statistics and importances, the
     plots' matplotlib: seconds of a study's finalization on a 2-core machine) in a daemon
