@@ -118,22 +118,26 @@ def run_bare(configs_path: Path, slots: int) -> float:
 
 
 def study_split(
-    data_dir: Path, study_id: str, start_ms: float, end_ms: float
-) -> tuple[tuple[float, float, float], float]:
-    """``((start-up, trials' span, finalization) s, mean MLflow run s)`` of a study run."""
+    data_dir: Path, study_id: str, start_ms: float, end_ms: float, slots: int
+) -> tuple[tuple[float, float, float], tuple[float, float]]:
+    """``((start-up, trials' span, finalization) s, (mean MLflow run s, occupancy))`` of a
+    study run; occupancy: the share of the trials' span x ``slots`` that trials' runs fill
+    (1 - occupancy: the slots idle between one trial's run and the next's)."""
     from study.records.store import StudyStore, sqlite_uri
 
     runs = StudyStore(sqlite_uri(data_dir)).trial_runs(study_id)
     first = min(r.info.start_time for r in runs)
     last = max(r.info.end_time for r in runs)
-    inside = statistics.mean(r.info.end_time - r.info.start_time for r in runs) / 1e3
-    return ((first - start_ms) / 1e3, (last - first) / 1e3, (end_ms - last) / 1e3), inside
+    lengths = [r.info.end_time - r.info.start_time for r in runs]
+    occupancy = sum(lengths) / (slots * (last - first))
+    split = ((first - start_ms) / 1e3, (last - first) / 1e3, (end_ms - last) / 1e3)
+    return split, (statistics.mean(lengths) / 1e3, occupancy)
 
 
-def describe(split: tuple[float, float, float], inside: float) -> str:
+def describe(split: tuple[float, float, float], inside: tuple[float, float]) -> str:
     return (
         f"start-up {split[0]:.2f} s | trials {split[1]:.2f} s | finalization {split[2]:.2f} s; "
-        f"a trial's MLflow run lasts {inside:.2f} s"
+        f"a trial's MLflow run lasts {inside[0]:.2f} s, runs fill {inside[1]:.1%} of the slots"
     )
 
 
@@ -187,7 +191,7 @@ def main() -> None:
                     spec_path, base_dir, args.slots, args.baseline
                 )
                 baselines.append(wall)
-                split, inside = study_split(base_dir, study_id, start_ms, end_ms)
+                split, inside = study_split(base_dir, study_id, start_ms, end_ms, args.slots)
                 base_splits.append(split)
                 print(f"  baseline run: {wall:8.2f} s ({describe(split, inside)})", flush=True)
                 continue
@@ -199,7 +203,7 @@ def main() -> None:
             wall, study_id, start_ms, end_ms = run_study(spec_path, data_dir, args.slots)
             studies.append(wall)
             store = StudyStore(sqlite_uri(data_dir))
-            split, inside = study_split(data_dir, study_id, start_ms, end_ms)
+            split, inside = study_split(data_dir, study_id, start_ms, end_ms, args.slots)
             splits.append(split)
             print(f"  hprobust run: {wall:8.2f} s ({describe(split, inside)})", flush=True)
             if not configs_path.exists():
