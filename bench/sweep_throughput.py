@@ -85,12 +85,82 @@ def run_study(
     command += ["--num-cpus", str(slots)]
     start_ms = time.time() * 1e3
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=spec_path.parent)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=spec_path.parent,
+    )
+    cpu = CpuWatch(proc.pid)
+    stdout, stderr = proc.communicate()
     wall = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"hprobust run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    study_id = re.search(r"study (s\d{8}-\d{6}-[0-9a-f]{6})", done.stdout).group(1)
+    cpu.stop()
+    if proc.returncode != 0:
+        sys.exit(f"hprobust run failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    study_id = re.search(r"study (s\d{8}-\d{6}-[0-9a-f]{6})", stdout).group(1)
+    CPU[study_id] = cpu.by_kind()
     return wall, study_id, start_ms, time.time() * 1e3
+
+
+#: study id -> CPU seconds of its ``hprobust run`` by process kind (:class:`CpuWatch`).
+CPU: dict[str, dict[str, float]] = {}
+
+
+class CpuWatch:
+    """The CPU seconds (user + system) of a process and of every process under it, sampled
+    every 0.2 s until :meth:`stop` (a process's last 0.2 s may be missed), by kind: the
+    driver (the process itself), Ray's workers (trial actors and idle workers), Ray's GCS
+    and raylet, and Ray's other helpers (dashboard, agents, log monitor)."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.seen: dict[int, tuple[str, float]] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _kind(self, proc) -> str:
+        if proc.pid == self.root.pid:
+            return "driver"
+        line = " ".join(proc.cmdline())
+        if "default_worker.py" in line:
+            return "Ray workers"
+        if "gcs_server" in line or "raylet" in line:
+            return "Ray GCS + raylet"
+        return "Ray helpers"
+
+    def _watch(self) -> None:
+        import psutil
+
+        while not self._done.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                    kind = self.seen.get(proc.pid, (None, 0.0))[0] or self._kind(proc)
+                    self.seen[proc.pid] = (kind, times.user + times.system)
+                except psutil.Error:
+                    continue
+            self._done.wait(0.2)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def by_kind(self) -> dict[str, float]:
+        kinds: dict[str, float] = {}
+        for kind, seconds in self.seen.values():
+            kinds[kind] = kinds.get(kind, 0.0) + seconds
+        return kinds
 
 
 def run_bare(configs_path: Path, slots: int) -> float:
@@ -180,6 +250,7 @@ def main() -> None:
         from study.spec.study_spec import StudySpec
 
         studies, bares, splits, baselines, base_splits = [], [], [], [], []
+        own_cpu: list[dict[str, float]] = []  # this checkout's runs' CPU by process kind
         configs_path = tmp / "configs.json"
         order = ("study", "bare", "bare", "study")
         if args.baseline:
@@ -206,6 +277,12 @@ def main() -> None:
             split, inside = study_split(data_dir, study_id, start_ms, end_ms, args.slots)
             splits.append(split)
             print(f"  hprobust run: {wall:8.2f} s ({describe(split, inside)})", flush=True)
+            cpu = CPU[study_id]
+            own_cpu.append(cpu)
+            print(
+                "    CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items())),
+                flush=True,
+            )
             if not configs_path.exists():
                 study_spec = StudySpec.model_validate(store.get(study_id).spec)
                 configs = [
@@ -224,6 +301,18 @@ def main() -> None:
     print(f"  ratio of the trials' span: {span / bare:6.3f}  (start-up and finalization left out)")
     print(f"  tax per trial            : {(study - bare) * args.slots / n:6.3f} s of a slot")
     print(f"  start-up {startup:.2f} s, finalization {final:.2f} s (means)")
+    kinds = sorted({k for cpu in own_cpu for k in cpu} - {"Ray workers"})
+    per_trial = {k: 1e3 * statistics.mean(cpu.get(k, 0.0) for cpu in own_cpu) / n for k in kinds}
+    print(
+        "  CPU per trial besides the trials' workers: "
+        + ", ".join(f"{k} {ms:.0f} ms" for k, ms in per_trial.items())
+        + f" (on {args.slots} busy slots: {sum(per_trial.values()) / args.slots:.0f} ms of a "
+        "slot per trial)"
+    )
+    print(
+        f"  floor with no per-trial tax: (bare + start-up + finalization) / bare = "
+        f"{(bare + startup + final) / bare:.3f}"
+    )
     if baselines:
         base = statistics.mean(baselines)
         print(
