@@ -186,9 +186,10 @@ def test_a_study_whose_warm_driver_ended_before_reading_it_runs_in_a_new_job(
 def test_warm_drivers_with_no_study_are_stopped_and_one_with_a_study_is_not(
     ray_head: Child, tmp_path: Path
 ) -> None:
-    """A failed creation gives its reserved id back unused: its warm driver is stopped at the
-    next pass. At its first pass a scheduler stops the warm drivers a previous run left with
-    no study, and leaves one whose study was recorded (that study's job)."""
+    """At its first pass a scheduler stops the warm drivers a previous run of the service
+    left with no study, and follows one whose study was recorded as that study's job (which
+    runs it). A failed creation gives its reserved id back unused: its warm driver is stopped
+    at the next pass."""
     from study.records.store import StudyStore, sqlite_uri
     from study.spec.study_spec import parse_spec
 
@@ -197,20 +198,26 @@ def test_warm_drivers_with_no_study_are_stopped_and_one_with_a_study_is_not(
     left = jobs.submit(new_study_id(), standby_s=600)  # a previous run's, with no study
     kept = jobs.submit(new_study_id(), standby_s=600)  # a previous run's, whose study came
     store.create_study(parse_spec(tiny_spec()), kept.study_id)
-    store.set_status(kept.study_id, "cancelled")  # not live: this scheduler leaves it alone
 
-    scheduler = Scheduler(store, jobs, standby_s=600)
+    scheduler = Scheduler(store, jobs, standby_s=600, max_concurrent=2)
     scheduler.step()
+    assert scheduler.job_of(kept.study_id).submission_id == kept.submission_id
     wait_for(lambda: jobs.status(left).terminal, timeout_s=120, what="the left one to stop")
     assert jobs.status(left).status == "STOPPED"
-    assert not jobs.status(kept).terminal
+    assert jobs.status(kept).status != "STOPPED"
 
-    own = scheduler.standby
+    own = scheduler.standby  # the second slot is free: a warm driver of its own
+    assert own is not None and own.study_id not in (left.study_id, kept.study_id)
     study_id = scheduler.take_standby()
     assert study_id == own.study_id
     scheduler.standby_unused(study_id)  # e.g. the store failed to record the study
     scheduler.step()
     wait_for(lambda: jobs.status(own).terminal, timeout_s=120, what="the unused one to stop")
-    assert scheduler.standby is not None and scheduler.standby.study_id != study_id
+    assert jobs.status(own).status == "STOPPED"
+    step_until(
+        scheduler,
+        lambda: store.state(kept.study_id).status == "finished",
+        what="the kept driver's study to finish",
+    )
+    assert [j.submission_id for j in jobs_of(jobs, kept.study_id)] == [kept.submission_id]
     scheduler.stop()
-    jobs.stop(kept)
