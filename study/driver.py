@@ -225,33 +225,43 @@ def stand_by(
     :class:`~study.records.store.StudyStore` it read it with once the study is recorded
     (queued, or anything but still being created), or None if it is not within ``wait_s``
     seconds of the call. Nothing is written either way. A signal (SIGINT/SIGTERM: the
-    service stopping the warm driver) stops it at once, between reads.
+    service stopping the warm driver) stops it at once, between reads. Meanwhile its session
+    runs at the trials' niceness (:func:`study.runtime.background_share`): the imports of a
+    driver put up while a study trains do not take the cores from the API.
 
     Call it inside :func:`study.tune.interrupts.deferred` in the main thread, as :func:`main`
     does.
     """
-    from study.errors import StudyNotFoundError
+    from study.errors import ConfigError, StudyNotFoundError
     from study.records.store import StudyStore
+    from study.runtime import DEFAULT_TRIAL_NICE, background_share, trial_nice
     from study.tune.interrupts import interruptible, reclaim
     from study.tune.runner import warm_up
 
     poll_s = standby_poll_s(tracking_uri) if poll_s is None else poll_s
     deadline = clock() + wait_s
-    with interruptible():
-        start_ray(ray_address)
-        warm_up()
-    reclaim()  # ray.init set SIGTERM to sys.exit
-    store = StudyStore(tracking_uri)
-    while True:
-        try:
-            store.state(study_id)
-            return store
-        except StudyNotFoundError:
-            pass
-        if clock() >= deadline:
-            return None
+    try:
+        nice = trial_nice()
+    except ConfigError:  # the study's driver says so, once it has a study to fail
+        nice = DEFAULT_TRIAL_NICE
+    # ahead of its study, the driver's work (seconds of imports) yields the cores to the API
+    # and the trials of running studies, as trials do; its study runs at its usual share
+    with background_share(nice):
         with interruptible():
-            time.sleep(max(0.0, min(poll_s, deadline - clock())))
+            start_ray(ray_address)
+            warm_up()
+        reclaim()  # ray.init set SIGTERM to sys.exit
+        store = StudyStore(tracking_uri)
+        while True:
+            try:
+                store.state(study_id)
+                return store
+            except StudyNotFoundError:
+                pass
+            if clock() >= deadline:
+                return None
+            with interruptible():
+                time.sleep(max(0.0, min(poll_s, deadline - clock())))
 
 
 class TransientFault(RuntimeError):

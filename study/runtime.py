@@ -14,8 +14,12 @@ Importing this module imports only the standard library.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import time
+from collections.abc import Iterator
 from typing import Any
 
 #: Environment defaults (an operator's own value wins).
@@ -194,13 +198,42 @@ def own_cpu_share(nice: int) -> bool:
     now = _autogroup_nice()
     if now is None:
         return False
-    if now < nice:
+    return now >= nice or set_autogroup_nice(nice)
+
+
+def set_autogroup_nice(nice: int, *, tries: int = 20) -> bool:
+    """Set the niceness of this process's autogroup (its session's CPU share) to ``nice``;
+    True if done. Its owner may move it anywhere in 0-19. Linux refuses an unprivileged
+    write within 0.1 s of anyone else's (``EAGAIN``: two trials starting at once would),
+    so a refused write is tried again, ``tries`` times 0.1 s apart. Never raises."""
+    for attempt in range(tries):
         try:
             with open(AUTOGROUP, "w") as share:
                 share.write(str(nice))
-        except OSError:
-            return False
-    return True
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN or attempt == tries - 1:
+                return False
+            time.sleep(0.1)
+    return False
+
+
+@contextlib.contextmanager
+def background_share(nice: int) -> Iterator[bool]:
+    """While the block runs, this process's session's CPU share (its Linux autogroup) is at
+    niceness ``nice``; afterwards it is back where it was. For a process that works ahead of
+    its time (a warm study driver: imports, then waiting) and must not take the cores from
+    the API meanwhile. Only a session of the process's own is changed: one it leads, or its
+    parent leads (a Ray job's entrypoint runs as ``sh -c`` in a session of its own); never a
+    terminal's or a service's session shared with others. Yields whether it was lowered."""
+    before = _autogroup_nice()
+    own = hasattr(os, "getsid") and os.getsid(0) in (os.getpid(), os.getppid())
+    lowered = own and before is not None and 0 <= before < nice and set_autogroup_nice(nice)
+    try:
+        yield lowered
+    finally:
+        if lowered:
+            set_autogroup_nice(before)
 
 
 def _autogroup_nice() -> int | None:

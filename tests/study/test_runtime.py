@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,95 @@ def test_own_cpu_share_puts_a_process_in_an_autogroup_of_its_own_ranked_lower():
     idle = probe(0, 0)
     assert not idle["done"] and idle["sid"] == os.getsid(0) and idle["autogroup"] == mine
     assert own_cpu_share(0) is False and Path("/proc/self/autogroup").read_text().strip() == mine
+
+
+RATE_PROBE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from runtime import set_autogroup_nice  # study/runtime.py alone: it imports the stdlib only
+os.setsid()
+done = [set_autogroup_nice(n) for n in (3, 4, 5)]
+print(json.dumps({"done": done, "autogroup": open("/proc/self/autogroup").read().strip()}))
+"""
+
+
+@pytest.mark.skipif(
+    not (
+        Path("/proc/self/autogroup").exists()
+        and hasattr(os, "geteuid")
+        and os.geteuid() == 0
+        and shutil.which("setpriv")
+        and Path("/usr/bin/python3").exists()
+    ),
+    reason="needs Linux autogroups, root (to become nobody) and setpriv",
+)
+def test_an_autogroup_write_refused_for_its_rate_is_tried_again(tmp_path_factory):
+    """Linux refuses an unprivileged write of an autogroup's niceness within 0.1 s of anyone
+    else's (EAGAIN); two trials that start at once would meet it, and one of them kept the
+    API's share of the cores. As an unprivileged user (nobody), three writes in a row now
+    all land."""
+    import json
+    import subprocess
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="hpr-rate-", dir="/tmp"))  # readable by nobody
+    try:
+        where.chmod(0o755)
+        shutil.copy(Path(__file__).parents[2] / "study" / "runtime.py", where / "runtime.py")
+        (where / "runtime.py").chmod(0o644)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        out = subprocess.run(
+            [*as_nobody, "/usr/bin/python3", "-c", RATE_PROBE, str(where)],
+            capture_output=True, text=True, check=True, timeout=60, cwd=where,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    probe = json.loads(out.stdout)
+    assert probe["done"] == [True, True, True]
+    assert probe["autogroup"].endswith(" nice 5")
+
+
+BACKGROUND_PROBE = """
+import json, sys
+from study.runtime import background_share
+def read():
+    return open("/proc/self/autogroup").read().strip()
+before = read()
+with background_share(int(sys.argv[1])) as lowered:
+    inside = read()
+print(json.dumps({"before": before, "inside": inside, "after": read(), "lowered": lowered}))
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/autogroup").exists(), reason="no Linux autogroups on this kernel"
+)
+def test_background_share_lowers_a_session_of_its_own_and_puts_it_back():
+    """A warm driver's session (a Ray job's entrypoint runs in a new one) yields the cores
+    while it works ahead, and gets its share back for its study; a process in a session it
+    shares with others (a terminal's, a service's) never changes that session's share."""
+    import json
+    import subprocess
+    import sys
+
+    def probe(nice: int, *, launcher: list[str] | None = None, **popen) -> dict:
+        command = [sys.executable, "-c", BACKGROUND_PROBE, str(nice)]
+        if launcher:  # the probe as a grandchild: its parent leads no session
+            command = [*launcher, repr(command)]
+        out = subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=60, **popen
+        )
+        return json.loads(out.stdout)
+
+    own = probe(10, start_new_session=True)  # as Ray's job supervisor starts an entrypoint
+    assert own["lowered"] and own["inside"].endswith(" nice 10")
+    assert own["before"].endswith(" nice 0") and own["after"] == own["before"]
+
+    middle = "import subprocess, sys; subprocess.run(eval(sys.argv[1]), check=True)"
+    shared = probe(10, launcher=[sys.executable, "-c", middle])  # this test's session
+    mine = Path("/proc/self/autogroup").read_text().strip()
+    assert not shared["lowered"]
+    assert shared["before"] == shared["inside"] == shared["after"] == mine
 
 
 @pytest.mark.parametrize(
