@@ -186,6 +186,8 @@ def own_services(clients: int, duration: float, training: bool = False) -> None:
     def serve(cache: bool) -> str:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HPROBUST_")}
+        if "HPROBUST_WARM_DRIVER_S" in os.environ:  # e.g. 0: the service without a warm driver
+            env["HPROBUST_WARM_DRIVER_S"] = os.environ["HPROBUST_WARM_DRIVER_S"]
         env.update(
             HPROBUST_RAY_ADDRESS=head.url,
             HPROBUST_RAY_AUTH_TOKEN=head.extra["token"],

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from service.mlflow_auth import APP_ARGS
 from study.errors import HprobustError
+from study.runtime import ENVIRONMENT
 from study.vocab import Dependency
 
 log = logging.getLogger("hprobust.serve")
@@ -315,6 +316,8 @@ def start_ray_head(
     )
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env.pop("RAY_ADDRESS", None)
+    for name, value in ENVIRONMENT.items():  # as `hprobust` sets up its own process: among
+        env.setdefault(name, value)  # others, trial actors may leave the head's session
     for attempt in (1, 2):
         # distinct ports, picked again for the second attempt (one may have been taken since)
         picked = free_ports(len(RAY_PORT_OPTIONS), besides=[dashboard_port or 0])

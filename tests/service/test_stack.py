@@ -205,16 +205,24 @@ def test_group_alive_and_stop_group_on_a_real_process_group() -> None:
     assert leader.returncode == -signal.SIGTERM  # stopped by the TERM, not the KILL after
 
 
-def test_a_ray_head_stops_through_its_ray_start_process(tmp_path: Path) -> None:
+def test_a_ray_head_stops_through_its_ray_start_process(tmp_path: Path, monkeypatch) -> None:
     """``Child.stop`` of a real Ray head signals its ``ray start --block`` process, which
     stops the GCS, the raylet and the dashboard itself and exits: nothing of the head is
     left, and its leader was not killed. (Signalled as a whole group, the same head took
-    about 30 s to end here: past ``hprobust serve``'s 20 s grace, so it was killed.)"""
+    about 30 s to end here: past ``hprobust serve``'s 20 s grace, so it was killed.)
+
+    The head runs with the environment ``hprobust`` sets up for its own Ray whoever starts
+    it: its raylet lets workers leave their process group (so a trial's actor can take a
+    session and CPU share of its own), even when the caller never set that up (a
+    benchmark's head did not, and its trials kept the API's share of the cores)."""
     from service.stack import group_alive, start_ray_head
 
+    monkeypatch.delenv("RAY_process_group_cleanup_enabled", raising=False)
     head = start_ray_head(num_cpus=1, log_dir=tmp_path)
     members = [p for p in psutil.process_iter() if _group_of(p.pid) == head.pid]
     assert {"gcs_server", "raylet"} <= {p.name() for p in members}
+    raylet = next(p for p in members if p.name() == "raylet")
+    assert raylet.environ().get("RAY_process_group_cleanup_enabled") == "0"
     try:
         head.stop(grace_s=240)  # half of it for the head to stop by itself
         assert not group_alive(head.pid)
