@@ -224,15 +224,17 @@ def stand_by(
     every ``poll_s`` seconds (default :func:`standby_poll_s`). Returns the
     :class:`~study.records.store.StudyStore` it read it with once the study is recorded
     (queued, or anything but still being created), or None if it is not within ``wait_s``
-    seconds of the call. Nothing is written either way. A signal (SIGINT/SIGTERM: the
-    service stopping the warm driver) stops it at once, between reads. Meanwhile its session
-    runs at the trials' niceness (:func:`study.runtime.background_share`): the imports of a
-    driver put up while a study trains do not take the cores from the API.
+    seconds of the call. Nothing is written either way; a read that fails for a fault that
+    heals (:func:`study.faults.classify`: the store unreachable or full) is made again at
+    the next poll. A signal (SIGINT/SIGTERM: the service stopping the warm driver) stops it
+    at once, between reads. Meanwhile its session runs at the trials' niceness
+    (:func:`study.runtime.background_share`): the imports of a driver put up while a study
+    trains do not take the cores from the API.
 
     Call it inside :func:`study.tune.interrupts.deferred` in the main thread, as :func:`main`
     does.
     """
-    from study.errors import ConfigError, StudyNotFoundError
+    from study.errors import ConfigError
     from study.records.store import StudyStore
     from study.runtime import DEFAULT_TRIAL_NICE, background_share, trial_nice
     from study.tune.interrupts import interruptible, reclaim
@@ -252,16 +254,39 @@ def stand_by(
             warm_up()
         reclaim()  # ray.init set SIGTERM to sys.exit
         store = StudyStore(tracking_uri)
-        while True:
-            try:
-                store.state(study_id)
-                return store
-            except StudyNotFoundError:
-                pass
-            if clock() >= deadline:
-                return None
-            with interruptible():
-                time.sleep(max(0.0, min(poll_s, deadline - clock())))
+        found = await_study(store, study_id, deadline=deadline, poll_s=poll_s, clock=clock)
+    return store if found else None
+
+
+def await_study(
+    store: Any,
+    study_id: str,
+    *,
+    deadline: float,
+    poll_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Read ``store`` for the study every ``poll_s`` seconds until it is recorded (True) or
+    ``clock()`` reaches ``deadline`` (False). A read that fails for a fault that heals
+    (:func:`study.faults.classify`) is made again at the next poll; any other error is
+    raised. Between reads a signal stops it at once
+    (:func:`study.tune.interrupts.interruptible`)."""
+    from study.errors import StudyNotFoundError
+    from study.tune.interrupts import interruptible
+
+    while True:
+        try:
+            store.state(study_id)
+            return True
+        except StudyNotFoundError:
+            pass
+        except Exception as exc:  # a store that is down for a moment: read again later
+            if classify(exc) is None:
+                raise
+        if clock() >= deadline:
+            return False
+        with interruptible():
+            time.sleep(max(0.0, min(poll_s, deadline - clock())))
 
 
 class TransientFault(RuntimeError):
