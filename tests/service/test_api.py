@@ -397,13 +397,19 @@ def test_a_study_cancelled_at_once_and_resumed_holds_up_no_later_study(
     its cancelled job's submission id, Ray refused ("submission_id ... already exists"), the
     study showed ``paused: ray unreachable`` while ``/readyz`` said ready, and every later
     study stayed queued. Now it runs under the next submission id, ``/readyz`` and the study
-    agree (ready; nothing paused), and the later study runs to the end after it."""
+    agree (ready; nothing paused), and the later study runs to the end after it.
+
+    Through HTTP the cancel can land on either side of the driver's start: a warm driver
+    (``HPROBUST_WARM_DRIVER_S``) takes the study within a quarter second of the POST, so
+    whether ``started_at`` is set at the cancel is a race this test does not pin. Both orders
+    must come out the same here; the window before the start is pinned in
+    ``tests/service/test_scheduler.py``, which drives the scheduler's passes itself."""
     r = httpx.post(
         f"{api.url}/studies", json=tiny_spec(name="b2-cancelled"), headers=auth(api_token)
     )
     assert r.status_code == 202, r.text
     first = r.json()["id"]
-    wait_for(  # submitted: its job exists, its driver has not started the study yet
+    wait_for(  # submitted: its job exists (its driver may or may not have started it)
         lambda: study_state(api, first)["job"] == first,
         timeout_s=60,
         what="the study's job",
@@ -411,7 +417,6 @@ def test_a_study_cancelled_at_once_and_resumed_holds_up_no_later_study(
     )
     r = httpx.post(f"{api.url}/studies/{first}/cancel", headers=auth(api_token), timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
-    assert r.json()["started_at"] is None
     r = httpx.post(f"{api.url}/studies/{first}/resume", headers=auth(api_token), timeout=60)
     assert r.status_code == 202, r.text
     r = httpx.post(f"{api.url}/studies", json=tiny_spec(name="b2-later"), headers=auth(api_token))
