@@ -106,11 +106,14 @@ def run_study(
     return data_dir, wall
 
 
+DRIVER = "driver (hprobust run)"
+
+
 def process_kind(header: str) -> str:
     """A py-spy process frame (``process 12:"cmdline"``) -> what the process is."""
     cmd = header.split(":", 1)[-1]
     if "from study.cli import app" in cmd:
-        return "driver (hprobust run)"
+        return DRIVER
     for marker, kind in (
         ("default_worker.py", "Ray worker (trial actor)"),
         ("dashboard", "Ray dashboard / agent"),
@@ -130,10 +133,13 @@ def summarize_pyspy(raw: Path, top: int) -> None:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        header, frames = "?", stack
+        header, frames, depth = "?", stack, 0
         while frames.startswith("process ") and '";' in frames:  # parent processes first
             header, frames = frames.split('";', 1)  # (a command line may hold ';')
-        kind = process_kind(header)
+            depth += 1
+        # the process py-spy started (no parent in the line) is the driver, whatever its
+        # command line reads: Ray's driver shows an empty one in /proc
+        kind = DRIVER if depth == 1 else process_kind(header)
         n = int(count)
         samples[kind] += n
         seen = set()
@@ -146,7 +152,7 @@ def summarize_pyspy(raw: Path, top: int) -> None:
     print("\npy-spy CPU samples per process (100 Hz; a core busy 1 s = 100):")
     for kind, n in samples.most_common():
         print(f"  {n:7d}  {100 * n / total:5.1f} %  {kind}")
-    for kind in ("driver (hprobust run)", "Ray worker (trial actor)"):
+    for kind in (DRIVER, "Ray worker (trial actor)"):
         if kind not in inclusive:
             continue
         print(f"\nheaviest frames (inclusive samples) of the {kind}:")
