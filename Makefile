@@ -54,7 +54,7 @@ check: dev
 # The whole suite (what CI runs: .ci/run). Most of its time is spent waiting on Ray, servers
 # and studies, so it runs in TEST_WORKERS processes (pytest-xdist), each taking whole test
 # files (module fixtures stay in one process; every Ray, server and store is private to its
-# test). About 18 min on a quiet 2-core machine with 2 workers; TEST_WORKERS=0 runs it in one
+# test). About 20 min on a quiet 2-core machine with 2 workers; TEST_WORKERS=0 runs it in one
 # process (about 30 min).
 TEST_WORKERS ?= 2
 test: dev
