@@ -3,27 +3,18 @@ vmap vs hand-fused timing) and its figures are consistent with their definitions
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
+from tests.bench import load_bench
+
 pytestmark = pytest.mark.slow
-
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "gpu_throughput.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("gpu_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_gpu_throughput_runs_on_cpu(ray_local, tmp_path, capsys):
-    bench = _load()
+    bench = load_bench("gpu_throughput")
     out = tmp_path / "rows.json"
     argv = [
         "--device", "cpu", "--n-train", "64", "--batch", "16", "--depth", "8",

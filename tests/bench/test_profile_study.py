@@ -4,21 +4,13 @@ and the process py-spy started (the driver, whose command line Ray's driver leav
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "profile_study.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("profile_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.bench import load_bench
 
 
 def test_samples_go_to_the_driver_and_the_trial_actor(tmp_path: Path, capsys) -> None:
-    bench = _load()
+    bench = load_bench("profile_study")
     root = 'process 10:""'
     raylet = 'process 11:"/venv/ray/core/src/ray/raylet/raylet --raylet_socket_name=x;y"'
     worker = 'process 12:"/venv/python /venv/ray/_private/workers/default_worker.py --a"'
